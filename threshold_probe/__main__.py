@@ -1,0 +1,3 @@
+from threshold_probe.cli.app import main
+
+main()

@@ -1,0 +1,65 @@
+"""The one small interface every cluster implements. A cluster knows nothing of ladders."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from threshold_probe.models import JobResult, JobSpec
+
+
+class Check(BaseModel):
+    """One line of a preflight: what was checked, whether it is fine, and the fix if not."""
+
+    name: str
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str | None = None
+
+
+class Cluster(ABC):
+    """Where code runs. Implementations: local, ssh, slurm."""
+
+    kind: str = "abstract"
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+
+    def open(self) -> None:
+        """Connect or prepare; called once before the first job. Raises InfraError when unusable."""
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    @abstractmethod
+    def execute(self, job: JobSpec) -> JobResult:
+        """Stage the job's files, run its command under its limits, fetch files back.
+
+        Infrastructure trouble is reported in JobResult.infra_error, not raised.
+        """
+
+    def execute_many(self, jobs: Sequence[JobSpec]) -> list[JobResult]:
+        """Run several jobs; clusters with a queue run them concurrently (a job array)."""
+        return [self.execute(job) for job in jobs]
+
+    def cancel_all(self) -> None:
+        """Cancel every job this object started (Ctrl-C). Must not raise."""
+
+    def preflight(self) -> list[Check]:
+        """Check that the cluster can run probes; one Check per aspect."""
+        return []
+
+    def describe(self) -> dict[str, str]:
+        """Short facts for report headers (kind, host, python)."""
+        return {"kind": self.kind}
+
+    def __enter__(self) -> Cluster:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

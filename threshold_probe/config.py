@@ -1,0 +1,202 @@
+"""probe.toml (or [tool.threshold-probe] in pyproject.toml), validated with pydantic."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from threshold_probe.errors import UserError
+from threshold_probe.models import Limits
+from threshold_probe.units import parse_duration, parse_memory
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_NAMES = ("probe.toml", "pyproject.toml")
+
+
+class _ClusterBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory: str | None = None
+    time: str | None = None
+    cores: int | None = Field(default=None, ge=1)
+
+    @field_validator("memory")
+    @classmethod
+    def _check_memory(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_memory(v)
+        return v
+
+    @field_validator("time")
+    @classmethod
+    def _check_time(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    def limits(self) -> Limits:
+        """The limits this cluster applies when the command line does not override them."""
+        return Limits(
+            memory_bytes=parse_memory(self.memory) if self.memory else None,
+            time_s=parse_duration(self.time) if self.time else None,
+            cores=self.cores,
+        )
+
+
+class LocalClusterConfig(_ClusterBase):
+    """This machine: every probe in a fresh interpreter."""
+
+    type: Literal["local"] = "local"
+    python: str = sys.executable
+    workdir: str | None = None
+    # Defaults give a real, fast threshold on the default ladder (see README: "the main job").
+    memory: str | None = "1GB"
+    time: str | None = "120s"
+
+
+class SSHClusterConfig(_ClusterBase):
+    """A host reached over SSH (a hostname or an alias from ~/.ssh/config)."""
+
+    type: Literal["ssh"]
+    host: str
+    user: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    identity_file: str | None = None
+    python: str = "python3"
+    workdir: str = "~/.threshold-probe"
+    host_key_policy: Literal["reject", "accept-new"] = "reject"
+    password_env: str | None = None
+    ssh_config: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 600.0
+
+
+class SlurmClusterConfig(_ClusterBase):
+    """A SLURM cluster, reached through its login node over SSH, or on this machine."""
+
+    type: Literal["slurm"]
+    host: str | None = None
+    user: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    identity_file: str | None = None
+    host_key_policy: Literal["reject", "accept-new"] = "reject"
+    password_env: str | None = None
+    ssh_config: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float = 10.0
+    python: str = "python3"
+    workdir: str = "~/.threshold-probe"
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gres: str | None = None
+    modules: list[str] = Field(default_factory=list)
+    setup: list[str] = Field(default_factory=list)
+    sbatch_args: list[str] = Field(default_factory=list)
+    slurm_conf: str | None = None
+    poll_interval: float = 0.5
+    array_throttle: int | None = None
+
+
+ClusterConfig = Annotated[
+    LocalClusterConfig | SSHClusterConfig | SlurmClusterConfig, Field(discriminator="type")
+]
+
+
+class Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: str = "local"
+    pipeline: str = "native"
+    ladder: str = "default"
+
+
+class NightlyConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    clusters: list[str] | None = None
+    pipelines: list[str] = Field(default_factory=lambda: ["native"])
+    ladders: list[str] = Field(default_factory=lambda: ["default"])
+    output: str = "reports/nightly"
+    baseline: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProbeConfig(BaseModel):
+    """The whole configuration. Every field has a default, so no file at all is valid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reports_dir: str = "reports"
+    defaults: Defaults = Field(default_factory=Defaults)
+    clusters: dict[str, ClusterConfig] = Field(default_factory=dict)
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)
+    #: Folder the config was read from; relative paths in it are relative to this.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def cluster(self, name: str) -> LocalClusterConfig | SSHClusterConfig | SlurmClusterConfig:
+        """The named cluster's config; `local` exists even when no file names it."""
+        if name in self.clusters:
+            return self.clusters[name]
+        if name == "local":
+            return LocalClusterConfig()
+        known = ", ".join(sorted({"local", *self.clusters})) or "local"
+        raise UserError(f"unknown cluster {name!r}: known clusters are {known}")
+
+    def cluster_names(self) -> list[str]:
+        return sorted({"local", *self.clusters})
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).endswith("Config"))
+    return f"{path}: {where}: {first['msg']}"
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """probe.toml, or a pyproject.toml with [tool.threshold-probe], in start or its parents."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        p = folder / "probe.toml"
+        if p.is_file():
+            return p
+        pp = folder / "pyproject.toml"
+        if pp.is_file():
+            try:
+                data = tomllib.loads(pp.read_text())
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if "threshold-probe" in data.get("tool", {}):
+                return pp
+    return None
+
+
+def load_config(path: Path | None = None) -> ProbeConfig:
+    """Load and validate the config; with no path, search upwards from the current folder."""
+    if path is None:
+        path = find_config()
+        if path is None:
+            return ProbeConfig()
+    elif not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc.strerror}") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("threshold-probe", {})
+    try:
+        cfg = ProbeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(path, exc)) from None
+    cfg.base_dir = path.parent.resolve()
+    return cfg

@@ -1,0 +1,35 @@
+"""Errors a user can meet, each mapped to a documented exit code."""
+
+from __future__ import annotations
+
+
+class ProbeError(Exception):
+    """Base of every expected error; printed as one line, never as a traceback."""
+
+    exit_code = 1
+
+
+class UserError(ProbeError):
+    """Bad input the user can fix: config, ladder, path, cluster name (exit 2)."""
+
+    exit_code = 2
+
+
+class InfraError(ProbeError):
+    """The far side cannot be used: unreachable host, dead controller (exit 3)."""
+
+    exit_code = 3
+
+
+class Interrupted(ProbeError):
+    """SIGINT (exit 130) or SIGTERM (exit 143) stopped a run."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_USER = 2
+EXIT_INFRA = 3

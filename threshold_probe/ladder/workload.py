@@ -1,0 +1,55 @@
+"""A workload: the generated source of one level, and the function it defines."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The readable module source of one level, and the name of the function to call.
+
+    `qualname` is how to reach the function from the module namespace: `workload_7` for a
+    module-level function, `Workload7.run` for a static method, `make_workload_7()` style
+    factories for nested definitions (see `definition_scope`).
+    """
+
+    name: str
+    source: str
+    func_name: str
+    level: int | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+    #: 'module', 'nested' or 'method': how the function is defined in `source`.
+    definition_scope: str = "module"
+    #: Expression that yields the function, evaluated in the module namespace.
+    accessor: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @property
+    def module_name(self) -> str:
+        # A name that cannot be imported on the far side, so cloudpickle ships it by value.
+        return f"threshold_probe_workload_{self.sha256[:12]}"
+
+    def load(self) -> Callable[..., Any]:
+        """Execute the source in a fresh module and return the function it defines."""
+        module = types.ModuleType(self.module_name)
+        module.__dict__["__file__"] = f"<{self.name}>"
+        code = compile(self.source, f"<{self.name}>", "exec")
+        # Registered while executing so that decorators and inspect see a real module.
+        sys.modules[self.module_name] = module
+        try:
+            exec(code, module.__dict__)
+            func = eval(self.accessor or self.func_name, module.__dict__)
+        finally:
+            sys.modules.pop(self.module_name, None)
+        if not callable(func):
+            raise TypeError(f"{self.name}: {self.accessor or self.func_name} is not callable")
+        return func  # type: ignore[no-any-return]

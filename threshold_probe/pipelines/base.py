@@ -1,0 +1,68 @@
+"""How a function travels to a cluster and back. A pipeline knows nothing of SSH or SLURM."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from threshold_probe.clusters.base import Cluster
+from threshold_probe.ladder.workload import Workload
+from threshold_probe.models import JobResult, JobSpec, Limits, Observation
+
+
+class ClientSideError(Exception):
+    """The pipeline failed on this machine before dispatch (for example, pickling failed)."""
+
+    def __init__(self, failure_class: str, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.failure_class = failure_class
+        self.exc = exc
+
+
+class Pipeline(ABC):
+    """Build a job from a workload, and turn what the cluster saw into an observation.
+
+    Most pipelines only implement `build` and `observe`; one that drives a whole third-party
+    runner overrides `dispatch`.
+    """
+
+    name: ClassVar[str] = "abstract"
+
+    @abstractmethod
+    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
+        """The job that runs this workload. Raise ClientSideError when it cannot be built."""
+
+    @abstractmethod
+    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
+        """Fill `obs` from the job's result and fetched files (meta.json, result.json, logs)."""
+
+    def dispatch(
+        self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
+    ) -> Observation:
+        """One probe: build, execute on the cluster, observe."""
+        started = time.time()
+        obs = Observation(
+            probe_id=probe_id,
+            level=workload.level,
+            workload=workload.name,
+            cluster=cluster.name,
+            pipeline=self.name,
+            limits=limits,
+            started_at=started,
+            wall_s=0.0,
+            job=JobResult(),
+        )
+        try:
+            job = self.build(workload, probe_id, limits, local_dir)
+        except ClientSideError as exc:
+            obs.client_error = str(exc)
+            obs.client_error_type = exc.failure_class
+            obs.wall_s = time.time() - started
+            return obs
+        result = cluster.execute(job)
+        obs.job = result
+        obs = self.observe(workload, job, result, obs)
+        obs.wall_s = time.time() - started
+        return obs
