@@ -148,3 +148,5 @@ class ProbeRecord(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     observation: Observation
     verdict: Verdict
+    #: The probe id of an earlier identical probe whose verdict this record reuses.
+    cached_from: str | None = None

@@ -24,6 +24,9 @@ class Cluster(ABC):
     """Where code runs. Implementations: local, ssh, slurm."""
 
     kind: str = "abstract"
+    #: True when execute_many runs its jobs concurrently (a queue, a job array): a sweep then
+    #: sends every level in one batch instead of one at a time.
+    concurrent: bool = False
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name

@@ -1,0 +1,343 @@
+"""The far-side runner: load a pickled function, run it, and report what happened as JSON.
+
+Usage, with the job folder as the working directory::
+
+    python runner.py payload.pkl
+
+Needs only the standard library and cloudpickle, and runs on Python 3.8 or newer. The payload is
+either a callable (called with no arguments) or a dict ``{"func": f, "args": [...], "kwargs": {...}}``.
+
+It writes two files in the working directory, each atomically (a temporary name, then os.replace):
+
+``meta.json`` (always; first written before loading the payload, so a hard kill leaves evidence)
+    ``status`` ("started", "running", "ok" or "error"), ``stage`` (the stage running or failed:
+    "setup", "deserialize", "execute" or "serialize"), ``t`` (time.time() stamps: ``runner_start``,
+    ``deserialize_start``/``_end``, ``execute_start``/``_end``, ``serialize_start``/``_end``,
+    ``runner_end``), peak RSS of the process and its children in KB, CPU times, the exception
+    (type, module, message, traceback, stage), the Python and cloudpickle versions, hostname, pid,
+    the resource limits in force, and the planned exit code.
+
+``result.json`` (only on success)
+    ``type``, ``size`` (bytes of the JSON form, or of the repr when the result is not JSON-able),
+    ``encoding`` ("json" or "repr"), ``repr`` (at most 200 characters), ``sha256`` (of the JSON or
+    repr bytes) and ``pickle_size``.
+
+A result "could not be serialized" when ``cloudpickle.dumps(result)`` fails, because that is what
+real runners do with a result (a generator, a lock, an open socket): stage "serialize". A result
+that pickles but is not JSON-able is fine; its summary is built from its repr instead.
+
+The runner never writes a pickle for the client to load.
+
+Exit codes:
+
+== ==========================================================================
+ 0 success: the function returned and its result was serialized
+10 setup: bad usage, or the payload file could not be read
+11 deserialize: the payload could not be loaded (cloudpickle missing, version difference)
+12 execute: the function raised (any exception, MemoryError and SystemExit included)
+13 serialize: the result could not be pickled
+14 meta.json could not be written at the end (for example a full disk)
+== ==========================================================================
+"""
+
+# The first statement: the runner's start as close to interpreter start-up as possible.
+import time
+
+_RUNNER_START = time.time()
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+try:  # pragma: no cover - resource exists on every POSIX system
+    import resource
+except ImportError:  # pragma: no cover
+    resource = None  # type: ignore[assignment]
+
+EXIT_OK = 0
+EXIT_SETUP = 10
+EXIT_DESERIALIZE = 11
+EXIT_EXECUTE = 12
+EXIT_SERIALIZE = 13
+EXIT_META = 14
+
+EXIT_CODES = {
+    "setup": EXIT_SETUP,
+    "deserialize": EXIT_DESERIALIZE,
+    "execute": EXIT_EXECUTE,
+    "serialize": EXIT_SERIALIZE,
+}
+
+META_NAME = "meta.json"
+RESULT_NAME = "result.json"
+REPR_LIMIT = 200
+TRACEBACK_LIMIT = 20000
+
+# Kept aside so that the runner can still write meta.json after a MemoryError.
+_RESERVE = bytearray(1024 * 1024)
+
+
+def _write_json(name, data):
+    """Write `data` as JSON to `name` atomically: a temporary name, then os.replace."""
+    tmp = "{}.tmp.{}".format(name, os.getpid())
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True, default=repr)
+        fh.flush()
+    os.replace(tmp, name)
+
+
+def _rusage():
+    """Peak RSS (KB) and CPU seconds of this process and its waited-for children."""
+    if resource is None:  # pragma: no cover
+        return {}
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # ru_maxrss is KB on Linux and bytes on macOS.
+    scale = 1.0 / 1024 if sys.platform == "darwin" else 1.0
+    return {
+        "rss_peak_kb_self": int(me.ru_maxrss * scale),
+        "rss_peak_kb_children": int(kids.ru_maxrss * scale),
+        "cpu": {
+            "user": me.ru_utime,
+            "system": me.ru_stime,
+            "children_user": kids.ru_utime,
+            "children_system": kids.ru_stime,
+        },
+    }
+
+
+def _limits():
+    """The resource limits in force, as the far side sees them (None means unlimited)."""
+    out = {}
+    if resource is not None:
+        for name in ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE"):
+            if hasattr(resource, name):
+                try:
+                    soft = resource.getrlimit(getattr(resource, name))[0]
+                except (OSError, ValueError):  # pragma: no cover
+                    continue
+                out[name] = None if soft == resource.RLIM_INFINITY else soft
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            out["cpus"] = len(os.sched_getaffinity(0))
+        except OSError:  # pragma: no cover
+            pass
+    return out
+
+
+def _cloudpickle_version():
+    mod = sys.modules.get("cloudpickle")
+    return getattr(mod, "__version__", None) if mod is not None else None
+
+
+def _describe_exception(exc, stage):
+    """The exception as plain data: type, module, message and the full traceback."""
+    cls = type(exc)
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not hide the failure
+        message = "<str() failed>"
+    try:
+        tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    except Exception:  # pragma: no cover
+        tb = "<traceback unavailable>"
+    if len(tb) > TRACEBACK_LIMIT:
+        # Keep both ends: the outermost call and the raising frame.
+        half = TRACEBACK_LIMIT // 2
+        tb = tb[:half] + "\n[... traceback truncated ...]\n" + tb[-half:]
+    return {
+        "type": cls.__name__,
+        "module": cls.__module__,
+        "qualname": getattr(cls, "__qualname__", cls.__name__),
+        "message": message,
+        "traceback": tb,
+        "stage": stage,
+    }
+
+
+class Runner(object):
+    """One run of one payload; `meta` is what meta.json holds."""
+
+    def __init__(self, payload_path):
+        self.payload_path = payload_path
+        self.meta = {
+            "schema": 1,
+            "status": "started",
+            "stage": "setup",
+            "t": {"runner_start": _RUNNER_START},
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "hostname": socket.gethostname(),
+            "python": platform.python_version(),
+            "python_full": sys.version,
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "platform": sys.platform,
+            "cwd": os.getcwd(),
+            "cloudpickle": None,
+            "payload": payload_path,
+            "payload_size": None,
+            "limits": _limits(),
+            "exception": None,
+            "exit_code": None,
+        }
+
+    def stamp(self, name):
+        self.meta["t"][name] = time.time()
+
+    def checkpoint(self, status, stage):
+        """Write meta.json now, so that a hard kill in the next stage leaves this much evidence."""
+        self.meta["status"] = status
+        self.meta["stage"] = stage
+        self.meta["cloudpickle"] = _cloudpickle_version()
+        self.meta.update(_rusage())
+        _write_json(META_NAME, self.meta)
+
+    def fail(self, exc, stage):
+        """Record an exception in `stage`; returns the exit code for that stage."""
+        global _RESERVE
+        _RESERVE = None  # give the memory back first: this may be a MemoryError
+        self.meta["exception"] = _describe_exception(exc, stage)
+        try:
+            # stderr carries the traceback too, as any runner's log would.
+            sys.stderr.write("threshold-probe runner: {} failed\n".format(stage))
+            sys.stderr.write(self.meta["exception"]["traceback"])
+            sys.stderr.flush()
+        except Exception:  # pragma: no cover - a closed stderr must not hide the failure
+            pass
+        self.meta["status"] = "error"
+        self.meta["stage"] = stage
+        return EXIT_CODES[stage]
+
+    def finish(self, code):
+        """Write the final meta.json and return the exit code."""
+        self.stamp("runner_end")
+        self.meta["exit_code"] = code
+        self.meta["cloudpickle"] = _cloudpickle_version()
+        self.meta.update(_rusage())
+        try:
+            _write_json(META_NAME, self.meta)
+        except Exception as exc:  # a full disk or quota: say so on stderr, the only channel left
+            sys.stderr.write("threshold-probe runner: cannot write {}: {}: {}\n".format(
+                META_NAME, type(exc).__name__, exc))
+            return EXIT_META if code == EXIT_OK else code
+        return code
+
+    def run(self):
+        """Deserialize, execute, serialize; returns the exit code."""
+        try:
+            self.checkpoint("started", "setup")
+        except Exception as exc:
+            sys.stderr.write("threshold-probe runner: cannot write {}: {}: {}\n".format(
+                META_NAME, type(exc).__name__, exc))
+            sys.stderr.flush()
+            return EXIT_META
+
+        # --- deserialize ---------------------------------------------------------------
+        self.stamp("deserialize_start")
+        try:
+            with open(self.payload_path, "rb") as fh:
+                data = fh.read()
+            self.meta["payload_size"] = len(data)
+        except BaseException as exc:
+            return self.finish(self.fail(exc, "setup"))
+        try:
+            # Imported here so that a missing cloudpickle is a deserialize failure on record.
+            import cloudpickle
+
+            payload = cloudpickle.loads(data)
+            del data
+            func, args, kwargs = _unpack(payload)
+        except BaseException as exc:
+            self.stamp("deserialize_end")
+            return self.finish(self.fail(exc, "deserialize"))
+        self.stamp("deserialize_end")
+        try:
+            self.checkpoint("running", "execute")
+        except Exception:  # the final write will report it
+            pass
+
+        # --- execute -------------------------------------------------------------------
+        self.stamp("execute_start")
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt are workload failures too
+            self.stamp("execute_end")
+            return self.finish(self.fail(exc, "execute"))
+        self.stamp("execute_end")
+        self.meta["stage"] = "serialize"
+
+        # --- serialize -----------------------------------------------------------------
+        self.stamp("serialize_start")
+        try:
+            summary = summarize(result, cloudpickle)
+            _write_json(RESULT_NAME, summary)
+        except BaseException as exc:
+            self.stamp("serialize_end")
+            return self.finish(self.fail(exc, "serialize"))
+        self.stamp("serialize_end")
+        self.meta["status"] = "ok"
+        return self.finish(EXIT_OK)
+
+
+def _unpack(payload):
+    """(func, args, kwargs) from a bare callable or a {"func", "args", "kwargs"} dict."""
+    if isinstance(payload, dict) and "func" in payload:
+        return payload["func"], tuple(payload.get("args") or ()), dict(payload.get("kwargs") or {})
+    if not callable(payload):
+        raise TypeError("payload is a {}, not a callable".format(type(payload).__name__))
+    return payload, (), {}
+
+
+def summarize(result, cloudpickle):
+    """The JSON summary of a result; raises when the result cannot be pickled."""
+    pickled = cloudpickle.dumps(result)
+    try:
+        encoded = json.dumps(result, sort_keys=True).encode("utf-8")
+        encoding = "json"
+    except (TypeError, ValueError, RecursionError):
+        encoded = _safe_repr(result).encode("utf-8", "replace")
+        encoding = "repr"
+    short = _safe_repr(result)
+    if len(short) > REPR_LIMIT:
+        short = short[: REPR_LIMIT - 3] + "..."
+    cls = type(result)
+    return {
+        "type": cls.__name__ if cls.__module__ == "builtins" else "{}.{}".format(cls.__module__, cls.__name__),
+        "size": len(encoded),
+        "encoding": encoding,
+        "repr": short,
+        "sha256": hashlib.sha256(encoded).hexdigest(),
+        "pickle_size": len(pickled),
+    }
+
+
+def _safe_repr(obj):
+    try:
+        return repr(obj)
+    except Exception as exc:
+        return "<repr failed: {}>".format(type(exc).__name__)
+
+
+def main(argv=None):
+    """Run the payload named on the command line; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python runner.py payload.pkl\n")
+        return EXIT_SETUP
+    code = Runner(args[0]).run()
+    # The workload may have buffered output; flush it before the interpreter tears down.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pragma: no cover
+            pass
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The SQLite journal (reports/probe.db) and the run folders (reports/<run-id>/).
+
+Every probe is journalled before it is dispatched and again when it finishes, so that a run
+killed at any point can be resumed and its report still loads. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from threshold_probe.errors import UserError
+from threshold_probe.models import Limits, ProbeRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    cluster TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    ladder TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    params TEXT NOT NULL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS probes (
+    probe_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    level INTEGER,
+    attempt INTEGER NOT NULL,
+    cache_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    dispatched_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT,
+    failure_class TEXT,
+    signature TEXT,
+    record TEXT
+);
+CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id);
+CREATE INDEX IF NOT EXISTS probes_cache ON probes(cache_key, state);
+"""
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write a file so that readers see the old content or the new, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunInfo(BaseModel):
+    """One row of the runs table."""
+
+    run_id: str
+    kind: str
+    cluster: str
+    pipeline: str
+    ladder: str
+    status: str
+    started_at: float
+    finished_at: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+
+def cache_key(workload_hash: str, pipeline: str, cluster: str, limits: Limits) -> str:
+    """Probes with the same key would do the same thing, so a finished one can stand in."""
+    lim = limits.model_dump_json()
+    return f"{workload_hash[:20]}|{pipeline}|{cluster}|{lim}"
+
+
+class Store:
+    """The journal and artifact folders under one reports directory."""
+
+    def __init__(self, reports_dir: Path) -> None:
+        self.root = reports_dir
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create reports folder {reports_dir}: {exc.strerror}") from None
+        self.db_path = self.root / "probe.db"
+        try:
+            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # runs -------------------------------------------------------------------------------
+    def new_run_id(self, kind: str) -> str:
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def probe_dir(self, run_id: str, probe_id: str) -> Path:
+        return self.root / run_id / "probes" / probe_id
+
+    def start_run(self, info: RunInfo) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    info.run_id,
+                    info.kind,
+                    info.cluster,
+                    info.pipeline,
+                    info.ladder,
+                    info.status,
+                    info.started_at,
+                    info.finished_at,
+                    json.dumps(info.params),
+                    json.dumps(info.summary) if info.summary is not None else None,
+                ),
+            )
+        self.run_dir(info.run_id).mkdir(parents=True, exist_ok=True)
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        """Record the run's result: journal row first, then run.json written atomically."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status=?, finished_at=?, summary=? WHERE run_id=?",
+                (status, time.time(), json.dumps(summary), run_id),
+            )
+        atomic_write(self.run_dir(run_id) / "run.json", json.dumps(summary, indent=2, default=str))
+
+    def _row_to_info(self, row: tuple[Any, ...]) -> RunInfo:
+        return RunInfo(
+            run_id=row[0],
+            kind=row[1],
+            cluster=row[2],
+            pipeline=row[3],
+            ladder=row[4],
+            status=row[5],
+            started_at=row[6],
+            finished_at=row[7],
+            params=json.loads(row[8]),
+            summary=json.loads(row[9]) if row[9] else None,
+        )
+
+    def runs(self, limit: int | None = None, **filters: str | None) -> list[RunInfo]:
+        """Past runs, newest first, optionally filtered by cluster, pipeline, ladder or kind."""
+        where, args = [], []
+        for key in ("cluster", "pipeline", "ladder", "kind", "status"):
+            if filters.get(key):
+                where.append(f"{key}=?")
+                args.append(filters[key])
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._row_to_info(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def get_run(self, run_id: str | None) -> RunInfo:
+        """A run by id, 'latest' or None (the newest); UserError when there is none."""
+        if run_id in (None, "latest"):
+            runs = self.runs(limit=1)
+            if not runs:
+                raise UserError(f"no runs recorded in {self.root} yet: start one with `probe bisect`")
+            return runs[0]
+        row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            rows = self._db.execute(
+                "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC", (f"{run_id}%",)
+            ).fetchall()
+            if len(rows) == 1:
+                row = rows[0]
+            else:
+                raise UserError(f"no run {run_id!r} in {self.db_path}: `probe runs` lists them")
+        return self._row_to_info(row)
+
+    # probes -----------------------------------------------------------------------------
+    def probe_dispatched(self, run_id: str, probe_id: str, level: int | None, attempt: int, key: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO probes (probe_id, run_id, level, attempt, cache_key, state, dispatched_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (probe_id, run_id, level, attempt, key, "dispatched", time.time()),
+            )
+
+    def probe_finished(self, record: ProbeRecord, key: str) -> None:
+        """Journal a finished probe and write its observation file."""
+        pdir = self.probe_dir(record.run_id, record.probe_id)
+        atomic_write(pdir / "probe.json", record.model_dump_json(indent=2, by_alias=True))
+        with self._tx() as db:
+            db.execute(
+                "UPDATE probes SET state='done', finished_at=?, status=?, failure_class=?, signature=?,"
+                " record=?, cache_key=? WHERE probe_id=?",
+                (
+                    time.time(),
+                    record.verdict.status,
+                    record.verdict.failure_class,
+                    record.verdict.signature,
+                    record.model_dump_json(by_alias=True),
+                    key,
+                    record.probe_id,
+                ),
+            )
+
+    def probes(self, run_id: str) -> list[ProbeRecord]:
+        """Finished probes of a run, in dispatch order."""
+        rows = self._db.execute(
+            "SELECT record FROM probes WHERE run_id=? AND state='done' ORDER BY dispatched_at", (run_id,)
+        ).fetchall()
+        return [ProbeRecord.model_validate_json(r[0]) for r in rows]
+
+    def unfinished(self, run_id: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM probes WHERE run_id=? AND state='dispatched'", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def cached(self, key: str, run_id: str | None = None) -> list[ProbeRecord]:
+        """Finished pass/fail probes with this cache key (skips are never reused)."""
+        sql = "SELECT record FROM probes WHERE cache_key=? AND state='done' AND status IN ('pass','fail')"
+        args: list[Any] = [key]
+        if run_id is not None:
+            sql += " AND run_id=?"
+            args.append(run_id)
+        rows = self._db.execute(sql + " ORDER BY dispatched_at", args).fetchall()
+        return [ProbeRecord.model_validate_json(r[0]) for r in rows]

@@ -1,0 +1,96 @@
+"""The run summary: the one documented JSON shape of a run (run.json, `--json`, reports).
+
+Bump SCHEMA_VERSION when a field changes meaning or goes away; adding a field does not bump it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+RunKind = Literal["run", "sweep", "bisect", "isolate", "compare-pipelines", "nightly"]
+LevelSummary = Literal["good", "bad", "skip", "flaky"]
+
+
+class FailureSummary(BaseModel):
+    """The failure a run found: class, signature, one-line explanation and evidence lines."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    failure_class: str = Field(alias="class")
+    signature: str | None = None
+    explanation: str | None = None
+    evidence: list[str] = Field(default_factory=list)
+
+
+class ProbeSummary(BaseModel):
+    """One probe, as listed in `probes`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    probe_id: str
+    level: int | None
+    attempt: int = 1
+    verdict: Literal["pass", "fail", "skip"]
+    failure_class: str | None = Field(default=None, alias="class")
+    signature: str | None = None
+    #: Seconds per stage (connect, stage_in, queue, startup, deserialize, execute, serialize, stage_out).
+    timings: dict[str, float] = Field(default_factory=dict)
+    wall_s: float | None = None
+    peak_rss_mb: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    #: The verdict came from an earlier identical probe (same workload, pipeline, cluster, limits).
+    cached: bool = False
+    #: Dimension values, present when they differ from the ladder's level (isolate probes).
+    spec: dict[str, Any] | None = None
+    #: A different failure from the one hunted with --match: treated like a skip.
+    different_failure: bool = False
+
+
+class LevelRow(BaseModel):
+    """One level of the ladder as the run saw it: static metrics and the verdicts of its probes."""
+
+    level: int
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    summary: LevelSummary | None = None
+    pass_rate: float | None = None
+    probes: int = 0
+    failure_class: str | None = None
+
+
+class RunSummary(BaseModel):
+    """Everything a report needs about one run."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    kind: RunKind
+    status: Literal["running", "completed", "interrupted", "error"] = "completed"
+    cluster: str
+    pipeline: str
+    ladder: str
+    limits: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    cluster_info: dict[str, str] = Field(default_factory=dict)
+    started_at: float
+    finished_at: float | None = None
+    #: The search's own verdict: status (found, lowest_fails, highest_passes, flaky, inconclusive,
+    #: swept) and a plain sentence.
+    search_status: str | None = None
+    message: str = ""
+    last_pass: int | None = None
+    first_fail: int | None = None
+    flaky_band: list[int] | None = None
+    failure: FailureSummary | None = None
+    levels: list[LevelRow] = Field(default_factory=list)
+    probes: list[ProbeSummary] = Field(default_factory=list)
+    #: Isolation findings (isolate runs): drivers, per-dimension sufficient/necessary/threshold.
+    isolate: dict[str, Any] | None = None
+    #: Parameters of the command, enough to resume it.
+    params: dict[str, Any] = Field(default_factory=dict)
+    reports_dir: str | None = None
