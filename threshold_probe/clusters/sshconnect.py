@@ -1,0 +1,202 @@
+"""Open a paramiko connection chain (jump hosts first) with our own sockets and host-key checks.
+
+Every hop is a paramiko SSHClient whose socket we create: a TCP socket with TCP_NODELAY for the
+first hop, a `direct-tcpip` channel through the previous hop for the others. Host keys are checked
+against one known_hosts file:
+
+- `reject`: an unknown host is refused;
+- `accept-new`: an unknown host is added to the file, once;
+- a CHANGED key is refused under both policies, with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from threshold_probe.clusters.sshconfig import SSHTarget
+from threshold_probe.clusters.transport import HostKeyError, TransportError, set_nodelay
+
+_append_lock = threading.Lock()
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """`SHA256:...` as `ssh-keygen -l` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class _Policy(paramiko.MissingHostKeyPolicy):
+    """Decides about hosts absent from known_hosts; changed keys never reach this policy."""
+
+    def __init__(self, policy: str, known_hosts: Path) -> None:
+        self.policy = policy
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.policy != "accept-new":
+            raise HostKeyError(
+                f"host {hostname} is not in {self.known_hosts} ({key.get_name()} {fingerprint(key)}); "
+                f"fix: check the fingerprint with the host's administrator, then add it with "
+                f"`ssh-keyscan -p PORT HOST >> {self.known_hosts}`, or set host_key_policy = \"accept-new\""
+            )
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        with _append_lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as fh:
+                fh.write(line)
+
+
+def open_chain(
+    target: SSHTarget,
+    *,
+    known_hosts: Path,
+    policy: str,
+    password: str | None,
+    timeout: float,
+    keepalive_s: int,
+    allow_agent: bool = True,
+) -> list[paramiko.SSHClient]:
+    """Connect to every jump host, then the target; returns the clients, target last.
+
+    Raises HostKeyError for an unknown (under `reject`) or changed key, TransportError for any
+    other trouble. On failure every client already opened is closed.
+    """
+    clients: list[paramiko.SSHClient] = []
+    hops = [*target.jumps, target]
+    try:
+        sock: Any = None
+        for i, hop in enumerate(hops):
+            sock = _tcp_connect(hop, timeout) if i == 0 else _tunnel(clients[-1], hop, timeout)
+            clients.append(
+                _connect_hop(
+                    hop,
+                    sock,
+                    known_hosts=known_hosts,
+                    policy=policy,
+                    # The password belongs to the target; jump hosts use keys or the agent.
+                    password=password if hop is target else None,
+                    timeout=timeout,
+                    allow_agent=allow_agent,
+                )
+            )
+            t = clients[-1].get_transport()
+            if t is not None:
+                t.set_keepalive(keepalive_s)
+    except BaseException:
+        for client in reversed(clients):
+            with contextlib.suppress(Exception):
+                client.close()
+        raise
+    return clients
+
+
+def _tcp_connect(hop: SSHTarget, timeout: float) -> socket.socket:
+    try:
+        sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
+    except TimeoutError as exc:
+        raise TransportError(f"{hop.display()}: connection timed out after {timeout:g}s") from exc
+    except ConnectionRefusedError as exc:
+        raise TransportError(
+            f"{hop.display()}: connection refused (is sshd running on port {hop.port}?)"
+        ) from exc
+    except socket.gaierror as exc:
+        raise TransportError(f"{hop.display()}: cannot resolve host name: {exc.strerror}") from exc
+    except OSError as exc:
+        raise TransportError(f"{hop.display()}: cannot connect: {exc.strerror or exc}") from exc
+    set_nodelay(sock)
+    return sock
+
+
+def _tunnel(via: paramiko.SSHClient, hop: SSHTarget, timeout: float) -> paramiko.Channel:
+    t = via.get_transport()
+    if t is None:
+        raise TransportError(f"jump host closed before reaching {hop.display()}")
+    try:
+        return t.open_channel("direct-tcpip", (hop.hostname, hop.port), ("127.0.0.1", 0), timeout=timeout)
+    except paramiko.ChannelException as exc:
+        raise TransportError(f"{hop.display()}: jump host cannot reach it: {exc.text}") from exc
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise TransportError(f"{hop.display()}: tunnel through jump host failed: {exc}") from exc
+
+
+def _connect_hop(
+    hop: SSHTarget,
+    sock: Any,
+    *,
+    known_hosts: Path,
+    policy: str,
+    password: str | None,
+    timeout: float,
+    allow_agent: bool,
+) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    if known_hosts.is_file():
+        try:
+            client.load_host_keys(str(known_hosts))
+        except (OSError, paramiko.SSHException) as exc:
+            raise TransportError(f"cannot read known_hosts {known_hosts}: {exc}", retryable=False) from exc
+    client.set_missing_host_key_policy(_Policy(policy, known_hosts))
+    identities = [p for p in hop.identity_files if Path(p).is_file()]
+    try:
+        client.connect(
+            hostname=hop.hostname,
+            port=hop.port,
+            username=hop.user,
+            password=password,
+            key_filename=identities or None,  # type: ignore[arg-type]  # a list is accepted
+            allow_agent=allow_agent and not hop.identities_only,
+            look_for_keys=not hop.identities_only,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            channel_timeout=timeout,
+            sock=sock,
+        )
+    except HostKeyError:
+        client.close()
+        raise
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        name = hop.known_hosts_name
+        raise HostKeyError(
+            f"host key for {name} has CHANGED: the server offers {exc.key.get_name()} "
+            f"{fingerprint(exc.key)}, {known_hosts} has {fingerprint(exc.expected_key)}. "
+            f"This is either a reinstalled host or a man-in-the-middle attack; the connection was refused. "
+            f"Fix: confirm the new fingerprint with the host's administrator, then run "
+            f"`ssh-keygen -R '{name}' -f {known_hosts}` and connect again"
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        tried = ", ".join(identities) if identities else "agent and default keys"
+        raise TransportError(
+            f"{hop.display()}: authentication failed ({exc}); tried {tried}"
+            + (" and a password" if password else "")
+            + "; fix: set identity_file, load the key into ssh-agent, or set password_env",
+            retryable=False,
+        ) from exc
+    except TimeoutError as exc:
+        client.close()
+        raise TransportError(f"{hop.display()}: timed out during SSH handshake ({timeout:g}s)") from exc
+    except paramiko.SSHException as exc:
+        client.close()
+        text = str(exc)
+        if "banner" in text.lower():
+            raise TransportError(f"{hop.display()}: no SSH banner within {timeout:g}s ({text})") from exc
+        raise TransportError(f"{hop.display()}: SSH handshake failed: {text}") from exc
+    except (EOFError, OSError) as exc:
+        client.close()
+        raise TransportError(
+            f"{hop.display()}: connection dropped during login: {exc or type(exc).__name__}"
+        ) from exc
+    return client

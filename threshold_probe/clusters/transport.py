@@ -1,0 +1,638 @@
+"""Run shell commands and move files on some host: this machine, or one reached over SSH.
+
+Clusters talk to their hosts only through a Transport, so that the same cluster logic (SLURM
+submission, for example) works on this machine and through a login node alike. A Transport:
+
+- runs a POSIX shell command with an optional stdin, draining stdout and stderr concurrently
+  (paramiko deadlocks once a stream exceeds its ~2 MiB window if the other one is not read), into
+  memory or straight into files so that memory stays bounded;
+- bounds every command and transfer with a timeout;
+- raises TransportError (an InfraError) for infrastructure trouble - a refused or dropped
+  connection, an auth failure, a banner timeout - so that clusters can report it as a skip.
+
+A command that runs and exits non-zero is not an error here: it is a CommandResult.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel
+
+from threshold_probe.errors import InfraError
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from threshold_probe.clusters.sshconfig import SSHTarget
+
+#: How much of a stream a CommandResult holds when no file is given. Past this the rest is dropped
+#: and `truncated` is set, so a runaway command cannot exhaust this machine's memory.
+MEMORY_LIMIT = 64 * 1024 * 1024
+_CHUNK = 256 * 1024
+
+
+class TransportError(InfraError):
+    """The host could not be reached or used: a skip, not a failure of the probe.
+
+    `retryable` is False when trying again cannot help (a changed host key, an auth failure),
+    so that callers stop instead of backing off.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class HostKeyError(TransportError):
+    """The server's host key is unknown (policy `reject`) or has changed: never retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class CommandResult(BaseModel):
+    """What one shell command did. `exit_code` is None when it was killed or timed out."""
+
+    exit_code: int | None
+    signal: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    timed_out: bool = False
+    duration_s: float = 0.0
+    #: A stream held in memory was cut at MEMORY_LIMIT.
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The command exited 0."""
+        return self.exit_code == 0
+
+    def text(self) -> str:
+        """stdout decoded leniently, for commands that print text."""
+        return self.stdout.decode("utf-8", "replace")
+
+    def error_text(self) -> str:
+        """stderr decoded leniently, stripped; for one-line error messages."""
+        return self.stderr.decode("utf-8", "replace").strip()
+
+
+class _Sink:
+    """Where one stream goes: a file on disk, a callback, or a bounded in-memory buffer."""
+
+    def __init__(self, path: Path | None = None, callback: Callable[[bytes], None] | None = None) -> None:
+        self._file: IO[bytes] | None = None
+        self._callback = callback
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.truncated = False
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+
+    def write(self, data: bytes) -> None:
+        if self._file is not None:
+            self._file.write(data)
+        elif self._callback is not None:
+            self._callback(data)
+        else:
+            room = MEMORY_LIMIT - self._size
+            if room <= 0:
+                self.truncated = True
+                return
+            if len(data) > room:
+                data = data[:room]
+                self.truncated = True
+            self._parts.append(data)
+            self._size += len(data)
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class Transport(ABC):
+    """Runs shell commands and moves files on one host."""
+
+    #: Short name of the host for reports ("localhost", "jdoe@tensor01:22").
+    host: str = "localhost"
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        stdout_path: Path | None = None,
+        stderr_path: Path | None = None,
+    ) -> CommandResult:
+        """Run a POSIX shell command; streams go to the files when paths are given, else are returned.
+
+        Raises TransportError when the host cannot be reached or the connection drops.
+        """
+        out = _Sink(stdout_path)
+        err = _Sink(stderr_path)
+        try:
+            result = self.run_streaming(command, out.write, err.write, timeout=timeout, stdin=stdin)
+        finally:
+            out.close()
+            err.close()
+        result.stdout = out.value()
+        result.stderr = err.value()
+        result.truncated = out.truncated or err.truncated
+        return result
+
+    @abstractmethod
+    def run_streaming(
+        self,
+        command: str,
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run a command, handing each chunk of stdout and stderr to the callbacks as it arrives.
+
+        The returned CommandResult has empty stdout and stderr. On timeout the command is
+        stopped (its process group killed where the transport can) and `timed_out` is set.
+        """
+
+    @abstractmethod
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        """Write `data` to `remote_path` atomically (a temporary name, then a rename)."""
+
+    @abstractmethod
+    def get(self, remote_path: str, local_path: Path) -> bool:
+        """Copy `remote_path` to `local_path`; False when the remote file does not exist."""
+
+    def close(self) -> None:  # noqa: B027 - most transports hold nothing to release
+        """Release connections; safe to call twice."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def quote_path(path: str) -> str:
+    """Shell-quote a remote path, keeping a leading `~` or `~/` meaning the remote home folder."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# This machine
+# ---------------------------------------------------------------------------------------------
+
+
+class LocalTransport(Transport):
+    """Commands through `bash -c` on this machine, each in its own process group."""
+
+    host = "localhost"
+
+    def __init__(self, env: dict[str, str] | None = None, shell: str = "bash") -> None:
+        #: Extra environment for every command (for example SLURM_CONF).
+        self.env = dict(env or {})
+        self.shell = shell
+
+    def run_streaming(
+        self,
+        command: str,
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run `command` with bash in a new session, so that a timeout kills all it started."""
+        started = time.monotonic()
+        env = {**os.environ, **self.env}
+        try:
+            proc = subprocess.Popen(
+                [self.shell, "-c", command],
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot start {self.shell}: {exc.strerror}", retryable=False) from exc
+        assert proc.stdout is not None and proc.stderr is not None
+        feeder: threading.Thread | None = None
+        if stdin is not None:
+            assert proc.stdin is not None
+            feeder = threading.Thread(target=_feed_pipe, args=(proc.stdin, stdin), daemon=True)
+            feeder.start()
+        deadline = None if timeout is None else started + timeout
+        timed_out = False
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ, on_stdout)
+        sel.register(proc.stderr, selectors.EVENT_READ, on_stderr)
+        try:
+            while sel.get_map():
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if wait == 0.0:
+                    timed_out = True
+                    _killpg(proc.pid)
+                    break
+                for key, _ in sel.select(wait):
+                    data = os.read(key.fd, _CHUNK)
+                    if not data:
+                        sel.unregister(key.fileobj)
+                    else:
+                        key.data(data)
+            if timed_out:
+                # Drain what is left so that the pipes close; the group is already dead.
+                for key in list(sel.get_map().values()):
+                    with contextlib.suppress(OSError):
+                        while chunk := os.read(key.fd, _CHUNK):
+                            key.data(chunk)
+            returncode = proc.wait()
+        except BaseException:
+            _killpg(proc.pid)
+            proc.wait()
+            raise
+        finally:
+            sel.close()
+            proc.stdout.close()
+            proc.stderr.close()
+            if feeder is not None:
+                feeder.join(timeout=1)
+        # Orphans the command left in its group die with it, as a remote kill -PGID would do.
+        _killpg(proc.pid)
+        return CommandResult(
+            exit_code=None if timed_out or returncode < 0 else returncode,
+            signal=-returncode if returncode < 0 else None,
+            timed_out=timed_out,
+            duration_s=time.monotonic() - started,
+        )
+
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        """Write a file on this machine atomically."""
+        path = Path(os.path.expanduser(remote_path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+
+    def get(self, remote_path: str, local_path: Path) -> bool:
+        """Copy a file on this machine."""
+        src = Path(os.path.expanduser(remote_path))
+        try:
+            with open(src, "rb") as fin:
+                local_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(local_path, "wb") as fout:
+                    while chunk := fin.read(_CHUNK):
+                        fout.write(chunk)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _feed_pipe(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.close()
+
+
+def _killpg(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------------------
+# SSH
+# ---------------------------------------------------------------------------------------------
+
+
+class SSHSettings(Protocol):
+    """The connection fields SSH and SLURM cluster configs share."""
+
+    host: str
+    user: str | None
+    port: int | None
+    identity_file: str | None
+    host_key_policy: str
+    password_env: str | None
+    ssh_config: str | None
+    known_hosts: str | None
+    connect_timeout: float
+
+
+class SSHTransport(Transport):
+    """Commands and files over one reused paramiko connection (jump hosts included).
+
+    The connection is opened lazily and again after it drops; a command that finds it dead
+    raises TransportError, and the next call reconnects. Sockets are connected here with
+    TCP_NODELAY (paramiko leaves Nagle on, which costs ~40 ms per round trip) and keepalive.
+    """
+
+    def __init__(
+        self,
+        target: SSHTarget,
+        *,
+        known_hosts: Path,
+        host_key_policy: str = "reject",
+        password: str | None = None,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 600.0,
+        keepalive_s: int = 15,
+        allow_agent: bool = True,
+    ) -> None:
+        self.target = target
+        self.known_hosts = known_hosts
+        self.host_key_policy = host_key_policy
+        self._password = password
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.keepalive_s = keepalive_s
+        self.allow_agent = allow_agent
+        self.host = target.display()
+        self._clients: list[paramiko.SSHClient] = []
+        self._lock = threading.Lock()
+        self._channels: set[paramiko.Channel] = set()
+        #: Seconds the last (re)connection took; 0 when the connection was reused.
+        self.last_connect_s = 0.0
+
+    @classmethod
+    def from_settings(
+        cls, settings: SSHSettings, base_dir: Path | None = None, command_timeout: float = 600.0
+    ) -> SSHTransport:
+        """A transport from a cluster config's host, user, port, identity, known_hosts and policy."""
+        from threshold_probe.clusters.sshconfig import password_from_env, resolve_known_hosts, resolve_target
+
+        target = resolve_target(
+            settings.host,
+            user=settings.user,
+            port=settings.port,
+            identity_file=settings.identity_file,
+            ssh_config=settings.ssh_config,
+            base_dir=base_dir,
+        )
+        return cls(
+            target,
+            known_hosts=resolve_known_hosts(settings.known_hosts, target, base_dir),
+            host_key_policy=settings.host_key_policy,
+            password=password_from_env(settings.password_env),
+            connect_timeout=settings.connect_timeout,
+            command_timeout=command_timeout,
+        )
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """The connection is open and its transport alive."""
+        if not self._clients:
+            return False
+        t = self._clients[-1].get_transport()
+        return t is not None and t.is_active()
+
+    def connect(self) -> float:
+        """Open the connection if it is not open; returns the seconds it took (0 when reused)."""
+        with self._lock:
+            if self.connected:
+                self.last_connect_s = 0.0
+                return 0.0
+            self._drop()
+            started = time.monotonic()
+            from threshold_probe.clusters.sshconnect import open_chain
+
+            self._clients = open_chain(
+                self.target,
+                known_hosts=self.known_hosts,
+                policy=self.host_key_policy,
+                password=self._password,
+                timeout=self.connect_timeout,
+                keepalive_s=self.keepalive_s,
+                allow_agent=self.allow_agent,
+            )
+            self.last_connect_s = time.monotonic() - started
+            return self.last_connect_s
+
+    def _drop(self) -> None:
+        for client in reversed(self._clients):
+            with contextlib.suppress(Exception):
+                client.close()
+        self._clients = []
+
+    def close(self) -> None:
+        """Close every channel and the connection chain; safe to call twice."""
+        for chan in list(self._channels):
+            with contextlib.suppress(Exception):
+                chan.close()
+        with self._lock:
+            self._drop()
+
+    def _transport(self) -> paramiko.Transport:
+        self.connect()
+        t = self._clients[-1].get_transport()
+        if t is None or not t.is_active():  # pragma: no cover - raced with a drop
+            raise TransportError(f"{self.host}: connection lost")
+        return t
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[paramiko.Channel]:
+        import paramiko
+
+        t = self._transport()
+        try:
+            chan = t.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self._mark_dead()
+            raise TransportError(f"{self.host}: cannot open a channel: {_describe(exc)}") from exc
+        self._channels.add(chan)
+        try:
+            yield chan
+        finally:
+            self._channels.discard(chan)
+            with contextlib.suppress(Exception):
+                chan.close()
+
+    def _mark_dead(self) -> None:
+        # Close the chain so that the next call reconnects instead of reusing a half-dead link.
+        with self._lock:
+            self._drop()
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def run_streaming(
+        self,
+        command: str,
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run a command on the far side; drains stdout and stderr concurrently.
+
+        On timeout the channel is closed (the far side may keep running: clusters bound their
+        jobs remotely too) and `timed_out` is set.
+        """
+        import paramiko
+
+        timeout = self.command_timeout if timeout is None else timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        with self._session() as chan:
+            try:
+                chan.exec_command(command)
+                feeder = self._send_stdin(chan, stdin)
+                timed_out = _drain(chan, on_stdout, on_stderr, deadline)
+                if feeder is not None:
+                    feeder.join(timeout=max(0.0, deadline - time.monotonic()))
+                    if feeder.is_alive():
+                        timed_out = True
+                if not timed_out:
+                    left = max(0.0, deadline - time.monotonic())
+                    if not chan.status_event.wait(left):
+                        timed_out = True
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                self._mark_dead()
+                raise TransportError(f"{self.host}: connection lost: {_describe(exc)}") from exc
+            if not timed_out and not chan.exit_status_ready():
+                self._mark_dead()
+                raise TransportError(f"{self.host}: connection lost before the command finished")
+            if timed_out:
+                return CommandResult(
+                    exit_code=None, timed_out=True, duration_s=time.monotonic() - started
+                )
+            status = chan.exit_status
+            if status < 0 and not self.connected:
+                raise TransportError(f"{self.host}: connection lost before the command finished")
+        # paramiko ignores OpenSSH's exit-signal message: a command killed by a signal has no
+        # exit status (-1) and no signal number here. Wrap the command if the signal matters.
+        return CommandResult(
+            exit_code=None if status < 0 else status,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _send_stdin(self, chan: paramiko.Channel, stdin: bytes | None) -> threading.Thread | None:
+        if stdin is None:
+            chan.shutdown_write()
+            return None
+        if len(stdin) <= 64 * 1024:
+            # Fits in any window: no thread needed, and no risk of blocking on a full window.
+            chan.sendall(stdin)
+            chan.shutdown_write()
+            return None
+
+        def feed() -> None:
+            with contextlib.suppress(Exception):
+                chan.sendall(stdin)
+                chan.shutdown_write()
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+        return thread
+
+    # -- files --------------------------------------------------------------------------------
+
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        """Write a file on the far side atomically, through `cat` on one channel (no SFTP)."""
+        q = quote_path(remote_path)
+        tmp = quote_path(f"{remote_path}.tmp{os.getpid()}")
+        cmd = (
+            f"umask 077 && mkdir -p -- \"$(dirname -- {q})\" && cat > {tmp} && "
+            f"chmod {mode:o} {tmp} && mv -f -- {tmp} {q}"
+        )
+        res = self.run(cmd, stdin=data, timeout=self.command_timeout)
+        if not res.ok:
+            raise TransportError(f"{self.host}: cannot write {remote_path}: {res.error_text()}")
+
+    def get(self, remote_path: str, local_path: Path) -> bool:
+        """Copy a far-side file here through `cat`; False when it does not exist."""
+        q = quote_path(remote_path)
+        tmp = local_path.with_name(f".{local_path.name}.part")
+        res = self.run(
+            f"test -f {q} || exit 3; exec cat -- {q}", stdout_path=tmp, timeout=self.command_timeout
+        )
+        if res.exit_code == 3:
+            tmp.unlink(missing_ok=True)
+            return False
+        if not res.ok:
+            tmp.unlink(missing_ok=True)
+            raise TransportError(f"{self.host}: cannot read {remote_path}: {res.error_text()}")
+        os.replace(tmp, local_path)
+        return True
+
+
+def _drain(
+    chan: paramiko.Channel,
+    on_stdout: Callable[[bytes], None],
+    on_stderr: Callable[[bytes], None],
+    deadline: float,
+) -> bool:
+    """Read both streams as data arrives until both end; True when the deadline passed first."""
+    sel = selectors.DefaultSelector()
+    # paramiko's fileno() is a pipe set whenever either buffer has data or the channel closes.
+    sel.register(chan.fileno(), selectors.EVENT_READ)
+    try:
+        while True:
+            progressed = False
+            while chan.recv_ready():
+                on_stdout(chan.recv(_CHUNK))
+                progressed = True
+            while chan.recv_stderr_ready():
+                on_stderr(chan.recv_stderr(_CHUNK))
+                progressed = True
+            if chan.eof_received or chan.closed:
+                # Whatever arrived between the last check and EOF is still in the buffers.
+                while data := chan.recv(_CHUNK) if chan.recv_ready() else b"":
+                    on_stdout(data)
+                while data := chan.recv_stderr(_CHUNK) if chan.recv_stderr_ready() else b"":
+                    on_stderr(data)
+                if chan.closed or not chan.get_transport() or chan.eof_received:
+                    return False
+            if progressed:
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            # Bounded waits so a dropped link (which may never set the pipe) is noticed.
+            sel.select(min(left, 1.0))
+            t = chan.get_transport()
+            if t is None or not t.is_active():
+                raise EOFError("transport closed")
+    finally:
+        sel.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """TCP_NODELAY and keepalive on a connected socket (no-op for non-TCP sockets)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
