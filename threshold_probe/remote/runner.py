@@ -45,6 +45,7 @@ import time
 
 _RUNNER_START = time.time()
 
+import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -83,7 +84,7 @@ _RESERVE = bytearray(1024 * 1024)
 
 def _write_json(name, data):
     """Write `data` as JSON to `name` atomically: a temporary name, then os.replace."""
-    tmp = "{}.tmp.{}".format(name, os.getpid())
+    tmp = f"{name}.tmp.{os.getpid()}"
     with open(tmp, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True, default=repr)
         fh.flush()
@@ -122,10 +123,8 @@ def _limits():
                     continue
                 out[name] = None if soft == resource.RLIM_INFINITY else soft
     if hasattr(os, "sched_getaffinity"):
-        try:
+        with contextlib.suppress(OSError):
             out["cpus"] = len(os.sched_getaffinity(0))
-        except OSError:  # pragma: no cover
-            pass
     return out
 
 
@@ -142,7 +141,10 @@ def _describe_exception(exc, stage):
     except Exception:  # a broken __str__ must not hide the failure
         message = "<str() failed>"
     try:
-        tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+        tb_obj = exc.__traceback__
+        if stage == "execute" and tb_obj is not None and tb_obj.tb_next is not None:
+            tb_obj = tb_obj.tb_next  # the runner's own frame says nothing about the workload
+        tb = "".join(traceback.format_exception(cls, exc, tb_obj))
     except Exception:  # pragma: no cover
         tb = "<traceback unavailable>"
     if len(tb) > TRACEBACK_LIMIT:
@@ -159,7 +161,7 @@ def _describe_exception(exc, stage):
     }
 
 
-class Runner(object):
+class Runner:
     """One run of one payload; `meta` is what meta.json holds."""
 
     def __init__(self, payload_path):
@@ -204,7 +206,7 @@ class Runner(object):
         self.meta["exception"] = _describe_exception(exc, stage)
         try:
             # stderr carries the traceback too, as any runner's log would.
-            sys.stderr.write("threshold-probe runner: {} failed\n".format(stage))
+            sys.stderr.write(f"threshold-probe runner: {stage} failed\n")
             sys.stderr.write(self.meta["exception"]["traceback"])
             sys.stderr.flush()
         except Exception:  # pragma: no cover - a closed stderr must not hide the failure
@@ -222,8 +224,9 @@ class Runner(object):
         try:
             _write_json(META_NAME, self.meta)
         except Exception as exc:  # a full disk or quota: say so on stderr, the only channel left
-            sys.stderr.write("threshold-probe runner: cannot write {}: {}: {}\n".format(
-                META_NAME, type(exc).__name__, exc))
+            sys.stderr.write(
+                f"threshold-probe runner: cannot write {META_NAME}: {type(exc).__name__}: {exc}\n"
+            )
             return EXIT_META if code == EXIT_OK else code
         return code
 
@@ -232,8 +235,9 @@ class Runner(object):
         try:
             self.checkpoint("started", "setup")
         except Exception as exc:
-            sys.stderr.write("threshold-probe runner: cannot write {}: {}: {}\n".format(
-                META_NAME, type(exc).__name__, exc))
+            sys.stderr.write(
+                f"threshold-probe runner: cannot write {META_NAME}: {type(exc).__name__}: {exc}\n"
+            )
             sys.stderr.flush()
             return EXIT_META
 
@@ -256,10 +260,8 @@ class Runner(object):
             self.stamp("deserialize_end")
             return self.finish(self.fail(exc, "deserialize"))
         self.stamp("deserialize_end")
-        try:
+        with contextlib.suppress(Exception):  # the final write will report it
             self.checkpoint("running", "execute")
-        except Exception:  # the final write will report it
-            pass
 
         # --- execute -------------------------------------------------------------------
         self.stamp("execute_start")
@@ -289,7 +291,7 @@ def _unpack(payload):
     if isinstance(payload, dict) and "func" in payload:
         return payload["func"], tuple(payload.get("args") or ()), dict(payload.get("kwargs") or {})
     if not callable(payload):
-        raise TypeError("payload is a {}, not a callable".format(type(payload).__name__))
+        raise TypeError(f"payload is a {type(payload).__name__}, not a callable")
     return payload, (), {}
 
 
@@ -307,7 +309,7 @@ def summarize(result, cloudpickle):
         short = short[: REPR_LIMIT - 3] + "..."
     cls = type(result)
     return {
-        "type": cls.__name__ if cls.__module__ == "builtins" else "{}.{}".format(cls.__module__, cls.__name__),
+        "type": cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}",
         "size": len(encoded),
         "encoding": encoding,
         "repr": short,
@@ -320,7 +322,7 @@ def _safe_repr(obj):
     try:
         return repr(obj)
     except Exception as exc:
-        return "<repr failed: {}>".format(type(exc).__name__)
+        return f"<repr failed: {type(exc).__name__}>"
 
 
 def main(argv=None):
@@ -332,10 +334,8 @@ def main(argv=None):
     code = Runner(args[0]).run()
     # The workload may have buffered output; flush it before the interpreter tears down.
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):
             stream.flush()
-        except Exception:  # pragma: no cover
-            pass
     return code
 
 

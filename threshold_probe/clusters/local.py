@@ -1,0 +1,387 @@
+"""The built-in local cluster: every job in a fresh interpreter on this machine, under real limits.
+
+- memory: RLIMIT_AS, set in the child before exec, so an allocation past it raises MemoryError;
+- time: the job runs in its own session (process group); at the deadline the whole group is
+  killed with SIGKILL, children included, and the result says `timed_out`;
+- cores: the child is pinned to the first N cores this process may use.
+
+Each job runs in a fresh folder under `workdir` (default: a per-user folder in the system temp
+folder). Its stdout and stderr go straight to `stdout.log` and `stderr.log` in the job's
+`local_dir`, so a workload can write any amount without a pipe filling up. Fetched files are
+copied to `local_dir`. Shared files (the runner) are staged once per content hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from threshold_probe.clusters.base import Check, Cluster
+from threshold_probe.config import LocalClusterConfig
+from threshold_probe.errors import InfraError
+from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
+
+#: How much of the end of stdout and stderr a JobResult keeps in memory.
+TAIL_BYTES = 4096
+#: Free space under which preflight warns.
+MIN_FREE_BYTES = 100 * 1024**2
+
+
+def read_tail(path: Path, n_bytes: int = TAIL_BYTES) -> str:
+    """The last `n_bytes` of a file, decoded leniently; empty when it does not exist."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - n_bytes))
+            data = fh.read()
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def _format_oserror(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _default_workdir() -> Path:
+    return Path(tempfile.gettempdir()) / f"threshold-probe-{os.getuid()}"
+
+
+def _first_cores(n: int) -> set[int]:
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(n))
+    return set(allowed[: max(1, n)])
+
+
+def _make_preexec(limits: Limits) -> Callable[[], None] | None:
+    """The function the child runs between fork and exec to apply its limits."""
+    if limits.memory_bytes is None and limits.cores is None:
+        return None
+    mem = limits.memory_bytes
+    cores = _first_cores(limits.cores) if limits.cores else None
+
+    def apply() -> None:
+        # Runs in the forked child: only async-signal-safe-ish calls, no allocation-heavy work.
+        if mem is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        if cores is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cores)
+
+    return apply
+
+
+class LocalCluster(Cluster):
+    """This machine. Always available, needs no config."""
+
+    kind = "local"
+
+    def __init__(self, name: str, config: LocalClusterConfig | None = None) -> None:
+        super().__init__(name, config or LocalClusterConfig())
+        cfg: LocalClusterConfig = self.config
+        self.python = cfg.python or sys.executable
+        self.workdir = Path(cfg.workdir).expanduser() if cfg.workdir else _default_workdir()
+        self._running: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._python_version: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the work folder; raises InfraError when it cannot be created."""
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InfraError(f"local cluster: cannot create workdir {self.workdir}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        """Kill anything still running; safe to call twice."""
+        self.cancel_all()
+
+    def cancel_all(self) -> None:
+        """SIGKILL the process group of every running job. Never raises."""
+        with self._lock:
+            pids = list(self._running)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+
+    # -- staging ----------------------------------------------------------------------------
+
+    def _stage_shared(self, name: str, data: bytes) -> Path:
+        """Stage a shared file once under a content-hashed name; returns its path."""
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        folder = self.workdir / "shared" / digest
+        path = folder / Path(name).name
+        if path.is_file() and path.stat().st_size == len(data):
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
+    def _resolve_argv(self, argv: list[str], shared_paths: dict[str, Path]) -> list[str]:
+        out = []
+        for item in argv:
+            if item == PYTHON:
+                out.append(self.python)
+                continue
+            for name, path in shared_paths.items():
+                item = item.replace(shared_ref(name), str(path))
+            out.append(item)
+        return out
+
+    # -- execution --------------------------------------------------------------------------
+
+    def execute(self, job: JobSpec) -> JobResult:
+        """Stage the files, run the command under the job's limits, copy fetched files back."""
+        result = JobResult(host=socket.gethostname())
+        local_dir = job.local_dir
+        local_dir.mkdir(parents=True, exist_ok=True)
+        stdout_path = local_dir / "stdout.log"
+        stderr_path = local_dir / "stderr.log"
+
+        # Stage in: a fresh job folder, the job's files, the shared files.
+        t0 = time.time()
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            job_dir = Path(tempfile.mkdtemp(prefix=f"{_safe_name(job.probe_id)}-", dir=self.workdir))
+        except OSError as exc:
+            result.infra_error = f"local cluster: cannot create a job folder in {self.workdir}: {exc}"
+            return result
+        result.remote_dir = str(job_dir)
+        try:
+            shared_paths = {name: self._stage_shared(name, data) for name, data in job.shared.items()}
+            for name, data in job.files.items():
+                target = job_dir / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        except OSError as exc:
+            # A full disk or a quota: the transfer failed, not the infrastructure.
+            result.launch_error = f"stage_in: {_format_oserror(exc)}"
+            result.timings["stage_in"] = time.time() - t0
+            self._cleanup(job, job_dir)
+            return result
+        result.timings["stage_in"] = time.time() - t0
+
+        argv = self._resolve_argv(job.argv, shared_paths)
+        env = dict(os.environ)
+        env.update(job.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self._run(job, argv, env, job_dir, stdout_path, stderr_path, result)
+
+        # Stage out: copy the fetched files and keep the tails of the logs.
+        t1 = time.time()
+        result.stdout_path = stdout_path
+        result.stderr_path = stderr_path
+        result.stdout_tail = read_tail(stdout_path)
+        result.stderr_tail = read_tail(stderr_path)
+        for name in job.fetch:
+            src = job_dir / name
+            if src.is_file():
+                dst = local_dir / name
+                try:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dst)
+                except OSError as exc:
+                    result.launch_error = result.launch_error or f"stage_out: {_format_oserror(exc)}"
+                    continue
+                result.files[name] = dst
+        result.timings["stage_out"] = time.time() - t1
+        self._cleanup(job, job_dir)
+        return result
+
+    def _cleanup(self, job: JobSpec, job_dir: Path) -> None:
+        if not job.keep_remote:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _run(
+        self,
+        job: JobSpec,
+        argv: list[str],
+        env: dict[str, str],
+        job_dir: Path,
+        stdout_path: Path,
+        stderr_path: Path,
+        result: JobResult,
+    ) -> None:
+        """Start the process, wait for it under the time limit, and fill `result`."""
+        limits = job.limits
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            launched = time.time()
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=job_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    preexec_fn=_make_preexec(limits),  # limits are set in the child
+                    close_fds=True,
+                )
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.EACCES) and exc.filename in (self.python, argv[0]):
+                    result.infra_error = f"local cluster: cannot run {argv[0]}: {exc.strerror}"
+                else:
+                    result.launch_error = _format_oserror(exc)
+                return
+            except subprocess.SubprocessError as exc:
+                # A preexec failure (for example a core count the machine does not have).
+                result.launch_error = _format_oserror(exc)
+                return
+            result.timings["launched_at"] = launched
+            with self._lock:
+                self._running[proc.pid] = proc
+            try:
+                deadline = None if limits.time_s is None else launched + limits.time_s
+                result.timed_out = not self._wait_exit(proc, deadline)
+                # Anything the job left behind in its group goes too: no orphans.
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                returncode = proc.wait()
+            finally:
+                with self._lock:
+                    self._running.pop(proc.pid, None)
+            ended = time.time()
+        result.timings["process"] = ended - launched
+        if returncode < 0:
+            result.signal = -returncode
+        else:
+            result.exit_code = returncode
+
+    def _wait_exit(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
+        """Wait until the process exits (without reaping it); False when the deadline passed.
+
+        Waiting on a pidfd leaves the child a zombie, so its process group id cannot be reused
+        before we kill what is left of the group.
+        """
+        pidfd = -1
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(proc.pid)
+        try:
+            while True:
+                remaining = None if deadline is None else deadline - time.time()
+                if remaining is not None and remaining <= 0:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    return False
+                if pidfd >= 0:
+                    ready, _, _ = select.select([pidfd], [], [], remaining)
+                    if ready:
+                        return True
+                else:  # pragma: no cover - kernels without pidfd
+                    try:
+                        proc.wait(timeout=remaining)
+                        return True
+                    except subprocess.TimeoutExpired:
+                        continue
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def _interpreter_facts(self) -> dict[str, Any]:
+        code = (
+            "import json, sys\n"
+            "try:\n import cloudpickle; cp = cloudpickle.__version__\n"
+            "except Exception as e:\n cp = None\n"
+            "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'cloudpickle': cp}))\n"
+        )
+        proc = subprocess.run(
+            [self.python, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        if proc.returncode != 0:
+            raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
+        facts: dict[str, Any] = json.loads(proc.stdout)
+        return facts
+
+    def preflight(self) -> list[Check]:
+        """Interpreter version, cloudpickle, a writable workdir, free disk."""
+        checks: list[Check] = []
+        try:
+            facts = self._interpreter_facts()
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            checks.append(
+                Check(
+                    name="python",
+                    status="fail",
+                    detail=f"{self.python}: {exc}",
+                    fix="set clusters.<name>.python to a working interpreter",
+                )
+            )
+            facts = {}
+        if facts:
+            self._python_version = facts["python"]
+            major_minor = tuple(int(x) for x in facts["python"].split(".")[:2])
+            checks.append(
+                Check(
+                    name="python",
+                    status="ok" if major_minor >= (3, 8) else "fail",
+                    detail=f"{self.python} is Python {facts['python']}",
+                    fix=None if major_minor >= (3, 8) else "the runner needs Python 3.8 or newer",
+                )
+            )
+            cp = facts.get("cloudpickle")
+            checks.append(
+                Check(
+                    name="cloudpickle",
+                    status="ok" if cp else "fail",
+                    detail=f"cloudpickle {cp}" if cp else "cloudpickle is not importable",
+                    fix=None if cp else f"{self.python} -m pip install cloudpickle",
+                )
+            )
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.workdir):
+                pass
+            checks.append(Check(name="workdir", status="ok", detail=f"{self.workdir} is writable"))
+            free = shutil.disk_usage(self.workdir).free
+            checks.append(
+                Check(
+                    name="disk",
+                    status="ok" if free >= MIN_FREE_BYTES else "warn",
+                    detail=f"{free / 1024**2:.0f} MB free in {self.workdir}",
+                    fix=None if free >= MIN_FREE_BYTES else "free some space or set a different workdir",
+                )
+            )
+        except OSError as exc:
+            checks.append(
+                Check(
+                    name="workdir",
+                    status="fail",
+                    detail=f"{self.workdir}: {exc.strerror or exc}",
+                    fix="set clusters.<name>.workdir to a writable folder",
+                )
+            )
+        return checks
+
+    def describe(self) -> dict[str, str]:
+        """Kind, host and interpreter, for report headers."""
+        facts = {"kind": self.kind, "host": socket.gethostname(), "python": self.python}
+        if self._python_version:
+            facts["python_version"] = self._python_version
+        return facts
+
+
+def _safe_name(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep[:60] or "job"

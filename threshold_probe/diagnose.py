@@ -1,0 +1,589 @@
+"""Diagnosis: observation -> verdict (pass, fail with class, evidence and signature, or skip).
+
+Every failure gets one class from CLASSES, a one-line explanation, the evidence lines that prove it
+(the exception line, the stderr lines, the scheduler state, the limit) and a signature.
+
+The order of the checks is the order of trust: infrastructure trouble (a skip) first, then what
+the client itself saw (pickling, launch), then hard facts from the cluster (time limit, scheduler
+state), then the runner's own record (meta.json), then the Python tracebacks found in stderr,
+then the signal, then patterns in the logs, and last the plain exit status.
+
+When a pipeline or a wrapper library reports an error that only says the result is missing
+("result_raw.pkl not found - VENV2 execution may have failed") and stderr holds the real
+traceback above it, the verdict names the root error and keeps the wrapper line as evidence.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import signal as _signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from threshold_probe.models import Observation, Verdict
+from threshold_probe.signature import signature
+from threshold_probe.units import format_memory
+
+#: Every failure class, with the one line that explains it.
+CLASSES: dict[str, str] = {
+    "serialize": "the client could not pickle the function",
+    "transfer": "uploading the job or fetching its files failed (for example a full disk or a quota)",
+    "deserialize": "the far side could not load the function",
+    "import": "a module the function needs is missing on the far side",
+    "syntax": "the far side could not compile source",
+    "name": "a name the function needs is not defined on the far side",
+    "exception": "the workload raised an exception",
+    "oom": "the job ran out of memory",
+    "timeout": "the job ran past its time limit and was killed",
+    "killed": "the job was ended by a signal",
+    "no_result": "the process exited without writing a result",
+    "result_serialize": "the function returned, but its result could not be serialized",
+    "arg_too_long": "the command line was too long to start (E2BIG)",
+    "scheduler": "the scheduler rejected, cancelled or lost the job",
+    "launch": "the job could not be started",
+}
+
+#: Causes of a skip (infrastructure trouble, never counted as a failing level).
+SKIP_EXPLANATION = "infrastructure trouble; not a property of the workload"
+
+#: How much of a stderr log the traceback parser reads (from its end).
+STDERR_READ_BYTES = 256 * 1024
+#: Lines of a traceback kept as evidence (its end: the raising frames and the exception).
+TRACEBACK_EVIDENCE_LINES = 8
+
+_TB_HEADER = "Traceback (most recent call last):"
+_CHAIN_LINES = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
+# A line that states an exception: `Type: message` or a bare `Type`, with a dotted type name.
+_EXC_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::\s?(?P<msg>.*))?$")
+# Outside a traceback, only names that look like exceptions count (not "Killed" or "Done").
+_EXC_NAME = re.compile(r"(Error|Exception|Exit|Interrupt|Fault|Failure)$")
+
+#: Messages of wrapper libraries that only say the result is missing, hiding the cause.
+WRAPPER_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"\.pkl not found",
+        r"result (file )?(was )?not found",
+        r"no result (file )?(was )?(found|written|produced)",
+        r"may have failed",
+        r"execution failed",
+        r"returned non-zero exit status",
+        r"(remote|job) (job|execution|function|task) failed",
+        r"job failed",
+    )
+)
+_WRAPPER_TYPES = {"CalledProcessError"}
+
+# Unpickling errors that come from a Python or cloudpickle version difference.
+_VERSION_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"unsupported pickle protocol",
+        r"code\(\) (takes|argument)",
+        r"code expected",
+        r"no module named '?cloudpickle",
+        r"cloudpickle",
+        r"_make_function|_make_code|_class_setstate|_function_setstate|_builtin_type",
+        r"can't get attribute",
+        r"unknown opcode|bad marshal data|invalid load key",
+        r"positional argument|argument \d+ must be",
+    )
+)
+_TRUNCATED = re.compile(r"pickle data was truncated|ran out of input|EOFError", re.IGNORECASE)
+
+_OOM_LOG = re.compile(
+    r"out of memory|out_of_memory|oom-kill|oom_kill|oom killer|exceeded memory limit|"
+    r"memory cgroup out of memory|cannot allocate memory|std::bad_alloc|killed process \d+",
+    re.IGNORECASE,
+)
+_TIME_LOG = re.compile(r"due to time limit|time limit exhausted|exceeded (the )?time limit", re.IGNORECASE)
+_E2BIG = re.compile(r"argument list too long|\[errno 7\]|\bE2BIG\b", re.IGNORECASE)
+_DISK = re.compile(r"no space left on device|disk quota exceeded|\[errno 28\]|\[errno 122\]", re.IGNORECASE)
+_SCHEDULER_LOG = re.compile(
+    r"sbatch: error|srun: error|batch job submission failed|invalid (partition|account|qos)|"
+    r"requested node configuration is not available|job violates accounting",
+    re.IGNORECASE,
+)
+
+_SCHEDULER_STATES = {
+    "OUT_OF_MEMORY": "oom",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "scheduler",
+    "NODE_FAIL": "scheduler",
+    "BOOT_FAIL": "scheduler",
+    "PREEMPTED": "scheduler",
+    "REVOKED": "scheduler",
+    "CANCELLED": "scheduler",
+    "REJECTED": "scheduler",
+    "SPECIAL_EXIT": "scheduler",
+}
+
+
+@dataclass
+class ExceptionReport:
+    """One exception found in stderr: its type, message, the line itself and its traceback."""
+
+    exc_type: str
+    message: str
+    line: str
+    traceback: list[str] = field(default_factory=list)
+    #: A wrapper message that only says the result is missing.
+    wrapper: bool = False
+
+    @property
+    def short_type(self) -> str:
+        """The type's last dotted part: `pickle.UnpicklingError` -> `UnpicklingError`."""
+        return self.exc_type.rsplit(".", 1)[-1]
+
+
+def is_wrapper_message(exc_type: str, message: str) -> bool:
+    """Whether an error only reports that a result is missing rather than why."""
+    if exc_type.rsplit(".", 1)[-1] in _WRAPPER_TYPES:
+        return True
+    text = f"{exc_type}: {message}"
+    return any(p.search(text) for p in WRAPPER_PATTERNS)
+
+
+def parse_tracebacks(text: str) -> list[ExceptionReport]:
+    """Every Python traceback in `text`, in order, each with its final exception line.
+
+    Lines may carry a common prefix (a logger's or a wrapper's) before the traceback header;
+    it is stripped from the lines of that traceback. Chained tracebacks come out as separate
+    reports, the cause first. Exception-looking lines outside any traceback (a wrapper's
+    `RuntimeError: result file not found`) are reported too, without frames.
+    """
+    reports: list[ExceptionReport] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        raw = lines[i]
+        pos = raw.find(_TB_HEADER)
+        if pos < 0:
+            stripped = raw.strip()
+            m = _EXC_LINE.match(stripped)
+            if m and ":" in stripped and _EXC_NAME.search(m.group("type")):
+                reports.append(_report(m, stripped, []))
+            i += 1
+            continue
+        prefix = raw[:pos]
+        frames = [_TB_HEADER]
+        i += 1
+        found = False
+        while i < len(lines):
+            line = lines[i]
+            body = line[len(prefix) :] if prefix and line.startswith(prefix) else line
+            if not body.strip():
+                i += 1
+                continue
+            if body[:1] in (" ", "\t") or body.startswith(("File ", "[Previous line repeated")):
+                frames.append(body.rstrip())
+                i += 1
+                continue
+            m = _EXC_LINE.match(body.strip())
+            if m:
+                reports.append(_report(m, body.strip(), frames))
+                found = True
+                i += 1
+            break
+        if not found and frames:
+            # A traceback cut off before its exception line (a kill, a truncated log).
+            reports.append(ExceptionReport("", "", "", frames))
+    return reports
+
+
+def _report(m: re.Match[str], line: str, frames: list[str]) -> ExceptionReport:
+    exc_type = m.group("type")
+    message = (m.group("msg") or "").strip()
+    return ExceptionReport(
+        exc_type=exc_type,
+        message=message,
+        line=line,
+        traceback=[*frames, line],
+        wrapper=is_wrapper_message(exc_type, message),
+    )
+
+
+def root_exception(text: str) -> tuple[ExceptionReport | None, list[ExceptionReport]]:
+    """(the root error, the wrapper messages) in a stderr text.
+
+    The root is the last exception with a real cause (not a wrapper's "result not found"):
+    in a chain, later ones are usually the handlers that re-raise or wrap.
+    """
+    reports = [r for r in parse_tracebacks(text) if r.exc_type]
+    wrappers = [r for r in reports if r.wrapper]
+    causes = [r for r in reports if not r.wrapper and r.exc_type not in ("SystemExit", "KeyboardInterrupt")]
+    # A traceback with frames is stronger evidence than a bare line of text.
+    with_frames = [r for r in causes if len(r.traceback) > 1]
+    pool = with_frames or causes
+    root = pool[-1] if pool else None
+    if root is None and wrappers:
+        root = wrappers[-1]
+        wrappers = wrappers[:-1]
+    return root, wrappers
+
+
+def signal_name(signum: int) -> str:
+    """SIGKILL for 9, and so on; `signal N` for numbers Python does not know."""
+    try:
+        return _signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def client_versions() -> dict[str, str | None]:
+    """This machine's Python and cloudpickle versions (the side that pickled the payload)."""
+    try:
+        import cloudpickle
+
+        cp: str | None = cloudpickle.__version__
+    except ImportError:  # pragma: no cover - a dependency
+        cp = None
+    return {"python": platform.python_version(), "cloudpickle": cp}
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+
+def _fail(
+    cls: str,
+    evidence: list[str],
+    exc_type: str | None = None,
+    message: str | None = None,
+    explanation: str | None = None,
+) -> Verdict:
+    seen: set[str] = set()
+    unique = []
+    for line in evidence:
+        line = line.rstrip()
+        if line and line not in seen:
+            seen.add(line)
+            unique.append(line)
+    return Verdict.model_validate(
+        {
+            "status": "fail",
+            "class": cls,
+            "signature": signature(cls, exc_type, message),
+            "explanation": explanation or CLASSES[cls],
+            "evidence": unique,
+        }
+    )
+
+
+def _stderr_text(obs: Observation) -> str:
+    """The end of the full stderr log when it is at hand, else the tail the cluster kept."""
+    path = obs.job.stderr_path
+    if path is not None:
+        try:
+            with Path(path).open("rb") as fh:
+                fh.seek(0, 2)
+                size = fh.tell()
+                fh.seek(max(0, size - STDERR_READ_BYTES))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            pass
+    return obs.job.stderr_tail
+
+
+def _log_lines(pattern: re.Pattern[str], *texts: str, limit: int = 3) -> list[str]:
+    found = []
+    for text in texts:
+        for line in text.splitlines():
+            if pattern.search(line):
+                found.append(line.strip())
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def _memory_limit(obs: Observation) -> int | None:
+    if obs.limits.memory_bytes:
+        return obs.limits.memory_bytes
+    limits = (obs.meta or {}).get("limits")
+    value = limits.get("RLIMIT_AS") if isinstance(limits, dict) else None
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _limit_line(obs: Observation, kind: str) -> list[str]:
+    if kind == "memory":
+        mem = _memory_limit(obs)
+        if not mem:
+            return []
+        how = " (RLIMIT_AS)" if obs.cluster == "local" or (obs.meta or {}).get("limits") else ""
+        line = f"memory limit: {format_memory(mem)}{how}"
+        if obs.peak_rss_mb is not None:
+            line += f"; peak RSS {obs.peak_rss_mb:.0f} MB"
+        return [line]
+    if obs.limits.time_s is not None:
+        return [f"time limit: {obs.limits.time_s:g}s; ran {obs.job.timings.get('process', obs.wall_s):.1f}s"]
+    return []
+
+
+def _version_lines(meta: dict[str, Any] | None, client: dict[str, str | None]) -> tuple[list[str], bool]:
+    remote_py = (meta or {}).get("python")
+    remote_cp = (meta or {}).get("cloudpickle")
+    lines = [
+        f"client: Python {client['python']}, cloudpickle {client['cloudpickle'] or 'missing'}",
+        f"far side: Python {remote_py or 'unknown'}, cloudpickle {remote_cp or 'missing'}",
+    ]
+    differs = False
+    if remote_py and client["python"]:
+        differs = remote_py.split(".")[:2] != client["python"].split(".")[:2]
+    if remote_cp != client["cloudpickle"] and meta is not None:
+        differs = True
+    return lines, differs
+
+
+def _classify_exception(exc_type: str, message: str, stage: str | None, has_memory_limit: bool) -> str:
+    """The class of an exception raised on the far side, given the stage it happened in."""
+    short = exc_type.rsplit(".", 1)[-1]
+    text = f"{exc_type}: {message}"
+    if short.endswith("MemoryError") or (short == "OSError" and "Cannot allocate memory" in message):
+        return "oom"
+    if has_memory_limit and "can't start new thread" in message:
+        return "oom"
+    if stage == "serialize":
+        return "result_serialize"
+    if stage == "setup":
+        return "transfer"
+    if stage == "deserialize":
+        if short in ("ModuleNotFoundError", "ImportError") and "cloudpickle" not in message:
+            return "import"
+        if _TRUNCATED.search(text):
+            return "transfer"
+        return "deserialize"
+    if short in ("SyntaxError", "IndentationError", "TabError"):
+        return "syntax"
+    if short == "NameError":
+        return "name"
+    if short in ("ModuleNotFoundError", "ImportError"):
+        return "import"
+    if short in ("SystemExit",):
+        return "no_result"
+    if stage is None and any(p.search(text) for p in _VERSION_PATTERNS[:3]):
+        return "deserialize"
+    return "exception"
+
+
+def _exception_verdict(
+    obs: Observation,
+    exc_type: str,
+    message: str,
+    stage: str | None,
+    traceback_lines: list[str],
+    extra: list[str],
+    client: dict[str, str | None],
+) -> Verdict:
+    cls = _classify_exception(exc_type, message, stage, _memory_limit(obs) is not None)
+    line = f"{exc_type}: {message}" if message else exc_type
+    evidence = [line]
+    if stage:
+        evidence.append(f"stage: {stage}")
+    explanation = None
+    if cls == "oom":
+        evidence += _limit_line(obs, "memory")
+    elif cls == "deserialize":
+        versions, differs = _version_lines(obs.meta, client)
+        evidence += versions
+        text = f"{exc_type}: {message}"
+        if differs or any(p.search(text) for p in _VERSION_PATTERNS):
+            c_py, c_cp = client["python"], client["cloudpickle"]
+            r_py = (obs.meta or {}).get("python") or "unknown"
+            r_cp = (obs.meta or {}).get("cloudpickle") or "missing"
+            if differs:
+                explanation = (
+                    f"the far side could not load the function: it was pickled by Python {c_py} / "
+                    f"cloudpickle {c_cp} and loaded by Python {r_py} / cloudpickle {r_cp}"
+                )
+    elif cls == "no_result" and exc_type.endswith("SystemExit"):
+        explanation = f"the workload called sys.exit({message}) instead of returning a result"
+    elif cls == "import":
+        m = re.search(r"No module named '([^']+)'", message)
+        if m:
+            explanation = f"module {m.group(1)!r} is missing on the far side"
+    evidence += extra
+    evidence += traceback_lines[-TRACEBACK_EVIDENCE_LINES:]
+    return _fail(cls, evidence, exc_type, message, explanation)
+
+
+def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> Verdict:
+    """The verdict on one observation. `client` overrides this machine's versions (for replays)."""
+    client = client or client_versions()
+    job = obs.job
+    meta = obs.meta or {}
+
+    # 1. Infrastructure trouble: a skip, never a failure.
+    if job.infra_error:
+        return Verdict(status="skip", explanation=SKIP_EXPLANATION, evidence=[job.infra_error])
+
+    stderr = _stderr_text(obs)
+    stdout = job.stdout_tail
+    ran = bool(job.exit_code is not None or job.signal is not None or job.timed_out or obs.meta or stderr)
+
+    # 2. The client failed before anything was dispatched.
+    if obs.client_error and not ran and not job.launch_error:
+        cls = obs.client_error_type if obs.client_error_type in CLASSES else "serialize"
+        exc_type, _, message = obs.client_error.partition(": ")
+        return _fail(cls, [obs.client_error, "stage: client", *obs.notes], exc_type, message)
+
+    # 3. The job could not be started or its files could not be moved.
+    if job.launch_error:
+        err = job.launch_error
+        exc_type, _, message = err.removeprefix("stage_in: ").removeprefix("stage_out: ").partition(": ")
+        if _E2BIG.search(err):
+            return _fail(
+                "arg_too_long",
+                [err, "the kernel refuses an argument over 128 KiB or a command line over ARG_MAX"],
+                exc_type,
+                "Argument list too long",
+            )
+        if _DISK.search(err) or err.startswith(("stage_in:", "stage_out:")):
+            return _fail("transfer", [err], exc_type, message)
+        if _SCHEDULER_LOG.search(err) or job.scheduler.get("JobState") == "REJECTED":
+            return _fail("scheduler", [err, *_scheduler_lines(job.scheduler)], "", err)
+        return _fail("launch", [err], exc_type, message)
+
+    # 4. The cluster killed it at the time limit.
+    if job.timed_out:
+        evidence = [f"killed with {signal_name(job.signal or 9)} at the time limit"]
+        evidence += _limit_line(obs, "time")
+        if meta.get("stage"):
+            evidence.append(f"the runner was in stage {meta['stage']}")
+        return _fail("timeout", evidence, "", "time limit")
+
+    # 5. The scheduler's word.
+    state = (job.scheduler.get("JobState") or "").split()[0].upper() if job.scheduler.get("JobState") else ""
+    sched = _scheduler_lines(job.scheduler)
+    if state in _SCHEDULER_STATES:
+        cls = _SCHEDULER_STATES[state]
+        if state == "CANCELLED" and _TIME_LOG.search(stderr):
+            cls = "timeout"
+        evidence = sched + _log_lines(_OOM_LOG if cls == "oom" else _TIME_LOG, stderr, stdout)
+        if cls == "oom":
+            evidence += _limit_line(obs, "memory")
+        return _fail(cls, evidence, "", f"scheduler state {state}")
+
+    # 6. The runner's own record of an exception.
+    exc = meta.get("exception")
+    root, wrappers = root_exception(stderr)
+    wrapper_lines = [w.line for w in wrappers]
+    if obs.client_error:
+        wrapper_lines.append(obs.client_error)
+    if isinstance(exc, dict) and exc.get("type"):
+        tb = str(exc.get("traceback") or "").splitlines()
+        return _exception_verdict(
+            obs,
+            str(exc["type"]),
+            str(exc.get("message") or ""),
+            str(exc.get("stage") or "") or None,
+            tb,
+            wrapper_lines + obs.notes,
+            client,
+        )
+
+    passed = job.exit_code == 0 and obs.result is not None and not obs.client_error
+    if passed:
+        return Verdict(status="pass")
+
+    # 7. A real traceback in stderr (other runners, a wrapper library, an interpreter crash).
+    if root is not None and not root.wrapper:
+        # Without the runner's record, a traceback through pickle's load is a deserialize failure.
+        loading = meta.get("stage") in (None, "setup", "deserialize") and _looks_like_load_failure(root)
+        stage = "deserialize" if loading else None
+        return _exception_verdict(
+            obs, root.exc_type, root.message, stage, root.traceback, wrapper_lines + obs.notes, client
+        )
+
+    # 8. A signal.
+    signum = job.signal
+    if (
+        signum is None
+        and job.exit_code is not None
+        and 128 < job.exit_code < 160
+        and not meta.get("exit_code")
+    ):
+        signum = job.exit_code - 128  # a shell reports a killed child as 128 + N
+    oom_lines = _log_lines(_OOM_LOG, stderr, stdout)
+    if signum is not None:
+        name = signal_name(signum)
+        evidence = [f"the process was ended by {name}"]
+        if meta.get("stage"):
+            evidence.append(f"the runner was in stage {meta['stage']}")
+        mem = _memory_limit(obs)
+        near_limit = bool(mem and obs.peak_rss_mb and obs.peak_rss_mb * 1024**2 >= 0.9 * mem)
+        if signum == _signal.SIGKILL and (oom_lines or near_limit):
+            return _fail("oom", evidence + oom_lines + _limit_line(obs, "memory"), name, "killed")
+        if signum == _signal.SIGXCPU or _TIME_LOG.search(stderr):
+            return _fail("timeout", evidence + _log_lines(_TIME_LOG, stderr), name, "time limit")
+        return _fail("killed", evidence + _tail_lines(stderr), name, "", f"the job was ended by {name}")
+
+    # 9. Patterns in the logs.
+    if oom_lines:
+        return _fail("oom", oom_lines + _limit_line(obs, "memory") + wrapper_lines, "", oom_lines[0])
+    time_lines = _log_lines(_TIME_LOG, stderr)
+    if time_lines:
+        return _fail("timeout", time_lines + wrapper_lines, "", "time limit")
+    e2big = _log_lines(_E2BIG, stderr)
+    if e2big:
+        return _fail("arg_too_long", e2big + wrapper_lines, "OSError", "Argument list too long")
+    disk = _log_lines(_DISK, stderr)
+    if disk:
+        return _fail("transfer", disk + wrapper_lines, "OSError", disk[0])
+    sched_log = _log_lines(_SCHEDULER_LOG, stderr)
+    if sched_log:
+        return _fail("scheduler", sched_log + sched, "", sched_log[0])
+
+    # 10. It exited without a result (os._exit, a wrapper that swallowed the error).
+    evidence = []
+    if job.exit_code is not None:
+        evidence.append(f"exit code {job.exit_code}")
+    evidence.append("result.json was not written")
+    if meta:
+        evidence.append(f"the runner was in stage {meta.get('stage')} (status {meta.get('status')})")
+    else:
+        evidence.append("meta.json was not written")
+    if root is not None:  # only a wrapper's message
+        evidence.append(root.line)
+    evidence += wrapper_lines + obs.notes + _tail_lines(stderr)
+    explanation = None
+    if job.exit_code == 0 and meta.get("stage") == "execute":
+        explanation = "the process exited with code 0 during execute, without returning (os._exit?)"
+    elif job.exit_code:
+        explanation = f"the process exited with code {job.exit_code} without writing a result"
+    return _fail("no_result", evidence, "", f"exit {job.exit_code}", explanation)
+
+
+def _looks_like_load_failure(report: ExceptionReport) -> bool:
+    text = f"{report.exc_type}: {report.message}"
+    frames = "\n".join(report.traceback)
+    return bool(
+        any(p.search(text) for p in _VERSION_PATTERNS)
+        or (re.search(r"pickle|\.loads?\(", frames) and not re.search(r"\.dumps?\(", frames))
+    )
+
+
+def _scheduler_lines(facts: dict[str, str]) -> list[str]:
+    keys = ("JobId", "JobState", "Reason", "ExitCode", "NodeList", "MaxRSS", "Elapsed")
+    shown = [f"{k}={facts[k]}" for k in keys if facts.get(k)]
+    return [" ".join(shown)] if shown else []
+
+
+def _tail_lines(text: str, n: int = 3) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-n:]
+
+
+__all__ = [
+    "CLASSES",
+    "ExceptionReport",
+    "client_versions",
+    "diagnose",
+    "is_wrapper_message",
+    "parse_tracebacks",
+    "root_exception",
+    "signal_name",
+]

@@ -1,0 +1,55 @@
+"""The native pipeline: cloudpickle the function by value and run it with the far-side runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import cloudpickle
+
+from threshold_probe.ladder.workload import Workload
+from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
+from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
+from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.remote import runner_source
+
+PAYLOAD_NAME = "payload.pkl"
+RUNNER_NAME = "runner.py"
+
+
+def pickle_workload(workload: Workload) -> bytes:
+    """The workload's function, pickled by value; ClientSideError when that fails here."""
+    try:
+        func = workload.load()
+    except SyntaxError as exc:
+        raise ClientSideError("syntax", exc) from exc
+    except Exception as exc:
+        raise ClientSideError("serialize", exc) from exc
+    try:
+        # The workload's module cannot be imported anywhere, so cloudpickle ships it by value.
+        data: bytes = cloudpickle.dumps(func)
+    except Exception as exc:
+        raise ClientSideError("serialize", exc) from exc
+    return data
+
+
+class NativePipeline(Pipeline):
+    """cloudpickle + runner.py: the way most remote-function libraries ship a function."""
+
+    name: ClassVar[str] = "native"
+
+    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
+        """A job with the pickled function as payload and the runner as a shared file."""
+        return JobSpec(
+            probe_id=probe_id,
+            files={PAYLOAD_NAME: pickle_workload(workload)},
+            shared={RUNNER_NAME: runner_source()},
+            argv=[PYTHON, shared_ref(RUNNER_NAME), PAYLOAD_NAME],
+            limits=limits,
+            fetch=[META_NAME, RESULT_NAME],
+            local_dir=local_dir,
+        )
+
+    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
+        """Merge the runner's meta.json and result.json into the observation."""
+        return fill_observation(obs, result)
