@@ -1,0 +1,214 @@
+"""The Rich terminal report: header, level table, verdict panel, timings, flaky band, isolate findings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import statistics
+from collections.abc import Sequence
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from threshold_probe.models import ProbeRecord
+from threshold_probe.render.common import (
+    METRIC_COLUMNS,
+    attribution_score,
+    failing_records,
+    first_fail,
+    fmt_mb,
+    fmt_number,
+    fmt_seconds,
+    isolate_dimensions,
+    isolate_drivers,
+    level_views,
+    metric,
+    stage_order,
+    threshold_sentence,
+)
+from threshold_probe.summary import RunSummary
+
+VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim", "flaky": "yellow", "-": "dim"}
+
+#: Evidence lines the verdict panel shows at most; the full logs stay in the run folder.
+MAX_EVIDENCE_LINES = 12
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def header(summary: RunSummary) -> RenderableType:
+    """Who, where and when: run id, cluster, pipeline, ladder, limits, versions, dates."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("run", f"{summary.run_id}  ({summary.kind}, {summary.status})")
+    cluster = summary.cluster
+    if summary.cluster_info:
+        cluster += "  " + ", ".join(f"{k}={v}" for k, v in sorted(summary.cluster_info.items()))
+    grid.add_row("cluster", cluster)
+    grid.add_row("pipeline", summary.pipeline)
+    grid.add_row("ladder", summary.ladder)
+    if summary.limits:
+        grid.add_row("limits", ", ".join(f"{k}={v}" for k, v in summary.limits.items() if v is not None))
+    if summary.versions:
+        grid.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
+    took = ""
+    if summary.finished_at is not None:
+        took = f"  (took {fmt_seconds(summary.finished_at - summary.started_at)})"
+    grid.add_row("date", _when(summary.started_at) + took)
+    return Panel(grid, title="threshold-probe report", title_align="left", border_style="blue")
+
+
+def level_table(summary: RunSummary) -> Table:
+    """One row per level: static metrics, verdict, wall time, peak memory, failure class."""
+    table = Table(title="levels", title_justify="left", header_style="bold")
+    table.add_column("level", justify="right")
+    for _key, label, _names in METRIC_COLUMNS:
+        table.add_column(label, justify="right")
+    table.add_column("verdict")
+    table.add_column("wall", justify="right")
+    table.add_column("peak MB", justify="right")
+    table.add_column("failure class")
+    ff = first_fail(summary)
+    for view in level_views(summary):
+        cells = [str(view.level)]
+        cells += [fmt_number(metric(view.metrics, key)) for key, _l, _n in METRIC_COLUMNS]
+        verdict = Text(view.verdict, style=VERDICT_STYLE.get(view.verdict, ""))
+        row: list[str | Text] = [*cells, verdict, fmt_seconds(view.wall_s), fmt_mb(view.peak_mb)]
+        row.append(view.failure_class or "")
+        table.add_row(*row, style="on grey15" if view.level == ff else None)
+    return table
+
+
+def verdict_panel(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> Panel:
+    """The answer: the threshold, the cause, and the stderr lines that show it."""
+    lines: list[RenderableType] = [Text(threshold_sentence(summary), style="bold")]
+    if summary.message:
+        lines.append(Text(summary.message))
+    failure = summary.failure
+    if failure is not None:
+        cause = Text("cause: ", style="bold")
+        cause.append(failure.failure_class, style="red")
+        if failure.explanation:
+            cause.append(f" - {failure.explanation}")
+        lines.append(cause)
+        if failure.signature:
+            lines.append(Text(f"signature: {failure.signature}", style="dim"))
+        evidence = list(failure.evidence)
+        if not evidence:
+            # The summary kept no evidence lines: fall back to the first failing probe's stderr tail.
+            fails = failing_records(records)
+            if fails:
+                evidence = fails[0].observation.job.stderr_tail.strip().splitlines()[-MAX_EVIDENCE_LINES:]
+        if evidence:
+            lines.append(Text("evidence:", style="bold"))
+            for line in evidence[:MAX_EVIDENCE_LINES]:
+                lines.append(Text("  " + line, style="yellow"))
+            if len(evidence) > MAX_EVIDENCE_LINES:
+                lines.append(Text(f"  ... {len(evidence) - MAX_EVIDENCE_LINES} more lines", style="dim"))
+    style = "red" if first_fail(summary) is not None else "green"
+    return Panel(Group(*lines), title="verdict", title_align="left", border_style=style)
+
+
+def timings_table(summary: RunSummary) -> Table | None:
+    """Median seconds per stage, over every probe of the run, with min and max."""
+    stages = stage_order(summary.probes)
+    if not stages:
+        return None
+    table = Table(title="timings (all probes)", title_justify="left", header_style="bold")
+    table.add_column("stage")
+    table.add_column("median", justify="right")
+    table.add_column("min", justify="right")
+    table.add_column("max", justify="right")
+    table.add_column("probes", justify="right")
+    for stage in stages:
+        vals = [p.timings[stage] for p in summary.probes if stage in p.timings]
+        table.add_row(
+            stage,
+            fmt_seconds(statistics.median(vals)),
+            fmt_seconds(min(vals)),
+            fmt_seconds(max(vals)),
+            str(len(vals)),
+        )
+    walls = [p.wall_s for p in summary.probes if p.wall_s is not None]
+    if walls:
+        table.add_row(
+            Text("wall", style="bold"),
+            fmt_seconds(statistics.median(walls)),
+            fmt_seconds(min(walls)),
+            fmt_seconds(max(walls)),
+            str(len(walls)),
+        )
+    return table
+
+
+def isolate_table(summary: RunSummary) -> Table | None:
+    """Per dimension: whether it alone is sufficient or necessary for the failure, and where."""
+    dims = isolate_dimensions(summary.isolate)
+    if not dims:
+        return None
+    drivers = set(isolate_drivers(summary.isolate))
+    table = Table(title="isolate: which dimension drives the failure", title_justify="left")
+    table.add_column("dimension")
+    table.add_column("sufficient")
+    table.add_column("necessary")
+    table.add_column("threshold", justify="right")
+    table.add_column("attribution")
+    for name, findings in dims:
+        score = attribution_score(findings)
+        bar = "█" * round(score * 10) + "·" * (10 - round(score * 10))
+        threshold = findings.get("threshold")
+        table.add_row(
+            Text(name + (" (driver)" if name in drivers else ""), style="bold" if name in drivers else ""),
+            _yes_no(findings.get("sufficient")),
+            _yes_no(findings.get("necessary")),
+            "-" if threshold is None else str(threshold),
+            bar,
+        )
+    return table
+
+
+def _yes_no(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def renderables(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> list[RenderableType]:
+    """Every block of the report, in order, ready for console.print."""
+    blocks: list[RenderableType] = [header(summary), level_table(summary), verdict_panel(summary, records)]
+    if summary.flaky_band:
+        band = summary.flaky_band
+        blocks.append(
+            Panel(
+                f"levels {band[0]}..{band[-1]} passed in some attempts and failed in others;"
+                " the threshold lies in this band",
+                title="flaky band",
+                title_align="left",
+                border_style="yellow",
+            )
+        )
+    timings = timings_table(summary)
+    if timings is not None:
+        blocks.append(timings)
+    iso = isolate_table(summary)
+    if iso is not None:
+        blocks.append(iso)
+    return blocks
+
+
+def print_report(console: Console, summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> None:
+    """Print the report on a Rich console (colours when it is a terminal)."""
+    for block in renderables(summary, records):
+        console.print(block)
+
+
+def to_text(summary: RunSummary, records: Sequence[ProbeRecord] = (), width: int = 120) -> str:
+    """The report as plain text (for -o FILE): the same blocks, without colour codes."""
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None, force_terminal=False)
+    print_report(console, summary, records)
+    return console.export_text(styles=False)

@@ -1,0 +1,2 @@
+"""Shipped data files: the JSON Schema of the run summary (regenerate with
+`python -m threshold_probe.schema`)."""
