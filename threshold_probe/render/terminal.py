@@ -28,6 +28,7 @@ from threshold_probe.render.common import (
     stage_order,
     threshold_sentence,
 )
+from threshold_probe.store import Store
 from threshold_probe.summary import RunSummary
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim", "flaky": "yellow", "-": "dim"}
@@ -201,8 +202,15 @@ def renderables(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> lis
     return blocks
 
 
-def print_report(console: Console, summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> None:
-    """Print the report on a Rich console (colours when it is a terminal)."""
+def print_report(
+    summary: RunSummary,
+    console: Console,
+    records: Sequence[ProbeRecord] = (),
+    store: Store | None = None,
+) -> None:
+    """Print the report on a Rich console; with a store, the run's probes add stderr evidence."""
+    if not records and store is not None:
+        records = store.probes(summary.run_id)
     for block in renderables(summary, records):
         console.print(block)
 
@@ -210,5 +218,5 @@ def print_report(console: Console, summary: RunSummary, records: Sequence[ProbeR
 def to_text(summary: RunSummary, records: Sequence[ProbeRecord] = (), width: int = 120) -> str:
     """The report as plain text (for -o FILE): the same blocks, without colour codes."""
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None, force_terminal=False)
-    print_report(console, summary, records)
+    print_report(summary, console, records)
     return console.export_text(styles=False)

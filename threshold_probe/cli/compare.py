@@ -1,0 +1,87 @@
+"""`probe compare`: what changed between two runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.compare import Comparison, compare_runs
+from threshold_probe.errors import UserError
+from threshold_probe.render.common import fmt_seconds
+from threshold_probe.summary import RunSummary
+
+
+def _load(run_id: str) -> RunSummary:
+    info = get_state().store().get_run(run_id)
+    if info.summary is None:
+        raise UserError(f"run {info.run_id} has no summary yet (status {info.status})")
+    return RunSummary.model_validate(info.summary)
+
+
+def print_comparison(cmp: Comparison) -> None:
+    """The comparison as Rich text: threshold, flipped levels, metric and timing changes."""
+    colour = "red" if cmp.regressed else "green"
+    console.print(
+        f"[bold]{cmp.run_a}[/] ({cmp.cell_a}) -> [bold]{cmp.run_b}[/] ({cmp.cell_b})", highlight=False
+    )
+    if not cmp.same_cell:
+        console.print("[yellow]note: the runs are of different cluster/pipeline/ladder cells[/]")
+    console.print(
+        f"threshold: first fail {cmp.first_fail_a} -> {cmp.first_fail_b}"
+        f" (last pass {cmp.last_pass_a} -> {cmp.last_pass_b}): [{colour}]{cmp.threshold_moved}[/]",
+        highlight=False,
+    )
+    if cmp.failure_class_a != cmp.failure_class_b:
+        console.print(f"failure class: {cmp.failure_class_a} -> {cmp.failure_class_b}", highlight=False)
+    for line in cmp.regressions:
+        console.print(f"[bold red]regression:[/] {line}", highlight=False)
+    if cmp.flipped:
+        table = Table(title="levels that flipped", title_justify="left")
+        for col in ("level", "before", "after", "class before", "class after"):
+            table.add_column(col)
+        for f in cmp.flipped:
+            style = "red" if f.regression else "green"
+            table.add_row(
+                str(f.level), f.before, f"[{style}]{f.after}[/]", f.class_before or "-", f.class_after or "-"
+            )
+        console.print(table)
+    if cmp.metric_changes:
+        table = Table(title="metric changes", title_justify="left")
+        for col in ("level", "metric", "before", "after", "delta"):
+            table.add_column(col, justify="right")
+        for m in cmp.metric_changes:
+            table.add_row(str(m.level), m.metric, f"{m.before:g}", f"{m.after:g}", f"{m.delta:+g}")
+        console.print(table)
+    if cmp.timing_changes:
+        table = Table(title="timing changes beyond noise", title_justify="left")
+        for col in ("level", "stage", "before", "after", "ratio", "probes"):
+            table.add_column(col, justify="right")
+        for t in cmp.timing_changes:
+            table.add_row(
+                str(t.level),
+                t.stage,
+                fmt_seconds(t.before_s),
+                fmt_seconds(t.after_s),
+                "-" if t.ratio is None else f"x{t.ratio:.2f}",
+                f"{t.samples[0]}/{t.samples[1]}",
+            )
+        console.print(table)
+    if not (cmp.flipped or cmp.metric_changes or cmp.timing_changes) and cmp.threshold_moved == "same":
+        console.print("no change beyond noise", highlight=False)
+
+
+@command
+def compare(
+    run_a: Annotated[str, typer.Argument(help="The earlier run (id, unique prefix or 'latest').")],
+    run_b: Annotated[str, typer.Argument(help="The later run (id, unique prefix or 'latest').")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show what changed between two runs: threshold, flipped levels, metric and timing shifts."""
+    cmp = compare_runs(_load(run_a), _load(run_b))
+    if as_json:
+        print_json(cmp.model_dump(mode="json"))
+        return
+    print_comparison(cmp)

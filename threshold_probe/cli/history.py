@@ -1,0 +1,91 @@
+"""`probe history`: the threshold of every past run over time, as a table and sparklines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.history import by_cell, sparkline
+from threshold_probe.history import history as load_history
+
+
+@command
+def history(
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only runs on this cluster.")] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="Only runs through this pipeline.")
+    ] = None,
+    ladder: Annotated[str | None, typer.Option("--ladder", help="Only runs over this ladder.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only sweep, bisect, isolate or run.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N runs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the threshold (first failing level) of every past run, oldest first, with a sparkline."""
+    entries = load_history(
+        get_state().store(), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
+    )
+    groups = by_cell(entries)
+    if as_json:
+        print_json(
+            {
+                "runs": [e.model_dump() for e in entries],
+                "cells": {
+                    cell: {
+                        "sparkline": sparkline(items),
+                        "first_fail": [e.first_fail for e in items],
+                        "run_ids": [e.run_id for e in items],
+                    }
+                    for cell, items in groups.items()
+                },
+            }
+        )
+        return
+    if not entries:
+        console.print("no runs match: start one with `probe bisect`", highlight=False)
+        return
+    table = Table(title=f"threshold history ({len(entries)} runs)", title_justify="left")
+    for col, justify in (
+        ("started", "left"),
+        ("run", "left"),
+        ("kind", "left"),
+        ("cluster/pipeline/ladder", "left"),
+        ("first fail", "right"),
+        ("last pass", "right"),
+        ("class", "left"),
+        ("status", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for e in entries:
+        started = dt.datetime.fromtimestamp(e.started_at).strftime("%Y-%m-%d %H:%M")
+        if e.first_fail is not None:
+            ff = f"[bold]{e.first_fail}[/]"
+        elif e.highest_pass is not None:
+            ff = f"[green]none <= {e.highest_pass}[/]"
+        else:
+            ff = "-"
+        table.add_row(
+            started,
+            e.run_id,
+            e.kind,
+            e.cell,
+            ff,
+            "-" if e.last_pass is None else str(e.last_pass),
+            e.failure_class or "-",
+            e.status,
+        )
+    console.print(table)
+    spark = Table(title="trend (first failing level; ↑ none found, · undecided)", title_justify="left")
+    spark.add_column("cluster/pipeline/ladder")
+    spark.add_column("runs", justify="right")
+    spark.add_column("sparkline")
+    spark.add_column("first -> last", justify="right")
+    for cell, items in groups.items():
+        ends = [e.first_fail for e in items]
+        first = next((v for v in ends if v is not None), None)
+        last = next((v for v in reversed(ends) if v is not None), None)
+        spark.add_row(cell, str(len(items)), sparkline(items), f"{first} -> {last}")
+    console.print(spark)

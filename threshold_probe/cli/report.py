@@ -1,0 +1,53 @@
+"""`probe report`: render a recorded run again, in any report format."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from threshold_probe.cli.common import command, console, err_console, get_state
+from threshold_probe.errors import UserError
+from threshold_probe.render import FORMATS, render
+from threshold_probe.render.terminal import print_report
+from threshold_probe.store import atomic_write
+from threshold_probe.summary import RunSummary
+
+
+@command
+def report(
+    run_id: Annotated[
+        str, typer.Argument(help="A run id (or a unique prefix of one), or 'latest'.", show_default=True)
+    ] = "latest",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help=f"Report format: {', '.join(FORMATS)}.", show_default=True),
+    ] = "rich",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to FILE (atomically) instead of stdout."),
+    ] = None,
+) -> None:
+    """Render a recorded run: the Rich report, or JSON, Markdown, HTML or JUnit XML."""
+    if as_json:
+        fmt = "json"
+    if fmt not in FORMATS:
+        raise UserError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    store = get_state().store()
+    info = store.get_run(run_id)
+    if info.summary is None:
+        raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")
+    summary = RunSummary.model_validate(info.summary)
+    records = store.probes(summary.run_id)
+    if output is not None:
+        atomic_write(output, render(summary, fmt, records))
+        err_console.print(f"wrote {fmt} report of {summary.run_id} to {output}", highlight=False)
+        return
+    if fmt == "rich":
+        print_report(summary, console, records)
+        return
+    sys.stdout.write(render(summary, fmt, records))
+    sys.stdout.flush()
