@@ -346,6 +346,10 @@ def _classify_exception(exc_type: str, message: str, stage: str | None, has_memo
         return "oom"
     if has_memory_limit and "can't start new thread" in message:
         return "oom"
+    if short in ("OSError", "PermissionError") and (
+        "[Errno 7]" in message or "Argument list too long" in message
+    ):
+        return "arg_too_long"  # the workload's own subprocess could not start
     if stage == "serialize":
         return "result_serialize"
     if stage == "setup":

@@ -57,6 +57,9 @@ def read_tail(path: Path, n_bytes: int = TAIL_BYTES) -> str:
 
 
 def _format_oserror(exc: BaseException) -> str:
+    """`OSError: [Errno 7] Argument list too long`: the program's name adds nothing to E2BIG."""
+    if isinstance(exc, OSError) and exc.errno == errno.E2BIG:
+        return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
     return f"{type(exc).__name__}: {exc}"
 
 
