@@ -118,7 +118,7 @@ def test_overlong_argument_is_a_launch_error_not_an_exception(tmp_path: Path) ->
 def test_missing_interpreter_is_infrastructure_trouble(tmp_path: Path) -> None:
     cfg = LocalClusterConfig(python=str(tmp_path / "no-such-python"), workdir=str(tmp_path / "w"))
     cluster = LocalCluster("local", cfg)
-    obs, verdict = run_probe("def workload():\n    return 1\n", tmp_path, cluster=cluster)
+    _, verdict = run_probe("def workload():\n    return 1\n", tmp_path, cluster=cluster)
     assert verdict.status == "skip"
     assert "no-such-python" in verdict.evidence[0]
     checks = {c.name: c for c in cluster.preflight()}
