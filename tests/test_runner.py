@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def test_success_writes_meta_and_result_summary(tmp_path: Path) -> None:
         "runner_end",
     ]
     assert [stamps[k] for k in order] == sorted(stamps[k] for k in order)
-    assert meta["python"] == "%d.%d.%d" % sys.version_info[:3]
+    assert meta["python"] == platform.python_version()
     assert meta["cloudpickle"] == cloudpickle.__version__
     assert isinstance(meta["rss_peak_kb_self"], int) and meta["rss_peak_kb_self"] > 1000
     assert {"user", "system", "children_user", "children_system"} <= set(meta["cpu"])  # type: ignore[arg-type]
@@ -200,7 +201,7 @@ def test_python_version_difference_is_deserialize_with_both_versions(tmp_path: P
     assert verdict.failure_class == "deserialize"
     assert obs.meta is not None
     far = obs.meta["python"]
-    here = "%d.%d.%d" % sys.version_info[:3]
+    here = platform.python_version()
     assert any(
         line == f"far side: Python {far}, cloudpickle {obs.meta['cloudpickle']}" for line in verdict.evidence
     )
