@@ -1,0 +1,77 @@
+"""`probe nightly`: run the [nightly] matrix and report regressions against baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json
+from threshold_probe.nightly import STATUS_COLOURS, NightlyCell, run_nightly
+
+
+def _cell_done(cell: NightlyCell) -> None:
+    what = cell.threshold or cell.error or ""
+    err_console.print(f"  {cell.key}: {cell.status} {what}", highlight=False, soft_wrap=True)
+
+
+@command
+def nightly(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for nightly.html, nightly.junit.xml and nightly.json."),
+    ] = None,
+    notify_command: Annotated[
+        str | None,
+        typer.Option(
+            "--notify-command",
+            help="Run CMD with the HTML summary's path when something regressed ({path} marks where).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the night's JSON summary.")] = False,
+) -> None:
+    """Run clusters x pipelines x ladders from [nightly] and compare each cell with its baseline.
+
+    Exit 0 when nothing regressed, 1 when a threshold moved down or a passing level now fails,
+    3 when a cluster could not be reached (the other clusters are still reported).
+    """
+    state = get_state()
+    config = state.config()
+    quiet = as_json
+    result = run_nightly(
+        config,
+        state.resolved_reports_dir(),
+        output=output,
+        notify_command=notify_command,
+        on_cell=None if quiet else _cell_done,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        table = Table(title="nightly", title_justify="left")
+        for col in ("cluster/pipeline/ladder", "status", "first fail", "baseline", "what changed"):
+            table.add_column(col)
+        for c in result.cells:
+            colour = STATUS_COLOURS.get(c.status, "white")
+            table.add_row(
+                c.key,
+                f"[{colour}]{c.status}[/]",
+                "-" if c.first_fail is None else str(c.first_fail),
+                "-" if c.baseline_first_fail is None else f"{c.baseline_first_fail} ({c.baseline})",
+                "; ".join(c.regressions) or c.error or (c.threshold_moved or "no baseline yet"),
+            )
+        console.print(table)
+        for c in result.cells:
+            for line in c.regressions:
+                console.print(f"[bold red]regression[/] {c.key}: {line}", highlight=False)
+        for name, why in result.unreachable.items():
+            console.print(f"[bold magenta]unreachable[/] {name}: {why}", highlight=False, soft_wrap=True)
+        console.print(
+            f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False
+        )
+        if result.notified is not None:
+            console.print(f"notified: {result.notified}", highlight=False)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)

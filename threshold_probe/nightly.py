@@ -1,0 +1,569 @@
+"""Nightly regression runs: the [nightly] matrix (clusters x pipelines x ladders) against baselines.
+
+Each cluster runs in its own thread (its cells one after another, each with a fresh search that
+reuses no cached verdict, and each run's preflight first). Every cell is compared with its
+baseline: a run id or first-failing level pinned in [nightly.baseline], else the cell's run in
+the previous nightly.json of the output folder, else the newest completed run of the same cell.
+
+Exit code: 1 when anything regressed (a threshold moved down, or a level that passed now fails),
+else 3 when a cluster could not be reached, else 0.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any, Literal
+from xml.etree import ElementTree as ET
+
+from pydantic import BaseModel, Field, ValidationError
+
+from threshold_probe.compare import Comparison, compare_runs, compare_threshold
+from threshold_probe.config import ProbeConfig
+from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraError, ProbeError, UserError
+from threshold_probe.models import ProbeRecord
+from threshold_probe.render import html as html_render
+from threshold_probe.render import junit as junit_render
+from threshold_probe.render.common import first_fail, level_views, threshold_sentence
+from threshold_probe.store import Store, atomic_write
+from threshold_probe.summary import RunSummary
+
+CellStatus = Literal["ok", "regressed", "unreachable", "error"]
+NightlyKind = Literal["sweep", "bisect"]
+
+SUMMARY_JSON = "nightly.json"
+SUMMARY_HTML = "nightly.html"
+SUMMARY_JUNIT = "nightly.junit.xml"
+NOTIFY_TIMEOUT_S = 120.0
+
+
+class NightlyCell(BaseModel):
+    """One cell of the matrix: its run, its baseline and what the comparison found."""
+
+    cluster: str
+    pipeline: str
+    ladder: str
+    status: CellStatus
+    run_id: str | None = None
+    #: A run id, "pinned:N" for a pinned first failing level, or None (no baseline: first night).
+    baseline: str | None = None
+    first_fail: int | None = None
+    baseline_first_fail: int | None = None
+    threshold: str = ""
+    failure_class: str | None = None
+    threshold_moved: str | None = None
+    regressions: list[str] = Field(default_factory=list)
+    #: Levels that passed in the baseline and fail now.
+    newly_failing: list[int] = Field(default_factory=list)
+    error: str | None = None
+    report: str | None = None
+
+    @property
+    def key(self) -> str:
+        """cluster/pipeline/ladder as written in the config (the baseline table's key)."""
+        return f"{self.cluster}/{self.pipeline}/{self.ladder}"
+
+
+class NightlyResult(BaseModel):
+    """The whole night: every cell, the unreachable clusters, the files written, the exit code."""
+
+    schema_version: int = 1
+    started_at: float
+    finished_at: float
+    kind: str
+    output: str
+    cells: list[NightlyCell]
+    unreachable: dict[str, str] = Field(default_factory=dict)
+    regressed: bool
+    exit_code: int
+    files: dict[str, str] = Field(default_factory=dict)
+    notified: dict[str, Any] | None = None
+
+
+class _CellRun:
+    """What a worker thread brings back for one cell (summaries and records stay in memory)."""
+
+    def __init__(self, cell: NightlyCell, summary: RunSummary | None = None) -> None:
+        self.cell = cell
+        self.summary = summary
+        self.records: list[ProbeRecord] = []
+        self.comparison: Comparison | None = None
+        self.baseline_summary: RunSummary | None = None
+
+
+def nightly_kind(config: ProbeConfig) -> NightlyKind:
+    """The search each cell runs: [nightly] kind = "sweep" (default: every level) or "bisect"."""
+    extra = config.nightly.model_extra or {}
+    kind = getattr(config.nightly, "kind", None) or extra.get("kind", "sweep")
+    if kind not in ("sweep", "bisect"):
+        raise UserError(f"[nightly] kind must be sweep or bisect, not {kind!r}")
+    return kind  # type: ignore[no-any-return]
+
+
+def output_dir(config: ProbeConfig, override: Path | None) -> Path:
+    """The folder nightly writes to: --output, else [nightly] output relative to the config file."""
+    if override is not None:
+        return override
+    path = Path(config.nightly.output).expanduser()
+    return path if path.is_absolute() else config.base_dir / path
+
+
+def _ladder_arg(config: ProbeConfig, ladder: str) -> str:
+    # A ladder given as a path in probe.toml is relative to the file, not to the current folder.
+    if ladder.endswith(".toml") and not Path(ladder).is_absolute():
+        candidate = config.base_dir / ladder
+        if candidate.is_file():
+            return str(candidate)
+    return ladder
+
+
+def matrix(config: ProbeConfig) -> list[tuple[str, str, str]]:
+    """The (cluster, pipeline, ladder) cells, validated: a bad name is a UserError before any run."""
+    from threshold_probe.ladder import load_ladder
+    from threshold_probe.pipelines import make_pipeline
+
+    clusters = config.nightly.clusters or config.cluster_names()
+    for name in clusters:
+        config.cluster(name)
+    for p in config.nightly.pipelines:
+        make_pipeline(p)
+    for lad in config.nightly.ladders:
+        load_ladder(_ladder_arg(config, lad))
+    if not (clusters and config.nightly.pipelines and config.nightly.ladders):
+        raise UserError("[nightly] matrix is empty: give at least one cluster, pipeline and ladder")
+    return [(c, p, lad) for c in clusters for p in config.nightly.pipelines for lad in config.nightly.ladders]
+
+
+def _pinned(config: ProbeConfig, key: str) -> tuple[str | None, int | None]:
+    """A pinned baseline for a cell: (run id, None) or (None, first failing level) or (None, None)."""
+    table = config.nightly.baseline
+    value = table.get(key)
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        raise UserError(f"[nightly.baseline] {key!r}: give a run id, a level number or a table")
+    if isinstance(value, int):
+        return None, value
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, dict):
+        run, threshold = value.get("run"), value.get("threshold")
+        if run is not None:
+            return str(run), None
+        if isinstance(threshold, int) and not isinstance(threshold, bool):
+            return None, threshold
+    raise UserError(
+        f"[nightly.baseline] {key!r}: give a run id, a level number, or {{run=...}} / {{threshold=N}}"
+    )
+
+
+def _summary_of(store: Store, run_id: str) -> RunSummary | None:
+    try:
+        info = store.get_run(run_id)
+    except UserError:
+        return None
+    if info.summary is None or info.status != "completed":
+        return None
+    try:
+        return RunSummary.model_validate(info.summary)
+    except ValidationError:
+        return None
+
+
+def previous_cells(out: Path) -> dict[str, str]:
+    """cell key -> run id from the previous nightly.json in the output folder (if any)."""
+    try:
+        data = json.loads((out / SUMMARY_JSON).read_text())
+    except (OSError, ValueError):
+        return {}
+    cells = data.get("cells") if isinstance(data, dict) else None
+    found: dict[str, str] = {}
+    for c in cells or []:
+        if isinstance(c, dict) and c.get("run_id") and c.get("status") in ("ok", "regressed"):
+            found[f"{c.get('cluster')}/{c.get('pipeline')}/{c.get('ladder')}"] = str(c["run_id"])
+    return found
+
+
+def _find_baseline(
+    store: Store,
+    summary: RunSummary,
+    *,
+    pinned_run: str | None,
+    previous: str | None,
+    before: float,
+    exclude: set[str],
+) -> RunSummary | None:
+    if pinned_run is not None:
+        found = _summary_of(store, pinned_run)
+        if found is None:
+            raise UserError(f"[nightly.baseline] names run {pinned_run!r}, which has no completed summary")
+        return found
+    if previous is not None and previous not in exclude:
+        found = _summary_of(store, previous)
+        if found is not None:
+            return found
+    for info in store.runs(
+        cluster=summary.cluster, pipeline=summary.pipeline, ladder=summary.ladder, kind=summary.kind
+    ):
+        if info.run_id in exclude or info.started_at >= before or info.status != "completed":
+            continue
+        found = _summary_of(store, info.run_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _run_cluster(
+    cluster: str,
+    cells: Sequence[tuple[str, str, str]],
+    *,
+    config: ProbeConfig,
+    reports_dir: Path,
+    kind: NightlyKind,
+    on_cell: Callable[[NightlyCell], None] | None,
+) -> tuple[list[_CellRun], str | None]:
+    """One cluster's cells, in order; stops at the first sign that the cluster cannot be reached."""
+    from threshold_probe.session import LimitOverrides, SearchOptions, run_search
+
+    store = Store(reports_dir)  # sqlite connections must not cross threads: one per worker
+    results: list[_CellRun] = []
+    unreachable: str | None = None
+    try:
+        for _c, pipeline, ladder in cells:
+            base = NightlyCell(cluster=cluster, pipeline=pipeline, ladder=ladder, status="ok")
+            if unreachable is not None:
+                base.status, base.error = "unreachable", unreachable
+                results.append(_CellRun(base))
+                continue
+            try:
+                summary = run_search(
+                    kind,
+                    config=config,
+                    store=store,
+                    cluster=cluster,
+                    pipeline=pipeline,
+                    ladder=_ladder_arg(config, ladder),
+                    overrides=LimitOverrides(),
+                    options=SearchOptions(fresh=True, preflight=True),
+                    progress=None,
+                )
+            except InfraError as exc:
+                unreachable = str(exc)
+                base.status, base.error = "unreachable", unreachable
+                results.append(_CellRun(base))
+            except ProbeError as exc:
+                base.status, base.error = "error", str(exc)
+                results.append(_CellRun(base))
+            else:
+                run = _CellRun(base, summary)
+                run.records = store.probes(summary.run_id)
+                base.run_id = summary.run_id
+                base.first_fail = first_fail(summary)
+                base.threshold = threshold_sentence(summary)
+                base.failure_class = summary.failure.failure_class if summary.failure else None
+                results.append(run)
+            if on_cell is not None:
+                on_cell(base)
+    finally:
+        store.close()
+    return results, unreachable
+
+
+def _compare(
+    run: _CellRun,
+    store: Store,
+    config: ProbeConfig,
+    previous: dict[str, str],
+    since: float,
+    this_night: set[str],
+) -> None:
+    cell, summary = run.cell, run.summary
+    if summary is None:
+        return
+    pinned_run, pinned_level = _pinned(config, cell.key)
+    if pinned_level is not None:
+        run.comparison = compare_threshold(pinned_level, summary)
+        cell.baseline = f"pinned:{pinned_level}"
+        cell.baseline_first_fail = pinned_level
+    else:
+        base = _find_baseline(
+            store,
+            summary,
+            pinned_run=pinned_run,
+            previous=previous.get(cell.key),
+            before=since,
+            exclude=this_night,
+        )
+        if base is None:
+            return
+        run.baseline_summary = base
+        run.comparison = compare_runs(base, summary)
+        cell.baseline = base.run_id
+        cell.baseline_first_fail = run.comparison.first_fail_a
+    cmp = run.comparison
+    cell.threshold_moved = cmp.threshold_moved
+    cell.regressions = list(cmp.regressions)
+    cell.newly_failing = [f.level for f in cmp.flipped if f.regression]
+    if cmp.regressed:
+        cell.status = "regressed"
+
+
+def _expected_failures(run: _CellRun) -> set[int]:
+    """Failing levels that are no news: they failed in the baseline, or lie at or above its threshold."""
+    if run.summary is None:
+        return set()
+    failing = {v.level for v in level_views(run.summary) if v.verdict in ("fail", "flaky")}
+    cell = run.cell
+    if cell.baseline is None:
+        return failing  # first night: nothing to regress against
+    expected: set[int] = set()
+    if run.baseline_summary is not None:
+        expected |= {v.level for v in level_views(run.baseline_summary) if v.verdict in ("fail", "flaky")}
+    if cell.baseline_first_fail is not None:
+        expected |= {n for n in failing if n >= cell.baseline_first_fail}
+    return expected & failing
+
+
+def _add_case(
+    suite: ET.Element, name: str, classname: str, kind: str | None = None, message: str = "", body: str = ""
+) -> None:
+    case = ET.SubElement(suite, "testcase", name=name, classname=classname, time="0.000")
+    suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+    if kind is not None:
+        el = ET.SubElement(case, kind, message=junit_render.xml_text(message))
+        if kind != "skipped":
+            el.set("type", "regression" if kind == "failure" else "unreachable")
+        el.text = junit_render.xml_text(body)
+        counter = {"failure": "failures", "error": "errors", "skipped": "skipped"}[kind]
+        suite.set(counter, str(int(suite.get(counter, "0")) + 1))
+
+
+def nightly_junit(runs: Sequence[_CellRun], unreachable: dict[str, str]) -> str:
+    """One JUnit file for the night: a suite per cell (levels plus a baseline check) and per dead cluster."""
+    suites: list[ET.Element] = []
+    for run in runs:
+        cell = run.cell
+        if run.summary is None:
+            continue
+        suite = junit_render.testsuite(
+            run.summary, run.records, name=cell.key, expected_failures=_expected_failures(run)
+        )
+        classname = suite.get("package", "threshold_probe")
+        if cell.baseline is None:
+            _add_case(
+                suite, "threshold against baseline", classname, "skipped", "no baseline yet (first run)"
+            )
+        elif cell.regressions:
+            _add_case(
+                suite,
+                "threshold against baseline",
+                classname,
+                "failure",
+                "; ".join(cell.regressions),
+                f"baseline {cell.baseline}: first fail {cell.baseline_first_fail}; now {cell.first_fail}",
+            )
+        else:
+            _add_case(suite, "threshold against baseline", classname)
+        suites.append(suite)
+    stamp = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    for cluster, why in sorted(unreachable.items()):
+        suite = ET.Element(
+            "testsuite",
+            name=f"{cluster} (unreachable)",
+            tests="0",
+            failures="0",
+            errors="0",
+            skipped="0",
+            time="0.000",
+            timestamp=stamp,
+        )
+        _add_case(
+            suite,
+            f"preflight of {cluster}",
+            f"threshold_probe.{cluster}",
+            "error",
+            f"cluster {cluster} could not be reached",
+            why,
+        )
+        for run in runs:
+            c = run.cell
+            if c.cluster == cluster and c.status == "unreachable":
+                _add_case(suite, c.key, f"threshold_probe.{cluster}", "skipped", "cluster unreachable")
+        suites.append(suite)
+    for run in runs:
+        c = run.cell
+        if c.status == "error":
+            suite = ET.Element(
+                "testsuite",
+                name=f"{c.key} (error)",
+                tests="0",
+                failures="0",
+                errors="0",
+                skipped="0",
+                time="0.000",
+                timestamp=stamp,
+            )
+            _add_case(
+                suite, c.key, f"threshold_probe.{c.cluster}", "error", c.error or "error", c.error or ""
+            )
+            suites.append(suite)
+    return junit_render.document(suites, name="threshold-probe nightly")
+
+
+STATUS_COLOURS = {"ok": "#2e9d4f", "regressed": "#d64541", "unreachable": "#8250df", "error": "#9a6700"}
+
+
+def nightly_html(result: NightlyResult) -> str:
+    """One self-contained HTML page for the night: the verdict, every cell, unreachable clusters."""
+    when = dt.datetime.fromtimestamp(result.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    regressed = [c for c in result.cells if c.status == "regressed"]
+    if regressed:
+        verdict = f"{len(regressed)} regression(s): " + "; ".join(
+            f"{c.key}: {', '.join(c.regressions)}" for c in regressed
+        )
+    elif result.unreachable:
+        verdict = "no regression; unreachable: " + ", ".join(sorted(result.unreachable))
+    else:
+        verdict = "no regression"
+    failed = "failed" if regressed else ""
+    body = [
+        "<h1>threshold-probe nightly</h1>",
+        f'<p class="meta"><span>{escape(when)}</span><span>{len(result.cells)} cells</span>'
+        f"<span>search: {escape(result.kind)}</span><span>exit code {result.exit_code}</span></p>",
+        f'<div class="verdict {failed}" id="verdict"><p class="answer">{escape(verdict)}</p></div>',
+        "<h2>Matrix</h2>",
+        '<table id="cells"><thead><tr><th class="l">cluster</th><th class="l">pipeline</th>'
+        '<th class="l">ladder</th><th class="l">status</th><th>first fail</th><th>baseline</th>'
+        '<th class="l">class</th><th class="l">what changed</th><th class="l">run</th></tr></thead><tbody>',
+    ]
+    for c in result.cells:
+        colour = STATUS_COLOURS.get(c.status, "#9aa0a6")
+        pill = f'<span class="badge" style="background:{colour}">{escape(c.status)}</span>'
+        change = "; ".join(c.regressions) or (c.error or "") or (c.threshold_moved or "")
+        link = escape(c.run_id or "-")
+        if c.report:
+            link = f'<a href="{escape(c.report)}">{link}</a>'
+        ff = "-" if c.first_fail is None else str(c.first_fail)
+        bff = "-" if c.baseline_first_fail is None else str(c.baseline_first_fail)
+        body.append(
+            f'<tr data-cell="{escape(c.key)}"><td class="l">{escape(c.cluster)}</td>'
+            f'<td class="l">{escape(c.pipeline)}</td><td class="l">{escape(c.ladder)}</td>'
+            f'<td class="l">{pill}</td><td>{escape(ff)}</td><td>{escape(bff)}'
+            f'</td><td class="l">{escape(c.failure_class or "-")}</td><td class="l">{escape(change)}</td>'
+            f'<td class="l">{link}</td></tr>'
+        )
+    body.append("</tbody></table>")
+    if result.unreachable:
+        body.append("<h2>Unreachable clusters</h2>")
+        for name, why in sorted(result.unreachable.items()):
+            body.append(f"<p><b>{escape(name)}</b></p><pre>{escape(why)}</pre>")
+    return html_render.page("threshold-probe nightly", "\n".join(body))
+
+
+def notify(command: str, summary_path: Path, result: NightlyResult) -> dict[str, Any]:
+    """Run the notify command with the summary's path (appended, or in place of {path})."""
+    argv = shlex.split(command)
+    if not argv:
+        raise UserError("--notify-command is empty")
+    if any("{path}" in a for a in argv):
+        argv = [a.replace("{path}", str(summary_path)) for a in argv]
+    else:
+        argv.append(str(summary_path))
+    env = dict(os.environ)
+    env["PROBE_NIGHTLY_SUMMARY"] = str(summary_path)
+    env["PROBE_NIGHTLY_JSON"] = result.files.get("json", "")
+    env["PROBE_NIGHTLY_JUNIT"] = result.files.get("junit", "")
+    try:
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=NOTIFY_TIMEOUT_S, check=False
+        )
+    except FileNotFoundError:
+        return {"argv": argv, "exit_code": None, "error": f"command not found: {argv[0]}"}
+    except subprocess.TimeoutExpired:
+        return {"argv": argv, "exit_code": None, "error": f"timed out after {NOTIFY_TIMEOUT_S:.0f} s"}
+    return {"argv": argv, "exit_code": done.returncode, "stderr": done.stderr[-2000:]}
+
+
+def run_nightly(
+    config: ProbeConfig,
+    reports_dir: Path,
+    *,
+    output: Path | None = None,
+    notify_command: str | None = None,
+    on_cell: Callable[[NightlyCell], None] | None = None,
+) -> NightlyResult:
+    """Run the whole matrix, compare with baselines, write the HTML, JUnit and JSON summaries."""
+    kind = nightly_kind(config)
+    cells = matrix(config)
+    out = output_dir(config, output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create nightly output folder {out}: {exc.strerror}") from None
+    previous = previous_cells(out)
+    started = time.time()
+    clusters: dict[str, list[tuple[str, str, str]]] = {}
+    for cell in cells:
+        clusters.setdefault(cell[0], []).append(cell)
+    done: dict[str, list[_CellRun]] = {}
+    unreachable: dict[str, str] = {}
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(clusters), thread_name_prefix="nightly"
+    ) as pool:
+        futures = {
+            pool.submit(
+                _run_cluster, name, group, config=config, reports_dir=reports_dir, kind=kind, on_cell=on_cell
+            ): name
+            for name, group in clusters.items()
+        }
+        for fut in concurrent.futures.as_completed(futures):
+            name = futures[fut]
+            runs, dead = fut.result()
+            done[name] = runs
+            if dead is not None:
+                unreachable[name] = dead
+    runs = [r for name in clusters for r in done[name]]  # config order, not finishing order
+    this_night = {r.cell.run_id for r in runs if r.cell.run_id}
+    store = Store(reports_dir)
+    try:
+        for run in runs:
+            _compare(run, store, config, previous, started, this_night)
+    finally:
+        store.close()
+    for run in runs:
+        if run.summary is not None:
+            rel = Path("runs") / f"{run.summary.run_id}.html"
+            atomic_write(out / rel, html_render.to_html(run.summary, run.records))
+            run.cell.report = rel.as_posix()
+    regressed = any(r.cell.status == "regressed" for r in runs)
+    code = EXIT_REGRESSION if regressed else EXIT_INFRA if unreachable else EXIT_OK
+    result = NightlyResult(
+        started_at=started,
+        finished_at=time.time(),
+        kind=kind,
+        output=str(out),
+        cells=[r.cell for r in runs],
+        unreachable=unreachable,
+        regressed=regressed,
+        exit_code=code,
+        files={
+            "html": str(out / SUMMARY_HTML),
+            "junit": str(out / SUMMARY_JUNIT),
+            "json": str(out / SUMMARY_JSON),
+        },
+    )
+    atomic_write(out / SUMMARY_JUNIT, nightly_junit(runs, unreachable))
+    atomic_write(out / SUMMARY_HTML, nightly_html(result))
+    if regressed and notify_command:
+        result.notified = notify(notify_command, out / SUMMARY_HTML, result)
+    # nightly.json last: it is the next night's baseline index, so it only appears when all is written.
+    atomic_write(out / SUMMARY_JSON, result.model_dump_json(indent=2) + "\n")
+    return result
