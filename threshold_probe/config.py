@@ -104,6 +104,12 @@ class SlurmClusterConfig(_ClusterBase):
     slurm_conf: str | None = None
     poll_interval: float = 0.5
     array_throttle: int | None = None
+    #: The watcher's poll interval grows up to this while nothing changes (a long queue wait).
+    max_poll_interval: float = Field(default=15.0, gt=0)
+    #: A controller unreachable this long ends the watch of live jobs with a skip.
+    controller_timeout: float = Field(default=120.0, gt=0)
+    #: Bound on every command sent to the submit host (sbatch, squeue, the fetch).
+    command_timeout: float = Field(default=120.0, gt=0)
 
 
 ClusterConfig = Annotated[

@@ -1,0 +1,788 @@
+"""SLURM clusters: real sbatch, a shared watcher, job arrays, faithful final states.
+
+The cluster talks to SLURM only through a Transport: LocalTransport for a SLURM on this machine
+(`host` unset), SSHTransport for a login node. One probe costs a few round trips:
+
+1. stage and submit: one command extracts a tar of the job folder (and, the first time, the
+   content-hashed runner) and runs `sbatch --parsable`;
+2. watch: the cluster's one watcher asks `squeue` about every live job at once per poll, then
+   `scontrol show job -o` (and `sacct`/`sacct -c`) once they are final;
+3. fetch: one command streams back a tar of meta.json, result.json and the log tails, then
+   removes the job folder (unless keep_remote).
+
+A sweep's levels go out as one `sbatch --array=0-(N-1)[%K]`; each array task finds its job
+folder from SLURM_ARRAY_TASK_ID. A job that sbatch refuses becomes a `scheduler` failure with
+sbatch's own line; a controller that cannot be reached becomes an infrastructure error (a skip).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import secrets
+import shlex
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from threshold_probe.clusters.base import Check, Cluster
+from threshold_probe.clusters.local import read_tail
+from threshold_probe.clusters.slurm_script import (
+    STARTED_NAME,
+    STDERR_NAME,
+    STDOUT_NAME,
+    ScriptTask,
+    effective_limits,
+    render_job_script,
+)
+from threshold_probe.clusters.slurm_state import (
+    INFRA_STATES,
+    REJECTED,
+    JobKey,
+    base_state,
+    controller_down,
+    elapsed_s,
+    exceeded_peak_mb,
+    memory_mb,
+    parse_exit_code,
+    sbatch_error_line,
+    scan_evidence,
+    slurm_timestamp,
+)
+from threshold_probe.clusters.slurm_watch import SlurmWatcher, Ticket, record_of
+from threshold_probe.clusters.transport import (
+    CommandResult,
+    LocalTransport,
+    SSHSettings,
+    SSHTransport,
+    Transport,
+    TransportError,
+    quote_path,
+)
+from threshold_probe.config import SlurmClusterConfig
+from threshold_probe.errors import InfraError
+from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
+
+#: How much of the end of each log the fetch brings back (the whole log stays on the far side
+#: with keep_remote). Enough for any traceback and for SLURM's own kill messages.
+LOG_TAIL_BYTES = 2 * 1024**2
+#: Folder (in a job folder) where the fetch puts the log tails before streaming them.
+_FETCH_DIR = ".tp-fetch"
+#: Exit status of the stage-and-submit command when staging (not sbatch) failed.
+_STAGE_FAILED = 97
+#: How long cancel_all waits for cancelled jobs to leave the queue.
+CANCEL_WAIT_S = 90.0
+#: Scheduler facts copied into JobResult.scheduler, in this order.
+SCHEDULER_KEYS = ("JobId", "JobState", "Reason", "ExitCode", "NodeList", "MaxRSS", "Elapsed")
+
+
+@dataclass
+class _Batch:
+    """One submission: a single job or an array, its remote folders and its tickets."""
+
+    jobs: list[JobSpec]
+    name: str
+    base: str  # absolute remote folder of the submission
+    folders: list[str]  # absolute remote job folder of each job
+    rel: list[str]  # each job folder relative to `base` ("." for a single job)
+    job_id: str = ""
+    submit_stamp: float | None = None
+    submitted_at: float = 0.0
+    tickets: list[Ticket] = field(default_factory=list)
+    stage_in_s: float = 0.0
+
+    @property
+    def is_array(self) -> bool:
+        return len(self.jobs) > 1
+
+
+def _safe_name(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep[:48] or "job"
+
+
+class SlurmCluster(Cluster):
+    """A SLURM cluster: through its login node over SSH, or on this machine."""
+
+    kind = "slurm"
+    #: Jobs wait in a queue: probes of one round go out together (a job array).
+    concurrent = True
+
+    def __init__(self, name: str, config: SlurmClusterConfig, base_dir: Path | None = None) -> None:
+        super().__init__(name, config)
+        self.cfg: SlurmClusterConfig = config
+        self.base_dir = base_dir
+        self._transport: Transport | None = None
+        self._workdir: str | None = None
+        self._staged: set[str] = set()
+        self._lock = threading.Lock()
+        self._watcher: SlurmWatcher | None = None
+        #: Job ids this object submitted that may still be live (for cancel_all).
+        self._active: set[str] = set()
+        #: Every sbatch this object ran, and how many jobs each held (tests and benchmark read it).
+        self.submissions: list[tuple[str, int]] = []
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """The transport to the submit host, made on first use."""
+        if self._transport is None:
+            if self.cfg.host is None:
+                self._transport = LocalTransport()
+            else:
+                # host is set here, which is all SSHSettings asks beyond the shared fields.
+                self._transport = SSHTransport.from_settings(
+                    cast("SSHSettings", self.cfg),
+                    base_dir=self.base_dir,
+                    command_timeout=self.cfg.command_timeout,
+                )
+        return self._transport
+
+    def _env_prefix(self) -> str:
+        # Every SLURM command sees the configured SLURM_CONF, on a login node as here.
+        if self.cfg.slurm_conf:
+            return f"export SLURM_CONF={quote_path(self.cfg.slurm_conf)}; "
+        return ""
+
+    def _sh(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        stdout_path: Path | None = None,
+    ) -> CommandResult:
+        """Run a shell command on the submit host with SLURM's environment."""
+        return self.transport.run(
+            self._env_prefix() + command,
+            stdin=stdin,
+            timeout=timeout if timeout is not None else self.cfg.command_timeout,
+            stdout_path=stdout_path,
+        )
+
+    @property
+    def watcher(self) -> SlurmWatcher:
+        """The cluster's one watcher (made on first use)."""
+        with self._lock:
+            if self._watcher is None:
+                self._watcher = SlurmWatcher(
+                    lambda cmd: self._sh(cmd),
+                    poll_interval=self.cfg.poll_interval,
+                    max_poll_interval=self.cfg.max_poll_interval,
+                    controller_timeout=self.cfg.controller_timeout,
+                )
+            return self._watcher
+
+    def _resolve_workdir(self) -> str:
+        if self._workdir is not None:
+            return self._workdir
+        res = self.transport.run('printf "%s" "$HOME"', timeout=self.cfg.command_timeout)
+        home = res.text().strip()
+        if not res.ok or not home.startswith("/"):
+            raise InfraError(f"{self.name}: cannot find the home folder on {self.transport.host}")
+        wd = self.cfg.workdir
+        if wd == "~":
+            wd = home
+        elif wd.startswith("~/"):
+            wd = f"{home}/{wd[2:]}"
+        elif not wd.startswith("/"):
+            wd = f"{home}/{wd}"
+        self._workdir = wd.rstrip("/") or "/"
+        return self._workdir
+
+    def open(self) -> None:
+        """Connect (SSH) and find the workdir; raises InfraError when the host is unusable."""
+        self._resolve_workdir()
+
+    def close(self) -> None:
+        """Stop the watcher and release the connection; safe to call twice."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- building a submission --------------------------------------------------------------------
+
+    def _shared_path(self, name: str, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        return f"{self._resolve_workdir()}/shared/{digest}/{Path(name).name}"
+
+    def _resolve_argv(self, job: JobSpec, shared: dict[str, str]) -> list[str]:
+        out = []
+        for item in job.argv:
+            if item == PYTHON:
+                out.append(self.cfg.python)
+                continue
+            for name, path in shared.items():
+                item = item.replace(shared_ref(name), path)
+            out.append(item)
+        return out
+
+    def _new_batch(self, jobs: list[JobSpec]) -> _Batch:
+        wd = self._resolve_workdir()
+        token = secrets.token_hex(3)
+        if len(jobs) == 1:
+            name = f"{_safe_name(jobs[0].probe_id)}-{token}"
+            base = f"{wd}/jobs/{name}"
+            return _Batch(jobs, name, base, [base], ["."])
+        name = f"array-{_safe_name(jobs[0].probe_id)}-{len(jobs)}-{token}"
+        base = f"{wd}/jobs/{name}"
+        rel = [str(i) for i in range(len(jobs))]
+        return _Batch(jobs, name, base, [f"{base}/{r}" for r in rel], rel)
+
+    def job_script(self, batch: _Batch, limits: Limits, argvs: list[list[str]]) -> str:
+        """The batch script of a submission (see slurm_script)."""
+        tasks = [
+            ScriptTask(folder=folder, argv=argv, env={"PYTHONUNBUFFERED": "1", **job.env})
+            for folder, argv, job in zip(batch.folders, argvs, batch.jobs, strict=True)
+        ]
+        if batch.is_array:
+            output, error = f"{batch.base}/%a/{STDOUT_NAME}", f"{batch.base}/%a/{STDERR_NAME}"
+            job_name = f"tp-{batch.name}"
+        else:
+            output, error = f"{batch.base}/{STDOUT_NAME}", f"{batch.base}/{STDERR_NAME}"
+            job_name = f"tp-{_safe_name(batch.jobs[0].probe_id)}"
+        return render_job_script(
+            self.cfg,
+            limits,
+            tasks,
+            job_name=job_name,
+            output=output,
+            error=error,
+            array_throttle=self.cfg.array_throttle if batch.is_array else None,
+        )
+
+    def _archive(self, batch: _Batch, limits: Limits) -> tuple[bytes, list[str]]:
+        """A tar (paths relative to the workdir) of every job folder, the script and new shared files."""
+        wd = self._resolve_workdir()
+        buf = io.BytesIO()
+        new_shared: list[str] = []
+        argvs: list[list[str]] = []
+        now = time.time()
+
+        def add(tar: tarfile.TarFile, path: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(path[len(wd) + 1 :])
+            info.size, info.mode, info.mtime = len(data), mode, int(now)
+            tar.addfile(info, io.BytesIO(data))
+
+        def add_dir(tar: tarfile.TarFile, path: str) -> None:
+            info = tarfile.TarInfo(path[len(wd) + 1 :])
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(now)
+            tar.addfile(info)
+
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            add_dir(tar, f"{wd}/jobs")
+            add_dir(tar, batch.base)
+            for job, folder in zip(batch.jobs, batch.folders, strict=True):
+                shared: dict[str, str] = {}
+                for sname, data in job.shared.items():
+                    path = self._shared_path(sname, data)
+                    shared[sname] = path
+                    if path not in self._staged and path not in new_shared:
+                        add_dir(tar, path.rsplit("/", 1)[0])
+                        add(tar, path, data)
+                        new_shared.append(path)
+                if folder != batch.base:
+                    add_dir(tar, folder)
+                for fname, data in job.files.items():
+                    add(tar, f"{folder}/{fname.lstrip('/')}", data)
+                argvs.append(self._resolve_argv(job, shared))
+            add(tar, f"{batch.base}/job.sh", self.job_script(batch, limits, argvs).encode(), 0o755)
+        return buf.getvalue(), new_shared
+
+    # -- submit ---------------------------------------------------------------------------------
+
+    def _submit(self, batch: _Batch, limits: Limits) -> JobResult | None:
+        """Stage and sbatch in one round trip; a JobResult for every job when that failed."""
+        t0 = time.time()
+        try:
+            data, new_shared = self._archive(batch, limits)
+        except InfraError as exc:
+            return JobResult(infra_error=str(exc))
+        wd = quote_path(self._resolve_workdir())
+        cmd = (
+            f"{{ mkdir -p {wd} && tar -xf - -C {wd} && cd {shlex.quote(batch.base)}; }} "
+            f"|| exit {_STAGE_FAILED}; "
+            'printf "submit %s\\n" "$(date +%s.%N)"; '
+            "sbatch --parsable job.sh"
+        )
+        try:
+            res = self._sh(cmd, stdin=data)
+        except TransportError as exc:
+            return JobResult(infra_error=f"submit: {exc}")
+        batch.stage_in_s = time.time() - t0
+        batch.submitted_at = t0
+        err = res.error_text()
+        if res.exit_code == _STAGE_FAILED:
+            last = err.splitlines()[-1] if err else "tar failed"
+            return JobResult(launch_error=f"stage_in: {last}")
+        if res.timed_out:
+            return JobResult(
+                infra_error=f"submit: sbatch did not answer within {self.cfg.command_timeout:g}s"
+            )
+        job_id = ""
+        for line in res.text().splitlines():
+            if line.startswith("submit "):
+                with contextlib.suppress(ValueError):
+                    batch.submit_stamp = float(line.split()[1])
+            elif line.strip():
+                job_id = line.strip().split(";")[0]
+        if not res.ok or not job_id.isdigit():
+            line = sbatch_error_line(err or res.text())
+            if controller_down(err) or res.exit_code in (126, 127):
+                return JobResult(infra_error=f"sbatch: {line}")
+            return JobResult(
+                launch_error=line,
+                stderr_tail=err[-4096:],
+                scheduler={"JobState": REJECTED, "Reason": line},
+            )
+        self._staged.update(new_shared)
+        batch.job_id = job_id
+        with self._lock:
+            self._active.add(job_id)
+        self.submissions.append((job_id, len(batch.jobs)))
+        return None
+
+    # -- run ------------------------------------------------------------------------------------
+
+    def execute(self, job: JobSpec) -> JobResult:
+        """Stage, `sbatch --parsable`, watch until final, fetch; never raises for far-side trouble."""
+        return self._run_batch([job])[0]
+
+    def execute_many(self, jobs: Sequence[JobSpec]) -> list[JobResult]:
+        """Every job at once: one `sbatch --array` per group of jobs with the same limits."""
+        jobs = list(jobs)
+        if len(jobs) <= 1:
+            return [self._run_batch(jobs)[0]] if jobs else []
+        groups: dict[Limits, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(effective_limits(self.cfg, job.limits), []).append(i)
+        results: list[JobResult | None] = [None] * len(jobs)
+        if len(groups) == 1:
+            for i, r in zip(range(len(jobs)), self._run_batch(jobs), strict=True):
+                results[i] = r
+        else:
+            # Different limits cannot share one array: one array per group, watched together.
+            outcome: dict[int, list[JobResult]] = {}
+            errors: list[BaseException] = []
+
+            def run(key: int, idx: list[int]) -> None:
+                try:
+                    outcome[key] = self._run_batch([jobs[i] for i in idx])
+                except BaseException as exc:  # re-raised below, in the caller's thread
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=run, args=(k, idx), daemon=True)
+                for k, idx in enumerate(groups.values())
+            ]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.25)
+            except BaseException:
+                self.cancel_all()
+                raise
+            if errors:
+                raise errors[0]
+            for k, idx in enumerate(groups.values()):
+                for i, r in zip(idx, outcome[k], strict=True):
+                    results[i] = r
+        return [r if r is not None else JobResult(infra_error="job was not run") for r in results]
+
+    def _run_batch(self, jobs: list[JobSpec]) -> list[JobResult]:
+        for job in jobs:
+            job.local_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            batch = self._new_batch(jobs)
+        except TransportError as exc:
+            return [JobResult(infra_error=str(exc)) for _ in jobs]
+        except InfraError as exc:
+            return [JobResult(infra_error=str(exc)) for _ in jobs]
+        limits = effective_limits(self.cfg, jobs[0].limits)
+        failed = self._submit(batch, limits)
+        if failed is not None:
+            if failed.infra_error is None:
+                self._remove_remote(batch)
+            return [self._finish_unsubmitted(failed, job, batch) for job in jobs]
+        keys = (
+            [JobKey(batch.job_id, i) for i in range(len(jobs))] if batch.is_array else [JobKey(batch.job_id)]
+        )
+        watcher = self.watcher
+        batch.tickets = watcher.track(keys, submitted_at=batch.submitted_at)
+        try:
+            watcher.wait(batch.tickets)
+        except BaseException:
+            # Ctrl-C or a timeout of the caller: nothing of ours stays in the queue.
+            watcher.forget(batch.tickets)
+            self._cancel([batch.job_id])
+            raise
+        with self._lock:
+            self._active.discard(batch.job_id)
+        return self._collect(batch, limits)
+
+    def _finish_unsubmitted(self, failed: JobResult, job: JobSpec, batch: _Batch) -> JobResult:
+        result = failed.model_copy(deep=True)
+        result.host = self.transport.host if self._transport is not None else self.cfg.host
+        result.timings["stage_in"] = batch.stage_in_s
+        if result.stderr_tail:
+            path = job.local_dir / STDERR_NAME
+            path.write_text(result.stderr_tail)
+            result.stderr_path = path
+        return result
+
+    # -- fetch and results ------------------------------------------------------------------------
+
+    def _fetch(self, batch: _Batch) -> tuple[dict[int, dict[str, bytes]], str | None, float]:
+        """One command: tails of the logs and the fetched files of every job, as a tar; then cleanup."""
+        t0 = time.time()
+        base = shlex.quote(batch.base)
+        parts = [f"cd {base} || exit 3"]
+        members: list[str] = []
+        for rel, job in zip(batch.rel, batch.jobs, strict=True):
+            d = shlex.quote(rel)
+            fd = f"{rel}/{_FETCH_DIR}"
+            parts.append(
+                f"mkdir -p {shlex.quote(fd)} && "
+                f"{{ tail -c {LOG_TAIL_BYTES} {d}/{STDOUT_NAME} > {shlex.quote(fd)}/{STDOUT_NAME}; "
+                f"tail -c {LOG_TAIL_BYTES} {d}/{STDERR_NAME} > {shlex.quote(fd)}/{STDERR_NAME}; }} "
+                "2>/dev/null"
+            )
+            members += [f"{fd}/{STDOUT_NAME}", f"{fd}/{STDERR_NAME}", f"{rel}/{STARTED_NAME}"]
+            members += [f"{rel}/{name.lstrip('/')}" for name in job.fetch]
+        parts.append(
+            "tar -cf - --ignore-failed-read " + " ".join(shlex.quote(m) for m in members) + " 2>/dev/null"
+        )
+        parts.append("rc=$?")
+        removal = self._removal_command(batch)
+        if removal:
+            parts.append(removal)
+        parts.append("exit $rc")
+        files: dict[int, dict[str, bytes]] = {i: {} for i in range(len(batch.jobs))}
+        with tempfile.NamedTemporaryFile(prefix="tp-fetch-", suffix=".tar") as tmp:
+            try:
+                res = self._sh("; ".join(parts), stdout_path=Path(tmp.name))
+            except TransportError as exc:
+                return files, f"stage_out: {exc}", time.time() - t0
+            if res.exit_code == 3:
+                return files, "stage_out: the job folder is gone", time.time() - t0
+            index = {rel: i for i, rel in enumerate(batch.rel)}
+            try:
+                with tarfile.open(tmp.name, mode="r:") as tar:
+                    for member in tar:
+                        if not member.isfile():
+                            continue
+                        rel, _, rest = member.name.partition("/")
+                        if rel not in index:
+                            continue
+                        fh = tar.extractfile(member)
+                        if fh is not None:
+                            files[index[rel]][rest] = fh.read()
+            except (tarfile.TarError, OSError) as exc:
+                return files, f"stage_out: cannot read what came back: {exc}", time.time() - t0
+        return files, None, time.time() - t0
+
+    def _removal_command(self, batch: _Batch) -> str:
+        keep = [job.keep_remote for job in batch.jobs]
+        if not any(keep):
+            return f"cd / && rm -rf -- {shlex.quote(batch.base)}"
+        if batch.is_array and not all(keep):
+            gone = [shlex.quote(f) for f, k in zip(batch.folders, keep, strict=True) if not k]
+            return f"cd / && rm -rf -- {' '.join(gone)}"
+        return f"rm -rf -- {' '.join(shlex.quote(f'{r}/{_FETCH_DIR}') for r in batch.rel)}"
+
+    def _remove_remote(self, batch: _Batch) -> None:
+        cmd = self._removal_command(batch)
+        if cmd:
+            with contextlib.suppress(TransportError):
+                self._sh(cmd)
+
+    def _collect(self, batch: _Batch, limits: Limits) -> list[JobResult]:
+        files, fetch_error, stage_out_s = self._fetch(batch)
+        results = []
+        for i, (job, ticket) in enumerate(zip(batch.jobs, batch.tickets, strict=True)):
+            results.append(self._result(batch, i, job, ticket, files[i], fetch_error, stage_out_s))
+        return results
+
+    def _result(
+        self,
+        batch: _Batch,
+        index: int,
+        job: JobSpec,
+        ticket: Ticket,
+        files: dict[str, bytes],
+        fetch_error: str | None,
+        stage_out_s: float,
+    ) -> JobResult:
+        result = JobResult(host=self.transport.host, remote_dir=batch.folders[index])
+        result.timings["stage_in"] = batch.stage_in_s
+        result.timings["stage_out"] = stage_out_s
+        local = job.local_dir
+        stdout_path, stderr_path = local / STDOUT_NAME, local / STDERR_NAME
+        stdout_path.write_bytes(files.get(f"{_FETCH_DIR}/{STDOUT_NAME}", b""))
+        stderr_path.write_bytes(files.get(f"{_FETCH_DIR}/{STDERR_NAME}", b""))
+        result.stdout_path, result.stderr_path = stdout_path, stderr_path
+        result.stdout_tail, result.stderr_tail = read_tail(stdout_path), read_tail(stderr_path)
+        for name in job.fetch:
+            data = files.get(name.lstrip("/"))
+            if data is not None:
+                dst = local / name.lstrip("/")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(data)
+                result.files[name] = dst
+
+        if ticket.error is not None:
+            result.infra_error = ticket.error
+            return result
+        fields = record_of(ticket.fields)
+        state = base_state(fields.get("JobState", ""))
+        evidence = scan_evidence(
+            files.get(f"{_FETCH_DIR}/{STDERR_NAME}", b"").decode("utf-8", "replace"),
+            files.get(f"{_FETCH_DIR}/{STDOUT_NAME}", b"").decode("utf-8", "replace"),
+        )
+        sched: dict[str, str] = {"JobId": ticket.key.display()}
+        for key in SCHEDULER_KEYS[1:]:
+            value = fields.get(key)
+            if key == "Elapsed" and not value:
+                value = fields.get("RunTime")
+            if value:
+                sched[key] = value
+        for key in ("SubmitTime", "StartTime", "EndTime", "Partition"):
+            if fields.get(key):
+                sched[key] = fields[key]
+        if fields.get("JobId") and fields["JobId"] != ticket.key.display():
+            sched["RawJobId"] = fields["JobId"]
+        if evidence:
+            sched["Evidence"] = "\n".join(evidence)
+        result.scheduler = sched
+
+        exit_code, sig = parse_exit_code(fields.get("ExitCode", ""))
+        if sig:
+            # SLURM's 0:125 (cgroup OOM) is a marker, not a signal: only real signal numbers count.
+            result.signal = sig if sig < 65 else None
+        elif exit_code is not None:
+            result.exit_code = exit_code
+        result.timed_out = state in ("TIMEOUT", "DEADLINE")
+        if state in INFRA_STATES:
+            result.infra_error = (
+                f"SLURM ended job {ticket.key.display()} with {state}"
+                + (f" ({fields['Reason']})" if fields.get("Reason") else "")
+                + ": the node or the scheduler failed, not the workload"
+            )
+        if fetch_error and not result.infra_error:
+            result.launch_error = fetch_error
+
+        rss = memory_mb(fields.get("MaxRSS", "")) if fields.get("MaxRSS") else None
+        result.peak_rss_mb = rss if rss is not None else exceeded_peak_mb(evidence)
+        self._timings(result, batch, ticket, fields, files)
+        return result
+
+    def _timings(
+        self,
+        result: JobResult,
+        batch: _Batch,
+        ticket: Ticket,
+        fields: dict[str, str],
+        files: dict[str, bytes],
+    ) -> None:
+        started: float | None = None
+        with contextlib.suppress(ValueError):
+            text = files.get(STARTED_NAME, b"").decode().strip()
+            started = float(text) if text else None
+        submit = slurm_timestamp(fields.get("SubmitTime", ""))
+        start = slurm_timestamp(fields.get("StartTime", ""))
+        end = slurm_timestamp(fields.get("EndTime", ""))
+        if started is not None and batch.submit_stamp is not None:
+            # Both stamps are far-side clocks (login node and compute node), to the microsecond.
+            result.timings["queue"] = max(0.0, started - batch.submit_stamp)
+        elif submit is not None and start is not None:
+            result.timings["queue"] = max(0.0, start - submit)
+        elif ticket.seen_running_at is not None:
+            result.timings["queue"] = max(0.0, ticket.seen_running_at - ticket.submitted_at)
+        if started is not None:
+            # The runner's stamps use this clock too: `startup` is measured from here.
+            result.timings["launched_at"] = started
+        run = elapsed_s(fields.get("RunTime", "")) or elapsed_s(fields.get("Elapsed", ""))
+        if start is not None and end is not None and end >= start:
+            run = end - start
+        if run is not None:
+            result.timings["process"] = float(run)
+
+    # -- cancel ---------------------------------------------------------------------------------
+
+    def _cancel(self, job_ids: list[str], wait_s: float = CANCEL_WAIT_S) -> None:
+        """scancel the jobs and wait until none of them is live. Never raises."""
+        ids = [j for j in job_ids if j]
+        if not ids:
+            return
+        with contextlib.suppress(TransportError, InfraError):
+            self._sh(f"scancel {' '.join(ids)}", timeout=30)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                res = self._sh(f"squeue -h -r -j {','.join(ids)} -o '%i %T'", timeout=30)
+            except (TransportError, InfraError):
+                break
+            if res.ok and not res.text().strip():
+                break
+            if not res.ok and "Invalid job id" in res.error_text():
+                break
+            time.sleep(0.2)
+        with self._lock:
+            self._active.difference_update(ids)
+
+    def cancel_all(self) -> None:
+        """scancel every job this object submitted that may still be live, and wait until gone."""
+        with self._lock:
+            ids = sorted(self._active)
+        if self._watcher is not None:
+            self._watcher.forget(self._watcher.live())
+        with contextlib.suppress(Exception):
+            self._cancel(ids)
+
+    # -- preflight and facts ----------------------------------------------------------------------
+
+    def preflight(self) -> list[Check]:
+        """Controller reachable, partition known, Python and cloudpickle on a compute node, workdir."""
+        checks: list[Check] = []
+        try:
+            wd = self._resolve_workdir()
+        except (TransportError, InfraError) as exc:
+            return [
+                Check(
+                    name="reach", status="fail", detail=str(exc), fix="check host, user and key in the config"
+                )
+            ]
+        try:
+            res = self._sh("sinfo -h -o '%P|%a|%D|%T'", timeout=60)
+        except TransportError as exc:
+            return [Check(name="controller", status="fail", detail=str(exc), fix="check the login node")]
+        if not res.ok:
+            line = sbatch_error_line(res.error_text())
+            return [
+                Check(
+                    name="controller",
+                    status="fail",
+                    detail=f"sinfo failed: {line}",
+                    fix="check that SLURM runs and slurm_conf points at its slurm.conf",
+                )
+            ]
+        partitions = {}
+        for line in res.text().splitlines():
+            p = line.split("|")
+            if len(p) >= 2:
+                partitions[p[0].rstrip("*")] = (p[0].endswith("*"), p[1])
+        checks.append(
+            Check(name="controller", status="ok", detail=f"sinfo lists {len(partitions)} partition(s)")
+        )
+        if self.cfg.partition:
+            if self.cfg.partition not in partitions:
+                checks.append(
+                    Check(
+                        name="partition",
+                        status="fail",
+                        detail=f"partition {self.cfg.partition!r} does not exist",
+                        fix=f"use one of: {', '.join(sorted(partitions)) or 'none'}",
+                    )
+                )
+            elif partitions[self.cfg.partition][1] != "up":
+                checks.append(
+                    Check(
+                        name="partition",
+                        status="warn",
+                        detail=f"partition {self.cfg.partition!r} is {partitions[self.cfg.partition][1]}",
+                    )
+                )
+            else:
+                checks.append(
+                    Check(name="partition", status="ok", detail=f"partition {self.cfg.partition!r} is up")
+                )
+        q = shlex.quote
+        check_dir = f"{wd}/jobs/preflight-{secrets.token_hex(3)}"
+        res = self._sh(
+            f"mkdir -p {q(check_dir)} && touch {q(check_dir)}/.w && df -Pk {q(wd)} | tail -1", timeout=60
+        )
+        if not res.ok:
+            checks.append(
+                Check(
+                    name="workdir",
+                    status="fail",
+                    detail=f"{wd}: {res.error_text() or 'not writable'}",
+                    fix="set clusters.<name>.workdir to a writable folder on a shared filesystem",
+                )
+            )
+            return checks
+        checks.append(Check(name="workdir", status="ok", detail=f"{wd} is writable"))
+        code = (
+            "import sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
+            "except Exception:\n cp = 'missing'\n"
+            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))"
+        )
+        script = render_job_script(
+            self.cfg,
+            Limits(memory_bytes=256 * 1024**2, time_s=120, cores=1),
+            [ScriptTask(folder=check_dir, argv=[self.cfg.python, "-c", code])],
+            job_name="tp-preflight",
+            output=f"{check_dir}/out.log",
+            error=f"{check_dir}/out.log",
+        )
+        res = self._sh(
+            f"cd {q(check_dir)} && cat > job.sh && sbatch --wait --quiet job.sh >/dev/null; "
+            f"rc=$?; cat out.log 2>/dev/null; cd / && rm -rf -- {q(check_dir)}; exit $rc",
+            stdin=script.encode(),
+            timeout=max(180.0, self.cfg.command_timeout),
+        )
+        out = res.text()
+        found = next((ln for ln in out.splitlines() if ln.startswith("PY ")), None)
+        if found is None:
+            detail = sbatch_error_line(res.error_text() or out) if (res.error_text() or out) else "no output"
+            checks.append(
+                Check(
+                    name="python",
+                    status="fail",
+                    detail=f"{self.cfg.python} on a compute node: {detail}",
+                    fix="set clusters.<name>.python (and modules/setup) to a Python 3.8+ with cloudpickle",
+                )
+            )
+            return checks
+        _, version, _, cp = found.split(maxsplit=3)
+        ok = tuple(int(x) for x in version.split(".")[:2]) >= (3, 8)
+        checks.append(
+            Check(
+                name="python",
+                status="ok" if ok else "fail",
+                detail=f"{self.cfg.python} on a compute node is Python {version}",
+                fix=None if ok else "the runner needs Python 3.8 or newer",
+            )
+        )
+        checks.append(
+            Check(
+                name="cloudpickle",
+                status="ok" if cp != "missing" else "fail",
+                detail=f"cloudpickle {cp}"
+                if cp != "missing"
+                else "cloudpickle is not importable on a compute node",
+                fix=None if cp != "missing" else f"{self.cfg.python} -m pip install cloudpickle",
+            )
+        )
+        return checks
+
+    def describe(self) -> dict[str, str]:
+        """Kind, submit host, partition and interpreter, for report headers."""
+        facts = {"kind": self.kind, "host": self.cfg.host or socket.gethostname(), "python": self.cfg.python}
+        if self.cfg.partition:
+            facts["partition"] = self.cfg.partition
+        return facts
+
+
+__all__ = ["SlurmCluster"]
