@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import linecache
 import sys
 import types
 from collections.abc import Callable
@@ -42,7 +43,11 @@ class Workload:
         """Execute the source in a fresh module and return the function it defines."""
         module = types.ModuleType(self.module_name)
         module.__dict__["__file__"] = f"<{self.name}>"
-        code = compile(self.source, f"<{self.name}>", "exec")
+        filename = f"<{self.name}>"
+        code = compile(self.source, filename, "exec")
+        # Registered in linecache (mtime None: never evicted) so that inspect.getsource and
+        # tracebacks show the generated lines. The latest load of a name wins.
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         # Registered while executing so that decorators and inspect see a real module.
         sys.modules[self.module_name] = module
         try:

@@ -1,0 +1,564 @@
+"""Static metrics of functions: radon's raw, complexity and Halstead figures plus AST counts.
+
+Each module source is parsed once; the tree is shared by radon's visitors and the AST counts.
+Definitions used (also the basis of the hand-counted fixtures in tests/assets/metrics/):
+
+- loc, sloc, lloc, comments, blank: radon.raw over the function's lines, from its first
+  decorator to its last line;
+- cc, cc_rank: radon's cyclomatic complexity of the function (closures are measured on their own);
+- halstead_*: radon's Halstead report of the function's subtree; mi: radon's maintainability
+  index from that volume, cc, lloc and the comment percentage (as `radon mi` computes it);
+- ast_nodes: nodes in the function's subtree;
+- max_nesting: the deepest chain of compound statements (if, for, while, try, with, match,
+  nested def or class) in the body; an `elif` is not deeper than its `if`;
+- subprocess_calls: call sites of subprocess.*, os.system/popen/spawn*/exec*/posix_spawn* and
+  asyncio.create_subprocess_*, through import aliases too;
+- data_structures: dict, list and set displays, counted once per outermost display;
+- free_vars: names the function reads from enclosing function scopes (its closure cells);
+  global_refs: names it reads from the module or from imports (builtins excluded);
+- string_literal_bytes: UTF-8 bytes of every str and bytes constant, docstring included;
+- pickle_bytes: len(cloudpickle.dumps(function)), the function pickled by value.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import importlib.util
+import io
+import sys
+import tokenize
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+from pydantic import BaseModel, Field
+from radon.complexity import cc_rank
+from radon.metrics import halstead_visitor_report, mi_compute
+from radon.raw import analyze
+from radon.visitors import ComplexityVisitor, HalsteadVisitor
+
+from threshold_probe.errors import UserError
+from threshold_probe.ladder.workload import Workload
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class FunctionMetrics(BaseModel):
+    """Static metrics of one function."""
+
+    name: str
+    qualname: str
+    path: str | None = None
+    lineno: int
+    end_lineno: int
+    loc: int
+    sloc: int
+    lloc: int
+    comments: int
+    blank: int
+    cc: int
+    cc_rank: str
+    halstead_volume: float
+    halstead_difficulty: float
+    halstead_effort: float
+    mi: float
+    ast_nodes: int
+    max_nesting: int
+    subprocess_calls: int
+    data_structures: int
+    free_vars: int
+    free_var_names: list[str] = Field(default_factory=list)
+    global_refs: int = 0
+    global_ref_names: list[str] = Field(default_factory=list)
+    string_literal_bytes: int
+    pickle_bytes: int | None = None
+
+
+class FileError(BaseModel):
+    """A file that could not be measured, with the line of the problem when there is one."""
+
+    path: str
+    lineno: int | None = None
+    message: str
+
+
+class MeasureResult(BaseModel):
+    """Metrics of every function found, and the files that could not be read or parsed."""
+
+    functions: list[FunctionMetrics] = Field(default_factory=list)
+    errors: list[FileError] = Field(default_factory=list)
+
+
+# -- scopes: free variables and global references ------------------------------------------
+
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+_BUILTINS = frozenset(dir(builtins))
+
+
+class _Shallow(ast.NodeVisitor):
+    """Bindings and loads of one scope, without entering nested scopes (which it collects)."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.loads: set[str] = set()
+        self.globals: set[str] = set()
+        self.nonlocals: set[str] = set()
+        self.children: list[ast.AST] = []
+
+    def scan(self, node: ast.AST) -> None:
+        """Scan the parts of a scope node that run inside that scope."""
+        if isinstance(node, FunctionNode | ast.Lambda):
+            args = node.args
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if a is not None:
+                    self.bound.add(a.arg)
+            body: list[ast.AST] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
+            for stmt in body:
+                self.visit(stmt)
+        elif isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                self.visit(stmt)
+        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            for n, gen in enumerate(node.generators):
+                self.visit(gen.target)
+                if n:  # the first iterable runs in the enclosing scope
+                    self.visit(gen.iter)
+                for cond in gen.ifs:
+                    self.visit(cond)
+            if isinstance(node, ast.DictComp):
+                self.visit(node.key)
+                self.visit(node.value)
+            else:
+                self.visit(node.elt)
+        else:
+            self.generic_visit(node)
+
+    def _enclosing_parts(self, node: ast.AST) -> None:
+        # What a nested scope evaluates in this scope: decorators, defaults, bases, annotations.
+        if isinstance(node, FunctionNode | ast.Lambda):
+            for d in [*node.args.defaults, *node.args.kw_defaults]:
+                if d is not None:
+                    self.visit(d)
+        if isinstance(node, FunctionNode | ast.ClassDef):
+            self.bound.add(node.name)
+            for d in node.decorator_list:
+                self.visit(d)
+        if isinstance(node, FunctionNode):
+            for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+                if a.annotation is not None:
+                    self.visit(a.annotation)
+            if node.returns is not None:
+                self.visit(node.returns)
+        if isinstance(node, ast.ClassDef):
+            for b in [*node.bases, *(k.value for k in node.keywords)]:
+                self.visit(b)
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            self.visit(node.generators[0].iter)
+
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, _SCOPES):
+            self._enclosing_parts(node)
+            self.children.append(node)
+            return None
+        return super().visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.loads.add(node.id)
+        else:
+            self.bound.add(node.id)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.bound.add(alias.asname or alias.name.split(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name != "*":
+                self.bound.add(alias.asname or alias.name)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self.bound.add(node.name)
+        self.generic_visit(node)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.globals.update(node.names)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self.nonlocals.update(node.names)
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.name:
+            self.bound.add(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self.bound.add(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        if node.rest:
+            self.bound.add(node.rest)
+        self.generic_visit(node)
+
+
+class _Refs:
+    """Closure and global references of every function in a module, by node."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.closure: dict[int, set[str]] = {}
+        self.globals: dict[int, set[str]] = {}
+        top = _Shallow()
+        for stmt in tree.body:
+            top.visit(stmt)
+        self.module_bound = top.bound
+        for child in top.children:
+            self._scope(child, [])
+
+    def _scope(self, node: ast.AST, chain: list[tuple[bool, set[str]]]) -> set[str]:
+        """Names this scope leaves unresolved; records closure/global refs of functions."""
+        s = _Shallow()
+        s.scan(node)
+        bound = (s.bound - s.globals) - s.nonlocals
+        is_function = not isinstance(node, ast.ClassDef)
+        pending: set[str] = set()
+        for child in s.children:
+            pending |= self._scope(child, [*chain, (is_function, bound)])
+        if isinstance(node, ast.ClassDef):
+            # A class body resolves its own loads, but its names are invisible to its methods.
+            unresolved = (s.loads - bound) | pending | s.globals
+        else:
+            unresolved = ((s.loads | pending) - bound) | s.nonlocals
+        if isinstance(node, FunctionNode):
+            closure, glob = set(), set()
+            for name in unresolved - s.globals:
+                if any(fn and name in names for fn, names in chain):
+                    closure.add(name)
+                elif name in self.module_bound or name not in _BUILTINS:
+                    glob.add(name)
+            glob |= s.globals
+            self.closure[id(node)] = closure
+            self.globals[id(node)] = glob
+        # A name declared global goes straight to the module; do not offer it to enclosing scopes.
+        return unresolved - s.globals
+
+
+# -- AST counts ----------------------------------------------------------------------------
+
+_COMPOUND: tuple[type[ast.stmt], ...] = (
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.Try,
+    ast.With,
+    ast.AsyncWith,
+    ast.Match,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+)
+if sys.version_info >= (3, 11):
+    _COMPOUND = (*_COMPOUND, ast.TryStar)
+
+_SUBPROCESS_FUNCS = frozenset(
+    {"run", "call", "check_call", "check_output", "Popen", "getoutput", "getstatusoutput"}
+)
+_OS_FUNCS = frozenset(
+    {"system", "popen", "posix_spawn", "posix_spawnp"}
+    | {f"spawn{s}" for s in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")}
+    | {f"exec{s}" for s in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")}
+)
+_ASYNCIO_FUNCS = frozenset({"create_subprocess_exec", "create_subprocess_shell"})
+_MODULE_FUNCS = {"subprocess": _SUBPROCESS_FUNCS, "os": _OS_FUNCS, "asyncio": _ASYNCIO_FUNCS}
+
+
+class _Aliases:
+    """How a module refers to subprocess, os and asyncio, and to their functions imported bare."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.modules: dict[str, str] = {m: m for m in _MODULE_FUNCS}
+        self.functions: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in _MODULE_FUNCS and alias.asname:
+                        self.modules[alias.asname] = alias.name
+            elif isinstance(node, ast.ImportFrom) and node.module in _MODULE_FUNCS:
+                for alias in node.names:
+                    if alias.name in _MODULE_FUNCS[node.module]:
+                        self.functions.add(alias.asname or alias.name)
+
+    def is_subprocess_call(self, call: ast.Call) -> bool:
+        f = call.func
+        if isinstance(f, ast.Name):
+            return f.id in self.functions
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+            module = self.modules.get(f.value.id)
+            return module is not None and f.attr in _MODULE_FUNCS[module]
+        return False
+
+
+def _max_nesting(stmts: Sequence[ast.stmt], depth: int = 0) -> int:
+    best = depth
+    for stmt in stmts:
+        if not isinstance(stmt, _COMPOUND):
+            continue
+        inner = depth + 1
+        blocks: list[Sequence[ast.stmt]] = []
+        for field in ("body", "orelse", "finalbody"):
+            blocks.append(getattr(stmt, field, []))
+        blocks.extend(h.body for h in getattr(stmt, "handlers", []))
+        blocks.extend(c.body for c in getattr(stmt, "cases", []))
+        if isinstance(stmt, ast.If) and len(stmt.orelse) == 1:
+            elif_ = stmt.orelse[0]
+            if isinstance(elif_, ast.If) and elif_.col_offset == stmt.col_offset:
+                # `elif` sits at the depth of its `if`, not inside it.
+                blocks.remove(stmt.orelse)
+                best = max(best, _max_nesting([elif_], depth))
+        for block in blocks:
+            best = max(best, _max_nesting(block, inner))
+    return best
+
+
+def _data_structures(node: ast.AST) -> int:
+    if isinstance(node, ast.Dict | ast.List | ast.Set):
+        return 1
+    return sum(_data_structures(child) for child in ast.iter_child_nodes(node))
+
+
+def _string_bytes(node: ast.AST) -> int:
+    total = 0
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant):
+            if isinstance(n.value, str):
+                total += len(n.value.encode("utf-8", "surrogatepass"))
+            elif isinstance(n.value, bytes):
+                total += len(n.value)
+    return total
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def _functions(tree: ast.Module) -> Iterator[tuple[FunctionNode, str]]:
+    """Every function with its qualname, in source order (methods and nested ones included)."""
+
+    def walk(node: ast.AST, prefix: str) -> Iterator[tuple[FunctionNode, str]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, FunctionNode):
+                qual = f"{prefix}{child.name}"
+                yield child, qual
+                yield from walk(child, f"{qual}.<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.Lambda):
+                yield from walk(child, f"{prefix}<lambda>.<locals>.")
+            else:
+                yield from walk(child, prefix)
+
+    yield from walk(tree, "")
+
+
+def _measure_function(
+    node: FunctionNode,
+    qualname: str,
+    lines: list[str],
+    path: str | None,
+    aliases: _Aliases,
+    refs: _Refs,
+) -> FunctionMetrics:
+    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    end = node.end_lineno or node.lineno
+    raw = analyze("\n".join(lines[first - 1 : end]) + "\n")
+    cc = ComplexityVisitor.from_ast(node).functions[0].complexity
+    halstead = halstead_visitor_report(HalsteadVisitor.from_ast(node))
+    comment_pct = (raw.comments + raw.multi) * 100 / raw.sloc if raw.sloc else 0
+    closure = sorted(refs.closure.get(id(node), set()))
+    glob = sorted(refs.globals.get(id(node), set()))
+    return FunctionMetrics(
+        name=node.name,
+        qualname=qualname,
+        path=path,
+        lineno=node.lineno,
+        end_lineno=end,
+        loc=raw.loc,
+        sloc=raw.sloc,
+        lloc=raw.lloc,
+        comments=raw.comments,
+        blank=raw.blank,
+        cc=cc,
+        cc_rank=cc_rank(cc),
+        halstead_volume=round(halstead.volume, 3),
+        halstead_difficulty=round(halstead.difficulty, 3),
+        halstead_effort=round(halstead.effort, 3),
+        mi=round(mi_compute(halstead.volume, cc, raw.lloc, comment_pct), 3),
+        ast_nodes=sum(1 for _ in ast.walk(node)),
+        max_nesting=_max_nesting(node.body),
+        subprocess_calls=sum(
+            1 for n in ast.walk(node) if isinstance(n, ast.Call) and aliases.is_subprocess_call(n)
+        ),
+        data_structures=_data_structures(node),
+        free_vars=len(closure),
+        free_var_names=closure,
+        global_refs=len(glob),
+        global_ref_names=glob,
+        string_literal_bytes=_string_bytes(node),
+    )
+
+
+def _measure_tree(tree: ast.Module, source: str, path: str | None) -> list[FunctionMetrics]:
+    lines = source.splitlines()
+    aliases = _Aliases(tree)
+    refs = _Refs(tree)
+    return [_measure_function(n, q, lines, path, aliases, refs) for n, q in _functions(tree)]
+
+
+def measure_source(source: str, *, path: str | None = None) -> list[FunctionMetrics]:
+    """Metrics of every function in a module source (methods and nested functions included).
+
+    A syntax error propagates as SyntaxError; measure_paths turns it into a FileError.
+    """
+    tree = ast.parse(source, filename=path or "<source>")
+    return _measure_tree(tree, source, path)
+
+
+def pickle_size(func: Any) -> int | None:
+    """len(cloudpickle.dumps(func)), or None when the function cannot be pickled."""
+    try:
+        return len(cloudpickle.dumps(func))
+    except Exception:  # anything a user's object raises while pickling means "not picklable"
+        return None
+
+
+def measure_workload(workload: Workload) -> FunctionMetrics:
+    """Metrics of a workload's function, with pickle_bytes of the function pickled by value."""
+    # Source order puts the workload before anything defined inside it.
+    found = [m for m in measure_source(workload.source) if m.name == workload.func_name]
+    if not found:
+        raise ValueError(f"{workload.name}: no function {workload.func_name} in its source")
+    metrics = found[0]
+    # Workload.load() executes in a module that is not importable, so cloudpickle ships by value.
+    metrics.pickle_bytes = pickle_size(workload.load())
+    return metrics
+
+
+# -- files and folders ---------------------------------------------------------------------
+
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
+
+
+def _python_files(folder: Path) -> list[Path]:
+    out = []
+    for p in folder.rglob("*.py"):
+        parts = p.relative_to(folder).parts[:-1]
+        if any(part.startswith(".") or part in _SKIP_DIRS for part in parts):
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+def _import_by_path(path: Path) -> Any | None:
+    """The file executed as a fresh module (None when that fails); it is left out of sys.modules."""
+    name = f"threshold_probe_measured_{abs(hash(str(path.resolve()))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            spec.loader.exec_module(module)
+    except (Exception, SystemExit):  # the user's module failed to import: no pickle size
+        return None
+    finally:
+        sys.modules.pop(name, None)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(path.parent))
+    return module
+
+
+def _lookup(module: Any, qualname: str) -> Any | None:
+    if "<locals>" in qualname:
+        return None  # a nested function only exists while its parent runs
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _split_target(target: str) -> tuple[Path, str | None]:
+    path = Path(target)
+    if path.exists() or ":" not in target:
+        return path, None
+    file, func = target.rsplit(":", 1)
+    return Path(file), func
+
+
+def _measure_file(path: Path, shown: str, func: str | None, pickle: bool, result: MeasureResult) -> None:
+    try:
+        with tokenize.open(path) as fh:
+            source = fh.read()
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        result.errors.append(FileError(path=shown, lineno=None, message=f"cannot decode: {exc}"))
+        return
+    except OSError as exc:
+        result.errors.append(FileError(path=shown, lineno=None, message=f"cannot read: {exc.strerror}"))
+        return
+    try:
+        tree = ast.parse(source, filename=shown)
+    except SyntaxError as exc:
+        result.errors.append(FileError(path=shown, lineno=exc.lineno, message=f"SyntaxError: {exc.msg}"))
+        return
+    functions = _measure_tree(tree, source, shown)
+    if func is not None:
+        chosen = [m for m in functions if m.qualname == func] or [m for m in functions if m.name == func]
+        if not chosen:
+            names = ", ".join(m.qualname for m in functions) or "none"
+            raise UserError(f"{shown}: no function {func!r} (functions: {names})")
+        functions = chosen[:1]
+    if pickle and functions:
+        module = _import_by_path(path)
+        if module is not None:
+            for m in functions:
+                obj = _lookup(module, m.qualname)
+                m.pickle_bytes = pickle_size(obj) if callable(obj) else None
+    result.functions.extend(functions)
+
+
+def measure_paths(targets: Sequence[str], *, pickle: bool = True) -> MeasureResult:
+    """Metrics of every function in files, folders (recursively, *.py) and FILE:FUNC targets.
+
+    A missing path raises UserError; a file that cannot be parsed becomes a FileError and the
+    others are still measured. With `pickle`, each file is imported to size its functions' pickles.
+    """
+    result = MeasureResult()
+    for target in targets:
+        path, func = _split_target(target)
+        if not path.exists():
+            raise UserError(f"no such file or folder: {path}")
+        if path.is_dir():
+            if func is not None:
+                raise UserError(f"{target}: FILE:FUNC needs a file, and {path} is a folder")
+            for file in _python_files(path):
+                _measure_file(file, str(file), None, pickle, result)
+        else:
+            _measure_file(path, str(path), func, pickle, result)
+    return result
