@@ -29,6 +29,8 @@ class Pipeline(ABC):
     """
 
     name: ClassVar[str] = "abstract"
+    #: Leave each probe's remote folder in place (the report then says where it is).
+    keep_remote: bool = False
 
     @abstractmethod
     def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
@@ -61,6 +63,7 @@ class Pipeline(ABC):
             obs.client_error_type = exc.failure_class
             obs.wall_s = time.time() - started
             return obs
+        job.keep_remote = job.keep_remote or self.keep_remote
         result = cluster.execute(job)
         obs.job = result
         obs = self.observe(workload, job, result, obs)

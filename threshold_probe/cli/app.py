@@ -1,0 +1,111 @@
+"""The `probe` command: global options and the commands mounted from their modules."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from threshold_probe import __version__
+from threshold_probe.cli import levels as levels_cmd
+from threshold_probe.cli import runs as runs_cmd
+from threshold_probe.cli import search as search_cmd
+from threshold_probe.cli.common import console, reset_state
+
+HELP = """Find and explain the point where remote Python function execution breaks down.
+
+A ladder of generated workload functions (levels 1..N) grows along named dimensions; each level
+is dispatched to a cluster through a pipeline, every failure is classified, and bisection finds
+the first failing level and the dimension that drives it.
+
+Exit codes: 0 completed (whatever was found), 1 regression (nightly), 2 bad input,
+3 infrastructure (cluster unusable), 130/143 interrupted (resume with --resume).
+"""
+
+app = typer.Typer(
+    name="probe",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"threshold-probe {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="probe.toml to use (default: probe.toml or pyproject.toml found upwards).",
+            envvar="PROBE_CONFIG",
+        ),
+    ] = None,
+    reports_dir: Annotated[
+        Path | None,
+        typer.Option("--reports-dir", help="Where runs and the journal live (default: reports/).", envvar="PROBE_REPORTS_DIR"),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Global options, read before any command."""
+    reset_state(config, reports_dir, debug)
+
+
+SEARCH = "Search"
+INSPECT = "Ladders and metrics"
+RESULTS = "Results"
+
+app.command(rich_help_panel=INSPECT)(levels_cmd.levels)
+app.command(rich_help_panel=INSPECT)(levels_cmd.measure)
+app.command(name="run", rich_help_panel=SEARCH)(search_cmd.run)
+app.command(rich_help_panel=SEARCH)(search_cmd.sweep)
+app.command(rich_help_panel=SEARCH)(search_cmd.bisect)
+app.command(rich_help_panel=SEARCH)(search_cmd.isolate)
+app.command(rich_help_panel=RESULTS)(runs_cmd.runs)
+
+
+def _mount_optional() -> None:
+    """Mount command modules that live beside this one (reports, clusters, nightly, pipelines)."""
+    commands = {
+        "threshold_probe.cli.report": [("report", RESULTS)],
+        "threshold_probe.cli.history": [("history", RESULTS)],
+        "threshold_probe.cli.compare": [("compare", RESULTS)],
+        "threshold_probe.cli.nightly": [("nightly", SEARCH)],
+        "threshold_probe.cli.pipelines": [("compare_pipelines", SEARCH)],
+    }
+    for module_name, names in commands.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        for attr, panel in names:
+            fn = getattr(module, attr, None)
+            if fn is not None:
+                app.command(name=attr.replace("_", "-"), rich_help_panel=panel)(fn)
+    try:
+        clusters = importlib.import_module("threshold_probe.cli.clusters")
+    except ModuleNotFoundError as exc:
+        if exc.name != "threshold_probe.cli.clusters":
+            raise
+    else:
+        app.add_typer(clusters.app, name="clusters", help="List configured clusters and check them.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Entry point of the `probe` console script."""
+    app()

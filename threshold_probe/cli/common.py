@@ -1,0 +1,203 @@
+"""What every command shares: global options, consoles, error handling, progress, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from threshold_probe.config import ProbeConfig, load_config
+from threshold_probe.errors import Interrupted, ProbeError
+from threshold_probe.models import ProbeRecord
+from threshold_probe.store import Store
+
+#: stdout: tables, reports and JSON. stderr: progress, warnings and errors.
+console = Console(soft_wrap=False)
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class AppState:
+    """The global options of one invocation."""
+
+    config_path: Path | None = None
+    reports_dir: Path | None = None
+    debug: bool = False
+    quiet: bool = False
+    _config: ProbeConfig | None = None
+    _store: Store | None = None
+
+    def config(self) -> ProbeConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def resolved_reports_dir(self) -> Path:
+        if self.reports_dir is not None:
+            return self.reports_dir
+        env = os.environ.get("PROBE_REPORTS_DIR")
+        if env:
+            return Path(env)
+        cfg = self.config()
+        path = Path(cfg.reports_dir).expanduser()
+        return path if path.is_absolute() else (cfg.base_dir / path)
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.resolved_reports_dir())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+state = AppState()
+
+
+def reset_state(config_path: Path | None, reports_dir: Path | None, debug: bool, quiet: bool = False) -> None:
+    """Start an invocation with fresh global options (CliRunner reuses the process)."""
+    global state
+    state.close()
+    state = AppState(config_path=config_path, reports_dir=reports_dir, debug=debug, quiet=quiet)
+
+
+def get_state() -> AppState:
+    return state
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print one error line on stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted("interrupted", signum)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into Interrupted, so a run cancels remote work and journals."""
+    old_int = signal.getsignal(signal.SIGINT)
+    old_term = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGINT, _raise_interrupted)
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:  # not the main thread (tests driving the app from a worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def command(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command: expected errors print one line and exit with their documented code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            with interruptible():
+                return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ProbeError as exc:
+            if state.debug:
+                traceback.print_exc()
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except Exception as exc:
+            if state.debug:
+                traceback.print_exc()
+                raise
+            raise fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1) from None
+        finally:
+            state.close()
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    """Stable JSON on stdout: sorted keys, two-space indent, no colour."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+_VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+
+
+def verdict_text(record: ProbeRecord) -> str:
+    v = record.verdict
+    style = _VERDICT_STYLE.get(v.status, "")
+    cls = f" {v.failure_class}" if v.failure_class else ""
+    return f"[{style}]{v.status}{cls}[/]"
+
+
+class RichProgress:
+    """A Rich progress display on stderr, with one line per finished probe."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def begin(self, description: str, total: int | None) -> None:
+        if self.quiet:
+            return
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def probe_done(self, record: ProbeRecord) -> None:
+        if self.quiet:
+            return
+        obs = record.observation
+        where = f"level {record.level}" if record.level is not None else "spec"
+        cached = " (cached)" if record.cached_from else ""
+        peak = f"{obs.peak_rss_mb:.0f} MB" if obs.peak_rss_mb is not None else "-"
+        line = f"  {where:<10} {verdict_text(record)}  {obs.wall_s:6.2f}s  {peak}{cached}"
+        if self._progress is not None:
+            self._progress.console.print(line, highlight=False)
+            self._progress.advance(self._task)
+        else:
+            err_console.print(line, highlight=False)
+
+    def note(self, message: str) -> None:
+        if self.quiet:
+            return
+        target = self._progress.console if self._progress is not None else err_console
+        target.print(f"[dim]{message}[/]", highlight=False)
+
+    def end(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,114 @@
+"""`probe levels` and `probe measure`: the ladder and static metrics, no dispatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json
+from threshold_probe.errors import UserError
+from threshold_probe.ladder import load_ladder
+from threshold_probe.metrics import measure_paths, measure_workload
+from threshold_probe.store import atomic_write
+
+LadderOpt = Annotated[
+    str | None,
+    typer.Option("--ladder", "-l", help="A shipped ladder name (default, seed, features) or a path to a ladder TOML."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of a table.")]
+
+
+@command
+def levels(
+    ladder: LadderOpt = None,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Write each level's generated source to DIR/level_NNN.py.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the ladder: one row per level, with its dimensions and static metrics."""
+    cfg = get_state().config()
+    lad = load_ladder(ladder or cfg.defaults.ladder)
+    rows: list[dict[str, Any]] = []
+    for number in lad.numbers():
+        workload = lad.workload(number)
+        m = measure_workload(workload)
+        rows.append({"level": number, "values": dict(lad.level(number).values), "metrics": m.model_dump()})
+        if write is not None:
+            atomic_write(write / f"level_{number:03d}.py", workload.source)
+    if as_json:
+        print_json({"ladder": lad.name, "path": str(lad.path), "description": lad.description, "levels": rows})
+        return
+    table = Table(title=f"ladder {lad.name} ({len(rows)} levels)", title_justify="left")
+    for col in ("level", "LOC", "subproc", "structs", "nesting", "CC", "pickle B", "memory MB", "runtime s"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        m, v = row["metrics"], row["values"]
+        table.add_row(
+            str(row["level"]),
+            str(m["loc"]),
+            str(m["subprocess_calls"]),
+            str(m["data_structures"]),
+            str(m["max_nesting"]),
+            str(m["cc"]),
+            str(m["pickle_bytes"]),
+            str(v.get("memory_mb", "")),
+            str(v.get("runtime_s", "")),
+        )
+    console.print(table)
+    if write is not None:
+        err_console.print(f"wrote {len(rows)} sources to {write}")
+
+
+SORT_FIELDS = ("loc", "sloc", "cc", "halstead_effort", "mi", "ast_nodes", "max_nesting", "subprocess_calls", "pickle_bytes")
+
+
+@command
+def measure(
+    targets: Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or FILE:FUNC.")],
+    as_json: JsonOpt = False,
+    top: Annotated[int | None, typer.Option("--top", help="Show only the N largest by the sort field.")] = None,
+    sort: Annotated[str, typer.Option("--sort", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")] = "loc",
+) -> None:
+    """Static metrics of every function in files or folders, or of single functions (FILE:FUNC)."""
+    if sort not in SORT_FIELDS:
+        raise UserError(f"cannot sort by {sort!r}: choose one of {', '.join(SORT_FIELDS)}")
+    result = measure_paths(targets)
+    funcs = sorted(result.functions, key=lambda f: (-(getattr(f, sort) or 0), f.path or "", f.lineno))
+    if top is not None:
+        funcs = funcs[:top]
+    if as_json:
+        print_json(
+            {
+                "functions": [f.model_dump() for f in funcs],
+                "errors": [e.model_dump() for e in result.errors],
+            }
+        )
+    else:
+        table = Table(title=f"{len(funcs)} functions, by {sort}", title_justify="left")
+        table.add_column("function", overflow="fold")
+        for col in ("line", "LOC", "SLOC", "CC", "rank", "MI", "nesting", "subproc", "structs", "free", "pickle B"):
+            table.add_column(col, justify="right")
+        for f in funcs:
+            table.add_row(
+                f"{f.path}:{f.qualname}" if f.path else f.qualname,
+                str(f.lineno),
+                str(f.loc),
+                str(f.sloc),
+                str(f.cc),
+                f.cc_rank,
+                f"{f.mi:.0f}",
+                str(f.max_nesting),
+                str(f.subprocess_calls),
+                str(f.data_structures),
+                str(f.free_vars),
+                "-" if f.pickle_bytes is None else str(f.pickle_bytes),
+            )
+        console.print(table)
+        for e in result.errors:
+            err_console.print(f"[red]{e.path}:{e.lineno}:[/] {e.message}", highlight=False)
+    if result.errors and not result.functions:
+        raise typer.Exit(2)

@@ -1,0 +1,61 @@
+"""`probe runs`: the runs recorded in the journal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from threshold_probe.cli.common import command, console, get_state, print_json
+
+
+@command
+def runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N runs.")] = 20,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only runs on this cluster.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only sweep, bisect, isolate or run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List past runs, newest first, with their threshold and status."""
+    infos = get_state().store().runs(limit=limit, cluster=cluster, kind=kind)
+    if as_json:
+        print_json(
+            [
+                {
+                    "run_id": i.run_id,
+                    "kind": i.kind,
+                    "cluster": i.cluster,
+                    "pipeline": i.pipeline,
+                    "ladder": i.ladder,
+                    "status": i.status,
+                    "started_at": i.started_at,
+                    "finished_at": i.finished_at,
+                    "last_pass": (i.summary or {}).get("last_pass"),
+                    "first_fail": (i.summary or {}).get("first_fail"),
+                    "failure_class": ((i.summary or {}).get("failure") or {}).get("class"),
+                    "message": (i.summary or {}).get("message"),
+                }
+                for i in infos
+            ]
+        )
+        return
+    table = Table(title=f"{len(infos)} runs", title_justify="left")
+    for col in ("run", "kind", "cluster", "pipeline", "ladder", "started", "status", "first fail", "class"):
+        table.add_column(col)
+    for i in infos:
+        s = i.summary or {}
+        started = dt.datetime.fromtimestamp(i.started_at).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            i.run_id,
+            i.kind,
+            i.cluster,
+            i.pipeline,
+            i.ladder,
+            started,
+            i.status,
+            str(s.get("first_fail", "")) if s.get("first_fail") is not None else "-",
+            (s.get("failure") or {}).get("class", "-"),
+        )
+    console.print(table)

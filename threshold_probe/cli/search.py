@@ -1,0 +1,256 @@
+"""`probe run`, `sweep`, `bisect` and `isolate`: searches over a ladder on one cluster."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from threshold_probe.cli.common import RichProgress, command, console, get_state, print_json
+from threshold_probe.cli.show import show_probe, show_summary
+from threshold_probe.errors import UserError
+from threshold_probe.session import Kind, LimitOverrides, SearchOptions, resume_search, run_search
+from threshold_probe.store import RunInfo, Store
+from threshold_probe.summary import RunSummary
+
+ClusterOpt = Annotated[
+    str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
+]
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option("--pipeline", "-p", help="How the function travels: native (default), or package.module:Class."),
+]
+LadderOpt = Annotated[
+    str | None, typer.Option("--ladder", "-l", help="Ladder name (default, seed, features) or a TOML path.")
+]
+MemoryOpt = Annotated[str | None, typer.Option("--memory", help="Memory limit per probe, e.g. 300MB or 4GB.")]
+TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe, e.g. 90s or 00:10:00.")]
+CoresOpt = Annotated[int | None, typer.Option("--cores", min=1, help="Cores per probe.")]
+PartitionOpt = Annotated[str | None, typer.Option("--partition", help="SLURM partition (slurm clusters).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON (see docs/report-schema.md).")]
+MatchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--match",
+        help="Hunt only this failure: text, re:REGEX or a signature. Other failures count as skips.",
+    ),
+]
+RepeatOpt = Annotated[int, typer.Option("--repeat", min=1, help="Probe each level N times; mixed verdicts are flaky.")]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="Do not reuse verdicts of identical earlier probes.")]
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option("--resume", help="Continue an interrupted run (a run id, or 'latest').", show_default=False),
+]
+KeepOpt = Annotated[bool, typer.Option("--keep-remote", help="Leave each probe's remote folder in place.")]
+ParallelOpt = Annotated[
+    int, typer.Option("--parallel", "-P", min=1, help="Probes per round (k-ary bisect; batch size of a sweep).")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+PreflightOpt = Annotated[
+    bool, typer.Option("--preflight/--no-preflight", help="Check the cluster before the first probe.")
+]
+
+
+def _execute(
+    kind: Kind,
+    *,
+    cluster: str | None,
+    pipeline: str | None,
+    ladder: str | None,
+    memory: str | None,
+    time: str | None,
+    cores: int | None,
+    partition: str | None,
+    options: SearchOptions,
+    resume: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> RunSummary:
+    st = get_state()
+    cfg = st.config()
+    store = st.store()
+    progress = RichProgress(quiet=quiet or st.quiet)
+    if resume is not None:
+        summary = resume_search(resume, config=cfg, store=store, progress=progress, kind=kind)
+    else:
+        cluster_name = cluster or cfg.defaults.cluster
+        summary = run_search(
+            kind,
+            config=cfg,
+            store=store,
+            cluster=cluster_name,
+            pipeline=pipeline or cfg.defaults.pipeline,
+            ladder=ladder or cfg.defaults.ladder,
+            overrides=LimitOverrides(memory=memory, time=time, cores=cores, partition=partition),
+            options=options,
+            progress=progress,
+        )
+    if as_json:
+        print_json(summary.model_dump(mode="json", by_alias=True))
+    elif kind == "run":
+        records = store.probes(summary.run_id)
+        for record in records:
+            show_probe(record, console)
+        console.print(f"[dim]run {summary.run_id}: {summary.reports_dir}[/]", highlight=False)
+    else:
+        show_summary(summary, store, console)
+    return summary
+
+
+@command
+def run(
+    level: Annotated[int, typer.Option("--level", "-L", help="The level to probe.")] = 1,
+    function: Annotated[
+        str | None,
+        typer.Option("--function", "-f", help="Probe your own zero-argument function instead: FILE:FUNC."),
+    ] = None,
+    cluster: ClusterOpt = None,
+    pipeline: PipelineOpt = None,
+    ladder: LadderOpt = None,
+    memory: MemoryOpt = None,
+    time: TimeOpt = None,
+    cores: CoresOpt = None,
+    partition: PartitionOpt = None,
+    repeat: RepeatOpt = 1,
+    fresh: Annotated[bool, typer.Option("--fresh/--cache", help="Dispatch even when an identical probe ran.")] = True,
+    keep_remote: KeepOpt = False,
+    preflight: PreflightOpt = True,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Probe one level once and show its observation: verdict, stage timings, memory and logs."""
+    opts = SearchOptions(
+        level=level, function=function, repeat=repeat, fresh=fresh, keep_remote=keep_remote, preflight=preflight
+    )
+    _execute(
+        "run", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
+        partition=partition, options=opts, resume=None, as_json=as_json, quiet=quiet,
+    )
+
+
+@command
+def sweep(
+    from_level: Annotated[int | None, typer.Option("--from", help="First level (default: the ladder's first).")] = None,
+    to_level: Annotated[int | None, typer.Option("--to", help="Last level (default: the ladder's last).")] = None,
+    cluster: ClusterOpt = None,
+    pipeline: PipelineOpt = None,
+    ladder: LadderOpt = None,
+    memory: MemoryOpt = None,
+    time: TimeOpt = None,
+    cores: CoresOpt = None,
+    partition: PartitionOpt = None,
+    match: MatchOpt = None,
+    repeat: RepeatOpt = 1,
+    parallel: ParallelOpt = 1,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = None,
+    keep_remote: KeepOpt = False,
+    preflight: PreflightOpt = True,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Probe every level in order and report where verdicts change.
+
+    On a SLURM cluster the levels go as one job array.
+    """
+    opts = SearchOptions(
+        lo=from_level, hi=to_level, match=match, repeat=repeat, parallel=parallel, fresh=fresh,
+        keep_remote=keep_remote, preflight=preflight,
+    )
+    _execute(
+        "sweep", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
+        partition=partition, options=opts, resume=resume, as_json=as_json, quiet=quiet,
+    )
+
+
+@command
+def bisect(
+    lo: Annotated[int | None, typer.Option("--lo", help="Lowest level (default: the ladder's first).")] = None,
+    hi: Annotated[int | None, typer.Option("--hi", help="Highest level (default: the ladder's last).")] = None,
+    cluster: ClusterOpt = None,
+    pipeline: PipelineOpt = None,
+    ladder: LadderOpt = None,
+    memory: MemoryOpt = None,
+    time: TimeOpt = None,
+    cores: CoresOpt = None,
+    partition: PartitionOpt = None,
+    match: MatchOpt = None,
+    repeat: RepeatOpt = 1,
+    confirm: Annotated[
+        int, typer.Option("--confirm", min=0, help="Extra probes of the boundary pair before reporting it.")
+    ] = 1,
+    parallel: ParallelOpt = 1,
+    isolate: Annotated[
+        bool, typer.Option("--isolate", help="Then find which dimension drives the failure.")
+    ] = False,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = None,
+    keep_remote: KeepOpt = False,
+    preflight: PreflightOpt = True,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find the first failing level by bisection, after checking both ends.
+
+    Reports the threshold, the failure's class, signature and evidence.
+    """
+    opts = SearchOptions(
+        lo=lo, hi=hi, match=match, repeat=repeat, confirm=confirm, parallel=parallel, isolate=isolate,
+        fresh=fresh, keep_remote=keep_remote, preflight=preflight,
+    )
+    _execute(
+        "bisect", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
+        partition=partition, options=opts, resume=resume, as_json=as_json, quiet=quiet,
+    )
+
+
+@command
+def isolate(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A bisect run whose boundary to start from (default: the latest bisect).")
+    ] = None,
+    cluster: ClusterOpt = None,
+    pipeline: PipelineOpt = None,
+    ladder: LadderOpt = None,
+    memory: MemoryOpt = None,
+    time: TimeOpt = None,
+    cores: CoresOpt = None,
+    match: MatchOpt = None,
+    parallel: ParallelOpt = 1,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = None,
+    preflight: PreflightOpt = True,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find which dimensions drive a failure, starting from a bisect's last pass and first fail.
+
+    Each differing dimension is raised alone from the passing level (sufficient?) and lowered alone
+    from the failing level (necessary?); each sufficient one is then bisected on its own.
+    """
+    st = get_state()
+    store = st.store()
+    if resume is None:
+        src = store.get_run(run_id) if run_id else _latest_bisect(store)
+        params = src.params
+        cluster = cluster or params.get("cluster")
+        pipeline = pipeline or params.get("pipeline")
+        ladder = ladder or params.get("ladder")
+        ov = params.get("overrides", {})
+        memory, time, cores = memory or ov.get("memory"), time or ov.get("time"), cores or ov.get("cores")
+        if match is None and (src.summary or {}).get("failure"):
+            match = src.summary["failure"].get("signature") if src.summary else None
+        run_id = src.run_id
+    opts = SearchOptions(from_run=run_id, match=match, parallel=parallel, fresh=fresh, preflight=preflight)
+    _execute(
+        "isolate", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
+        partition=None, options=opts, resume=resume, as_json=as_json, quiet=quiet,
+    )
+
+
+def _latest_bisect(store: Store) -> RunInfo:
+    for info in store.runs(kind="bisect"):
+        summary = info.summary or {}
+        if summary.get("first_fail") is not None and summary.get("last_pass") is not None:
+            return info
+    raise UserError("no bisect run with a boundary yet: run `probe bisect` first")

@@ -1,0 +1,72 @@
+"""Rich views of one probe's observation and of a run summary."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from threshold_probe.models import STAGES, ProbeRecord
+from threshold_probe.store import Store
+from threshold_probe.summary import RunSummary
+
+
+def show_probe(record: ProbeRecord, console: Console) -> None:
+    """The observation of one probe: verdict, exit status, stage timings, memory and log tails."""
+    obs, v = record.observation, record.verdict
+    style = {"pass": "green", "fail": "red", "skip": "yellow"}[v.status]
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    title = f"level {record.level}" if record.level is not None else obs.workload
+    head.add_row("probe", f"{record.probe_id} ({title}, {obs.pipeline} on {obs.cluster})")
+    head.add_row("verdict", Text(f"{v.status}" + (f" {v.failure_class}" if v.failure_class else ""), style=style))
+    if v.explanation:
+        head.add_row("why", v.explanation)
+    if v.signature:
+        head.add_row("signature", v.signature)
+    job = obs.job
+    head.add_row("exit", f"code {job.exit_code}" + (f", signal {job.signal}" if job.signal else ""))
+    if job.scheduler:
+        head.add_row("scheduler", ", ".join(f"{k}={val}" for k, val in job.scheduler.items()))
+    head.add_row("wall", f"{obs.wall_s:.3f} s")
+    if obs.peak_rss_mb is not None:
+        head.add_row("peak RSS", f"{obs.peak_rss_mb:.1f} MB")
+    if obs.limits.memory_bytes or obs.limits.time_s or obs.limits.cores:
+        lim = obs.limits
+        parts = []
+        if lim.memory_bytes:
+            parts.append(f"memory {lim.memory_bytes / 2**20:.0f} MB")
+        if lim.time_s:
+            parts.append(f"time {lim.time_s:g} s")
+        if lim.cores:
+            parts.append(f"cores {lim.cores}")
+        head.add_row("limits", ", ".join(parts))
+    if record.cached_from:
+        head.add_row("cached", f"verdict reused from probe {record.cached_from}")
+    if job.remote_dir:
+        head.add_row("remote dir", job.remote_dir)
+    timings = Table(title="stage timings (s)", title_justify="left", box=None)
+    stages = [s for s in (*STAGES, *sorted(set(obs.timings) - set(STAGES))) if s in obs.timings]
+    for s in stages:
+        timings.add_column(s, justify="right")
+    timings.add_row(*(f"{obs.timings[s]:.4f}" for s in stages))
+    parts: list[object] = [head, timings]
+    if v.evidence:
+        parts.append(Panel("\n".join(v.evidence), title="evidence", border_style=style))
+    for name, tail, path in (
+        ("stdout", job.stdout_tail, job.stdout_path),
+        ("stderr", job.stderr_tail, job.stderr_path),
+    ):
+        if tail.strip():
+            lines = tail.rstrip().splitlines()[-12:]
+            parts.append(Panel(Text("\n".join(lines)), title=f"{name} (tail; full log: {path})", border_style="dim"))
+    console.print(Panel(Group(*parts), title="observation", border_style=style))  # type: ignore[arg-type]
+
+
+def show_summary(summary: RunSummary, store: Store, console: Console) -> None:
+    """The Rich report of a run."""
+    from threshold_probe.render.terminal import print_report
+
+    print_report(summary, console, store=store)

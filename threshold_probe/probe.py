@@ -1,0 +1,207 @@
+"""One dispatch: workload x pipeline x cluster -> observation -> verdict, journalled.
+
+`probe_batch` runs several probes at once when the cluster runs jobs concurrently (a SLURM job
+array); otherwise one after the other. Each probe is journalled before dispatch and after.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from threshold_probe.clusters.base import Cluster
+from threshold_probe.diagnose import diagnose
+from threshold_probe.ladder.workload import Workload
+from threshold_probe.models import JobResult, JobSpec, Limits, Observation, ProbeRecord
+from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.store import Store, cache_key
+
+
+@dataclass
+class ProbeRequest:
+    """One probe to run: a workload, its level (None for off-ladder specs) and its attempt."""
+
+    workload: Workload
+    level: int | None
+    spec: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def new_probe_id(level: int | None) -> str:
+    tag = f"L{level:03d}" if level is not None else "spec"
+    return f"{tag}-{secrets.token_hex(3)}"
+
+
+class Prober:
+    """Runs probes of one run through one pipeline on one cluster, with the journal and cache."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        cluster: Cluster,
+        pipeline: Pipeline,
+        limits: Limits,
+        store: Store,
+        use_cache: bool,
+        resuming: bool = False,
+        keep_remote: bool = False,
+        on_record: Callable[[ProbeRecord], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.cluster = cluster
+        self.pipeline = pipeline
+        self.limits = limits
+        self.store = store
+        self.use_cache = use_cache
+        self.resuming = resuming
+        self._pools: dict[str, list[ProbeRecord]] = {}
+        self.keep_remote = keep_remote
+        pipeline.keep_remote = keep_remote
+        self.on_record = on_record
+        self.records: list[ProbeRecord] = []
+        # How many times each cache key was asked for in this run: the n-th ask may reuse the
+        # n-th earlier record, so repeats and confirmations still dispatch new probes.
+        self._asked: dict[str, int] = {}
+
+    def _key(self, workload: Workload) -> str:
+        return cache_key(workload.sha256, self.pipeline.name, self.cluster.name, self.limits)
+
+    def _attempt(self, req: ProbeRequest, key: str) -> int:
+        n = self._asked.get(key, 0) + 1
+        self._asked[key] = n
+        return n
+
+    def _pool(self, key: str) -> list[ProbeRecord]:
+        """Finished probes that may stand in for asks of this key, in the order they are used.
+
+        Built at the key's first ask, so it holds only what earlier invocations finished:
+        first this run's own journal (when resuming), then other runs' verdicts (the cache).
+        """
+        if key not in self._pools:
+            own = self.store.cached(key, run_id=self.run_id) if self.resuming else []
+            others: list[ProbeRecord] = []
+            if self.use_cache:
+                reused = {r.cached_from for r in own if r.cached_from}
+                others = [
+                    r for r in self.store.cached(key) if r.run_id != self.run_id and r.probe_id not in reused
+                ]
+            self._pools[key] = own + others
+        return self._pools[key]
+
+    def _from_cache(self, key: str, attempt: int) -> ProbeRecord | None:
+        pool = self._pool(key)
+        return pool[attempt - 1] if len(pool) >= attempt else None
+
+    def _record(self, req: ProbeRequest, probe_id: str, attempt: int, obs: Observation) -> ProbeRecord:
+        verdict = diagnose(obs)
+        return ProbeRecord(
+            run_id=self.run_id,
+            probe_id=probe_id,
+            level=req.level,
+            attempt=attempt,
+            spec=req.spec,
+            workload_hash=req.workload.sha256,
+            metrics=req.metrics,
+            observation=obs,
+            verdict=verdict,
+        )
+
+    def _finish(self, record: ProbeRecord, key: str) -> ProbeRecord:
+        self.store.probe_finished(record, key)
+        self.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        return record
+
+    def run(self, requests: Sequence[ProbeRequest]) -> list[ProbeRecord]:
+        """Probe every request (reusing cached verdicts where allowed); results are aligned."""
+        out: list[ProbeRecord | None] = [None] * len(requests)
+        todo: list[tuple[int, ProbeRequest, str, str, int]] = []
+        for i, req in enumerate(requests):
+            key = self._key(req.workload)
+            attempt = self._attempt(req, key)
+            hit = self._from_cache(key, attempt)
+            if hit is not None and hit.run_id == self.run_id:
+                # Resuming: the journal already holds this very probe.
+                self.records.append(hit)
+                if self.on_record is not None:
+                    self.on_record(hit)
+                out[i] = hit
+                continue
+            if hit is not None:
+                probe_id = new_probe_id(req.level)
+                self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
+                record = hit.model_copy(
+                    update={
+                        "run_id": self.run_id,
+                        "probe_id": probe_id,
+                        "attempt": attempt,
+                        "cached_from": hit.cached_from or hit.probe_id,
+                        "metrics": req.metrics or hit.metrics,
+                        "spec": req.spec,
+                    }
+                )
+                out[i] = self._finish(record, key)
+                continue
+            probe_id = new_probe_id(req.level)
+            self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
+            todo.append((i, req, probe_id, key, attempt))
+        if not todo:
+            return [r for r in out if r is not None]
+        batched = self.cluster.concurrent and len(todo) > 1 and _uses_default_dispatch(self.pipeline)
+        if batched:
+            for (i, req, probe_id, key, attempt), obs in zip(todo, self._dispatch_many(todo), strict=True):
+                out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
+        else:
+            for i, req, probe_id, key, attempt in todo:
+                local_dir = self.store.probe_dir(self.run_id, probe_id)
+                local_dir.mkdir(parents=True, exist_ok=True)
+                obs = self.pipeline.dispatch(req.workload, self.cluster, probe_id, self.limits, local_dir)
+                out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
+        return [r for r in out if r is not None]
+
+    def _dispatch_many(self, todo: list[tuple[int, ProbeRequest, str, str, int]]) -> list[Observation]:
+        """Build every job, run them as one batch on the cluster, observe each."""
+        started = time.time()
+        observations: list[Observation] = []
+        jobs: list[tuple[int, JobSpec]] = []
+        for n, (_, req, probe_id, _, _) in enumerate(todo):
+            local_dir = self.store.probe_dir(self.run_id, probe_id)
+            local_dir.mkdir(parents=True, exist_ok=True)
+            obs = Observation(
+                probe_id=probe_id,
+                level=req.level,
+                workload=req.workload.name,
+                cluster=self.cluster.name,
+                pipeline=self.pipeline.name,
+                limits=self.limits,
+                started_at=started,
+                wall_s=0.0,
+                job=JobResult(),
+            )
+            observations.append(obs)
+            try:
+                job = self.pipeline.build(req.workload, probe_id, self.limits, local_dir)
+            except ClientSideError as exc:
+                obs.client_error = str(exc)
+                obs.client_error_type = exc.failure_class
+                continue
+            job.keep_remote = self.keep_remote
+            jobs.append((n, job))
+        results = self.cluster.execute_many([job for _, job in jobs]) if jobs else []
+        for (n, job), result in zip(jobs, results, strict=True):
+            obs = observations[n]
+            obs.job = result
+            observations[n] = self.pipeline.observe(todo[n][1].workload, job, result, obs)
+        finished = time.time()
+        for obs in observations:
+            obs.wall_s = finished - started
+        return observations
+
+
+def _uses_default_dispatch(pipeline: Pipeline) -> bool:
+    return type(pipeline).dispatch is Pipeline.dispatch
