@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import pytest
@@ -75,8 +76,8 @@ def _run_runner(python: str, folder: Path, payload: object) -> subprocess.Comple
     )
 
 
-def _meta(folder: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads((folder / "meta.json").read_text())
+def _meta(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "meta.json").read_text())
     return data
 
 
@@ -106,7 +107,7 @@ def test_success_writes_meta_and_result_summary(tmp_path: Path) -> None:
     assert meta["python"] == platform.python_version()
     assert meta["cloudpickle"] == cloudpickle.__version__
     assert isinstance(meta["rss_peak_kb_self"], int) and meta["rss_peak_kb_self"] > 1000
-    assert {"user", "system", "children_user", "children_system"} <= set(meta["cpu"])  # type: ignore[arg-type]
+    assert {"user", "system", "children_user", "children_system"} <= set(meta["cpu"])
     assert meta["hostname"] and meta["pid"]
     result = json.loads((tmp_path / "result.json").read_text())
     encoded = json.dumps({"sum": 15, "items": [0, 1, 2]}, sort_keys=True).encode()
