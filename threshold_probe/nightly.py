@@ -6,7 +6,7 @@ baseline: a run id or first-failing level pinned in [nightly.baseline], else the
 the previous nightly.json of the output folder, else the newest completed run of the same cell.
 
 Exit code: 1 when anything regressed (a threshold moved down, or a level that passed now fails),
-else 3 when a cluster could not be reached, else 0.
+else 3 when a cluster could not be reached (or a cell could not complete), else 0.
 """
 
 from __future__ import annotations
@@ -261,6 +261,9 @@ def _run_cluster(
                 results.append(_CellRun(base))
             except ProbeError as exc:
                 base.status, base.error = "error", str(exc)
+                results.append(_CellRun(base))
+            except Exception as exc:  # a bug in one cluster's code must not lose the other cells
+                base.status, base.error = "error", f"{type(exc).__name__}: {exc}"
                 results.append(_CellRun(base))
             else:
                 run = _CellRun(base, summary)
@@ -544,7 +547,8 @@ def run_nightly(
             atomic_write(out / rel, html_render.to_html(run.summary, run.records))
             run.cell.report = rel.as_posix()
     regressed = any(r.cell.status == "regressed" for r in runs)
-    code = EXIT_REGRESSION if regressed else EXIT_INFRA if unreachable else EXIT_OK
+    incomplete = bool(unreachable) or any(r.cell.status == "error" for r in runs)
+    code = EXIT_REGRESSION if regressed else EXIT_INFRA if incomplete else EXIT_OK
     result = NightlyResult(
         started_at=started,
         finished_at=time.time(),

@@ -58,9 +58,10 @@ def history(
         ("class", "left"),
         ("status", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # Ids and dates are read whole or not at all: let the other columns wrap instead.
+        table.add_column(col, justify=justify, no_wrap=col in ("started", "run"))  # type: ignore[arg-type]
     for e in entries:
-        started = dt.datetime.fromtimestamp(e.started_at).strftime("%Y-%m-%d %H:%M")
+        started = dt.datetime.fromtimestamp(e.started_at).strftime("%m-%d %H:%M")
         if e.first_fail is not None:
             ff = f"[bold]{e.first_fail}[/]"
         elif e.highest_pass is not None:

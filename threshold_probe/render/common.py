@@ -244,3 +244,20 @@ def attribution_score(findings: dict[str, Any]) -> float:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return max(0.0, min(1.0, float(v)))
     return 0.5 * bool(findings.get("sufficient")) + 0.5 * bool(findings.get("necessary"))
+
+
+def limits_text(limits: dict[str, Any]) -> str:
+    """Limits as people write them: 'memory 300MB, time 120s, cores 2'."""
+    from threshold_probe.units import format_memory
+
+    parts = []
+    for key, value in limits.items():
+        if value is None:
+            continue
+        if key == "memory_bytes" and isinstance(value, int):
+            parts.append(f"memory {format_memory(value)}")
+        elif key == "time_s" and isinstance(value, (int, float)):
+            parts.append(f"time {value:g}s")
+        else:
+            parts.append(f"{key} {value}")
+    return ", ".join(parts)

@@ -23,6 +23,7 @@ from threshold_probe.render.common import (
     isolate_dimensions,
     isolate_drivers,
     level_views,
+    limits_text,
     metric,
     read_stderr,
     stage_order,
@@ -57,8 +58,7 @@ body { margin: 0; padding: 24px 32px; font: 14px/1.45 system-ui, -apple-system, 
        sans-serif; color: var(--fg); background: var(--bg); }
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 28px 0 10px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
-.meta { color: var(--muted); margin: 0 0 16px; }
-.meta span { margin-right: 18px; white-space: nowrap; }
+.meta { color: var(--muted); margin: 0 0 16px; display: flex; flex-wrap: wrap; gap: 4px 18px; }
 .verdict { border: 1px solid var(--line); border-left: 6px solid #2e9d4f; background: var(--card);
            padding: 12px 16px; border-radius: 6px; }
 .verdict.failed { border-left-color: #d64541; }
@@ -194,7 +194,8 @@ def bar_chart(
                 'stroke-dasharray="4 3" stroke-width="1.5"/>'
             )
             out.append(
-                f'<text x="{mx + 3:.1f}" y="{top + 10}" font-size="10" fill="#d64541">first fail</text>'
+                f'<text x="{mx + 3:.1f}" y="{top + 10}" font-size="10" fill="#d64541" stroke="#ffffff" '
+                'stroke-width="3" paint-order="stroke">first fail</text>'
             )
     out.append(
         f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#8c959f"/>'
@@ -261,7 +262,7 @@ def stacked_bars(rows: Sequence[tuple[str, dict[str, float]]], stages: Sequence[
 
 def attribution_chart(rows: Sequence[tuple[str, float, bool, str]], title: str) -> str:
     """Horizontal bars: how strongly each dimension drives the failure (0..1), drivers in red."""
-    left, right, top, row_h, width = 160, 120, 30, 24, 640
+    left, right, top, row_h, width = 160, 190, 30, 24, 720
     plot_w = width - left - right
     height = top + row_h * len(rows) + 10
     out = [
@@ -305,7 +306,7 @@ def verdict_block(summary: RunSummary) -> str:
     ff = first_fail(summary)
     parts = [f'<div class="verdict{" failed" if ff is not None else ""}" id="verdict">']
     parts.append(f'<p class="answer">{escape(threshold_sentence(summary))}</p>')
-    if summary.message:
+    if summary.message and not threshold_sentence(summary).startswith(summary.message.rstrip(".")):
         parts.append(f"<p>{escape(summary.message)}</p>")
     failure = summary.failure
     if failure is not None:
@@ -430,9 +431,7 @@ def to_html(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
         escape(when),
     ]
     if summary.limits:
-        meta.append(
-            "limits " + escape(", ".join(f"{k}={v}" for k, v in summary.limits.items() if v is not None))
-        )
+        meta.append("limits " + escape(limits_text(summary.limits) or "none"))
     if summary.versions:
         meta.append(escape(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items()))))
     body = [

@@ -16,6 +16,7 @@ from threshold_probe.render.common import (
     isolate_dimensions,
     isolate_drivers,
     level_views,
+    limits_text,
     metric,
     threshold_sentence,
 )
@@ -28,6 +29,10 @@ STDERR_LINES = 30
 def _cell(text: object) -> str:
     # A pipe or newline would break the table row.
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _yes_no(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")
 
 
 def _fence(text: str) -> str:
@@ -47,14 +52,14 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     out.append(f"## threshold-probe: {summary.cluster} / {summary.pipeline} / {summary.ladder}")
     out.append("")
     out.append(f"**{icon} {threshold_sentence(summary)}**")
-    if summary.message:
+    if summary.message and not threshold_sentence(summary).startswith(summary.message.rstrip(".")):
         out.append("")
         out.append(summary.message)
     out.append("")
     started = dt.datetime.fromtimestamp(summary.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = [f"run `{summary.run_id}` ({summary.kind}, {summary.status})", started]
     if summary.limits:
-        facts.append("limits " + ", ".join(f"{k}={v}" for k, v in summary.limits.items() if v is not None))
+        facts.append("limits " + (limits_text(summary.limits) or "none"))
     if summary.versions:
         facts.append(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
     out.append(" · ".join(facts))
@@ -106,7 +111,7 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
             "|---|---|---|---:|---|",
         ]
         for name, f in dims:
-            row = [name, f.get("sufficient", "-"), f.get("necessary", "-"), f.get("threshold", "-")]
+            row = [name, _yes_no(f.get("sufficient")), _yes_no(f.get("necessary")), f.get("threshold", "-")]
             row.append("yes" if name in drivers else "")
             out.append("| " + " | ".join(_cell(c) for c in row) + " |")
         out.append("")

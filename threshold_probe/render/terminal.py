@@ -24,6 +24,7 @@ from threshold_probe.render.common import (
     isolate_dimensions,
     isolate_drivers,
     level_views,
+    limits_text,
     metric,
     stage_order,
     threshold_sentence,
@@ -56,7 +57,7 @@ def header(summary: RunSummary) -> RenderableType:
     grid.add_row("pipeline", summary.pipeline)
     grid.add_row("ladder", summary.ladder)
     if summary.limits:
-        grid.add_row("limits", ", ".join(f"{k}={v}" for k, v in summary.limits.items() if v is not None))
+        grid.add_row("limits", limits_text(summary.limits) or "none")
     if summary.versions:
         grid.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
     took = ""
@@ -89,8 +90,9 @@ def level_table(summary: RunSummary) -> Table:
 
 def verdict_panel(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> Panel:
     """The answer: the threshold, the cause, and the stderr lines that show it."""
-    lines: list[RenderableType] = [Text(threshold_sentence(summary), style="bold")]
-    if summary.message:
+    sentence = threshold_sentence(summary)
+    lines: list[RenderableType] = [Text(sentence, style="bold")]
+    if summary.message and not sentence.startswith(summary.message.rstrip(".")):
         lines.append(Text(summary.message))
     failure = summary.failure
     if failure is not None:
