@@ -48,6 +48,15 @@ def test_memory_limit_is_real(tmp_path: Path) -> None:
     assert ok.status == "pass"
 
 
+@pytest.mark.parametrize("limit_mb", [5, 12])
+def test_memory_limit_too_small_to_start_is_still_oom(tmp_path: Path, limit_mb: int) -> None:
+    # The interpreter (or the runner's first allocation) cannot even start under this limit.
+    obs, verdict = run_probe("def workload():\n    return 1\n", tmp_path, Limits(memory_bytes=limit_mb * MB))
+    assert obs.result is None
+    assert verdict.failure_class == "oom", verdict
+    assert any(f"memory limit: {limit_mb}MB" in line for line in verdict.evidence)
+
+
 def test_wall_clock_limit_kills_the_whole_process_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     source = (

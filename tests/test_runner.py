@@ -40,23 +40,32 @@ def _old_python() -> str | None:
     return None
 
 
+def _cached_venv(base: str, requirement: str) -> str:
+    """A venv of `base` with `requirement` installed, cached between runs; returns its python."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "threshold-probe-tests"
+    key = hashlib.sha256(f"{base}|{requirement}".encode()).hexdigest()[:10]
+    python = cache / f"venv-{key}" / "bin" / "python"
+    probe = [str(python), "-c", "import cloudpickle"]
+    if not (python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0):
+        subprocess.run([base, "-m", "venv", "--clear", str(python.parent.parent)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement]
+        subprocess.run(pip, check=True)
+    return str(python)
+
+
 @pytest.fixture(scope="session")
 def old_python() -> str:
-    """A venv of an old Python with cloudpickle installed, cached between runs."""
+    """An older Python (3.8 when there is one) with cloudpickle 3 installed."""
     base = _old_python()
     if base is None:
         pytest.skip("no Python 3.8-3.10 interpreter on this machine")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "threshold-probe-tests"
-    venv = cache / ("venv-" + hashlib.sha256(base.encode()).hexdigest()[:10])
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import cloudpickle"]
-    if not (python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0):
-        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "cloudpickle>=3,<4"],
-            check=True,
-        )
-    return str(python)
+    return _cached_venv(base, "cloudpickle>=3,<4")
+
+
+@pytest.fixture(scope="session")
+def old_cloudpickle_python() -> str:
+    """This Python with cloudpickle 2, whose loader lacks what cloudpickle 3 pickles refer to."""
+    return _cached_venv(sys.executable, "cloudpickle==2.2.1")
 
 
 def _limit_memory() -> None:
@@ -210,3 +219,20 @@ def test_python_version_difference_is_deserialize_with_both_versions(tmp_path: P
     assert f"pickled by Python {here}" in (verdict.explanation or "")
     assert f"loaded by Python {far}" in (verdict.explanation or "")
     assert "stage: deserialize" in verdict.evidence
+
+
+def test_cloudpickle_version_difference_is_deserialize_with_both_versions(
+    tmp_path: Path, old_cloudpickle_python: str
+) -> None:
+    cluster = LocalCluster(
+        "oldcp", LocalClusterConfig(python=old_cloudpickle_python, workdir=str(tmp_path / "w"))
+    )
+    workload = Workload(name="t", source="def workload():\n    return 42\n", func_name="workload")
+    obs = make_pipeline("native").dispatch(workload, cluster, "v", Limits(time_s=60), tmp_path / "out")
+    verdict = diagnose(obs)
+    assert verdict.failure_class == "deserialize"
+    assert obs.meta is not None and obs.meta["cloudpickle"] == "2.2.1"
+    assert obs.meta["python"] == platform.python_version()
+    assert f"far side: Python {platform.python_version()}, cloudpickle 2.2.1" in verdict.evidence
+    assert f"cloudpickle {cloudpickle.__version__} and loaded by" in (verdict.explanation or "")
+    assert "cloudpickle 2.2.1" in (verdict.explanation or "")

@@ -98,7 +98,8 @@ _TRUNCATED = re.compile(r"pickle data was truncated|ran out of input|EOFError", 
 
 _OOM_LOG = re.compile(
     r"out of memory|out_of_memory|oom-kill|oom_kill|oom killer|exceeded memory limit|"
-    r"memory cgroup out of memory|cannot allocate memory|std::bad_alloc|killed process \d+",
+    r"memory cgroup out of memory|cannot allocate memory|std::bad_alloc|killed process \d+|"
+    r"failed to map segment from shared object",
     re.IGNORECASE,
 )
 _TIME_LOG = re.compile(r"due to time limit|time limit exhausted|exceeded (the )?time limit", re.IGNORECASE)
@@ -166,7 +167,9 @@ def parse_tracebacks(text: str) -> list[ExceptionReport]:
         if pos < 0:
             stripped = raw.strip()
             m = _EXC_LINE.match(stripped)
-            if m and ":" in stripped and _EXC_NAME.search(m.group("type")):
+            # A bare `MemoryError` line counts; other bare words ("Killed", "Done") do not.
+            bare_error = m is not None and ":" not in stripped and m.group("type").endswith("Error")
+            if m and (":" in stripped or bare_error) and _EXC_NAME.search(m.group("type")):
                 reports.append(_report(m, stripped, []))
             i += 1
             continue
@@ -422,7 +425,9 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
 
     # 1. Infrastructure trouble: a skip, never a failure.
     if job.infra_error:
-        return Verdict(status="skip", explanation=SKIP_EXPLANATION, evidence=[job.infra_error])
+        return Verdict(
+            status="skip", explanation=f"{SKIP_EXPLANATION}: {job.infra_error}", evidence=[job.infra_error]
+        )
 
     stderr = _stderr_text(obs)
     stdout = job.stdout_tail
