@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -52,17 +52,17 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
     for s in stages:
         timings.add_column(s, justify="right")
     timings.add_row(*(f"{obs.timings[s]:.4f}" for s in stages))
-    parts: list[object] = [head, timings]
+    blocks: list[RenderableType] = [head, timings]
     if v.evidence:
-        parts.append(Panel("\n".join(v.evidence), title="evidence", border_style=style))
+        blocks.append(Panel("\n".join(v.evidence), title="evidence", border_style=style))
     for name, tail, path in (
         ("stdout", job.stdout_tail, job.stdout_path),
         ("stderr", job.stderr_tail, job.stderr_path),
     ):
         if tail.strip():
             lines = tail.rstrip().splitlines()[-12:]
-            parts.append(Panel(Text("\n".join(lines)), title=f"{name} (tail; full log: {path})", border_style="dim"))
-    console.print(Panel(Group(*parts), title="observation", border_style=style))  # type: ignore[arg-type]
+            blocks.append(Panel(Text("\n".join(lines)), title=f"{name} (tail; full log: {path})", border_style="dim"))
+    console.print(Panel(Group(*blocks), title="observation", border_style=style))
 
 
 def show_summary(summary: RunSummary, store: Store, console: Console) -> None:
