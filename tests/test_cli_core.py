@@ -71,9 +71,9 @@ def test_bisect_finds_real_memory_threshold(cli: CliRunner, tmp_path: Path) -> N
 
 def test_bisect_resumes_from_cache_without_new_probes(cli: CliRunner, tmp_path: Path) -> None:
     args = ("bisect", "--ladder", MEMORY_LADDER, "--memory", "300MB", "--json", "--quiet")
-    code, out, _ = invoke(cli, tmp_path, *args)
+    _, out, _ = invoke(cli, tmp_path, *args)
     first = json.loads(out)
-    code, out, _ = invoke(cli, tmp_path, *args)
+    _, out, _ = invoke(cli, tmp_path, *args)
     second = json.loads(out)
     assert second["first_fail"] == first["first_fail"]
     assert all(p["cached"] for p in second["probes"])

@@ -50,7 +50,9 @@ def main_options(
     ] = None,
     reports_dir: Annotated[
         Path | None,
-        typer.Option("--reports-dir", help="Where runs and the journal live (default: reports/).", envvar="PROBE_REPORTS_DIR"),
+        typer.Option(
+            "--reports-dir", help="Where runs and the journal live (default: reports/).", envvar="PROBE_REPORTS_DIR"
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     version: Annotated[

@@ -63,7 +63,9 @@ def levels(
         err_console.print(f"wrote {len(rows)} sources to {write}")
 
 
-SORT_FIELDS = ("loc", "sloc", "cc", "halstead_effort", "mi", "ast_nodes", "max_nesting", "subprocess_calls", "pickle_bytes")
+SORT_FIELDS = (
+    "loc", "sloc", "cc", "halstead_effort", "mi", "ast_nodes", "max_nesting", "subprocess_calls", "pickle_bytes"
+)
 
 
 @command
