@@ -77,6 +77,10 @@ class SSHClusterConfig(_ClusterBase):
     known_hosts: str | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
+    #: Infrastructure trouble (a refused or dropped connection) is retried this many times per
+    #: probe, with exponential backoff from retry_backoff seconds, before the probe is a skip.
+    retries: int = Field(default=2, ge=0)
+    retry_backoff: float = Field(default=1.0, ge=0)
 
 
 class SlurmClusterConfig(_ClusterBase):

@@ -16,7 +16,7 @@ def make_cluster(name: str, config: ProbeConfig) -> Cluster:
     if cfg.type == "ssh":
         from threshold_probe.clusters.ssh import SSHCluster
 
-        return SSHCluster(name, cfg)
+        return SSHCluster(name, cfg, base_dir=config.base_dir)
     from threshold_probe.clusters.slurm import SlurmCluster
 
     return SlurmCluster(name, cfg)

@@ -44,9 +44,11 @@ class _Policy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         if self.policy != "accept-new":
             raise HostKeyError(
-                f"host {hostname} is not in {self.known_hosts} ({key.get_name()} {fingerprint(key)}); "
-                f"fix: check the fingerprint with the host's administrator, then add it with "
-                f"`ssh-keyscan -p PORT HOST >> {self.known_hosts}`, or set host_key_policy = \"accept-new\""
+                f"host {hostname} is not in {self.known_hosts} "
+                f"(it offers {key.get_name()} {fingerprint(key)})",
+                fix=f"check the fingerprint with the host's administrator, then connect once with "
+                f"`ssh -o UserKnownHostsFile={self.known_hosts} ...`, "
+                f"or set host_key_policy = \"accept-new\"",
             )
         client.get_host_keys().add(hostname, key.get_name(), key)
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
@@ -105,13 +107,20 @@ def _tcp_connect(hop: SSHTarget, timeout: float) -> socket.socket:
     try:
         sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
     except TimeoutError as exc:
-        raise TransportError(f"{hop.display()}: connection timed out after {timeout:g}s") from exc
+        raise TransportError(
+            f"{hop.display()}: connection timed out after {timeout:g}s",
+            fix="check that the host is up and reachable from here (VPN, firewall)",
+        ) from exc
     except ConnectionRefusedError as exc:
         raise TransportError(
-            f"{hop.display()}: connection refused (is sshd running on port {hop.port}?)"
+            f"{hop.display()}: connection refused",
+            fix=f"start sshd on {hop.hostname}:{hop.port}, or correct host/port in probe.toml",
         ) from exc
     except socket.gaierror as exc:
-        raise TransportError(f"{hop.display()}: cannot resolve host name: {exc.strerror}") from exc
+        raise TransportError(
+            f"{hop.display()}: cannot resolve host name: {exc.strerror}",
+            fix="correct `host` in probe.toml or the HostName of the alias in the ssh config",
+        ) from exc
     except OSError as exc:
         raise TransportError(f"{hop.display()}: cannot connect: {exc.strerror or exc}") from exc
     set_nodelay(sock)
@@ -171,19 +180,20 @@ def _connect_hop(
         name = hop.known_hosts_name
         raise HostKeyError(
             f"host key for {name} has CHANGED: the server offers {exc.key.get_name()} "
-            f"{fingerprint(exc.key)}, {known_hosts} has {fingerprint(exc.expected_key)}. "
-            f"This is either a reinstalled host or a man-in-the-middle attack; the connection was refused. "
-            f"Fix: confirm the new fingerprint with the host's administrator, then run "
-            f"`ssh-keygen -R '{name}' -f {known_hosts}` and connect again"
+            f"{fingerprint(exc.key)}, {known_hosts} has {fingerprint(exc.expected_key)}; "
+            f"the connection was refused (a reinstalled host, or a man-in-the-middle attack)",
+            fix=f"confirm the new fingerprint with the host's administrator, then run "
+            f"`ssh-keygen -R '{name}' -f {known_hosts}` and connect again",
         ) from None
     except paramiko.AuthenticationException as exc:
         client.close()
         tried = ", ".join(identities) if identities else "agent and default keys"
         raise TransportError(
             f"{hop.display()}: authentication failed ({exc}); tried {tried}"
-            + (" and a password" if password else "")
-            + "; fix: set identity_file, load the key into ssh-agent, or set password_env",
+            + (" and a password" if password else ""),
             retryable=False,
+            fix="set identity_file, load the key into ssh-agent, or set password_env; "
+            "check the user name",
         ) from exc
     except TimeoutError as exc:
         client.close()
@@ -192,7 +202,11 @@ def _connect_hop(
         client.close()
         text = str(exc)
         if "banner" in text.lower():
-            raise TransportError(f"{hop.display()}: no SSH banner within {timeout:g}s ({text})") from exc
+            raise TransportError(
+                f"{hop.display()}: no SSH banner within {timeout:g}s ({text})",
+                fix="the server accepts connections but does not answer: check sshd on the host "
+                "(overloaded, stopped), or raise connect_timeout",
+            ) from exc
         raise TransportError(f"{hop.display()}: SSH handshake failed: {text}") from exc
     except (EOFError, OSError) as exc:
         client.close()

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from threshold_probe.errors import InfraError
+from threshold_probe.errors import InfraError, UserError
 
 if TYPE_CHECKING:
     import paramiko
@@ -51,16 +51,19 @@ class TransportError(InfraError):
     so that callers stop instead of backing off.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retryable: bool = True, fix: str | None = None) -> None:
+        super().__init__(message if fix is None else f"{message}; fix: {fix}")
+        self.problem = message
         self.retryable = retryable
+        #: What the user can do about it, when we know (shown by preflight as its own field).
+        self.fix = fix
 
 
 class HostKeyError(TransportError):
     """The server's host key is unknown (policy `reject`) or has changed: never retried."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message, retryable=False, fix=fix)
 
 
 class CommandResult(BaseModel):
@@ -332,17 +335,26 @@ def _killpg(pgid: int) -> None:
 
 
 class SSHSettings(Protocol):
-    """The connection fields SSH and SLURM cluster configs share."""
+    """The connection fields SSH and SLURM cluster configs share (read-only)."""
 
-    host: str
-    user: str | None
-    port: int | None
-    identity_file: str | None
-    host_key_policy: str
-    password_env: str | None
-    ssh_config: str | None
-    known_hosts: str | None
-    connect_timeout: float
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def identity_file(self) -> str | None: ...
+    @property
+    def host_key_policy(self) -> str: ...
+    @property
+    def password_env(self) -> str | None: ...
+    @property
+    def ssh_config(self) -> str | None: ...
+    @property
+    def known_hosts(self) -> str | None: ...
+    @property
+    def connect_timeout(self) -> float: ...
 
 
 class SSHTransport(Transport):
@@ -387,6 +399,8 @@ class SSHTransport(Transport):
         """A transport from a cluster config's host, user, port, identity, known_hosts and policy."""
         from threshold_probe.clusters.sshconfig import password_from_env, resolve_known_hosts, resolve_target
 
+        if not settings.host:
+            raise UserError("an SSH connection needs `host` (a host name or an ssh config alias)")
         target = resolve_target(
             settings.host,
             user=settings.user,

@@ -1,0 +1,262 @@
+"""The far-side launcher of the SSH cluster: one probe in one command, one round trip.
+
+Staged once per cluster session and run as ``python -S ssh_launcher.py`` (standard library only,
+Python 3.8 or newer). Reads from stdin a JSON header line followed by the job's files, then:
+
+1. writes the files into a fresh job folder (stage-in);
+2. forks the job in a new session (its own process group) with RLIMIT_AS for memory and CPU
+   affinity for cores, stdin from /dev/null, stdout/stderr to stdout.log/stderr.log there;
+3. waits for it; at the time limit it kills the whole process group with SIGKILL. If the client
+   goes away (the SSH channel closes: Ctrl-C, a dropped link) it kills the group as well;
+4. writes back, on stdout, framed records: ``pid``, then ``status``, then every fetched file, then
+   the full stdout.log and stderr.log, then ``end``;
+5. removes the job folder unless asked to keep it.
+
+A record is ``TPREC <json>\\n`` followed by exactly ``json["size"]`` raw bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import time
+from typing import IO, Any
+
+MAGIC = b"TPREC "
+CHUNK = 1 << 18
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _record(fd: int, kind: str, payload: bytes = b"", **fields: object) -> None:
+    head = dict(fields, kind=kind, size=len(payload))
+    _write_all(fd, MAGIC + json.dumps(head).encode() + b"\n" + payload)
+
+
+def _record_file(fd: int, kind: str, name: str, path: str) -> bool:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError:
+        return False
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        _write_all(fd, MAGIC + json.dumps({"kind": kind, "name": name, "size": size}).encode() + b"\n")
+        left = size
+        while left > 0:
+            chunk = fh.read(min(CHUNK, left))
+            if not chunk:
+                # Shrunk while we read (a leftover writer): pad so the framing stays valid.
+                chunk = b"\0" * min(CHUNK, left)
+            _write_all(fd, chunk)
+            left -= len(chunk)
+    return True
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    parts = []
+    while n > 0:
+        chunk = stream.read(n)
+        if not chunk:
+            raise EOFError("stdin ended early")
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def _safe_join(base: str, name: str) -> str:
+    path = os.path.normpath(os.path.join(base, name))
+    if os.path.isabs(name) or not path.startswith(base.rstrip("/") + "/"):
+        raise ValueError(f"file name leaves the job folder: {name!r}")
+    return path
+
+
+def _first_cores(n: int) -> set[int]:
+    allowed = sorted(os.sched_getaffinity(0))
+    return set(allowed[: max(1, n)])
+
+
+def _child(spec: dict[str, Any], job_dir: str, err_w: int) -> None:
+    """In the forked child: limits, new session, redirections, exec. Never returns."""
+    try:
+        os.setsid()
+        os.chdir(job_dir)
+        if spec.get("cores"):
+            os.sched_setaffinity(0, _first_cores(int(spec["cores"])))
+        null = os.open(os.devnull, os.O_RDONLY)
+        out = os.open("stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        err = os.open("stderr.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        env = dict(os.environ)
+        env.update(spec.get("env") or {})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        argv = spec["argv"]
+        if spec.get("memory"):
+            import resource
+
+            mem = int(spec["memory"])
+            # Last, so that nothing above runs under the limit (the same as `ulimit -v`).
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        os.execvpe(argv[0], argv, env)
+    except BaseException as exc:
+        info = {"type": type(exc).__name__, "message": str(exc), "errno": getattr(exc, "errno", None)}
+        try:
+            os.write(err_w, json.dumps(info).encode())
+        finally:
+            os._exit(127)
+
+
+def _client_gone(fd: int) -> bool:
+    """True when the reader of our stdout (sshd, and so the client) has gone away."""
+    p = select.poll()
+    p.register(fd, select.POLLERR | select.POLLHUP)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+
+
+def _killpg(pgid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _exited(pid: int) -> bool:
+    """pid has exited (it stays a zombie: WNOWAIT), for kernels without pidfd."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_pid == pid
+
+
+def _wait(pid: int, deadline: float | None, out_fd: int) -> str:
+    """Wait until pid exits without reaping it; 'exited', 'timeout' or 'client_gone'."""
+    pidfd = -1
+    with contextlib.suppress(AttributeError, OSError):
+        pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+    poller = select.poll()
+    if pidfd >= 0:
+        poller.register(pidfd, select.POLLIN)
+    poller.register(out_fd, select.POLLERR | select.POLLHUP)
+    try:
+        while True:
+            if pidfd < 0 and _exited(pid):
+                return "exited"
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                return "timeout"
+            # Without pidfd the exit is polled for, every 5 ms.
+            wait_ms = 1000 if pidfd >= 0 else 5
+            if deadline is not None:
+                wait_ms = min(wait_ms, max(1, int((deadline - now) * 1000) + 1))
+            for fd, ev in poller.poll(wait_ms):
+                if fd == pidfd:
+                    return "exited"
+                if fd == out_fd and ev & (select.POLLERR | select.POLLHUP):
+                    return "client_gone"
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def main() -> int:
+    """Run one job as the header on stdin describes; see the module docstring."""
+    t0 = time.time()
+    out_fd = sys.stdout.fileno()
+    stdin = sys.stdin.buffer
+    spec = json.loads(stdin.readline().decode())
+    job_dir = os.path.expanduser(spec["dir"])
+    keep = bool(spec.get("keep"))
+    status: dict[str, Any] = {"host": socket.gethostname(), "dir": job_dir}
+    pid: int | None = None
+    try:
+        try:
+            os.makedirs(job_dir, mode=0o700)
+            for name, size in spec["files"]:
+                data = _read_exact(stdin, int(size))
+                path = _safe_join(job_dir, name)
+                d = os.path.dirname(path)
+                if not os.path.isdir(d):
+                    os.makedirs(d)
+                with open(path, "wb") as fh:
+                    fh.write(data)
+        except (OSError, ValueError, EOFError) as exc:
+            status["stage_error"] = f"{type(exc).__name__}: {exc}"
+        t1 = time.time()
+        status["stage_in_s"] = t1 - t0
+        if "stage_error" not in status:
+            err_r, err_w = os.pipe()
+            os.set_inheritable(err_w, False)
+            launched = time.time()
+            pid = os.fork()
+            if pid == 0:
+                os.close(err_r)
+                _child(spec, job_dir, err_w)
+            os.close(err_w)
+            _record(out_fd, "pid", pid=pid)
+            time_s = spec.get("time")
+            deadline = launched + float(time_s) if time_s is not None else None
+            why = _wait(pid, deadline, out_fd)
+            # The job may have left children in its group: they go too, before we reap it, so
+            # that the group id cannot have been reused.
+            _killpg(pid)
+            _, wstatus = os.waitpid(pid, 0)
+            ended = time.time()
+            launch_error = b""
+            while True:
+                chunk = os.read(err_r, 65536)
+                if not chunk:
+                    break
+                launch_error += chunk
+            os.close(err_r)
+            status.update(launched_at=launched, ended_at=ended, process_s=ended - launched)
+            status["timed_out"] = why == "timeout"
+            status["client_gone"] = why == "client_gone"
+            if launch_error:
+                status["launch_error"] = json.loads(launch_error.decode("utf-8", "replace"))
+            elif os.WIFSIGNALED(wstatus):
+                status["signal"] = os.WTERMSIG(wstatus)
+            else:
+                status["exit_code"] = os.WEXITSTATUS(wstatus)
+            if why == "client_gone":
+                return 1
+        _record(out_fd, "status", json.dumps(status).encode())
+        for name in spec.get("fetch") or []:
+            try:
+                path = _safe_join(job_dir, name)
+            except ValueError:
+                continue
+            if os.path.isfile(path):
+                _record_file(out_fd, "file", name, path)
+        for name in ("stdout.log", "stderr.log"):
+            _record_file(out_fd, "log", name, os.path.join(job_dir, name))
+        _record(out_fd, "end")
+        return 0
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            return 1
+        raise
+    finally:
+        if pid is not None:
+            _killpg(pid)
+        if not keep:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _stop(signum: int, frame: object) -> None:
+    # SIGTERM/SIGHUP/SIGINT: leave through main's finally, which kills the job and cleans up.
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    for _sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(_sig, _stop)
+    sys.exit(main())
