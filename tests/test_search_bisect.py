@@ -51,9 +51,9 @@ def log_rounds(n: int, base: int) -> int:
     return r
 
 
-ladders = st.lists(
-    st.integers(min_value=-50, max_value=1000), min_size=1, max_size=200, unique=True
-).map(sorted)
+ladders = st.lists(st.integers(min_value=-50, max_value=1000), min_size=1, max_size=200, unique=True).map(
+    sorted
+)
 
 
 @FAST
@@ -315,7 +315,10 @@ def _replay_prefixes(ladder: list[int], verdict: Callable[[int], Outcome], **kwa
         assert resumed.known_outcomes == cut
         assert resumed.probes == len(resumed_oracle.dispatched)
         assert (resumed.status, resumed.last_good, resumed.first_bad) == (
-            reference.status, reference.last_good, reference.first_bad)
+            reference.status,
+            reference.last_good,
+            reference.first_bad,
+        )
         # No level ever gets more verdicts than it needs, so nothing journaled was dispatched again.
         for lvl, lev in resumed.levels.items():
             need = repeat + (confirm if lvl in (resumed.last_good, resumed.first_bad) else 0)
@@ -327,8 +330,13 @@ def _replay_prefixes(ladder: list[int], verdict: Callable[[int], Outcome], **kwa
 
 
 def _answer(result: BisectResult) -> tuple[object, ...]:
-    return (result.status, result.last_good, result.first_bad, result.flaky_band,
-            {lvl: lev.outcomes for lvl, lev in result.levels.items()})
+    return (
+        result.status,
+        result.last_good,
+        result.first_bad,
+        result.flaky_band,
+        {lvl: lev.outcomes for lvl, lev in result.levels.items()},
+    )
 
 
 def test_known_outcomes_are_never_probed_again() -> None:

@@ -16,20 +16,25 @@ from threshold_probe.search.base import (
     judge,
 )
 from threshold_probe.search.bisect import Bisection, BisectResult, bisect
+from threshold_probe.search.isolate import DimensionFinding, IsolateResult, SpecOracle, isolate
 from threshold_probe.search.sweep import SweepResult, sweep
 
 __all__ = [
     "BisectResult",
     "Bisection",
+    "DimensionFinding",
+    "IsolateResult",
     "LevelOutcomes",
     "Oracle",
     "Outcome",
     "Progress",
+    "SpecOracle",
     "Status",
     "Summary",
     "SweepResult",
     "Verdict",
     "bisect",
+    "isolate",
     "judge",
     "sweep",
 ]

@@ -214,15 +214,19 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
         if last_good is None:
             untested = [lvl for lvl in skipped if lvl < first_bad]
             if untested:
-                msg = (f"the lowest testable level {first_bad} already fails "
-                       f"({describe_levels(untested)} could not be tested)")
+                msg = (
+                    f"the lowest testable level {first_bad} already fails "
+                    f"({describe_levels(untested)} could not be tested)"
+                )
             else:
                 msg = f"the lowest level {first_bad} already fails"
             return Verdict("lowest_fails", None, first_bad, None, msg)
         between = [lvl for lvl in order if last_good < lvl < first_bad]
         if between:
-            msg = (f"the first failure lies in {describe_levels([*between, first_bad])}: level {last_good} "
-                   f"passes, level {first_bad} fails, and {describe_levels(between)} could not be tested")
+            msg = (
+                f"the first failure lies in {describe_levels([*between, first_bad])}: level {last_good} "
+                f"passes, level {first_bad} fails, and {describe_levels(between)} could not be tested"
+            )
             return Verdict("inconclusive", last_good, first_bad, None, msg)
         return Verdict("found", last_good, first_bad, None, f"level {first_bad} is the first to fail")
 
@@ -237,19 +241,22 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
     rates = [data[lvl].pass_rate for lvl in flaky_levels]
     known_rates = [r for r in rates if r is not None]
     if flaky_levels and len(flaky_levels) == len(judged):
-        msg = (f"every level tested is flaky (pass rate {_rate_range(known_rates)}): "
-               "the failure comes and goes and does not follow the ladder")
+        msg = (
+            f"every level tested is flaky (pass rate {_rate_range(known_rates)}): "
+            "the failure comes and goes and does not follow the ladder"
+        )
     elif flaky_levels:
         if lo == hi:
             lev = data[lo]
             msg = f"level {lo} is flaky (pass rate {_percent(lev.pass_rate or 0.0)} over {lev.tested} probes)"
         else:
-            msg = (f"levels {lo} to {hi} are flaky (pass rate {_rate_range(known_rates)} "
-                   f"where mixed)")
+            msg = f"levels {lo} to {hi} are flaky (pass rate {_rate_range(known_rates)} where mixed)"
         msg += _band_edges(last_good, first_bad)
     else:
-        msg = (f"the outcome does not grow with the ladder: level {band_start} fails "
-               f"but level {band_end} passes; no clean threshold between levels {lo} and {hi}")
+        msg = (
+            f"the outcome does not grow with the ladder: level {band_start} fails "
+            f"but level {band_end} passes; no clean threshold between levels {lo} and {hi}"
+        )
         msg += _band_edges(last_good, first_bad)
     return Verdict("flaky", last_good, first_bad, (lo, hi), msg)
 

@@ -220,8 +220,10 @@ class Bisection:
             for (lo, hi), share in zip(open_brackets, shares, strict=True):
                 picks = self._targets(lo, hi, share, taken)
                 taken.update(picks)
-            return [(self.order[i], self._need_of(self.order[i]) - self._tested(self.order[i]))
-                    for i in sorted(taken)]
+            return [
+                (self.order[i], self._need_of(self.order[i]) - self._tested(self.order[i]))
+                for i in sorted(taken)
+            ]
         return self._propose_confirmation(slots)
 
     def _tested(self, level: int) -> int:
@@ -370,7 +372,7 @@ def _chunks(answers: Sequence[Outcome], requests: Sequence[Request]) -> list[lis
     out: list[list[Outcome]] = []
     pos = 0
     for _level, count in requests:
-        out.append(list(answers[pos:pos + count]))
+        out.append(list(answers[pos : pos + count]))
         pos += count
     return out
 

@@ -90,7 +90,7 @@ def sweep(
         if attempt and progress:
             progress(f"retrying {describe_levels([lvl for lvl, _ in todo])} after skips")
         for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
+            chunk = todo[start : start + batch]
             flat = [lvl for lvl, count in chunk for _ in range(count)]
             rounds += 1
             if progress:
