@@ -36,7 +36,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
     for title in ("LOC", "subprocess calls", "CC", "pickle bytes", "peak memory", "wall time", "seconds per stage"):
         assert f">{title}</text>" in dom
     # The stderr of the failing probe, in full and escaped, open for the first failure.
-    assert re.search(r'<details open="" class="stderr" data-level="%d">' % ff, dom)
+    assert re.search(rf'<details open="" class="stderr" data-level="{ff}">', dom)
     assert "MemoryError" in text and "threshold-probe runner: execute failed" in text
 
     png = chromium_screenshot(page, tmp_path / "report.png", tmp_path / "profile", "1280,2400")

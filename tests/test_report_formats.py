@@ -106,7 +106,7 @@ def test_junit_report_is_valid_and_names_the_failure(swept: tuple[Path, dict[str
 
 
 def test_html_report_is_self_contained(swept: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
-    workdir, data = swept
+    workdir, _data = swept
     target = tmp_path / "report.html"
     res = probe(workdir, "report", "--format", "html", "-o", str(target))
     assert res.code == 0, res.err
