@@ -48,6 +48,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,6 +316,9 @@ class Testbed:
     python: str = ""
     user: str = TEST_USER
     slurm: dict[str, Any] | None = None
+    #: Folder the test user can reach (authorized_keys, the far side's venv): state_dir itself
+    #: when every parent is world-searchable, else a separate folder in /tmp.
+    public_dir: Path | None = None
 
     @property
     def client_key(self) -> Path:
@@ -364,6 +368,7 @@ class Testbed:
             "python": self.python,
             "user": self.user,
             "slurm": self.slurm,
+            "public_dir": str(self.public_dir) if self.public_dir else None,
         }
         tmp = self.state_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(data, indent=2))
@@ -384,7 +389,19 @@ class Testbed:
             python=data["python"],
             user=data["user"],
             slurm=data.get("slurm"),
+            public_dir=Path(data["public_dir"]) if data.get("public_dir") else None,
         )
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder from / down to path is searchable by other users (sshd reads as the user)."""
+    for folder in (path, *path.parents):
+        try:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def build_remote_python(state_dir: Path) -> str:
@@ -489,14 +506,20 @@ def start(config_path: Path, state_dir: Path | None = None, *, slurm: bool = Tru
     state_dir.chmod(0o755)
     ensure_user()
     tb = Testbed(state_dir=state_dir, config_path=config_path.resolve())
+    if _reachable_by_others(state_dir):
+        tb.public_dir = state_dir
+    else:
+        tb.public_dir = Path(tempfile.mkdtemp(prefix="tp-testbed-public-", dir="/tmp"))
+        tb.public_dir.chmod(0o755)
+    tb.save()
     try:
         if not tb.client_key.exists():
             keygen(tb.client_key, "threshold-probe-testbed-client")
         tb.client_key.chmod(0o600)
-        authorized = state_dir / "authorized_keys"
+        authorized = tb.public_dir / "authorized_keys"
         shutil.copyfile(tb.client_key.with_name("client_key.pub"), authorized)
         authorized.chmod(0o644)
-        tb.python = build_remote_python(state_dir)
+        tb.python = build_remote_python(tb.public_dir)
         for name, addr in HOSTS.items():
             host = SSHHost(name, state_dir / f"sshd-{name}", addr, free_port(addr), authorized)
             host.prepare()
@@ -547,6 +570,8 @@ def stop(state_dir: Path | None = None) -> None:
         with contextlib.suppress(ProcessLookupError):
             host.resume()  # a paused sshd ignores SIGTERM until continued
         host.kill()
+    if tb.public_dir is not None and tb.public_dir != state_dir:
+        shutil.rmtree(tb.public_dir, ignore_errors=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
 
 
@@ -556,7 +581,9 @@ def status(state_dir: Path | None = None) -> dict[str, Any]:
     return {
         "config": str(tb.config_path),
         "clusters": tb.clusters,
-        "sshd": {n: {"pid": h.pid, "alive": bool(h.pid and _alive(h.pid)), "port": h.port} for n, h in tb.hosts.items()},
+        "sshd": {
+            n: {"pid": h.pid, "alive": bool(h.pid and _alive(h.pid)), "port": h.port} for n, h in tb.hosts.items()
+        },
     }
 
 
@@ -568,7 +595,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[0] == "up":
             tb = start(Path(argv[1]))
-            sys.stdout.write(f"testbed up: {tb.config_path} (clusters: {', '.join(tb.clusters)}); state in {tb.state_dir}\n")
+            names = ", ".join(tb.clusters)
+            sys.stdout.write(f"testbed up: {tb.config_path} (clusters: {names}); state in {tb.state_dir}\n")
         elif argv[0] == "down":
             stop()
             sys.stdout.write("testbed down\n")
