@@ -70,6 +70,8 @@ def test_wall_clock_limit_kills_the_whole_process_group(tmp_path: Path) -> None:
     obs, verdict = run_probe(source, tmp_path, Limits(time_s=1.5))
     elapsed = time.time() - started
     assert obs.job.timed_out and obs.job.signal == 9
+    # The cluster measured the killed process's peak memory itself (the runner could not).
+    assert obs.job.peak_rss_mb is not None and obs.job.peak_rss_mb > 5
     assert verdict.failure_class == "timeout"
     assert any("time limit: 1.5s" in line for line in verdict.evidence)
     assert elapsed < 10

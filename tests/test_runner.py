@@ -171,9 +171,7 @@ def test_unreadable_payload_is_a_setup_failure(tmp_path: Path) -> None:
 
 def test_hard_kill_leaves_started_evidence(tmp_path: Path) -> None:
     cluster = LocalCluster("local", LocalClusterConfig(workdir=str(tmp_path / "w")))
-    workload = Workload(
-        name="t", source="import time\ndef workload():\n    time.sleep(60)\n", func_name="workload"
-    )
+    workload = Workload(name="t", source="import time\ndef workload():\n    time.sleep(60)\n", func_name="workload")
     obs = make_pipeline("native").dispatch(workload, cluster, "k", Limits(time_s=1.0), tmp_path / "out")
     assert obs.job.timed_out
     assert obs.meta is not None
@@ -212,9 +210,7 @@ def test_python_version_difference_is_deserialize_with_both_versions(tmp_path: P
     assert obs.meta is not None
     far = obs.meta["python"]
     here = platform.python_version()
-    assert any(
-        line == f"far side: Python {far}, cloudpickle {obs.meta['cloudpickle']}" for line in verdict.evidence
-    )
+    assert any(line == f"far side: Python {far}, cloudpickle {obs.meta['cloudpickle']}" for line in verdict.evidence)
     assert any(line.startswith(f"client: Python {here}") for line in verdict.evidence)
     assert f"pickled by Python {here}" in (verdict.explanation or "")
     assert f"loaded by Python {far}" in (verdict.explanation or "")
@@ -224,9 +220,7 @@ def test_python_version_difference_is_deserialize_with_both_versions(tmp_path: P
 def test_cloudpickle_version_difference_is_deserialize_with_both_versions(
     tmp_path: Path, old_cloudpickle_python: str
 ) -> None:
-    cluster = LocalCluster(
-        "oldcp", LocalClusterConfig(python=old_cloudpickle_python, workdir=str(tmp_path / "w"))
-    )
+    cluster = LocalCluster("oldcp", LocalClusterConfig(python=old_cloudpickle_python, workdir=str(tmp_path / "w")))
     workload = Workload(name="t", source="def workload():\n    return 42\n", func_name="workload")
     obs = make_pipeline("native").dispatch(workload, cluster, "v", Limits(time_s=60), tmp_path / "out")
     verdict = diagnose(obs)
@@ -236,3 +230,15 @@ def test_cloudpickle_version_difference_is_deserialize_with_both_versions(
     assert f"far side: Python {platform.python_version()}, cloudpickle 2.2.1" in verdict.evidence
     assert f"cloudpickle {cloudpickle.__version__} and loaded by" in (verdict.explanation or "")
     assert "cloudpickle 2.2.1" in (verdict.explanation or "")
+
+
+def test_workload_that_changes_directory_still_leaves_its_files(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    job = tmp_path / "job"
+    job.mkdir()
+    func = _fresh_function(f"import os\ndef workload():\n    os.chdir({str(elsewhere)!r})\n    return 'moved'\n")
+    proc = _run_runner(sys.executable, job, func)
+    assert proc.returncode == 0, proc.stderr
+    assert (job / "meta.json").is_file() and (job / "result.json").is_file()
+    assert list(elsewhere.iterdir()) == []

@@ -259,7 +259,7 @@ class LocalCluster(Cluster):
                 # Anything the job left behind in its group goes too: no orphans.
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                returncode = proc.wait()
+                returncode = self._reap(proc, result)
             finally:
                 with self._lock:
                     self._running.pop(proc.pid, None)
@@ -269,6 +269,17 @@ class LocalCluster(Cluster):
             result.signal = -returncode
         else:
             result.exit_code = returncode
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen[bytes], result: JobResult) -> int:
+        """Reap the process; its rusage gives a peak RSS even when the runner was killed."""
+        if proc.returncode is not None:  # pragma: no cover - the fallback wait reaped it
+            return proc.returncode
+        _, status, usage = os.wait4(proc.pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
+        proc.returncode = returncode  # keep Popen consistent: it must not wait again
+        result.peak_rss_mb = usage.ru_maxrss / 1024  # KB on Linux
+        return returncode
 
     def _wait_exit(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
         """Wait until the process exits (without reaping it); False when the deadline passed.
@@ -309,9 +320,7 @@ class LocalCluster(Cluster):
             "except Exception as e:\n cp = None\n"
             "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'cloudpickle': cp}))\n"
         )
-        proc = subprocess.run(
-            [self.python, "-c", code], capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
         if proc.returncode != 0:
             raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
         facts: dict[str, Any] = json.loads(proc.stdout)

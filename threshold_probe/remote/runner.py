@@ -165,7 +165,10 @@ class Runner:
     """One run of one payload; `meta` is what meta.json holds."""
 
     def __init__(self, payload_path):
-        self.payload_path = payload_path
+        self.payload_path = os.path.abspath(payload_path)
+        # Absolute paths, fixed at start: a workload that changes directory must not move the evidence.
+        self.meta_path = os.path.abspath(META_NAME)
+        self.result_path = os.path.abspath(RESULT_NAME)
         self.meta = {
             "schema": 1,
             "status": "started",
@@ -197,7 +200,7 @@ class Runner:
         self.meta["stage"] = stage
         self.meta["cloudpickle"] = _cloudpickle_version()
         self.meta.update(_rusage())
-        _write_json(META_NAME, self.meta)
+        _write_json(self.meta_path, self.meta)
 
     def fail(self, exc, stage):
         """Record an exception in `stage`; returns the exit code for that stage."""
@@ -222,11 +225,9 @@ class Runner:
         self.meta["cloudpickle"] = _cloudpickle_version()
         self.meta.update(_rusage())
         try:
-            _write_json(META_NAME, self.meta)
+            _write_json(self.meta_path, self.meta)
         except Exception as exc:  # a full disk or quota: say so on stderr, the only channel left
-            sys.stderr.write(
-                f"threshold-probe runner: cannot write {META_NAME}: {type(exc).__name__}: {exc}\n"
-            )
+            sys.stderr.write(f"threshold-probe runner: cannot write {META_NAME}: {type(exc).__name__}: {exc}\n")
             return EXIT_META if code == EXIT_OK else code
         return code
 
@@ -235,9 +236,7 @@ class Runner:
         try:
             self.checkpoint("started", "setup")
         except Exception as exc:
-            sys.stderr.write(
-                f"threshold-probe runner: cannot write {META_NAME}: {type(exc).__name__}: {exc}\n"
-            )
+            sys.stderr.write(f"threshold-probe runner: cannot write {META_NAME}: {type(exc).__name__}: {exc}\n")
             sys.stderr.flush()
             return EXIT_META
 
@@ -277,7 +276,7 @@ class Runner:
         self.stamp("serialize_start")
         try:
             summary = summarize(result, cloudpickle)
-            _write_json(RESULT_NAME, summary)
+            _write_json(self.result_path, summary)
         except BaseException as exc:
             self.stamp("serialize_end")
             return self.finish(self.fail(exc, "serialize"))
