@@ -274,9 +274,7 @@ _COMPOUND: tuple[type[ast.stmt], ...] = (
 if sys.version_info >= (3, 11):
     _COMPOUND = (*_COMPOUND, ast.TryStar)
 
-_SUBPROCESS_FUNCS = frozenset(
-    {"run", "call", "check_call", "check_output", "Popen", "getoutput", "getstatusoutput"}
-)
+_SUBPROCESS_FUNCS = frozenset({"run", "call", "check_call", "check_output", "Popen", "getoutput", "getstatusoutput"})
 _OS_FUNCS = frozenset(
     {"system", "popen", "posix_spawn", "posix_spawnp"}
     | {f"spawn{s}" for s in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")}
@@ -408,9 +406,7 @@ def _measure_function(
         mi=round(mi_compute(halstead.volume, cc, raw.lloc, comment_pct), 3),
         ast_nodes=sum(1 for _ in ast.walk(node)),
         max_nesting=_max_nesting(node.body),
-        subprocess_calls=sum(
-            1 for n in ast.walk(node) if isinstance(n, ast.Call) and aliases.is_subprocess_call(n)
-        ),
+        subprocess_calls=sum(1 for n in ast.walk(node) if isinstance(n, ast.Call) and aliases.is_subprocess_call(n)),
         data_structures=_data_structures(node),
         free_vars=len(closure),
         free_var_names=closure,

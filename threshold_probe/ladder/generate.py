@@ -168,9 +168,7 @@ def _subprocess_item(i: int) -> Item:
 def _data_structure_item(i: int, level: int) -> Item:
     shape = i % 3
     if shape == 1:
-        literal = (
-            f'{{"id": {i}, "tags": ["alpha", "level-{level}"], "limits": {{"low": {i}, "high": {i * 10}}}}}'
-        )
+        literal = f'{{"id": {i}, "tags": ["alpha", "level-{level}"], "limits": {{"low": {i}, "high": {i * 10}}}}}'
         var = f"records_{i}"
     elif shape == 2:
         literal = f'[{{"index": 0, "value": {i}}}, {{"index": 1, "value": {i * 2}}}]'
@@ -283,7 +281,7 @@ def _body(p: Parts, pad: int) -> list[str]:
         for n, chunk in enumerate(chunks, start=1):
             body.append(f"# Phase {n} of {phases}.")
             body.append("try:")
-            body.extend(_indent(chunk or [f'report["phase_{n}"] = "done"'], 1))
+            body.extend(_indent([*chunk, f'report["phase_{n}"] = "done"'], 1))
             body.append("except Exception as exc:  # a multi-phase job records the failure and goes on")
             body.append(f"{INDENT}failures.append(exc)")
     else:
@@ -384,9 +382,7 @@ def _assemble(p: Parts) -> tuple[str, str, str | None]:
     if scope == "nested":
         factory = f"make_{p.func_name}"
         lines += ["", "", f"def {factory}():"]
-        lines.append(
-            f'{INDENT}"""Define the workload inside a function, as a test or a notebook cell does."""'
-        )
+        lines.append(f'{INDENT}"""Define the workload inside a function, as a test or a notebook cell does."""')
         lines += _indent(p.enclosing, 1)
         lines += ["", *_function(p, pad, 1), "", f"{INDENT}return {p.func_name}"]
         accessor = f"{factory}()"

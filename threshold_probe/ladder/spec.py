@@ -198,8 +198,7 @@ def _ramps(shown: str, ramp: Mapping[str, Any]) -> tuple[int, dict[str, RampSpec
             raise UserError(f"{shown}: ramp: {name}: unknown dimension{dimensions.suggest(name)}")
         if dim.type is str:
             raise UserError(
-                f"{shown}: ramp: {name}: a text dimension cannot ramp; "
-                "set it in [defaults] or in a [[levels]] row"
+                f"{shown}: ramp: {name}: a text dimension cannot ramp; set it in [defaults] or in a [[levels]] row"
             )
         if not isinstance(entry, dict):
             entry = {"start": entry}
@@ -253,8 +252,7 @@ def load_ladder(name_or_path: str) -> Ladder:
             number = len(rows) + 1
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= len(rows) + 1:
             raise UserError(
-                f"{shown}: levels[{index}]: level: must be a level number from 1 to {len(rows) + 1}, "
-                f"not {number!r}"
+                f"{shown}: levels[{index}]: level: must be a level number from 1 to {len(rows) + 1}, not {number!r}"
             )
         if number == len(rows) + 1:
             rows.append({})

@@ -1,0 +1,5 @@
+import subprocess
+
+
+def hostname():
+    return subprocess.run(["hostname"], capture_output=True, text=True, check=False).stdout
