@@ -1,0 +1,111 @@
+"""`probe clusters list` and `probe clusters check NAME`: what is configured, and whether it works.
+
+`check` runs the cluster's preflight (for SSH: reachability and auth, the far side's Python,
+cloudpickle and whether it loads what this client writes, workdir and free disk, round-trip
+latency). Each problem is one line with its fix. Exit 0 when usable, 3 when any check fails.
+
+JSON (`--json`), stable:
+
+- list: ``[{"name", "type", "host", "python", "workdir", "limits": {"memory", "time", "cores"}}]``
+- check: ``{"cluster", "usable", "describe": {...}, "checks": [{"name", "status", "detail", "fix"}]}``
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.clusters import make_cluster
+from threshold_probe.errors import EXIT_INFRA, InfraError
+
+app = typer.Typer(
+    name="clusters",
+    help="List configured clusters and check that they can run probes.",
+    no_args_is_help=True,
+)
+
+_STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def _row(name: str, cfg: Any) -> dict[str, Any]:
+    host = getattr(cfg, "host", None)
+    if host and getattr(cfg, "port", None):
+        host = f"{host}:{cfg.port}"
+    if host and getattr(cfg, "user", None):
+        host = f"{cfg.user}@{host}"
+    return {
+        "name": name,
+        "type": cfg.type,
+        "host": host or "localhost",
+        "python": getattr(cfg, "python", None),
+        "workdir": getattr(cfg, "workdir", None),
+        "limits": {"memory": cfg.memory, "time": cfg.time, "cores": cfg.cores},
+    }
+
+
+@app.command("list")
+@command
+def list_clusters(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The clusters probe.toml names (and `local`, which always exists); nothing is contacted."""
+    cfg = get_state().config()
+    rows = [_row(name, cfg.cluster(name)) for name in cfg.cluster_names()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} clusters", title_justify="left")
+    for col in ("name", "type", "host", "python", "workdir", "memory", "time", "cores"):
+        table.add_column(col)
+    for r in rows:
+        lim = r["limits"]
+        table.add_row(
+            r["name"],
+            r["type"],
+            r["host"],
+            str(r["python"] or "-"),
+            str(r["workdir"] or "-"),
+            str(lim["memory"] or "-"),
+            str(lim["time"] or "-"),
+            str(lim["cores"] or "-"),
+        )
+    console.print(table)
+
+
+@app.command("check")
+@command
+def check(
+    name: Annotated[str, typer.Argument(help="Cluster name from probe.toml, or `local`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
+) -> None:
+    """Check that a cluster can run probes; every problem is one line with its fix (exit 3 if unusable)."""
+    cfg = get_state().config()
+    cluster = make_cluster(name, cfg)
+    try:
+        checks = cluster.preflight()
+        facts = cluster.describe()
+    finally:
+        cluster.close()
+    usable = not any(c.status == "fail" for c in checks)
+    if as_json:
+        print_json(
+            {
+                "cluster": name,
+                "usable": usable,
+                "describe": facts,
+                "checks": [c.model_dump(mode="json") for c in checks],
+            }
+        )
+    else:
+        for c in checks:
+            style = _STATUS_STYLE.get(c.status, "")
+            fix = f" [dim]- fix: {c.fix}[/]" if c.fix and c.status != "ok" else ""
+            console.print(f"[{style}]{c.status:<4}[/] {c.name:<12} {c.detail}{fix}", highlight=False)
+    if not usable:
+        if as_json:
+            raise typer.Exit(code=EXIT_INFRA)
+        bad = ", ".join(c.name for c in checks if c.status == "fail")
+        raise InfraError(f"cluster {name!r} is not usable ({bad})")
