@@ -97,9 +97,7 @@ def _stderr_job(tmp_path: Path, text: str, **kw: object) -> JobResult:
 
 def test_wrapper_message_verdict_names_the_root_and_keeps_the_wrapper(tmp_path: Path) -> None:
     job = _stderr_job(tmp_path, asset("clustrix_wrapper.txt"), exit_code=1)
-    obs = observation(
-        job, client_error="RuntimeError: result_raw.pkl not found - VENV2 execution may have failed"
-    )
+    obs = observation(job, client_error="RuntimeError: result_raw.pkl not found - VENV2 execution may have failed")
     verdict = diagnose(obs)
     assert verdict.failure_class == "import"
     assert verdict.evidence[0] == "ModuleNotFoundError: No module named 'pandas'"
@@ -109,9 +107,7 @@ def test_wrapper_message_verdict_names_the_root_and_keeps_the_wrapper(tmp_path: 
 
 
 def test_prefixed_log_diagnoses_name(tmp_path: Path) -> None:
-    verdict = diagnose(
-        observation(_stderr_job(tmp_path, asset("prefixed_remote_then_client.txt"), exit_code=1))
-    )
+    verdict = diagnose(observation(_stderr_job(tmp_path, asset("prefixed_remote_then_client.txt"), exit_code=1)))
     assert verdict.failure_class == "name"
     assert verdict.signature == "name:NameError:name 'helper_<n>' is not defined"
     assert any("RemoteExecutionError" in line for line in verdict.evidence)
@@ -202,3 +198,23 @@ def test_malformed_meta_fields_do_not_crash(tmp_path: Path) -> None:
     meta: dict[str, object] = {"t": "nonsense", "exception": {"type": "MemoryError"}, "limits": [1, 2]}
     verdict = diagnose(observation(JobResult(exit_code=12), meta=meta, cluster="local"))
     assert verdict.failure_class == "oom"
+
+
+def test_runner_missing_on_the_far_side_is_transfer(tmp_path: Path) -> None:
+    text = (
+        "/usr/bin/python3: can't open file '/home/u/.threshold-probe/shared/ab12/runner.py': "
+        "[Errno 2] No such file or directory\n"
+    )
+    verdict = diagnose(observation(_stderr_job(tmp_path, text, exit_code=2)))
+    assert verdict.failure_class == "transfer"
+    assert "runner.py" in verdict.evidence[0]
+
+
+def test_full_disk_when_writing_the_result_is_transfer() -> None:
+    meta: dict[str, object] = {
+        "status": "error",
+        "stage": "serialize",
+        "exception": {"type": "OSError", "message": "[Errno 28] No space left on device", "stage": "serialize"},
+    }
+    verdict = diagnose(observation(JobResult(exit_code=13), meta=meta))
+    assert verdict.failure_class == "transfer"

@@ -104,7 +104,11 @@ _OOM_LOG = re.compile(
 )
 _TIME_LOG = re.compile(r"due to time limit|time limit exhausted|exceeded (the )?time limit", re.IGNORECASE)
 _E2BIG = re.compile(r"argument list too long|\[errno 7\]|\bE2BIG\b", re.IGNORECASE)
-_DISK = re.compile(r"no space left on device|disk quota exceeded|\[errno 28\]|\[errno 122\]", re.IGNORECASE)
+_DISK = re.compile(
+    r"no space left on device|disk quota exceeded|\[errno 28\]|\[errno 122\]|"
+    r"can't open file .*\[errno 2\]",  # the runner itself never arrived
+    re.IGNORECASE,
+)
 _SCHEDULER_LOG = re.compile(
     r"sbatch: error|srun: error|batch job submission failed|invalid (partition|account|qos)|"
     r"requested node configuration is not available|job violates accounting",
@@ -349,12 +353,11 @@ def _classify_exception(exc_type: str, message: str, stage: str | None, has_memo
         return "oom"
     if has_memory_limit and "can't start new thread" in message:
         return "oom"
-    if short in ("OSError", "PermissionError") and (
-        "[Errno 7]" in message or "Argument list too long" in message
-    ):
+    if short in ("OSError", "PermissionError") and ("[Errno 7]" in message or "Argument list too long" in message):
         return "arg_too_long"  # the workload's own subprocess could not start
     if stage == "serialize":
-        return "result_serialize"
+        # The result pickled, but there was no room to write its summary: the disk, not the result.
+        return "transfer" if _DISK.search(message) else "result_serialize"
     if stage == "setup":
         return "transfer"
     if stage == "deserialize":
@@ -425,9 +428,7 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
 
     # 1. Infrastructure trouble: a skip, never a failure.
     if job.infra_error:
-        return Verdict(
-            status="skip", explanation=f"{SKIP_EXPLANATION}: {job.infra_error}", evidence=[job.infra_error]
-        )
+        return Verdict(status="skip", explanation=f"{SKIP_EXPLANATION}: {job.infra_error}", evidence=[job.infra_error])
 
     stderr = _stderr_text(obs)
     stdout = job.stdout_tail
@@ -509,12 +510,7 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
 
     # 8. A signal.
     signum = job.signal
-    if (
-        signum is None
-        and job.exit_code is not None
-        and 128 < job.exit_code < 160
-        and not meta.get("exit_code")
-    ):
+    if signum is None and job.exit_code is not None and 128 < job.exit_code < 160 and not meta.get("exit_code"):
         signum = job.exit_code - 128  # a shell reports a killed child as 128 + N
     oom_lines = _log_lines(_OOM_LOG, stderr, stdout)
     if signum is not None:
