@@ -214,6 +214,10 @@ def test_known_outcomes_are_not_dispatched_again() -> None:
 
     again = isolate(level(7), level(8), refuse, repeat=2, known=journal)
     assert again.probes == 0
+    memory = again.findings[3]
+    assert memory.tried == reference.findings[3].tried
+    assert all(len(outcomes) == 2 for _value, outcomes in memory.tried)  # nothing counted twice
+    assert (memory.tried[0][0], memory.tried[-1][0]) == (350, 400)
     assert again.message == reference.message
     assert [f.threshold for f in again.findings] == [f.threshold for f in reference.findings]
 

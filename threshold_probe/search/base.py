@@ -12,6 +12,7 @@ one outcome per requested item back:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -131,9 +132,7 @@ def ladder_order(levels: Sequence[int]) -> list[int]:
     return order
 
 
-def seed_known(
-    order: Sequence[int], known: Mapping[int, Sequence[Outcome]] | None
-) -> dict[int, LevelOutcomes]:
+def seed_known(order: Sequence[int], known: Mapping[int, Sequence[Outcome]] | None) -> dict[int, LevelOutcomes]:
     """Tallies pre-filled from outcomes already journaled; levels outside the range are ignored."""
     data: dict[int, LevelOutcomes] = {}
     if not known:
@@ -186,8 +185,10 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
 
     A level whose probes were all skipped is never reported as ``last_good`` or ``first_bad``.
     """
-    judged = [lvl for lvl in order if lvl in data and data[lvl].tested]
-    skipped = [lvl for lvl in order if lvl in data and not data[lvl].tested]
+    # Walk the probed levels only: a value search may span millions of levels.
+    in_range = [lvl for lvl in sorted(data) if _contains(order, lvl)]
+    judged = [lvl for lvl in in_range if data[lvl].tested]
+    skipped = [lvl for lvl in in_range if not data[lvl].tested]
     if not judged:
         if skipped:
             msg = f"no level could be judged: every probe of {describe_levels(skipped)} was skipped"
@@ -221,7 +222,7 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
             else:
                 msg = f"the lowest level {first_bad} already fails"
             return Verdict("lowest_fails", None, first_bad, None, msg)
-        between = [lvl for lvl in order if last_good < lvl < first_bad]
+        between = list(order[bisect_right(order, last_good) : bisect_left(order, first_bad)])
         if between:
             msg = (
                 f"the first failure lies in {describe_levels([*between, first_bad])}: level {last_good} "
@@ -259,6 +260,11 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
         )
         msg += _band_edges(last_good, first_bad)
     return Verdict("flaky", last_good, first_bad, (lo, hi), msg)
+
+
+def _contains(order: Sequence[int], level: int) -> bool:
+    i = bisect_left(order, level)
+    return i < len(order) and order[i] == level
 
 
 def _rate_range(rates: Sequence[float]) -> str:

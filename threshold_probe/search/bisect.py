@@ -7,7 +7,8 @@ side so that a parallel cluster receives the probes of every dimension in the sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left as _bisect_left
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +95,6 @@ class Bisection:
         check_positive("confirm", confirm, 0)
         check_positive("max_skip_retries", max_skip_retries, 0)
         self.order = ladder_order(levels)
-        self._index = {lvl: i for i, lvl in enumerate(self.order)}
         self.repeat = repeat
         self.confirm = confirm
         self.max_skip_retries = max_skip_retries
@@ -160,43 +160,61 @@ class Bisection:
         side by side.
         """
         n = len(self.order)
-        summary = {self._index[lvl]: lev.summary for lvl, lev in self.data.items() if self._judged(lvl)}
+        summary = {self._pos(lvl): lev.summary for lvl, lev in self.data.items() if self._judged(lvl)}
         hi = min((i for i, s in summary.items() if s != "good"), default=n)
         lo = max((i for i, s in summary.items() if s == "good" and i < hi), default=-1)
         lo2 = max((i for i, s in summary.items() if s != "bad"), default=-1)
         hi2 = min((i for i, s in summary.items() if s == "bad" and i > lo2), default=n)
         return [(lo, hi)] if (lo, hi) == (lo2, hi2) else [(lo, hi), (lo2, hi2)]
 
-    def _pool(self, lo: int, hi: int) -> list[int]:
-        """Indices worth probing inside a bracket: untested first (git bisect skip moves to a neighbour),
-        then, once nothing untested is left, skipped levels that still have retries."""
-        inside = range(lo + 1, hi)
-        fresh = [i for i in inside if self._fresh(self.order[i])]
-        if fresh:
-            return fresh
-        return [i for i in inside if self._retryable(self.order[i])]
+    def _pos(self, level: int) -> int:
+        return _bisect_left(self.order, level)
+
+    def _inside(self, lo: int, hi: int) -> list[int]:
+        """Indices in (lo, hi) of levels that have outcomes; the others are all untested."""
+        return sorted(i for i in map(self._pos, self.data) if lo < i < hi)
+
+    def _chooser(self, lo: int, hi: int, taken: set[int]) -> tuple[Callable[[int], bool], int]:
+        """Which indices in (lo, hi) may be probed now, and how many there are.
+
+        Untested levels first (git bisect skip moves to a neighbour); once none is left, skipped levels
+        that still have retries. Works without listing the bracket, which may span millions of values.
+        """
+        inside = self._inside(lo, hi)
+        busy = [i for i in inside if not self._fresh(self.order[i])]
+        fresh = (hi - lo - 1) - len(busy) - sum(1 for i in taken if lo < i < hi and self._fresh(self.order[i]))
+        if fresh > 0:
+            return (lambda i: i not in taken and self._fresh(self.order[i])), fresh
+        retry = {i for i in inside if i not in taken and self._retryable(self.order[i])}
+        return retry.__contains__, len(retry)
+
+    def _is_open(self, lo: int, hi: int) -> bool:
+        return self._chooser(lo, hi, set())[1] > 0
 
     def _targets(self, lo: int, hi: int, slots: int, taken: set[int]) -> list[int]:
         """Up to `slots` indices in (lo, hi): the missing ends first, then evenly spaced interior points."""
-        pool = [i for i in self._pool(lo, hi) if i not in taken]
-        if slots <= 0 or not pool:
+        ok, available = self._chooser(lo, hi, taken)
+        if slots <= 0 or available <= 0:
             return []
-        if len(pool) <= slots:
-            return pool
+        if available <= slots:
+            # Few enough to take them all; the bracket then holds at most `slots` + probed levels.
+            return [i for i in range(lo + 1, hi) if ok(i)]
         n = len(self.order)
         chosen: list[int] = []
+        first = next(i for i in range(lo + 1, hi) if ok(i))
+        last = next(i for i in range(hi - 1, lo, -1) if ok(i))
         if lo == -1:
-            chosen.append(pool[0])
+            chosen.append(first)
         if hi == n and len(chosen) < slots:
-            chosen.append(pool[-1])
-        a = pool[0] if lo == -1 else lo
-        b = pool[-1] if hi == n else hi
+            chosen.append(last)
+        a = first if lo == -1 else lo
+        b = last if hi == n else hi
         interior = slots - len(chosen)
         for j in range(1, interior + 1):
             # Evenly spaced: each sub-interval is at most ceil(L / (k + 1)) long, which gives the
             # ceil(log_{k+1} N) round bound.
             target = a + (j * (b - a)) // (interior + 1)
-            pick = _nearest(pool, target, set(chosen))
+            pick = _nearest(lo, hi, target, lambda i: ok(i) and i not in chosen)
             if pick is not None:
                 chosen.append(pick)
         return sorted(chosen)
@@ -207,23 +225,20 @@ class Bisection:
         """The probes of the next round, at most `slots` distinct levels; empty when the search is over."""
         slots = max(1, slots)
         requests: list[Request] = []
-        for level in self.order:
+        for level in sorted(self.data):
             more = self._wants_topup(level)
             if more and len(requests) < slots:
                 requests.append((level, more))
         if requests:
             return requests
-        open_brackets = [(lo, hi) for lo, hi in self.brackets() if self._pool(lo, hi)]
+        open_brackets = [(lo, hi) for lo, hi in self.brackets() if self._is_open(lo, hi)]
         taken: set[int] = set()
         if open_brackets:
             shares = _split(slots, len(open_brackets))
             for (lo, hi), share in zip(open_brackets, shares, strict=True):
                 picks = self._targets(lo, hi, share, taken)
                 taken.update(picks)
-            return [
-                (self.order[i], self._need_of(self.order[i]) - self._tested(self.order[i]))
-                for i in sorted(taken)
-            ]
+            return [(self.order[i], self._need_of(self.order[i]) - self._tested(self.order[i])) for i in sorted(taken)]
         return self._propose_confirmation(slots)
 
     def _tested(self, level: int) -> int:
@@ -265,7 +280,7 @@ class Bisection:
         notes = []
         n = len(self.order)
         for lo, hi in self.brackets():
-            left = len(self._pool(lo, hi))
+            left = self._chooser(lo, hi, set())[1]
             low = f"level {self.order[lo]} passes" if lo >= 0 else "no pass yet"
             high = f"level {self.order[hi]} fails" if hi < n else "no failure yet"
             notes.append(f"{low}, {high}, {left} level{'s' if left != 1 else ''} left between")
@@ -290,10 +305,13 @@ class Bisection:
         )
 
 
-def _nearest(pool: Sequence[int], target: int, taken: set[int]) -> int | None:
-    """The member of `pool` closest to `target` and not taken; ties go to the lower index."""
-    free = [i for i in pool if i not in taken]
-    return min(free, key=lambda i: (abs(i - target), i)) if free else None
+def _nearest(lo: int, hi: int, target: int, ok: Callable[[int], bool]) -> int | None:
+    """The index in (lo, hi) closest to `target` that is ok; ties go to the lower index."""
+    for distance in range(max(target - lo, hi - target) + 1):
+        for i in (target - distance, target + distance):
+            if lo < i < hi and ok(i):
+                return i
+    return None
 
 
 def _split(slots: int, parts: int) -> list[int]:

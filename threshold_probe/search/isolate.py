@@ -62,7 +62,8 @@ class DimensionFinding:
     with everything else at ``threshold_base``'s values ("good" for a sufficient dimension, "bad" for
     one that is only necessary), and ``last_passing`` the value just below it on the grid that was
     searched; ``exact`` is False when the grid was coarser than the values (floats). ``probes`` counts
-    the probes dispatched for this dimension.
+    the probes dispatched for this dimension; ``tried`` lists each value of the threshold search with
+    its outcomes, ends included.
     """
 
     dimension: str
@@ -79,6 +80,7 @@ class DimensionFinding:
     lowered_outcomes: list[Outcome] = field(default_factory=list)
     search_status: Status | None = None
     note: str = ""
+    tried: list[tuple[Any, list[Outcome]]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view with the same keys as the fields."""
@@ -97,6 +99,7 @@ class DimensionFinding:
             "lowered_outcomes": list(self.lowered_outcomes),
             "search_status": self.search_status,
             "note": self.note,
+            "tried": [{"value": _jsonable(v), "outcomes": list(o)} for v, o in self.tried],
         }
 
 
@@ -174,7 +177,7 @@ class _FixedProbes:
         specs: Sequence[tuple[str, dict[str, Any]]],
         repeat: int,
         max_skip_retries: int,
-        known: Mapping[str, Sequence[Outcome]],
+        known: Mapping[str, tuple[dict[str, Any], list[Outcome]]],
         first_ones: int = 0,
     ) -> None:
         self.specs = list(specs)
@@ -184,7 +187,8 @@ class _FixedProbes:
         self.outcomes: dict[str, LevelOutcomes] = {}
         self.dispatched: dict[str, int] = {}
         for tag, spec in self.specs:
-            self.outcomes[tag] = LevelOutcomes(0, list(known.get(spec_key(spec), [])))
+            key = spec_key(spec)
+            self.outcomes[tag] = LevelOutcomes(0, list(known[key][1]) if key in known else [])
             self.dispatched[tag] = 0
 
     def missing(self, tag: str) -> int:
@@ -228,16 +232,21 @@ class _ValueSearch:
         repeat: int,
         confirm: int,
         max_skip_retries: int,
-        known: Mapping[str, Sequence[Outcome]],
+        known: Mapping[str, tuple[dict[str, Any], list[Outcome]]],
     ) -> None:
         self.finding = finding
         self.base = dict(base)
         self.grid = list(grid)
         seeded: dict[int, list[Outcome]] = {}
-        for i in range(len(self.grid)):
-            prior = known.get(spec_key(self.spec(i)))
-            if prior:
-                seeded[i] = list(prior)
+        dim = finding.dimension
+        rest = {k: v for k, v in self.base.items() if k != dim}
+        for spec, prior in known.values():
+            # Only journaled specs on this search's line: the base with `dim` at some grid value.
+            if dim not in spec or {k: v for k, v in spec.items() if k != dim} != rest:
+                continue
+            index = self._grid_index(spec[dim])
+            if index is not None and 0 < index < len(self.grid) - 1:
+                seeded[index] = list(prior)
         # The two ends were probed in the first phase (as the base spec and as the one-dimension probe).
         seeded.setdefault(0, [])[:0] = list(known_ends[0])
         seeded.setdefault(len(self.grid) - 1, [])[:0] = list(known_ends[1])
@@ -248,6 +257,17 @@ class _ValueSearch:
             max_skip_retries=max_skip_retries,
             known=seeded,
         )
+
+    def _grid_index(self, value: Any) -> int | None:
+        """Where a value sits on the grid, without scanning a grid of every int."""
+        if self.finding.exact and isinstance(value, int) and not isinstance(value, bool):
+            step = 1 if self.grid[-1] >= self.grid[0] else -1
+            index = (value - self.grid[0]) * step
+            return index if 0 <= index < len(self.grid) else None
+        try:
+            return self.grid.index(value)
+        except ValueError:
+            return None
 
     def spec(self, index: int) -> dict[str, Any]:
         """The base spec with this dimension at grid point `index`."""
@@ -266,6 +286,7 @@ class _ValueSearch:
         """Write the threshold (or why there is none) into the finding."""
         result = self.search.result(0, 0)
         self.finding.search_status = result.status
+        self.finding.tried = [(self.grid[i], list(lev.outcomes)) for i, lev in sorted(result.levels.items())]
         if result.status == "found" and result.first_bad is not None and result.last_good is not None:
             self.finding.threshold = self.grid[result.first_bad]
             self.finding.last_passing = self.grid[result.last_good]
@@ -344,9 +365,10 @@ def isolate(
     check_positive("max_skip_retries", max_skip_retries, 0)
     good = dict(good_spec)
     bad = dict(bad_spec)
-    known_map: dict[str, list[Outcome]] = {}
+    known_map: dict[str, tuple[dict[str, Any], list[Outcome]]] = {}
     for spec, outcomes in known or []:
-        known_map.setdefault(spec_key(spec), []).extend(check_outcomes(outcomes, "known outcomes of a spec"))
+        entry = known_map.setdefault(spec_key(spec), (dict(spec), []))
+        entry[1].extend(check_outcomes(outcomes, "known outcomes of a spec"))
     units = dict(units or {})
 
     dims = [d for d in _ordered_keys(bad, good) if good.get(d, MISSING) != bad.get(d, MISSING)]
