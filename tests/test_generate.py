@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import DIMENSIONS, generate, load_ladder
 from threshold_probe.ladder.workload import Workload
-from threshold_probe.metrics import measure_workload
+from threshold_probe.metrics import measure_source, measure_workload
 
 _RUNNER = r"""
 import json, sys, traceback
@@ -158,6 +158,10 @@ def test_any_values_give_valid_deterministic_python(values: dict[str, Any], leve
     # loc is a floor: never more than two lines short of it, longer only when the content is.
     assert loc >= values.get("loc", DIMENSIONS["loc"].default) - 2
     assert w.spec == {name: values.get(name, d.default) for name, d in DIMENSIONS.items()}
+    m = next(m for m in measure_source(w.source) if m.name == w.func_name)
+    assert m.subprocess_calls == values.get("subprocess_calls", 0)
+    assert m.data_structures == values.get("data_structures", 0)
+    assert m.max_nesting >= values.get("nesting_depth", 0)
 
 
 def test_loc_is_tracked_within_ten_percent_on_the_default_ladder() -> None:

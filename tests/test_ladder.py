@@ -70,6 +70,7 @@ def test_seed_ladder_matches_the_published_table() -> None:
     assert rows == [(10, 1, 1), (20, 2, 2), (30, 3, 3), (80, 7, 4), (150, 10, 5)]
     measured = [measure_workload(ladder.workload(n)) for n in ladder.numbers()]
     assert [m.subprocess_calls for m in measured] == [1, 2, 3, 7, 10]
+    assert [m.data_structures for m in measured] == [1, 2, 3, 4, 5]
     for m, (loc, _, _) in zip(measured, rows, strict=True):
         assert abs(m.loc - loc) <= max(2, loc // 10), (m.loc, loc)
 

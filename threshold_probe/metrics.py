@@ -13,7 +13,8 @@ Definitions used (also the basis of the hand-counted fixtures in tests/assets/me
   nested def or class) in the body; an `elif` is not deeper than its `if`;
 - subprocess_calls: call sites of subprocess.*, os.system/popen/spawn*/exec*/posix_spawn* and
   asyncio.create_subprocess_*, through import aliases too;
-- data_structures: dict, list and set displays, counted once per outermost display;
+- data_structures: non-empty dict, list and set displays, counted once per outermost display
+  (an empty `[]` or `{}` is an accumulator, not a data structure);
 - free_vars: names the function reads from enclosing function scopes (its closure cells);
   global_refs: names it reads from the module or from imports (builtins excluded);
 - string_literal_bytes: UTF-8 bytes of every str and bytes constant, docstring included;
@@ -334,7 +335,8 @@ def _max_nesting(stmts: Sequence[ast.stmt], depth: int = 0) -> int:
 
 def _data_structures(node: ast.AST) -> int:
     if isinstance(node, ast.Dict | ast.List | ast.Set):
-        return 1
+        # An empty display is an accumulator to fill, not a data structure written down.
+        return 1 if (node.keys if isinstance(node, ast.Dict) else node.elts) else 0
     return sum(_data_structures(child) for child in ast.iter_child_nodes(node))
 
 

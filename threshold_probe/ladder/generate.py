@@ -256,7 +256,8 @@ def _body(p: Parts, pad: int) -> list[str]:
     lvl = p.level
     title = f"Level {lvl} of a threshold-probe ladder" if lvl is not None else "A threshold-probe workload"
     body: list[str] = [f'"""{title}; returns a report of the work it did."""']
-    body.append(f'report = {{"level": {lvl if lvl is not None else "None"}}}')
+    body.append("report = {}")
+    body.append(f'report["level"] = {lvl if lvl is not None else "None"}')
     needs_tally = p.uses_tally or pad > 0
     if needs_tally:
         body.append(f"tally = {lvl if lvl is not None else 0}")

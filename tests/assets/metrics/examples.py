@@ -72,3 +72,12 @@ async def spawn():
 
     proc = await asyncio.create_subprocess_exec("true")
     return await proc.wait()
+
+
+def accumulates(rows):
+    totals = {}
+    seen = []
+    for row in rows:
+        seen.append(row)
+        totals[row] = [{}]
+    return totals, seen
