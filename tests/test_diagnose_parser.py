@@ -123,6 +123,7 @@ def test_version_skew_in_stderr_is_deserialize(tmp_path: Path) -> None:
     assert verdict.failure_class == "deserialize"
     assert verdict.evidence[0] == "TypeError: code() takes at most 16 arguments (18 given)"
     assert any(line.startswith("client: Python") for line in verdict.evidence)
+    assert "version difference" in (verdict.explanation or "")
 
 
 @pytest.mark.parametrize(

@@ -399,16 +399,18 @@ def _exception_verdict(
     elif cls == "deserialize":
         versions, differs = _version_lines(obs.meta, client)
         evidence += versions
-        text = f"{exc_type}: {message}"
-        if differs or any(p.search(text) for p in _VERSION_PATTERNS):
-            c_py, c_cp = client["python"], client["cloudpickle"]
+        if differs:
             r_py = (obs.meta or {}).get("python") or "unknown"
             r_cp = (obs.meta or {}).get("cloudpickle") or "missing"
-            if differs:
-                explanation = (
-                    f"the far side could not load the function: it was pickled by Python {c_py} / "
-                    f"cloudpickle {c_cp} and loaded by Python {r_py} / cloudpickle {r_cp}"
-                )
+            explanation = (
+                f"the far side could not load the function: it was pickled by Python {client['python']} / "
+                f"cloudpickle {client['cloudpickle']} and loaded by Python {r_py} / cloudpickle {r_cp}"
+            )
+        elif obs.meta is None and any(p.search(f"{exc_type}: {message}") for p in _VERSION_PATTERNS):
+            explanation = (
+                "the far side could not load the function; this error is typical of a Python or "
+                "cloudpickle version difference (the far side did not report its versions)"
+            )
     elif cls == "no_result" and exc_type.endswith("SystemExit"):
         explanation = f"the workload called sys.exit({message}) instead of returning a result"
     elif cls == "import":
@@ -473,8 +475,8 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
         if state == "CANCELLED" and _TIME_LOG.search(stderr):
             cls = "timeout"
         evidence = sched + _log_lines(_OOM_LOG if cls == "oom" else _TIME_LOG, stderr, stdout)
-        if cls == "oom":
-            evidence += _limit_line(obs, "memory")
+        if cls in ("oom", "timeout"):
+            evidence += _limit_line(obs, "memory" if cls == "oom" else "time")
         return _fail(cls, evidence, "", f"scheduler state {state}")
 
     # 6. The runner's own record of an exception.
