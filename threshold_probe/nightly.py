@@ -71,6 +71,12 @@ class NightlyCell(BaseModel):
         """cluster/pipeline/ladder as written in the config (the baseline table's key)."""
         return f"{self.cluster}/{self.pipeline}/{self.ladder}"
 
+    @property
+    def label(self) -> str:
+        """cluster/pipeline/ladder for people: a ladder file shows as its stem."""
+        ladder = Path(self.ladder).stem if self.ladder.endswith(".toml") else self.ladder
+        return f"{self.cluster}/{self.pipeline}/{ladder}"
+
 
 class NightlyResult(BaseModel):
     """The whole night: every cell, the unreachable clusters, the files written, the exit code."""
@@ -430,7 +436,7 @@ def nightly_html(result: NightlyResult) -> str:
     regressed = [c for c in result.cells if c.status == "regressed"]
     if regressed:
         verdict = f"{len(regressed)} regression(s): " + "; ".join(
-            f"{c.key}: {', '.join(c.regressions)}" for c in regressed
+            f"{c.label}: {', '.join(c.regressions)}" for c in regressed
         )
     elif result.unreachable:
         verdict = "no regression; unreachable: " + ", ".join(sorted(result.unreachable))
@@ -458,7 +464,7 @@ def nightly_html(result: NightlyResult) -> str:
         bff = "-" if c.baseline_first_fail is None else str(c.baseline_first_fail)
         body.append(
             f'<tr data-cell="{escape(c.key)}"><td class="l">{escape(c.cluster)}</td>'
-            f'<td class="l">{escape(c.pipeline)}</td><td class="l">{escape(c.ladder)}</td>'
+            f'<td class="l">{escape(c.pipeline)}</td><td class="l">{escape(c.label.split("/", 2)[2])}</td>'
             f'<td class="l">{pill}</td><td>{escape(ff)}</td><td>{escape(bff)}'
             f'</td><td class="l">{escape(c.failure_class or "-")}</td><td class="l">{escape(change)}</td>'
             f'<td class="l">{link}</td></tr>'

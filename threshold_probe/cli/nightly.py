@@ -14,7 +14,7 @@ from threshold_probe.nightly import STATUS_COLOURS, NightlyCell, run_nightly
 
 def _cell_done(cell: NightlyCell) -> None:
     what = cell.threshold or cell.error or ""
-    err_console.print(f"  {cell.key}: {cell.status} {what}", highlight=False, soft_wrap=True)
+    err_console.print(f"  {cell.label}: {cell.status} {what}", highlight=False, soft_wrap=True)
 
 
 @command
@@ -56,7 +56,7 @@ def nightly(
         for c in result.cells:
             colour = STATUS_COLOURS.get(c.status, "white")
             table.add_row(
-                c.key,
+                c.label,
                 f"[{colour}]{c.status}[/]",
                 "-" if c.first_fail is None else str(c.first_fail),
                 "-" if c.baseline_first_fail is None else f"{c.baseline_first_fail} ({c.baseline})",
@@ -65,7 +65,7 @@ def nightly(
         console.print(table)
         for c in result.cells:
             for line in c.regressions:
-                console.print(f"[bold red]regression[/] {c.key}: {line}", highlight=False)
+                console.print(f"[bold red]regression[/] {c.label}: {line}", highlight=False)
         for name, why in result.unreachable.items():
             console.print(f"[bold magenta]unreachable[/] {name}: {why}", highlight=False, soft_wrap=True)
         console.print(
