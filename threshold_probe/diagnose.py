@@ -320,7 +320,15 @@ def _limit_line(obs: Observation, kind: str) -> list[str]:
         mem = _memory_limit(obs)
         if not mem:
             return []
-        how = " (RLIMIT_AS)" if obs.cluster == "local" or (obs.meta or {}).get("limits") else ""
+        limits = (obs.meta or {}).get("limits")
+        rlimit = limits.get("RLIMIT_AS") if isinstance(limits, dict) else None
+        # Name the mechanism only when it is known to be the one in force.
+        if isinstance(rlimit, (int, float)) and int(rlimit) == mem:
+            how = " (RLIMIT_AS)"
+        elif obs.job.scheduler:
+            how = " (enforced by the scheduler)"
+        else:
+            how = ""
         line = f"memory limit: {format_memory(mem)}{how}"
         if obs.peak_rss_mb is not None:
             line += f"; peak RSS {obs.peak_rss_mb:.0f} MB"
