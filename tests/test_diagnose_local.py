@@ -48,9 +48,7 @@ def test_pass_has_every_stage_timed(tmp_path: Path) -> None:
 
 
 def test_exception_carries_the_traceback(tmp_path: Path) -> None:
-    source = (
-        "def helper(n):\n    raise ValueError(f'bad value {n}')\ndef workload():\n    return helper(41)\n"
-    )
+    source = "def helper(n):\n    raise ValueError(f'bad value {n}')\ndef workload():\n    return helper(41)\n"
     _, verdict = run_probe(source, tmp_path)
     assert verdict.failure_class == "exception"
     assert verdict.evidence[0] == "ValueError: bad value 41"
@@ -194,9 +192,7 @@ def test_far_side_without_cloudpickle_is_deserialize_with_versions(tmp_path: Pat
     # A fresh venv of this very interpreter, without cloudpickle: a real environment difference.
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    cluster = LocalCluster(
-        "bare", LocalClusterConfig(python=str(venv / "bin" / "python"), workdir=str(tmp_path / "w"))
-    )
+    cluster = LocalCluster("bare", LocalClusterConfig(python=str(venv / "bin" / "python"), workdir=str(tmp_path / "w")))
     _, verdict = run_probe("def workload():\n    return 1\n", tmp_path, cluster=cluster)
     assert verdict.failure_class == "deserialize"
     assert verdict.evidence[0] == "ModuleNotFoundError: No module named 'cloudpickle'"
