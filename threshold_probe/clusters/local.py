@@ -156,9 +156,18 @@ class LocalCluster(Cluster):
         """Stage the files, run the command under the job's limits, copy fetched files back."""
         result = JobResult(host=socket.gethostname())
         local_dir = job.local_dir
-        local_dir.mkdir(parents=True, exist_ok=True)
         stdout_path = local_dir / "stdout.log"
         stderr_path = local_dir / "stderr.log"
+        try:
+            local_dir.mkdir(parents=True, exist_ok=True)
+            # Created before staging, so that a job that never starts still has its (empty) logs.
+            stdout_path.touch()
+            stderr_path.touch()
+        except OSError as exc:
+            result.infra_error = f"local cluster: cannot write logs to {local_dir}: {exc.strerror or exc}"
+            return result
+        result.stdout_path = stdout_path
+        result.stderr_path = stderr_path
 
         # Stage in: a fresh job folder, the job's files, the shared files.
         t0 = time.time()
@@ -166,7 +175,10 @@ class LocalCluster(Cluster):
             self.workdir.mkdir(parents=True, exist_ok=True)
             job_dir = Path(tempfile.mkdtemp(prefix=f"{_safe_name(job.probe_id)}-", dir=self.workdir))
         except OSError as exc:
-            result.infra_error = f"local cluster: cannot create a job folder in {self.workdir}: {exc}"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                result.launch_error = f"stage_in: {_format_oserror(exc)}"
+            else:
+                result.infra_error = f"local cluster: cannot create a job folder in {self.workdir}: {exc}"
             return result
         result.remote_dir = str(job_dir)
         try:
@@ -191,8 +203,6 @@ class LocalCluster(Cluster):
 
         # Stage out: copy the fetched files and keep the tails of the logs.
         t1 = time.time()
-        result.stdout_path = stdout_path
-        result.stderr_path = stderr_path
         result.stdout_tail = read_tail(stdout_path)
         result.stderr_tail = read_tail(stderr_path)
         for name in job.fetch:
@@ -260,6 +270,12 @@ class LocalCluster(Cluster):
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 returncode = self._reap(proc, result)
+            except BaseException:
+                # Interrupted while waiting (SIGINT/SIGTERM raise here): cancel_all comes after
+                # this job has left _running, so the group is killed now or it would be orphaned.
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                raise
             finally:
                 with self._lock:
                     self._running.pop(proc.pid, None)
