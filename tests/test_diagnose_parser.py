@@ -219,3 +219,18 @@ def test_full_disk_when_writing_the_result_is_transfer() -> None:
     }
     verdict = diagnose(observation(JobResult(exit_code=13), meta=meta))
     assert verdict.failure_class == "transfer"
+
+
+@pytest.mark.parametrize(
+    ("exc_type", "expected"),
+    [("SyntaxError", "syntax"), ("NameError", "name"), ("ModuleNotFoundError", "import"), ("TypeError", "deserialize")],
+)
+def test_source_runner_compile_stage(exc_type: str, expected: str) -> None:
+    meta: dict[str, object] = {
+        "status": "error",
+        "stage": "compile",
+        "exception": {"type": exc_type, "message": "x", "stage": "compile", "traceback": ""},
+    }
+    verdict = diagnose(observation(JobResult(exit_code=11), meta=meta))
+    assert verdict.failure_class == expected
+    assert "stage: compile" in verdict.evidence

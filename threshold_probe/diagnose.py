@@ -380,6 +380,9 @@ def _classify_exception(exc_type: str, message: str, stage: str | None, has_memo
         return "name"
     if short in ("ModuleNotFoundError", "ImportError"):
         return "import"
+    if stage == "compile":
+        # A source runner could not rebuild the function from its text for another reason.
+        return "deserialize"
     if short in ("SystemExit",):
         return "no_result"
     if stage is None and any(p.search(text) for p in _VERSION_PATTERNS[:3]):

@@ -28,6 +28,9 @@ that pickles but is not JSON-able is fine; its summary is built from its repr in
 
 The runner never writes a pickle for the client to load.
 
+Other far-side runners reuse this module (``source_runner.py`` subclasses ``Runner`` and calls
+``summarize`` and ``_write_json``), so those names and the meta.json format are kept stable.
+
 Exit codes:
 
 == ==========================================================================
