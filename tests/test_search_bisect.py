@@ -51,16 +51,12 @@ def log_rounds(n: int, base: int) -> int:
     return r
 
 
-ladders = st.lists(st.integers(min_value=-50, max_value=1000), min_size=1, max_size=200, unique=True).map(
-    sorted
-)
+ladders = st.lists(st.integers(min_value=-50, max_value=1000), min_size=1, max_size=200, unique=True).map(sorted)
 
 
 @FAST
 @given(ladder=ladders, data=st.data())
-def test_bisect_finds_the_exact_boundary_within_the_probe_bound(
-    ladder: list[int], data: st.DataObject
-) -> None:
+def test_bisect_finds_the_exact_boundary_within_the_probe_bound(ladder: list[int], data: st.DataObject) -> None:
     n = len(ladder)
     cut = data.draw(st.integers(min_value=0, max_value=n), label="index of the first failing level")
     threshold = ladder[cut] if cut < n else ladder[-1] + 1
@@ -99,9 +95,7 @@ def test_confirmation_costs_exactly_confirm_probes_per_boundary_level(
 
 @FAST
 @given(ladder=ladders, data=st.data(), parallel=st.integers(min_value=2, max_value=9))
-def test_parallel_bisect_stays_within_the_round_bound(
-    ladder: list[int], data: st.DataObject, parallel: int
-) -> None:
+def test_parallel_bisect_stays_within_the_round_bound(ladder: list[int], data: st.DataObject, parallel: int) -> None:
     n = len(ladder)
     cut = data.draw(st.integers(min_value=0, max_value=n))
     threshold = ladder[cut] if cut < n else ladder[-1] + 1
@@ -199,6 +193,36 @@ def test_a_skipped_level_is_never_reported_as_the_threshold(
         assert len(result.levels[level].outcomes) <= 1 + retries
 
 
+@FAST
+@given(
+    ladder=ladders,
+    data=st.data(),
+    parallel=st.integers(min_value=1, max_value=5),
+    repeat=st.integers(min_value=1, max_value=3),
+    seed=st.integers(min_value=0, max_value=2**32),
+    skip_rate=st.floats(min_value=0.0, max_value=0.9),
+)
+def test_with_transient_skips_any_reported_boundary_is_true_and_judged(
+    ladder: list[int], data: st.DataObject, parallel: int, repeat: int, seed: int, skip_rate: float
+) -> None:
+    n = len(ladder)
+    cut = data.draw(st.integers(min_value=0, max_value=n))
+    threshold = ladder[cut] if cut < n else ladder[-1] + 1
+    rng = random.Random(seed)
+    oracle = Recorder(lambda lvl: "skip" if rng.random() < skip_rate else monotone(threshold)(lvl))
+    result = bisect(ladder, oracle, parallel=parallel, repeat=repeat)
+    assert result.status != "flaky"  # skips never make a clean ladder look flaky
+    if result.last_good is not None:
+        assert result.last_good < threshold and result.levels[result.last_good].tested > 0
+    if result.first_bad is not None:
+        assert result.first_bad >= threshold and result.levels[result.first_bad].tested > 0
+    if result.status == "found":
+        assert (result.last_good, result.first_bad) == (ladder[cut - 1], ladder[cut])
+    for lev in result.levels.values():
+        assert lev.skipped <= 3 * (repeat + 1)  # the skip budget of a level, confirmation included
+    assert all(len(set(b)) <= parallel for b in oracle.batches)
+
+
 def test_skip_moves_to_a_neighbour_like_git_bisect() -> None:
     # Level 20 is the midpoint of 1..40 after the ends: a skip there moves the search next door.
     oracle = Recorder(lambda lvl: "skip" if lvl == 20 else monotone(30)(lvl))
@@ -286,7 +310,7 @@ def test_confirmation_that_contradicts_turns_the_result_flaky() -> None:
     assert result.levels[23].pass_rate == 0.5
     assert (result.last_good, result.first_bad) == (22, 24)
     assert result.message == (
-        "level 23 is flaky (pass rate 50% over 2 probes); level 22 always passes and level 24 always fails"
+        "level 23 is flaky (pass rate 50% over 2 probes); level 22 passes every time and level 24 fails every time"
     )
 
 
@@ -378,9 +402,7 @@ def test_an_empty_range_is_a_user_error() -> None:
         sweep([], Recorder(monotone(1)))
 
 
-@pytest.mark.parametrize(
-    ("name", "value"), [("parallel", 0), ("repeat", 0), ("confirm", -1), ("max_skip_retries", -1)]
-)
+@pytest.mark.parametrize(("name", "value"), [("parallel", 0), ("repeat", 0), ("confirm", -1), ("max_skip_retries", -1)])
 def test_settings_below_their_minimum_are_user_errors(name: str, value: int) -> None:
     settings: dict[str, Any] = {name: value}
     with pytest.raises(UserError, match=name):
@@ -460,5 +482,5 @@ def test_sweep_reports_a_flaky_band_with_pass_rates() -> None:
     assert (result.last_good, result.first_bad) == (2, 5)
     assert result.message == (
         "levels 3 to 4 are flaky (pass rate 25% to 75% where mixed); "
-        "level 2 always passes and level 5 always fails"
+        "level 2 passes every time and level 5 fails every time"
     )

@@ -252,13 +252,13 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
             msg = f"level {lo} is flaky (pass rate {_percent(lev.pass_rate or 0.0)} over {lev.tested} probes)"
         else:
             msg = f"levels {lo} to {hi} are flaky (pass rate {_rate_range(known_rates)} where mixed)"
-        msg += _band_edges(last_good, first_bad)
+        msg += _band_edges(data, last_good, first_bad)
     else:
         msg = (
             f"the outcome does not grow with the ladder: level {band_start} fails "
             f"but level {band_end} passes; no clean threshold between levels {lo} and {hi}"
         )
-        msg += _band_edges(last_good, first_bad)
+        msg += _band_edges(data, last_good, first_bad)
     return Verdict("flaky", last_good, first_bad, (lo, hi), msg)
 
 
@@ -274,10 +274,11 @@ def _rate_range(rates: Sequence[float]) -> str:
     return _percent(low) if _percent(low) == _percent(high) else f"{_percent(low)} to {_percent(high)}"
 
 
-def _band_edges(last_good: int | None, first_bad: int | None) -> str:
+def _band_edges(data: Mapping[int, LevelOutcomes], last_good: int | None, first_bad: int | None) -> str:
+    # "every time" only where there was more than one probe to agree.
     parts = []
     if last_good is not None:
-        parts.append(f"level {last_good} always passes")
+        parts.append(f"level {last_good} passes" + (" every time" if data[last_good].tested > 1 else ""))
     if first_bad is not None:
-        parts.append(f"level {first_bad} always fails")
+        parts.append(f"level {first_bad} fails" + (" every time" if data[first_bad].tested > 1 else ""))
     return "; " + " and ".join(parts) if parts else ""

@@ -113,10 +113,17 @@ class Bisection:
     def _tally(self, level: int) -> LevelOutcomes | None:
         return self.data.get(level)
 
-    def _exhausted(self, level: int) -> bool:
+    def _skip_budget_left(self, level: int) -> int:
         # A skip budget in outcomes, not in dispatches, so that a resumed search counts the same way.
         lev = self._tally(level)
-        return lev is not None and lev.skipped >= (1 + self.max_skip_retries) * self._need_of(level)
+        return (1 + self.max_skip_retries) * self._need_of(level) - (lev.skipped if lev else 0)
+
+    def _exhausted(self, level: int) -> bool:
+        return self._skip_budget_left(level) <= 0
+
+    def _wanted(self, level: int) -> int:
+        """Probes to ask for: the verdicts missing, but never more than the skip budget has room for."""
+        return max(0, min(self._need_of(level) - self._tested(level), self._skip_budget_left(level)))
 
     def _judged(self, level: int) -> bool:
         """Whether a level's outcomes steer the search.
@@ -148,7 +155,7 @@ class Bisection:
             return 0
         if lev.skipped == 0 and level not in self._confirmed:
             return 0
-        return max(0, self._need_of(level) - lev.tested)
+        return self._wanted(level)
 
     # -- brackets --------------------------------------------------------------------------------
 
@@ -238,7 +245,7 @@ class Bisection:
             for (lo, hi), share in zip(open_brackets, shares, strict=True):
                 picks = self._targets(lo, hi, share, taken)
                 taken.update(picks)
-            return [(self.order[i], self._need_of(self.order[i]) - self._tested(self.order[i])) for i in sorted(taken)]
+            return [(self.order[i], self._wanted(self.order[i])) for i in sorted(taken)]
         return self._propose_confirmation(slots)
 
     def _tested(self, level: int) -> int:
@@ -340,7 +347,10 @@ def bisect(
 
     Rounds and cost, for a clean monotone ladder of N levels and ``repeat=1``:
 
-    - ``parallel=1``: the lowest level, then the highest, then a binary search. The search uses at
+    Levels are taken in ascending order, duplicates dropped.
+
+    - ``parallel=1``: the lowest level, then the highest (unless the lowest already fails: there is
+      nothing left to search), then a binary search. The search uses at
       most ``ceil(log2 N) + 2`` probes (``result.search_probes``); confirmation adds exactly
       ``confirm`` probes for each reported boundary level, so ``result.probes <= ceil(log2 N) + 2 +
       2 * confirm``. Pass ``confirm=0`` for the bare bound.
@@ -371,6 +381,8 @@ def bisect(
         if not requests:
             break
         batch = expand(requests)
+        if not batch:  # every request carries at least one probe; anything else would loop for ever
+            raise RuntimeError(f"bisect proposed an empty round: {requests!r}")
         rounds += 1
         if progress:
             progress(f"round {rounds}: probing {_describe_requests(requests)}")

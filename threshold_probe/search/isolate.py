@@ -194,9 +194,8 @@ class _FixedProbes:
     def missing(self, tag: str) -> int:
         """Verdicts still wanted for a spec; 0 once it has them or ran out of retries."""
         lev = self.outcomes[tag]
-        if lev.skipped >= (1 + self.max_skip_retries) * self.repeat:
-            return 0
-        return max(0, self.repeat - lev.tested)
+        room = (1 + self.max_skip_retries) * self.repeat - lev.skipped
+        return max(0, min(self.repeat - lev.tested, room))
 
     def settled(self, tag: str) -> bool:
         """True when nothing more will be asked for this spec."""

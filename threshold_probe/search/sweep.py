@@ -78,9 +78,9 @@ def sweep(
         lev = data.get(level)
         if lev is None:
             return repeat
-        if lev.skipped >= (1 + max_skip_retries) * repeat:
-            return 0
-        return max(0, repeat - lev.tested)
+        # Never more than the skip budget has room for, so a level meets at most that many skips.
+        room = (1 + max_skip_retries) * repeat - lev.skipped
+        return max(0, min(repeat - lev.tested, room))
 
     # Pass 0 is the sweep itself; later passes retry what was skipped, within each level's budget.
     for attempt in range(1 + max_skip_retries):
