@@ -234,3 +234,16 @@ def test_source_runner_compile_stage(exc_type: str, expected: str) -> None:
     verdict = diagnose(observation(JobResult(exit_code=11), meta=meta))
     assert verdict.failure_class == expected
     assert "stage: compile" in verdict.evidence
+
+
+def test_pipeline_named_class_is_used_when_logs_say_nothing_more(tmp_path: Path) -> None:
+    job = _stderr_job(tmp_path, "starting\n", exit_code=0)
+    obs = observation(
+        job, client_error="RuntimeError: upload of payload.pkl failed: quota", client_error_type="transfer"
+    )
+    verdict = diagnose(obs)
+    assert verdict.failure_class == "transfer"
+    assert verdict.evidence[0] == "RuntimeError: upload of payload.pkl failed: quota"
+    # Without a class from the pipeline, a run without a result is no_result.
+    obs2 = observation(job, client_error="RuntimeError: result file not found")
+    assert diagnose(obs2).failure_class == "no_result"

@@ -199,7 +199,11 @@ def _can_mount() -> bool:
 def test_full_disk_workdir_is_a_transfer_failure(tmp_path: Path) -> None:
     small = tmp_path / "small"
     small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True, text=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         cluster = LocalCluster("local", LocalClusterConfig(workdir=str(small)))
         # The payload captures 4 MB of data, more than the 1 MB disk holds.

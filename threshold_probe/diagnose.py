@@ -555,7 +555,13 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
     if sched_log:
         return _fail("scheduler", sched_log + sched, "", sched_log[0])
 
-    # 10. It exited without a result (os._exit, a wrapper that swallowed the error).
+    # 10. The pipeline's own word, when it named a class and nothing above contradicts it.
+    if obs.client_error and obs.client_error_type in CLASSES:
+        exc_type, _, message = obs.client_error.partition(": ")
+        evidence = [obs.client_error, *wrapper_lines[:-1], *obs.notes, *_tail_lines(stderr)]
+        return _fail(obs.client_error_type, evidence, exc_type, message)
+
+    # 11. It exited without a result (os._exit, a wrapper that swallowed the error).
     evidence = []
     if job.exit_code is not None:
         evidence.append(f"exit code {job.exit_code}")
