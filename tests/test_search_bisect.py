@@ -484,3 +484,23 @@ def test_sweep_reports_a_flaky_band_with_pass_rates() -> None:
         "levels 3 to 4 are flaky (pass rate 25% to 75% where mixed); "
         "level 2 passes every time and level 5 fails every time"
     )
+
+
+def test_results_are_plain_json() -> None:
+    import json
+
+    b = bisect(list(range(1, 41)), Recorder(monotone(23)), repeat=2)
+    decoded = json.loads(json.dumps(b.to_dict()))
+    assert (decoded["status"], decoded["last_good"], decoded["first_bad"]) == ("found", 22, 23)
+    assert decoded["levels"][0] == {
+        "level": 1,
+        "outcomes": ["good", "good"],
+        "good": 2,
+        "bad": 0,
+        "skip": 0,
+        "pass_rate": 1.0,
+        "flaky": False,
+        "summary": "good",
+    }
+    s = sweep(range(1, 6), Recorder(monotone(3)))
+    assert json.loads(json.dumps(s.to_dict()))["first_bad"] == 3

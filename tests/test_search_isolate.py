@@ -268,3 +268,24 @@ def test_skipped_probes_are_retried_within_the_budget() -> None:
 def test_bad_settings_are_user_errors() -> None:
     with pytest.raises(UserError, match="parallel"):
         isolate(level(1), level(2), SpecRecorder(fails_on_memory), parallel=0)
+
+
+def test_a_dimension_set_in_one_spec_only_is_probed_by_adding_and_removing_it() -> None:
+    oracle = SpecRecorder(lambda s: "bad" if s.get("use_threads") else "good")
+    result = isolate({"loc": 10}, {"loc": 20, "use_threads": True}, oracle)
+    threads = next(f for f in result.findings if f.dimension == "use_threads")
+    assert (threads.low_value, threads.high_value) == (None, True)
+    assert (threads.sufficient, threads.necessary, threads.threshold) == (True, True, True)
+    assert {"loc": 10, "use_threads": True} in [s for b in oracle.batches for s in b]  # added
+    assert {"loc": 20} in [s for b in oracle.batches for s in b]  # removed
+    assert result.message == "The failure follows `use_threads` alone (at use_threads=True); `loc` does not matter."
+
+
+def test_results_are_plain_json() -> None:
+    import dataclasses
+    import json
+
+    result = isolate(level(7), level(8), SpecRecorder(fails_on_memory))
+    assert json.loads(json.dumps(result.to_dict()))["drivers"] == ["memory_mb"]
+    for finding in result.findings:
+        json.dumps(dataclasses.asdict(finding))

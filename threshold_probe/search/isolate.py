@@ -86,8 +86,8 @@ class DimensionFinding:
         """A JSON-ready view with the same keys as the fields."""
         return {
             "dimension": self.dimension,
-            "low_value": _jsonable(self.low_value),
-            "high_value": _jsonable(self.high_value),
+            "low_value": self.low_value,
+            "high_value": self.high_value,
             "sufficient": self.sufficient,
             "necessary": self.necessary,
             "threshold": _jsonable(self.threshold),
@@ -371,7 +371,9 @@ def isolate(
     units = dict(units or {})
 
     dims = [d for d in _ordered_keys(bad, good) if good.get(d, MISSING) != bad.get(d, MISSING)]
-    findings = [DimensionFinding(d, good.get(d, MISSING), bad.get(d, MISSING), None, None) for d in dims]
+    # A dimension set in one spec only is unset (absent) in the other; the findings show that as None.
+    raw = {d: (good.get(d, MISSING), bad.get(d, MISSING)) for d in dims}
+    findings = [DimensionFinding(d, _jsonable(raw[d][0]), _jsonable(raw[d][1]), None, None) for d in dims]
     counter = _Counter()
     if not dims:
         return IsolateResult(
@@ -386,8 +388,8 @@ def isolate(
     # Phase 1: both specs and every one-dimension change, all independent.
     fixed_specs: list[tuple[str, dict[str, Any]]] = [("good", good), ("bad", bad)]
     for f in findings:
-        fixed_specs.append((f"raise:{f.dimension}", _with(good, f.dimension, f.high_value)))
-        fixed_specs.append((f"lower:{f.dimension}", _with(bad, f.dimension, f.low_value)))
+        fixed_specs.append((f"raise:{f.dimension}", _with(good, f.dimension, raw[f.dimension][1])))
+        fixed_specs.append((f"lower:{f.dimension}", _with(bad, f.dimension, raw[f.dimension][0])))
     fixed = _FixedProbes(fixed_specs, repeat, max_skip_retries, known_map, first_ones=2)
 
     def ends_wrong() -> bool:
@@ -423,7 +425,7 @@ def isolate(
     # Phase 2: the threshold of every sufficient (else necessary) numeric dimension, side by side.
     searches: list[_ValueSearch] = []
     for f in findings:
-        grid = value_grid(f.low_value, f.high_value)
+        grid = value_grid(*raw[f.dimension])
         if f.sufficient:
             base, ends_known = good, (good_lev.outcomes, f.raised_outcomes)
             f.threshold_base = "good"
