@@ -189,6 +189,13 @@ def bisect(
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    pipelines: Annotated[
+        str | None,
+        typer.Option(
+            "--pipelines",
+            help="Bisect through several pipelines (e.g. native,source,inline) and say whose threshold it is.",
+        ),
+    ] = None,
 ) -> None:
     """Find the first failing level by bisection, after checking both ends.
 
@@ -198,6 +205,16 @@ def bisect(
         lo=lo, hi=hi, match=match, repeat=repeat, confirm=confirm, parallel=parallel, isolate=isolate,
         fresh=fresh, keep_remote=keep_remote, preflight=preflight,
     )
+    if pipelines is not None:
+        if resume is not None or pipeline is not None:
+            raise UserError("--pipelines cannot be combined with --pipeline or --resume")
+        from threshold_probe.cli.pipelines import run_compare_command
+
+        run_compare_command(
+            pipelines=pipelines, kind="bisect", cluster=cluster, ladder=ladder, memory=memory, time=time,
+            cores=cores, options=opts, as_json=as_json, quiet=quiet,
+        )
+        return
     _execute(
         "bisect", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
         partition=partition, options=opts, resume=resume, as_json=as_json, quiet=quiet,
