@@ -7,7 +7,7 @@ import struct
 from html import unescape
 from pathlib import Path
 
-from tests.test_report_support import chromium_dom, chromium_screenshot, probe, real_sweep
+from tests.test_report_support import MEMORY_LADDER, chromium_dom, chromium_screenshot, probe, real_sweep
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -43,3 +43,28 @@ def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
     assert _png_size(png) == (1280, 2400)
     # A blank page compresses to a few kB; charts, tables and text give far more.
     assert len(png) > 60_000
+
+
+def test_isolate_run_shows_dimension_attribution(tmp_path: Path) -> None:
+    res = probe(
+        tmp_path, "bisect", "--ladder", str(MEMORY_LADDER), "--memory", "300MB", "--isolate", "--json", "--quiet"
+    )
+    assert res.code == 0, res.err
+    data = res.json()
+    assert data["isolate"]["drivers"] == ["memory_mb"]
+    page = tmp_path / "isolate.html"
+    assert probe(tmp_path, "report", "--format", "html", "-o", str(page)).code == 0
+    dom = chromium_dom(page, tmp_path / "profile")
+    assert "Dimension attribution (isolate)" in dom
+    # memory_mb is drawn as the driver (bold, red bar); loc, which did not matter, is not.
+    assert re.search(r'font-weight="600"[^>]*>memory_mb</text>', dom)
+    assert re.search(r'<text[^>]*fill="#1f2328">loc</text>', dom)
+    # The values isolation tried for memory_mb, pass and fail, around its threshold.
+    dots = re.findall(r"<title>memory_mb = ([\d.]+): (pass|fail)</title>", dom)
+    threshold = data["isolate"]["findings"][[f["dimension"] for f in data["isolate"]["findings"]].index("memory_mb")][
+        "threshold"
+    ]
+    assert dots and all((float(v) >= threshold) == (verdict == "fail") for v, verdict in dots)
+    # Isolate probes' stderr is labelled as such, after the first failing level's.
+    assert re.search(rf'<details open="" class="stderr" data-level="{data["first_fail"]}">', dom)
+    assert "isolate probe " in dom

@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 from threshold_probe.models import ProbeRecord
 from threshold_probe.render.common import (
@@ -57,6 +58,7 @@ CSS = """
 body { margin: 0; padding: 24px 32px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans",
        sans-serif; color: var(--fg); background: var(--bg); }
 h1 { font-size: 22px; margin: 0 0 4px; }
+h3 { font-size: 14px; margin: 16px 0 8px; }
 h2 { font-size: 17px; margin: 28px 0 10px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 .meta { color: var(--muted); margin: 0 0 16px; display: flex; flex-wrap: wrap; gap: 4px 18px; }
 .verdict { border: 1px solid var(--line); border-left: 6px solid #2e9d4f; background: var(--card);
@@ -197,9 +199,7 @@ def bar_chart(
                 f'<text x="{mx + 3:.1f}" y="{top + 10}" font-size="10" fill="#d64541" stroke="#ffffff" '
                 'stroke-width="3" paint-order="stroke">first fail</text>'
             )
-    out.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#8c959f"/>'
-    )
+    out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#8c959f"/>')
     out.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" text-anchor="middle" '
         'fill="#656d76">level</text>'
@@ -237,8 +237,7 @@ def stacked_bars(rows: Sequence[tuple[str, dict[str, float]]], stages: Sequence[
     for i, (label, timings) in enumerate(rows):
         y = top + i * row_h + 2
         out.append(
-            f'<text x="{left - 6}" y="{y + 11}" font-size="11" text-anchor="end" fill="#1f2328">'
-            f"{escape(label)}</text>"
+            f'<text x="{left - 6}" y="{y + 11}" font-size="11" text-anchor="end" fill="#1f2328">{escape(label)}</text>'
         )
         x = float(left)
         for j, stage in enumerate(stages):
@@ -262,7 +261,7 @@ def stacked_bars(rows: Sequence[tuple[str, dict[str, float]]], stages: Sequence[
 
 def attribution_chart(rows: Sequence[tuple[str, float, bool, str]], title: str) -> str:
     """Horizontal bars: how strongly each dimension drives the failure (0..1), drivers in red."""
-    left, right, top, row_h, width = 160, 190, 30, 24, 720
+    left, right, top, row_h, width = 160, 270, 30, 24, 800
     plot_w = width - left - right
     height = top + row_h * len(rows) + 10
     out = [
@@ -283,8 +282,55 @@ def attribution_chart(rows: Sequence[tuple[str, float, bool, str]], title: str) 
             f'<rect x="{left}" y="{y + 3}" width="{max(score * plot_w, 0.5):.1f}" height="{row_h - 8}" '
             f'fill="{colour}"><title>{escape(f"{name}: {score:.2f} {note}")}</title></rect>'
         )
+        out.append(f'<text x="{left + plot_w + 6}" y="{y + 14}" font-size="11" fill="#656d76">{escape(note)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def threshold_strip(name: str, tried: Sequence[Any], threshold: Any, width: int = 720) -> str:
+    """The values of one dimension that isolation tried, as dots: green passed, red failed."""
+    points: list[tuple[float, str]] = []
+    for item in tried:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2):
+            continue
+        value, outcomes = item
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        outs = list(outcomes) if isinstance(outcomes, (list, tuple)) else [outcomes]
+        verdict = "fail" if "bad" in outs else "pass" if "good" in outs else "skip"
+        if "bad" in outs and "good" in outs:
+            verdict = "flaky"
+        points.append((float(value), verdict))
+    if not points:
+        return ""
+    left, right, height = 160, 30, 46
+    plot_w = width - left - right
+    lo, hi = min(v for v, _ in points), max(v for v, _ in points)
+    span = (hi - lo) or 1.0
+
+    def x_of(v: float) -> float:
+        return left + (v - lo) / span * plot_w
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(name)} values tried">',
+        f'<text x="{left - 6}" y="20" font-size="12" text-anchor="end" fill="#1f2328">{escape(name)}</text>',
+        f'<line x1="{left}" x2="{left + plot_w}" y1="16" y2="16" stroke="#d0d7de"/>',
+    ]
+    marks = {lo, hi}
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        tx = x_of(float(threshold))
+        marks.add(float(threshold))
+        out.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="4" y2="28" stroke="#d64541" stroke-dasharray="3 2"/>')
+    for value, verdict in points:
         out.append(
-            f'<text x="{left + plot_w + 6}" y="{y + 14}" font-size="11" fill="#656d76">{escape(note)}</text>'
+            f'<circle cx="{x_of(value):.1f}" cy="16" r="5" fill="{VERDICT_COLOURS[verdict]}">'
+            f"<title>{escape(f'{name} = {value:g}: {verdict}')}</title></circle>"
+        )
+    for value in sorted(marks):
+        out.append(
+            f'<text x="{x_of(value):.1f}" y="40" font-size="10" text-anchor="middle" fill="#656d76">'
+            f"{escape(compact(value))}</text>"
         )
     out.append("</svg>")
     return "".join(out)
@@ -332,9 +378,7 @@ def level_table(summary: RunSummary) -> str:
     head = "".join(f"<th>{escape(label)}</th>" for _k, label, _n in METRIC_COLUMNS)
     rows = []
     for view in level_views(summary):
-        cells = "".join(
-            f"<td>{escape(fmt_number(metric(view.metrics, key)))}</td>" for key, _l, _n in METRIC_COLUMNS
-        )
+        cells = "".join(f"<td>{escape(fmt_number(metric(view.metrics, key)))}</td>" for key, _l, _n in METRIC_COLUMNS)
         cls = ' class="threshold"' if view.level == ff else ""
         rows.append(
             f'<tr{cls} data-level="{view.level}"><td>{view.level}</td>{cells}'
@@ -394,26 +438,35 @@ def charts(summary: RunSummary) -> str:
                 notes.append("sufficient" if f.get("sufficient") else "not sufficient")
             if f.get("necessary") is not None:
                 notes.append("necessary" if f.get("necessary") else "not necessary")
+            if f.get("low_value") is not None and f.get("high_value") is not None:
+                notes.append(f"{f['low_value']} -> {f['high_value']}")
             rows4.append((name, attribution_score(f), name in drivers, ", ".join(notes)))
         out.append("<h2>Dimension attribution (isolate)</h2>")
-        out.append(
-            f'<div class="chart">{attribution_chart(rows4, "which dimension drives the failure")}</div>'
-        )
+        out.append(f'<div class="chart">{attribution_chart(rows4, "which dimension drives the failure")}</div>')
+        strips = [threshold_strip(name, f.get("tried") or [], f.get("threshold")) for name, f in dims]
+        strips = [svg for svg in strips if svg]
+        if strips:
+            out.append("<h3>Values tried per dimension (the dashed line is the threshold)</h3>")
+            out.append(f'<div class="chart">{"".join(strips)}{_verdict_legend()}</div>')
     return "".join(out)
 
 
-def stderr_section(records: Sequence[ProbeRecord]) -> str:
-    """The full stderr of every failing probe, escaped, the first one open."""
-    fails = failing_records(records)
+def stderr_section(records: Sequence[ProbeRecord], first: int | None = None) -> str:
+    """The full stderr of every failing probe, escaped; the first failing level's comes first, open."""
+    fails = sorted(
+        failing_records(records),
+        key=lambda r: (r.level != first, r.level is None, r.level or 0, r.attempt),
+    )
     if not fails:
         return ""
     out = ["<h2>stderr evidence</h2>"]
     for i, rec in enumerate(fails):
         text = read_stderr(rec)
         cls = rec.verdict.failure_class or "fail"
-        summary_line = f"level {rec.level} attempt {rec.attempt} - {cls} ({len(text.splitlines())} lines)"
+        what = f"level {rec.level}" if rec.level is not None else f"isolate probe {rec.probe_id}"
+        summary_line = f"{what} attempt {rec.attempt} - {cls} ({len(text.splitlines())} lines)"
         out.append(
-            f'<details{" open" if i == 0 else ""} class="stderr" data-level="{rec.level}">'
+            f'<details{" open" if i == 0 else ""} class="stderr" data-level="{"" if rec.level is None else rec.level}">'
             f"<summary>{escape(summary_line)}</summary>"
             f"<pre>{escape(text) if text else '(empty)'}</pre></details>"
         )
@@ -435,13 +488,12 @@ def to_html(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
     if summary.versions:
         meta.append(escape(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items()))))
     body = [
-        f"<h1>threshold-probe: {escape(summary.cluster)} / {escape(summary.pipeline)} / "
-        f"{escape(summary.ladder)}</h1>",
+        f"<h1>threshold-probe: {escape(summary.cluster)} / {escape(summary.pipeline)} / {escape(summary.ladder)}</h1>",
         '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",
         verdict_block(summary),
         "<h2>Levels</h2>",
         level_table(summary),
         charts(summary),
-        stderr_section(records),
+        stderr_section(records, first_fail(summary)),
     ]
     return page(f"threshold-probe {summary.run_id}", "\n".join(body))

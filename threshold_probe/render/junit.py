@@ -87,9 +87,7 @@ def testsuite(
         )
         case.set("time", _secs(wall))
         counts["tests"] += 1
-        facts = ", ".join(
-            f"{label}={fmt_number(metric(view.metrics, key))}" for key, label, _n in METRIC_COLUMNS
-        )
+        facts = ", ".join(f"{label}={fmt_number(metric(view.metrics, key))}" for key, label, _n in METRIC_COLUMNS)
         recs = [by_id[p.probe_id] for p in view.probes if p.probe_id in by_id]
         if view.verdict in ("fail", "flaky"):
             failed = next((r for r in recs if r.verdict.status == "fail"), None)
@@ -102,9 +100,7 @@ def testsuite(
                 body += failed.verdict.evidence
             message = f"{fclass}: {signature}" if signature else fclass
             if view.level in expected:
-                el = ET.SubElement(
-                    case, "skipped", message=xml_text(f"known failure (also in baseline): {message}")
-                )
+                el = ET.SubElement(case, "skipped", message=xml_text(f"known failure (also in baseline): {message}"))
                 counts["skipped"] += 1
             else:
                 el = ET.SubElement(case, "failure", type=xml_text(fclass), message=xml_text(message))

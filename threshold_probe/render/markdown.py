@@ -68,8 +68,7 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     failure = summary.failure
     if failure is not None:
         out.append(
-            f"**Cause:** `{failure.failure_class}`"
-            + (f" - {failure.explanation}" if failure.explanation else "")
+            f"**Cause:** `{failure.failure_class}`" + (f" - {failure.explanation}" if failure.explanation else "")
         )
         if failure.signature:
             out.append("")

@@ -159,6 +159,7 @@ def isolate_table(summary: RunSummary) -> Table | None:
     drivers = set(isolate_drivers(summary.isolate))
     table = Table(title="isolate: which dimension drives the failure", title_justify="left")
     table.add_column("dimension")
+    table.add_column("good -> bad")
     table.add_column("sufficient")
     table.add_column("necessary")
     table.add_column("threshold", justify="right")
@@ -169,6 +170,7 @@ def isolate_table(summary: RunSummary) -> Table | None:
         threshold = findings.get("threshold")
         table.add_row(
             Text(name + (" (driver)" if name in drivers else ""), style="bold" if name in drivers else ""),
+            f"{findings.get('low_value', '-')} -> {findings.get('high_value', '-')}",
             _yes_no(findings.get("sufficient")),
             _yes_no(findings.get("necessary")),
             "-" if threshold is None else str(threshold),
