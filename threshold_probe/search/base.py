@@ -145,12 +145,15 @@ def seed_known(order: Sequence[int], known: Mapping[int, Sequence[Outcome]] | No
 
 
 def describe_levels(levels: Sequence[int]) -> str:
-    """'level 4', 'levels 4 and 7', 'levels 4, 7 and 9' or 'levels 4 to 9' for a run of consecutive ints."""
+    """'level 4', 'levels 4 and 7', 'levels 4, 7 and 9', 'levels 4 to 9' for a run of consecutive ints,
+    or '12 levels from 4 to 40' for a long scattered list."""
     items = sorted(levels)
     if len(items) == 1:
         return f"level {items[0]}"
     if len(items) > 2 and items[-1] - items[0] == len(items) - 1:
         return f"levels {items[0]} to {items[-1]}"
+    if len(items) > 6:  # a sentence, not an inventory; the full list is in the JSON
+        return f"{len(items)} levels from {items[0]} to {items[-1]}"
     return "levels " + ", ".join(str(x) for x in items[:-1]) + f" and {items[-1]}"
 
 

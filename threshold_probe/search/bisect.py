@@ -77,9 +77,11 @@ Request = tuple[int, int]
 class Bisection:
     """The state of one bisection; :meth:`propose` says what to probe, :meth:`record` takes the answer.
 
-    Invariants that make the search resumable: every decision is a function of the outcomes recorded
-    so far (``known`` ones included), so replaying a journal makes the same choices, and a level that
-    already has enough outcomes is never asked for again.
+    What makes it resumable: every decision is a function of the outcomes recorded so far (``known``
+    ones included) and a level is only ever asked for the outcomes it lacks. A journal cut between two
+    rounds therefore replays into exactly the interrupted run's remaining choices; cut inside a round,
+    the levels whose probes all finished steer the search at once, so it may choose other levels than
+    the interrupted run would have, but it still dispatches nothing that was already journaled.
     """
 
     def __init__(
@@ -130,8 +132,8 @@ class Bisection:
 
         A level counts once it has ``repeat`` verdicts, or once it met a skip (it is then topped up),
         or ran out of retries. A level with fewer verdicts and no skip is a batch cut short (a resumed
-        run) or a thin cache entry: it is treated as untested, so that a resumed search makes exactly
-        the choices the interrupted one made and only dispatches the probes that are missing.
+        run) or a thin cache entry: it is treated as untested, so that the search chooses as if its
+        round had not happened, and then only dispatches the probes that are missing.
         """
         lev = self._tally(level)
         if lev is None or lev.tested == 0:
@@ -300,7 +302,7 @@ class Bisection:
             status=v.status,
             last_good=v.last_good,
             first_bad=v.first_bad,
-            levels={lvl: self.data[lvl] for lvl in self.order if lvl in self.data},
+            levels={lvl: self.data[lvl] for lvl in sorted(self.data)},
             rounds=rounds,
             probes=probes,
             flaky_band=v.flaky_band,
