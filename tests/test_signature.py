@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from threshold_probe.errors import UserError
 from threshold_probe.models import Verdict
@@ -81,3 +83,19 @@ def test_only_failures_match_and_bad_regex_is_a_user_error() -> None:
     assert matches(fail("oom", "oom:MemoryError:"), "")
     with pytest.raises(UserError, match="not a valid regular expression"):
         matches(fail("oom", "oom:MemoryError:"), "re:([")
+
+
+@given(st.text(max_size=300))
+def test_normalised_messages_hold_no_digits_and_are_stable(message: str) -> None:
+    once = normalise_message(message)
+    assert not any(c in "0123456789" for c in once)
+    assert normalise_message(once) == once
+    assert "\n" not in once and len(once) <= 160
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=0, max_value=10**6))
+def test_levels_and_sizes_do_not_change_a_signature(a: int, b: int) -> None:
+    def sig(n: int) -> str:
+        return signature("oom", "MemoryError", f"level {n}: cannot allocate {n * 7} bytes in /tmp/job-{n}/x")
+
+    assert sig(a) == sig(b)

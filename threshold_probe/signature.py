@@ -34,13 +34,14 @@ REGEX_PREFIX = "re:"
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _ADDR = re.compile(r"\b0x[0-9a-fA-F]+\b")
 # An absolute or home-relative POSIX path, starting a word or right after a quote or bracket.
-_POSIX_PATH = re.compile(r"(?:(?<=^)|(?<=[\s'\"(=<\[]))(?:~|\.{1,2})?(?:/[^\s'\":,;)\]>]+)+/?")
+_POSIX_PATH = re.compile(r"(?:(?<=^)|(?<=[\s'\"(=<\[]))(?:~|\.{1,2})?(?:/[^\s'\":,;)\]>/]+)+/?")
 _WINDOWS_PATH = re.compile(r"\b[A-Za-z]:\\[^\s'\":,;)\]>]+")
 # A quoted name that a temp-file helper made: 'tmpk2j3h_x', "tmp-abc.py", 'pymp-1a2b'.
 _QUOTED_TEMP = re.compile(r"(['\"])(?:tmp|temp|pymp)[\w.\-]*\1", re.IGNORECASE)
-# A run of 8+ hex digits with at least one digit in it: a hash, an id, a random suffix.
-_LONG_HEX = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}(?![0-9A-Za-z])")
-_HEX_SUFFIX = re.compile(r"(?<=_)(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")
+# A run of 8+ hex digits with both a digit and a letter in it: a hash, an id, a random suffix.
+# (All digits is a plain number, left to _NUMBER; all letters is a word.)
+_LONG_HEX = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}(?![0-9A-Za-z])")
+_HEX_SUFFIX = re.compile(r"(?<=_)(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)*")
 _SPACE = re.compile(r"\s+")
 
