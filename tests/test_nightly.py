@@ -137,3 +137,26 @@ def test_nightly_bad_matrix_is_exit_2(tmp_path: Path) -> None:
     config = _config(tmp_path / "probe.toml", "300MB", ["local", "nowhere"])
     res = probe(tmp_path, "nightly", config=config)
     assert res.code == 2 and "nowhere" in res.err and "Traceback" not in res.err
+
+
+def test_nightly_pinned_threshold_and_bisect_kind(tmp_path: Path) -> None:
+    pin = f"""
+[nightly.baseline]
+"local/native/{MEMORY_LADDER}" = 8
+"""
+    config = _config(tmp_path / "probe.toml", "300MB", ["local"])
+    config.write_text(
+        config.read_text().replace('output = "nightly-out"', 'output = "nightly-out"\nkind = "bisect"') + pin
+    )
+    code, night, err = _night(tmp_path, config)
+    assert code == 1, err
+    assert night["kind"] == "bisect"
+    (cell,) = night["cells"]
+    assert cell["baseline"] == "pinned:8" and cell["baseline_first_fail"] == 8
+    assert cell["regressions"] == [f"threshold moved down: first failing level 8 (pinned) -> {cell['first_fail']}"]
+    run = probe(tmp_path, "report", cell["run_id"], "--json", config=config).json()
+    assert run["kind"] == "bisect" and len(run["probes"]) < 8
+
+    config.write_text(config.read_text().replace('kind = "bisect"', 'kind = "shrink"'))
+    res = probe(tmp_path, "nightly", config=config)
+    assert res.code == 2 and "kind" in res.err
