@@ -314,8 +314,11 @@ class LocalCluster(Cluster):
                         os.killpg(proc.pid, signal.SIGKILL)
                     return False
                 if pidfd >= 0:
-                    ready, _, _ = select.select([pidfd], [], [], remaining)
-                    if ready:
+                    # poll, not select: a pidfd may be numbered above select's FD_SETSIZE.
+                    poller = select.poll()
+                    poller.register(pidfd, select.POLLIN)
+                    timeout_ms = None if remaining is None else max(1, int(remaining * 1000))
+                    if poller.poll(timeout_ms):
                         return True
                 else:  # pragma: no cover - kernels without pidfd
                     try:
