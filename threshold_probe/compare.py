@@ -165,9 +165,7 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
         for key, label, _names in METRIC_COLUMNS:
             ma, mb = metric(x.metrics, key), metric(y.metrics, key)
             if ma is not None and mb is not None and ma != mb:
-                metric_changes.append(
-                    MetricChange(level=level, metric=label, before=ma, after=mb, delta=mb - ma)
-                )
+                metric_changes.append(MetricChange(level=level, metric=label, before=ma, after=mb, delta=mb - ma))
         pa, pb = x.peak_mb, y.peak_mb
         if pa is not None and pb is not None and abs(pb - pa) > max(MEM_FLOOR_MB, MEM_REL * pa):
             metric_changes.append(

@@ -166,9 +166,7 @@ def _pinned(config: ProbeConfig, key: str) -> tuple[str | None, int | None]:
             return str(run), None
         if isinstance(threshold, int) and not isinstance(threshold, bool):
             return None, threshold
-    raise UserError(
-        f"[nightly.baseline] {key!r}: give a run id, a level number, or {{run=...}} / {{threshold=N}}"
-    )
+    raise UserError(f"[nightly.baseline] {key!r}: give a run id, a level number, or {{run=...}} / {{threshold=N}}")
 
 
 def _summary_of(store: Store, run_id: str) -> RunSummary | None:
@@ -367,9 +365,7 @@ def nightly_junit(runs: Sequence[_CellRun], unreachable: dict[str, str]) -> str:
         )
         classname = suite.get("package", "threshold_probe")
         if cell.baseline is None:
-            _add_case(
-                suite, "threshold against baseline", classname, "skipped", "no baseline yet (first run)"
-            )
+            _add_case(suite, "threshold against baseline", classname, "skipped", "no baseline yet (first run)")
         elif cell.regressions:
             _add_case(
                 suite,
@@ -420,9 +416,7 @@ def nightly_junit(runs: Sequence[_CellRun], unreachable: dict[str, str]) -> str:
                 time="0.000",
                 timestamp=stamp,
             )
-            _add_case(
-                suite, c.key, f"threshold_probe.{c.cluster}", "error", c.error or "error", c.error or ""
-            )
+            _add_case(suite, c.key, f"threshold_probe.{c.cluster}", "error", c.error or "error", c.error or "")
             suites.append(suite)
     return junit_render.document(suites, name="threshold-probe nightly")
 
@@ -491,9 +485,7 @@ def notify(command: str, summary_path: Path, result: NightlyResult) -> dict[str,
     env["PROBE_NIGHTLY_JSON"] = result.files.get("json", "")
     env["PROBE_NIGHTLY_JUNIT"] = result.files.get("junit", "")
     try:
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=NOTIFY_TIMEOUT_S, check=False
-        )
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=NOTIFY_TIMEOUT_S, check=False)
     except FileNotFoundError:
         return {"argv": argv, "exit_code": None, "error": f"command not found: {argv[0]}"}
     except subprocess.TimeoutExpired:
@@ -524,9 +516,7 @@ def run_nightly(
         clusters.setdefault(cell[0], []).append(cell)
     done: dict[str, list[_CellRun]] = {}
     unreachable: dict[str, str] = {}
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=len(clusters), thread_name_prefix="nightly"
-    ) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(clusters), thread_name_prefix="nightly") as pool:
         futures = {
             pool.submit(
                 _run_cluster, name, group, config=config, reports_dir=reports_dir, kind=kind, on_cell=on_cell

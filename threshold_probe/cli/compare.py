@@ -24,9 +24,7 @@ def _load(run_id: str) -> RunSummary:
 def print_comparison(cmp: Comparison) -> None:
     """The comparison as Rich text: threshold, flipped levels, metric and timing changes."""
     colour = "red" if cmp.regressed else "green"
-    console.print(
-        f"[bold]{cmp.run_a}[/] ({cmp.cell_a}) -> [bold]{cmp.run_b}[/] ({cmp.cell_b})", highlight=False
-    )
+    console.print(f"[bold]{cmp.run_a}[/] ({cmp.cell_a}) -> [bold]{cmp.run_b}[/] ({cmp.cell_b})", highlight=False)
     if not cmp.same_cell:
         console.print("[yellow]note: the runs are of different cluster/pipeline/ladder cells[/]")
     console.print(
@@ -44,9 +42,7 @@ def print_comparison(cmp: Comparison) -> None:
             table.add_column(col)
         for f in cmp.flipped:
             style = "red" if f.regression else "green"
-            table.add_row(
-                str(f.level), f.before, f"[{style}]{f.after}[/]", f.class_before or "-", f.class_after or "-"
-            )
+            table.add_row(str(f.level), f.before, f"[{style}]{f.after}[/]", f.class_before or "-", f.class_after or "-")
         console.print(table)
     if cmp.metric_changes:
         table = Table(title="metric changes", title_justify="left")

@@ -16,9 +16,7 @@ from threshold_probe.history import history as load_history
 @command
 def history(
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only runs on this cluster.")] = None,
-    pipeline: Annotated[
-        str | None, typer.Option("--pipeline", help="Only runs through this pipeline.")
-    ] = None,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only runs through this pipeline.")] = None,
     ladder: Annotated[str | None, typer.Option("--ladder", help="Only runs over this ladder.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Only sweep, bisect, isolate or run.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N runs.")] = None,

@@ -68,9 +68,7 @@ def nightly(
                 console.print(f"[bold red]regression[/] {c.label}: {line}", highlight=False)
         for name, why in result.unreachable.items():
             console.print(f"[bold magenta]unreachable[/] {name}: {why}", highlight=False, soft_wrap=True)
-        console.print(
-            f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False
-        )
+        console.print(f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False)
         if result.notified is not None:
             console.print(f"notified: {result.notified}", highlight=False)
     if result.exit_code:
