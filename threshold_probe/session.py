@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import signal
+import sqlite3
 import time
-from pathlib import Path
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import cloudpickle
@@ -24,12 +26,14 @@ from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import InfraError, Interrupted, UserError
 from threshold_probe.ladder import Ladder, Workload, generate, load_ladder
+from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
 from threshold_probe.models import Limits, ProbeRecord
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.probe import Prober, ProbeRequest
-from threshold_probe.search import Outcome, bisect, sweep
-from threshold_probe.signature import matches
+from threshold_probe.search import Outcome, bisect, isolate, sweep
+from threshold_probe.search.base import describe_levels
+from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary
 from threshold_probe.units import parse_duration, parse_memory
@@ -125,6 +129,7 @@ def with_partition(config: ProbeConfig, cluster: str, partition: str) -> ProbeCo
 
 
 def versions() -> dict[str, str]:
+    """Versions of this tool, Python, cloudpickle and the platform, for report headers."""
     return {
         "threshold_probe": __version__,
         "python": platform.python_version(),
@@ -140,6 +145,7 @@ def _outcome(record: ProbeRecord, match: str | None) -> Outcome:
     if v.status == "skip":
         return "skip"
     if match and not matches(v, match):
+        # A different failure from the one hunted: git bisect's skip, never the threshold.
         return "skip"
     return "bad"
 
@@ -180,6 +186,61 @@ def probe_summary(record: ProbeRecord, match: str | None, ladder: Ladder | None 
     )
 
 
+def pass_rate_text(outcomes: Sequence[Outcome]) -> str:
+    """'7 of 10 probes passed (70%)', counting only the probes that gave a verdict."""
+    judged = [o for o in outcomes if o != "skip"]
+    if not judged:
+        return f"all {len(outcomes)} probes were skipped"
+    good = judged.count("good")
+    text = f"{good} of {len(judged)} probes passed ({round(100 * good / len(judged))}%)"
+    skipped = len(outcomes) - len(judged)
+    return text + (f", {skipped} skipped" if skipped else "")
+
+
+def _overall(outcomes: Sequence[Outcome]) -> str:
+    judged = {o for o in outcomes if o != "skip"}
+    if not judged:
+        return "skip"
+    if judged == {"good"}:
+        return "pass"
+    if judged == {"bad"}:
+        return "fail"
+    return "flaky"
+
+
+def different_failures_text(records: Sequence[ProbeRecord], match_of: Mapping[str, str | None]) -> str:
+    """One sentence on the failures that --match passed over (counted as skips), or ''."""
+    diff = [
+        r
+        for r in records
+        if r.verdict.status == "fail" and _outcome(r, match_of.get(r.probe_id)) == "skip"
+    ]
+    if not diff:
+        return ""
+    parts = []
+    levels = sorted({r.level for r in diff if r.level is not None})
+    if levels:
+        classes = sorted({r.verdict.failure_class or "unclassified" for r in diff if r.level is not None})
+        verb = "was" if len(levels) == 1 else "were"
+        parts.append(
+            f"{describe_levels(levels)} failed differently ({', '.join(classes)}) and {verb} counted as"
+            f" {'a skip' if len(levels) == 1 else 'skips'}, not as the failure hunted"
+        )
+    off = [r for r in diff if r.level is None]
+    if off:
+        parts.append(f"{len(off)} off-ladder probe{'s' if len(off) != 1 else ''} failed differently")
+    return "; ".join(parts)
+
+
+def _absolute_if_file(text: str) -> str:
+    """A ladder or function path made absolute, so that a resume from another folder finds it."""
+    path_text, sep, func = text.rpartition(":") if ".py:" in text else (text, "", "")
+    path = Path(path_text).expanduser()
+    if path.is_file():
+        return str(path.resolve()) + sep + func
+    return text
+
+
 class Run:
     """One run in progress: its cluster, pipeline, prober and the records it gathers."""
 
@@ -196,14 +257,20 @@ class Run:
         options: SearchOptions,
         progress: ProgressSink | None,
         run_id: str | None = None,
+        started_at: float | None = None,
+        command_prefix: str = "probe",
     ) -> None:
         self.kind = kind
         self.config = config
         self.store = store
+        if options.match:
+            compile_pattern(options.match)  # a bad regex is the user's mistake: say so before any probe
+        if options.function:
+            options.function = _absolute_if_file(options.function)
         self.options = options
         self.progress = progress
-        self.ladder = load_ladder(ladder)
-        self.ladder_arg = ladder
+        self.ladder_arg = _absolute_if_file(ladder)
+        self.ladder = load_ladder(self.ladder_arg)
         if overrides.partition:
             config = with_partition(config, cluster, overrides.partition)
         self.limits = effective_limits(config, cluster, overrides)
@@ -212,7 +279,12 @@ class Run:
         self.overrides = overrides
         self.resuming = run_id is not None
         self.run_id = run_id or store.new_run_id(kind)
-        self.started_at = time.time()
+        self.started_at = started_at or time.time()
+        self.command_prefix = command_prefix
+        #: The failure being hunted right now: --match, or (isolation) the boundary's signature.
+        self.hunt: str | None = options.match
+        self._hunt_of: dict[str, str | None] = {}
+        self._levels: list[int] = []
         self._metrics: dict[str, dict[str, Any]] = {}
         self.prober = Prober(
             run_id=self.run_id,
@@ -228,6 +300,7 @@ class Run:
 
     # plumbing ----------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
+        """What it takes to run this search again: stored with the run, read by --resume."""
         return {
             "kind": self.kind,
             "cluster": self.cluster.name,
@@ -237,15 +310,30 @@ class Run:
             "options": asdict(self.options),
         }
 
+    def resume_command(self) -> str:
+        """The exact command that continues this run."""
+        return f"{self.command_prefix} {self.kind} --resume {self.run_id}"
+
     def _on_record(self, record: ProbeRecord) -> None:
+        self._hunt_of[record.probe_id] = self.hunt
         if self.progress is not None:
             self.progress.probe_done(record)
+        self._save_partial()
+
+    def _save_partial(self) -> None:
+        """Keep the summary so far, so that a run killed at any point still has a report."""
+        try:
+            partial = self.summary("running", {"status": "running", "message": "running"}, self._levels, partial=True)
+            self.store.save_partial(self.run_id, partial.model_dump(mode="json", by_alias=True))
+        except (OSError, sqlite3.Error) as exc:  # a report that cannot be written must not stop the search
+            self._note(f"could not save the partial report: {exc}")
 
     def _note(self, message: str) -> None:
         if self.progress is not None:
             self.progress.note(message)
 
     def metrics_of(self, workload_key: str, make: Any) -> dict[str, Any]:
+        """Static metrics of a workload, measured once per run."""
         if workload_key not in self._metrics:
             try:
                 self._metrics[workload_key] = measure_workload(make()).model_dump()
@@ -254,11 +342,13 @@ class Run:
         return self._metrics[workload_key]
 
     def level_request(self, level: int) -> ProbeRequest:
+        """A probe of one ladder level."""
         workload = self.ladder.workload(level)
         metrics = self.metrics_of(f"L{level}", lambda: workload)
         return ProbeRequest(workload=workload, level=level, spec=dict(self.ladder.level(level).values), metrics=metrics)
 
     def spec_request(self, spec: Mapping[str, Any]) -> ProbeRequest:
+        """A probe of dimension values that may not be a level (isolation)."""
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
         # A spec equal to a ladder level is that level, so its probes and cache line up.
         level = next((lv.number for lv in self.ladder.levels if dict(lv.values) == dict(spec)), None)
@@ -267,14 +357,17 @@ class Run:
         return ProbeRequest(workload=workload, level=level, spec=dict(spec), metrics=metrics)
 
     def level_oracle(self, levels: Sequence[int]) -> list[Outcome]:
+        """Outcomes of a batch of levels (duplicates are repeats), for the search strategies."""
         records = self.prober.run([self.level_request(n) for n in levels])
-        return [_outcome(r, self.options.match) for r in records]
+        return [_outcome(r, self.hunt) for r in records]
 
     def spec_oracle(self, specs: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """Outcomes of a batch of specs, for isolation."""
         records = self.prober.run([self.spec_request(s) for s in specs])
-        return [_outcome(r, self.options.match) for r in records]
+        return [_outcome(r, self.hunt) for r in records]
 
     def level_range(self) -> list[int]:
+        """The levels between --lo/--from and --hi/--to, checked against the ladder."""
         numbers = self.ladder.numbers()
         lo = self.options.lo if self.options.lo is not None else numbers[0]
         hi = self.options.hi if self.options.hi is not None else numbers[-1]
@@ -288,6 +381,7 @@ class Run:
         return [n for n in numbers if lo <= n <= hi]
 
     def preflight(self) -> None:
+        """InfraError (exit 3) when the cluster cannot run probes."""
         checks = self.cluster.preflight()
         bad = [c for c in checks if c.status == "fail"]
         if bad:
@@ -295,16 +389,21 @@ class Run:
             raise InfraError(f"cluster {self.cluster.name!r} is not usable: {lines}")
 
     # the summary -------------------------------------------------------------------------
-    def summary(self, status: str, search: Mapping[str, Any], levels: Sequence[int]) -> RunSummary:
-        records = self.prober.records
+    def summary(
+        self, status: str, search: Mapping[str, Any], levels: Sequence[int], partial: bool = False
+    ) -> RunSummary:
+        """The RunSummary of the records so far; `partial` lists only the levels probed yet."""
+        records = list(self.prober.records)
+        match_of = {r.probe_id: self._hunt_of.get(r.probe_id, self.options.match) for r in records}
         rows: list[LevelRow] = []
         by_level: dict[int, list[ProbeRecord]] = {}
         for r in records:
             if r.level is not None:
                 by_level.setdefault(r.level, []).append(r)
-        for n in levels:
+        shown = [n for n in levels if n in by_level] if partial else list(levels)
+        for n in shown:
             recs = by_level.get(n, [])
-            outcomes = [_outcome(r, self.options.match) for r in recs]
+            outcomes = [_outcome(r, match_of[r.probe_id]) for r in recs]
             decided = [o for o in outcomes if o != "skip"]
             summary: str | None = None
             if recs:
@@ -321,25 +420,23 @@ class Run:
                 LevelRow(
                     level=n,
                     metrics=self.metrics_of(f"L{n}", lambda n=n: self.ladder.workload(n)),
-                    summary=summary,  # type: ignore[arg-type]
+                    summary=summary,
                     pass_rate=(sum(o == "good" for o in decided) / len(decided)) if decided else None,
                     probes=len(recs),
                     failure_class=fail.verdict.failure_class if fail else None,
                 )
             )
         first_fail = search.get("first_fail")
-        hunted = [
-            r
-            for r in records
-            if r.verdict.status == "fail" and _outcome(r, self.options.match) == "bad"
-            and (first_fail is None or r.level == first_fail)
-        ]
-        if not hunted:
-            hunted = [r for r in records if r.verdict.status == "fail" and _outcome(r, self.options.match) == "bad"]
+        hunted = [r for r in records if r.verdict.status == "fail" and _outcome(r, match_of[r.probe_id]) == "bad"]
+        at_boundary = [r for r in hunted if first_fail is None or r.level == first_fail]
+        message = search.get("message", "")
+        different = different_failures_text(records, match_of)
+        if different and not partial:
+            message = f"{message}; {different}" if message else different
         return RunSummary(
             run_id=self.run_id,
             kind=self.kind,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             cluster=self.cluster.name,
             pipeline=self.pipeline.name,
             ladder=self.ladder.name,
@@ -349,88 +446,110 @@ class Run:
             started_at=self.started_at,
             finished_at=time.time(),
             search_status=search.get("status"),
-            message=search.get("message", ""),
+            message=message,
             last_pass=search.get("last_pass"),
             first_fail=first_fail,
             flaky_band=list(search["flaky_band"]) if search.get("flaky_band") else None,
-            failure=_failure_summary(hunted),
+            failure=_failure_summary(at_boundary or hunted),
             levels=rows,
-            probes=[probe_summary(r, self.options.match) for r in records],
+            probes=[probe_summary(r, match_of[r.probe_id]) for r in records],
             isolate=search.get("isolate"),
             params=self.params(),
             reports_dir=str(self.store.run_dir(self.run_id)),
         )
 
     # the searches ------------------------------------------------------------------------
-    def _search(self) -> tuple[dict[str, Any], list[int]]:
+    def _search(self) -> dict[str, Any]:
         opts = self.options
+        repeat = max(1, opts.repeat)
         if self.kind == "run" and opts.function:
             req = function_request(opts.function)
             if self.progress:
-                self.progress.begin(f"probing {opts.function}", opts.repeat)
-            records = self.prober.run([req] * max(1, opts.repeat))
-            statuses = {r.verdict.status for r in records}
-            status = statuses.pop() if len(statuses) == 1 else "flaky"
-            return {"status": status, "message": f"{opts.function}: {status}"}, []
+                self.progress.begin(f"probing {opts.function}", repeat)
+            records = self.prober.run([req] * repeat)
+            outcomes = [_outcome(r, self.hunt) for r in records]
+            status = _overall(outcomes)
+            message = f"{opts.function}: {status}"
+            if repeat > 1:
+                message += f", {pass_rate_text(outcomes)}"
+            if status == "flaky":
+                message += ": the function fails at random, not at a threshold"
+            return {"status": status, "message": message}
         if self.kind == "run":
             level = opts.level if opts.level is not None else self.ladder.numbers()[0]
             self.ladder.level(level)
+            self._levels = [level]
             if self.progress:
-                self.progress.begin(f"probing level {level}", opts.repeat)
-            outcomes = self.level_oracle([level] * max(1, opts.repeat))
-            good = all(o == "good" for o in outcomes)
-            bad = all(o == "bad" for o in outcomes)
-            status = "pass" if good else "fail" if bad else "skip" if all(o == "skip" for o in outcomes) else "flaky"
+                self.progress.begin(f"probing level {level}", repeat)
+            outcomes = self.level_oracle([level] * repeat)
+            status = _overall(outcomes)
+            message = f"level {level}: {status}"
+            if repeat > 1:
+                message += f", {pass_rate_text(outcomes)}"
             return {
                 "status": status,
-                "message": f"level {level}: {status}",
-                "last_pass": level if good else None,
-                "first_fail": level if bad else None,
-            }, [level]
+                "message": message,
+                "last_pass": level if status == "pass" else None,
+                "first_fail": level if status == "fail" else None,
+            }
+        if self.kind == "isolate":
+            good, bad = self._boundary_from_run()
+            self._levels = [good, bad]
+            iso = self._isolate(good, bad)
+            return {
+                "status": iso["status"],
+                "message": iso["message"],
+                "last_pass": good,
+                "first_fail": bad,
+                "isolate": iso,
+            }
         levels = self.level_range()
+        self._levels = levels
         if self.kind == "sweep":
             if self.progress:
-                self.progress.begin(f"sweeping levels {levels[0]}..{levels[-1]}", len(levels) * opts.repeat)
+                self.progress.begin(f"sweeping levels {levels[0]}..{levels[-1]}", len(levels) * repeat)
             batch = len(levels) if self.cluster.concurrent else max(1, opts.parallel)
-            sres = sweep(levels, self.level_oracle, repeat=opts.repeat, batch=batch)
+            sres = sweep(levels, self.level_oracle, repeat=repeat, batch=batch)
             return {
                 "status": sres.status,
                 "message": sres.message,
                 "last_pass": sres.last_good,
                 "first_fail": sres.first_bad,
                 "flaky_band": sres.flaky_band,
-            }, levels
-        if self.kind == "bisect":
-            if self.progress:
-                self.progress.begin(f"bisecting levels {levels[0]}..{levels[-1]}", None)
-            bres = bisect(
-                levels,
-                self.level_oracle,
-                parallel=max(1, opts.parallel),
-                repeat=opts.repeat,
-                confirm=opts.confirm,
-            )
-            result: dict[str, Any] = {
-                "status": bres.status,
-                "message": bres.message,
-                "last_pass": bres.last_good,
-                "first_fail": bres.first_bad,
-                "flaky_band": bres.flaky_band,
             }
-            if opts.isolate and bres.status == "found" and bres.last_good is not None and bres.first_bad is not None:
-                result["isolate"] = self._isolate(bres.last_good, bres.first_bad)
-                result["message"] = f"{bres.message}. {result['isolate']['message']}"
-            return result, levels
-        # isolate from an earlier run's boundary
-        good, bad = self._boundary_from_run()
-        iso = self._isolate(good, bad)
-        return {
-            "status": "isolated",
-            "message": iso["message"],
-            "last_pass": good,
-            "first_fail": bad,
-            "isolate": iso,
-        }, [good, bad]
+        if self.progress:
+            self.progress.begin(f"bisecting levels {levels[0]}..{levels[-1]}", None)
+        bres = bisect(
+            levels,
+            self.level_oracle,
+            parallel=max(1, opts.parallel),
+            repeat=repeat,
+            confirm=opts.confirm,
+        )
+        result: dict[str, Any] = {
+            "status": bres.status,
+            "message": bres.message,
+            "last_pass": bres.last_good,
+            "first_fail": bres.first_bad,
+            "flaky_band": bres.flaky_band,
+        }
+        if opts.isolate:
+            if bres.status == "found" and bres.last_good is not None and bres.first_bad is not None:
+                if self.hunt is None:
+                    # Isolate the failure the bisect found, not whatever else a changed dimension causes.
+                    self.hunt = self._boundary_signature(bres.first_bad)
+                iso = self._isolate(bres.last_good, bres.first_bad)
+                result["isolate"] = iso
+                result["message"] = f"{bres.message}. {iso['message']}"
+            else:
+                result["message"] = f"{bres.message}; no clean boundary, so nothing to isolate"
+        return result
+
+    def _boundary_signature(self, level: int) -> str | None:
+        for r in self.prober.records:
+            if r.level == level and r.verdict.status == "fail" and r.verdict.signature:
+                return r.verdict.signature
+        return None
 
     def _boundary_from_run(self) -> tuple[int, int]:
         src = self.store.get_run(self.options.from_run)
@@ -441,27 +560,37 @@ class Run:
                 f"run {src.run_id} has no boundary to isolate (last pass {good}, first fail {bad}):"
                 " run `probe bisect` first"
             )
+        for level in (good, bad):
+            self.ladder.level(int(level))
         return int(good), int(bad)
 
     def _isolate(self, good: int, bad: int) -> dict[str, Any]:
         good_spec = dict(self.ladder.level(good).values)
         bad_spec = dict(self.ladder.level(bad).values)
-        if self.progress:
-            self.progress.note(f"isolating the dimensions between level {good} and level {bad}")
-        from threshold_probe.search import isolate
-
-        res = isolate(good_spec, bad_spec, self.spec_oracle, parallel=max(1, self.options.parallel))
-        findings = [asdict(f) for f in res.findings]
-        return {
-            "good_level": good,
-            "bad_level": bad,
-            "drivers": list(res.drivers),
-            "findings": findings,
-            "message": res.message,
-        }
+        hunting = f", hunting {self.hunt}" if self.hunt else ""
+        self._note(f"isolating the dimensions that differ between level {good} and level {bad}{hunting}")
+        units = {name: dim.unit for name, dim in DIMENSIONS.items() if dim.unit}
+        res = isolate(
+            good_spec,
+            bad_spec,
+            self.spec_oracle,
+            parallel=max(1, self.options.parallel),
+            repeat=max(1, self.options.repeat),
+            confirm=self.options.confirm,
+            units=units,
+        )
+        out = res.to_dict()
+        # The report shows drivers and per-dimension findings (render.common.isolate_dimensions).
+        out.update(good_level=good, bad_level=bad, hunted=self.hunt)
+        return out
 
     def execute(self) -> RunSummary:
-        """Run the search to the end; journal and write run.json whatever happens."""
+        """Run the search to the end; journal and write run.json whatever happens.
+
+        SIGINT/SIGTERM (Interrupted) cancel what runs on the cluster, mark the probe in flight
+        cancelled and end the run as 'interrupted'; the Interrupted raised again names the
+        run and the command that resumes it.
+        """
         self.store.start_run(
             RunInfo(
                 run_id=self.run_id,
@@ -474,31 +603,59 @@ class Run:
                 params=self.params(),
             )
         )
-        levels: list[int] = []
+        if self.resuming:
+            cancelled = self.store.cancel_unfinished(self.run_id)
+            done = len(self.store.probes(self.run_id))
+            note = f"resuming run {self.run_id}: {done} finished probe{'s' if done != 1 else ''} come from the journal"
+            if cancelled:
+                note += f"; {cancelled} probe{'s' if cancelled != 1 else ''} in flight when it stopped will run again"
+            self._note(note)
         try:
-            with self.cluster:
+            try:
+                self.cluster.open()
+            except InfraError as exc:
+                raise InfraError(f"cluster {self.cluster.name!r}: {exc}") from None
+            try:
                 if self.options.preflight:
                     self.preflight()
-                search, levels = self._search()
+                search = self._search()
+            finally:
+                self.cluster.close()
         except (KeyboardInterrupt, Interrupted) as exc:
             self.cluster.cancel_all()
-            signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else 2
-            partial = self.summary("interrupted", {"status": "interrupted", "message": "interrupted"}, levels)
+            self.store.cancel_unfinished(self.run_id)
+            signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else int(signal.SIGINT)
+            partial = self.summary("interrupted", {"status": "interrupted", "message": "interrupted"}, self._levels)
             self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
-            raise Interrupted(
-                f"run {self.run_id} interrupted; resume with: probe {self.kind} --resume {self.run_id}", signum
-            ) from None
+            how = _signal_name(signum)
+            if self.kind == "run":
+                message = f"run {self.run_id} interrupted by {how}"
+            else:
+                message = f"run {self.run_id} interrupted by {how}; resume with: {self.resume_command()}"
+            raise Interrupted(message, signum) from None
         except BaseException as exc:
             self.cluster.cancel_all()
-            err = self.summary("error", {"status": "error", "message": f"{type(exc).__name__}: {exc}"}, levels)
-            self.store.finish_run(self.run_id, "error", err.model_dump(mode="json", by_alias=True))
+            self.store.cancel_unfinished(self.run_id)
+            try:
+                failed = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+                err = self.summary("error", failed, self._levels)
+                self.store.finish_run(self.run_id, "error", err.model_dump(mode="json", by_alias=True))
+            except Exception:  # the original error matters more than a report of it
+                self.store.set_run_status(self.run_id, "error")
             raise
         finally:
             if self.progress:
                 self.progress.end()
-        summary = self.summary("completed", search, levels)
+        summary = self.summary("completed", search, self._levels)
         self.store.finish_run(self.run_id, "completed", summary.model_dump(mode="json", by_alias=True))
         return summary
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def run_search(
@@ -512,8 +669,13 @@ def run_search(
     overrides: LimitOverrides | None = None,
     options: SearchOptions | None = None,
     progress: ProgressSink | None = None,
+    command_prefix: str = "probe",
 ) -> RunSummary:
-    """Run one search and return its summary (also written to the journal and run.json)."""
+    """Run one search and return its summary (also written to the journal and run.json).
+
+    `command_prefix` is how the user calls the tool (with its global options); it goes into the
+    resume command printed when the run is interrupted.
+    """
     run = Run(
         kind,
         config=config,
@@ -524,15 +686,26 @@ def run_search(
         overrides=overrides or LimitOverrides(),
         options=options or SearchOptions(),
         progress=progress,
+        command_prefix=command_prefix,
     )
     return run.execute()
 
 
 def resume_search(
-    run_id: str | None, *, config: ProbeConfig, store: Store, progress: ProgressSink | None = None,
+    run_id: str | None,
+    *,
+    config: ProbeConfig,
+    store: Store,
+    progress: ProgressSink | None = None,
     kind: Kind | None = None,
+    command_prefix: str = "probe",
 ) -> RunSummary:
-    """Continue an interrupted run: finished probes come from the journal, the rest are dispatched."""
+    """Continue an interrupted run: finished probes come from the journal, the rest are dispatched.
+
+    `run_id` None or 'latest' picks the newest run (of `kind`) that did not complete. The run
+    keeps its id, cluster, pipeline, ladder, limits and options. A probe that was in flight when
+    the run stopped has no verdict and runs again; a finished one is never dispatched again.
+    """
     if run_id in (None, "latest"):
         candidates = [r for r in store.runs(kind=kind) if r.status != "completed"]
         if not candidates:
@@ -543,7 +716,9 @@ def resume_search(
         info = store.get_run(run_id)
     p = info.params
     if kind is not None and p.get("kind") != kind:
-        raise UserError(f"run {info.run_id} is a {p.get('kind')} run, not a {kind}: resume it with probe {p.get('kind')}")
+        raise UserError(
+            f"run {info.run_id} is a {p.get('kind')} run, not a {kind}: resume it with probe {p.get('kind')}"
+        )
     run = Run(
         p["kind"],
         config=config,
@@ -555,5 +730,71 @@ def resume_search(
         options=SearchOptions(**p["options"]),
         progress=progress,
         run_id=info.run_id,
+        started_at=info.started_at,
+        command_prefix=command_prefix,
     )
     return run.execute()
+
+
+def bisect_to_isolate(store: Store, run_id: str | None) -> RunInfo:
+    """The run whose boundary `probe isolate` starts from: the given one, or the latest bisect that
+    found a clean boundary (else the latest with any boundary)."""
+    if run_id not in (None, "latest"):
+        return store.get_run(run_id)
+    with_boundary = [
+        info
+        for info in store.runs(kind="bisect")
+        if (info.summary or {}).get("first_fail") is not None and (info.summary or {}).get("last_pass") is not None
+    ]
+    if not with_boundary:
+        raise UserError("no bisect run with a boundary yet: run `probe bisect` first")
+    found = [info for info in with_boundary if (info.summary or {}).get("search_status") == "found"]
+    return (found or with_boundary)[0]
+
+
+def isolate_from(
+    run_id: str | None,
+    *,
+    config: ProbeConfig,
+    store: Store,
+    cluster: str | None = None,
+    pipeline: str | None = None,
+    ladder: str | None = None,
+    overrides: LimitOverrides | None = None,
+    options: SearchOptions | None = None,
+    progress: ProgressSink | None = None,
+    command_prefix: str = "probe",
+) -> RunSummary:
+    """`probe isolate [RUN_ID]`: isolate the dimensions behind a bisect's boundary.
+
+    What is not given comes from the source run: its cluster, pipeline, ladder and limits; and,
+    without --match, the signature of the failure it found, so that a dimension which causes some
+    other failure is not taken for a driver.
+    """
+    src = bisect_to_isolate(store, run_id)
+    params = src.params
+    given = overrides or LimitOverrides()
+    theirs = params.get("overrides", {})
+    merged = LimitOverrides(
+        memory=given.memory or theirs.get("memory"),
+        time=given.time or theirs.get("time"),
+        cores=given.cores or theirs.get("cores"),
+        partition=given.partition or theirs.get("partition"),
+    )
+    opts = options or SearchOptions()
+    opts.from_run = src.run_id
+    if opts.match is None:
+        failure = (src.summary or {}).get("failure") or {}
+        opts.match = failure.get("signature") or failure.get("class")
+    return run_search(
+        "isolate",
+        config=config,
+        store=store,
+        cluster=cluster or params.get("cluster") or config.defaults.cluster,
+        pipeline=pipeline or params.get("pipeline") or config.defaults.pipeline,
+        ladder=ladder or params.get("ladder") or config.defaults.ladder,
+        overrides=merged,
+        options=opts,
+        progress=progress,
+        command_prefix=command_prefix,
+    )
