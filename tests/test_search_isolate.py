@@ -289,3 +289,37 @@ def test_results_are_plain_json() -> None:
     assert json.loads(json.dumps(result.to_dict()))["drivers"] == ["memory_mb"]
     for finding in result.findings:
         json.dumps(dataclasses.asdict(finding))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), parallel=st.integers(min_value=1, max_value=8))
+def test_sufficient_necessary_and_thresholds_are_exact_for_any_monotone_formula(
+    data: st.DataObject, parallel: int
+) -> None:
+    # The failure is a monotone formula in DNF: it happens when, for some clause, every dimension of the
+    # clause has reached its threshold. The good spec sits below every threshold, the bad above all.
+    dims = [f"d{i}" for i in range(data.draw(st.integers(min_value=1, max_value=4), label="dimensions"))]
+    low = {d: data.draw(st.integers(min_value=0, max_value=50), label=f"{d} low") for d in dims}
+    high = {d: low[d] + data.draw(st.integers(min_value=1, max_value=60), label=f"{d} span") for d in dims}
+    cut = {d: data.draw(st.integers(min_value=low[d] + 1, max_value=high[d]), label=f"{d} threshold") for d in dims}
+    clauses = data.draw(
+        st.lists(st.frozensets(st.sampled_from(dims), min_size=1), min_size=1, max_size=4), label="clauses"
+    )
+
+    def verdict(spec: Spec) -> Outcome:
+        fails = any(all(spec[d] >= cut[d] for d in clause) for clause in clauses)
+        return "bad" if fails else "good"
+
+    oracle = SpecRecorder(verdict)
+    result = isolate(low, high, oracle, parallel=parallel)
+    assert result.status == "isolated" or not (result.drivers or result.necessary)
+    for f in result.findings:
+        d = f.dimension
+        assert f.sufficient == any(clause == {d} for clause in clauses)
+        assert f.necessary == all(d in clause for clause in clauses)
+        if f.sufficient or f.necessary:
+            assert (f.threshold, f.last_passing) == (cut[d], cut[d] - 1)
+            assert f.threshold_base == ("good" if f.sufficient else "bad")
+        else:
+            assert f.threshold is None
+    assert all(len({spec_key(s) for s in b}) <= parallel for b in oracle.batches)
