@@ -619,6 +619,10 @@ class Run:
                 if self.options.preflight:
                     self.preflight()
                 search = self._search()
+            except BaseException:
+                # Cancel remote work while the connection is still open (Ctrl-C, SIGTERM, errors).
+                self.cluster.cancel_all()
+                raise
             finally:
                 self.cluster.close()
         except (KeyboardInterrupt, Interrupted) as exc:
