@@ -247,3 +247,20 @@ def test_pipeline_named_class_is_used_when_logs_say_nothing_more(tmp_path: Path)
     # Without a class from the pipeline, a run without a result is no_result.
     obs2 = observation(job, client_error="RuntimeError: result file not found")
     assert diagnose(obs2).failure_class == "no_result"
+
+
+def test_clustrix_e2big_below_the_venv2_wrapper_is_arg_too_long(tmp_path: Path) -> None:
+    job = _stderr_job(tmp_path, asset("clustrix_venv2_e2big.txt"), exit_code=0)
+    verdict = diagnose(observation(job, client_error="RuntimeError: remote execution failed"))
+    assert verdict.failure_class == "arg_too_long"
+    assert verdict.evidence[0] == "OSError: [Errno 7] Argument list too long: 'python'"
+    assert "FileNotFoundError: result_raw.pkl not found - VENV2 execution may have failed" in verdict.evidence
+    assert any("_execute_child" in line for line in verdict.evidence)
+
+
+def test_broken_shell_quoting_is_syntax_with_the_wrapper_kept(tmp_path: Path) -> None:
+    verdict = diagnose(observation(_stderr_job(tmp_path, asset("clustrix_shell_quote.txt"), exit_code=0)))
+    assert verdict.failure_class == "syntax"
+    assert verdict.evidence[0].startswith("bash: -c: line 12: unexpected EOF")
+    assert "FileNotFoundError: result_raw.pkl not found - VENV2 execution may have failed" in verdict.evidence
+    assert "quoting" in (verdict.explanation or "")

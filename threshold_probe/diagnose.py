@@ -109,6 +109,12 @@ _DISK = re.compile(
     r"can't open file .*\[errno 2\]",  # the runner itself never arrived
     re.IGNORECASE,
 )
+# The shell could not parse the command a runner built (quoting broken by the shipped code).
+_SHELL_SYNTAX = re.compile(
+    r"syntax error near unexpected token|unexpected EOF while looking for matching|"
+    r"syntax error: unexpected end of file",
+    re.IGNORECASE,
+)
 _SCHEDULER_LOG = re.compile(
     r"sbatch: error|srun: error|batch job submission failed|invalid (partition|account|qos)|"
     r"requested node configuration is not available|job violates accounting",
@@ -494,6 +500,8 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
     exc = meta.get("exception")
     root, wrappers = root_exception(stderr)
     wrapper_lines = [w.line for w in wrappers]
+    if root is not None and root.wrapper:  # nothing but wrappers: the last one stands as root
+        wrapper_lines.append(root.line)
     if obs.client_error:
         wrapper_lines.append(obs.client_error)
     if isinstance(exc, dict) and exc.get("type"):
@@ -548,6 +556,10 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
     e2big = _log_lines(_E2BIG, stderr)
     if e2big:
         return _fail("arg_too_long", e2big + wrapper_lines, "OSError", "Argument list too long")
+    shell = _log_lines(_SHELL_SYNTAX, stderr)
+    if shell:
+        quoting = "the shell could not parse the command that carries the code (broken quoting)"
+        return _fail("syntax", shell + wrapper_lines, "shell", shell[-1].split(": ")[-1], quoting)
     disk = _log_lines(_DISK, stderr)
     if disk:
         return _fail("transfer", disk + wrapper_lines, "OSError", disk[0])
@@ -558,7 +570,7 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
     # 10. The pipeline's own word, when it named a class and nothing above contradicts it.
     if obs.client_error and obs.client_error_type in CLASSES:
         exc_type, _, message = obs.client_error.partition(": ")
-        evidence = [obs.client_error, *wrapper_lines[:-1], *obs.notes, *_tail_lines(stderr)]
+        evidence = [obs.client_error, *wrapper_lines, *obs.notes, *_tail_lines(stderr)]
         return _fail(obs.client_error_type, evidence, exc_type, message)
 
     # 11. It exited without a result (os._exit, a wrapper that swallowed the error).
@@ -570,8 +582,6 @@ def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> V
         evidence.append(f"the runner was in stage {meta.get('stage')} (status {meta.get('status')})")
     else:
         evidence.append("meta.json was not written")
-    if root is not None:  # only a wrapper's message
-        evidence.append(root.line)
     evidence += wrapper_lines + obs.notes + _tail_lines(stderr)
     explanation = None
     if job.exit_code == 0 and meta.get("stage") == "execute":
