@@ -15,6 +15,7 @@ Standalone use: `python tests/testbed/slurm.py up|down|status STATE_DIR`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -99,8 +100,9 @@ def write_config(state_dir: Path, mode: str | None = None) -> dict[str, Any]:
         p.chmod(0o755)
     mode = mode or memory_enforcement()
     host = socket.gethostname().split(".")[0]
-    # A node name of our own keeps the cgroup folder (slurm_<node>) apart from any other SLURM here.
-    node = "tpnode"
+    # A node name of our own (per state dir) keeps the cgroup folder (slurm_<node>) apart from
+    # any other SLURM testbed running on this machine at the same time.
+    node = "tp" + hashlib.sha256(str(root).encode()).hexdigest()[:6]
     ctld_port, slurmd_port = _free_port(), _free_port()
     while slurmd_port == ctld_port:
         slurmd_port = _free_port()

@@ -1,0 +1,366 @@
+"""SLURM clusters against a real single-node SLURM (munged, slurmctld, slurmd) on loopback.
+
+Jobs are submitted over SSH through the testbed's sshd as the unprivileged test user, exactly
+as a login node would be used. Memory is enforced by cgroups where the machine allows it and by
+OverMemoryKill otherwise; every assertion here holds for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from threshold_probe.cli.app import app
+from threshold_probe.clusters import make_cluster
+from threshold_probe.clusters.slurm import SlurmCluster
+from threshold_probe.config import load_config
+from threshold_probe.diagnose import diagnose
+from threshold_probe.ladder.workload import Workload
+from threshold_probe.models import PYTHON, JobSpec, Limits, Observation
+from threshold_probe.pipelines import make_pipeline
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER = "testbed-slurm"
+
+# Memory grows by 200 MiB a level and is held for 1.5 s (OverMemoryKill samples once a second).
+# With a limit of 650 MB the first failing level is 4 (700 MiB) whether the limit is an address
+# space rlimit (local) or SLURM's RSS limit: the interpreter's own overhead stays inside the gap.
+MEMORY_LADDER = """
+name = "slurm-memory"
+description = "Five levels; memory grows by 200 MiB and is held for 1.5 s."
+[ramp]
+count = 5
+memory_mb = { start = 100, step = 200 }
+runtime_s = { start = 1.5, step = 0 }
+"""
+
+FAULTS = """
+import os, time
+
+def exits_seven():
+    os._exit(7)
+
+def raises():
+    return {"ratio": 1 / 0}
+
+def sleeps():
+    time.sleep(300)
+    return {"slept": 300}
+"""
+
+
+@pytest.fixture(scope="module")
+def testbed() -> Iterator[dict[str, Any]]:
+    """The loopback testbed (sshd + SLURM) in a fresh state folder, stopped afterwards."""
+    from tests.testbed import testbed as tb_module
+
+    # Not under pytest's temp root: that is private to root, and sshd and the jobs read the
+    # state folder as the test user.
+    state = Path(tempfile.mkdtemp(prefix="tp-slurm-testbed-"))
+    state.chmod(0o755)
+    config_path = state / "probe.toml"
+    tb = tb_module.start(config_path, state)
+    if tb.slurm is None:  # pragma: no cover - the SLURM module is part of the testbed
+        pytest.fail("the testbed did not start SLURM")
+    try:
+        yield {"config": config_path, "state_dir": state, "slurm": tb.slurm, "user": tb.user}
+    finally:
+        tb_module.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(testbed: dict[str, Any]) -> Iterator[SlurmCluster]:
+    c = make_cluster(CLUSTER, load_config(testbed["config"]))
+    assert isinstance(c, SlurmCluster)
+    try:
+        yield c
+    finally:
+        c.cancel_all()
+        c.close()
+
+
+def slurm_env(testbed: dict[str, Any]) -> dict[str, str]:
+    return {**os.environ, "SLURM_CONF": testbed["slurm"]["slurm_conf"]}
+
+
+def live_jobs(testbed: dict[str, Any]) -> list[str]:
+    """Jobs SLURM still holds in a live state (pending, running, completing)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=slurm_env(testbed), timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def job_processes(testbed: dict[str, Any]) -> list[str]:
+    """Processes on this machine that belong to a job of this testbed's SLURM (by their environment)."""
+    marker = f"SLURM_CONF={testbed['slurm']['slurm_conf']}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in environ and any(v.startswith(b"SLURM_JOB_ID=") for v in environ):
+            found.append(f"{entry} {cmdline}")
+    return found
+
+
+def invoke(testbed: dict[str, Any], tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(app, ["--config", str(testbed["config"]), "--reports-dir", str(tmp_path / "reports"), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def function_workload(tmp_path: Path, name: str) -> Workload:
+    source = textwrap.dedent(FAULTS)
+    return Workload(name=name, source=source, func_name=name)
+
+
+def dispatch(cluster: SlurmCluster, tmp_path: Path, workload: Workload, limits: Limits, probe_id: str) -> Observation:
+    pipeline = make_pipeline("native")
+    local_dir = tmp_path / probe_id
+    local_dir.mkdir(parents=True, exist_ok=True)
+    return pipeline.dispatch(workload, cluster, probe_id, limits, local_dir)
+
+
+# -- thresholds ---------------------------------------------------------------------------------
+
+
+def test_memory_ladder_threshold_matches_local_with_slurm_oom(testbed: dict[str, Any], tmp_path: Path) -> None:
+    ladder = tmp_path / "slurm-memory.toml"
+    ladder.write_text(MEMORY_LADDER)
+    common = ["--ladder", str(ladder), "--memory", "650MB", "--json", "--quiet", "--fresh"]
+
+    code, out, err = invoke(testbed, tmp_path, "sweep", "--cluster", "local", *common)
+    assert code == 0, err
+    local = json.loads(out)
+    assert local["first_fail"] == 4, local
+
+    code, out, err = invoke(testbed, tmp_path, "sweep", "--cluster", CLUSTER, *common)
+    assert code == 0, err
+    sweep = json.loads(out)
+    assert sweep["first_fail"] == local["first_fail"]
+    assert sweep["failure"]["class"] == "oom", sweep["failure"]
+    evidence = "\n".join(sweep["failure"]["evidence"])
+    # SLURM's own kill: cgroup (OUT_OF_MEMORY, oom-kill) or OverMemoryKill (exceeded memory limit).
+    assert any(s in evidence for s in ("OUT_OF_MEMORY", "oom-kill", "exceeded memory limit")), evidence
+    verdicts = {p["level"]: p["verdict"] for p in sweep["probes"]}
+    assert verdicts == {1: "pass", 2: "pass", 3: "pass", 4: "fail", 5: "fail"}
+
+    code, out, err = invoke(testbed, tmp_path, "bisect", "--cluster", CLUSTER, *common)
+    assert code == 0, err
+    bis = json.loads(out)
+    assert bis["first_fail"] == local["first_fail"] and bis["last_pass"] == 3
+    assert bis["failure"]["class"] == "oom"
+
+
+# -- classification of single probes ------------------------------------------------------------
+
+
+def test_nonzero_exit_and_exception_are_classified_with_slurm_state(cluster: SlurmCluster, tmp_path: Path) -> None:
+    obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "exits_seven"), Limits(), "exit7")
+    verdict = diagnose(obs)
+    assert obs.job.scheduler["JobState"] == "FAILED" and obs.job.scheduler["ExitCode"] == "7:0"
+    assert obs.job.exit_code == 7
+    assert verdict.status == "fail" and verdict.failure_class == "no_result"
+    assert any("exit code 7" in line for line in verdict.evidence)
+
+    obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "raises")
+    verdict = diagnose(obs)
+    assert obs.job.scheduler["JobState"] == "FAILED" and obs.job.scheduler["Reason"] == "NonZeroExitCode"
+    assert verdict.failure_class == "exception"
+    assert any("ZeroDivisionError" in line for line in verdict.evidence)
+
+
+def test_scancel_is_scheduler_failure_with_state_in_evidence(
+    cluster: SlurmCluster, testbed: dict[str, Any], tmp_path: Path
+) -> None:
+    box: dict[str, Observation] = {}
+    worker = threading.Thread(
+        target=lambda: box.setdefault(
+            "obs", dispatch(cluster, tmp_path, function_workload(tmp_path, "sleeps"), Limits(), "cancelme")
+        )
+    )
+    worker.start()
+    env = slurm_env(testbed)
+    deadline = time.monotonic() + 60
+    job_id = ""
+    while time.monotonic() < deadline and not job_id:
+        out = subprocess.run(
+            ["squeue", "-h", "-n", "tp-cancelme", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True, env=env
+        )
+        job_id = out.stdout.strip()
+        time.sleep(0.2)
+    assert job_id, "the job never ran"
+    subprocess.run(["scancel", job_id], check=True, env=env, timeout=30)
+    worker.join(60)
+    assert not worker.is_alive()
+    obs = box["obs"]
+    verdict = diagnose(obs)
+    assert obs.job.scheduler["JobState"] == "CANCELLED"
+    assert obs.job.signal == 15
+    assert verdict.failure_class == "scheduler"
+    assert any("JobState=CANCELLED" in line for line in verdict.evidence), verdict.evidence
+    assert any("CANCELLED" in line for line in obs.job.scheduler.get("Evidence", "").splitlines())
+
+
+@pytest.mark.slow
+def test_time_limit_is_timeout(cluster: SlurmCluster, tmp_path: Path) -> None:
+    # --time=0:01 (SLURM rounds up to a minute; limits are checked every 30 s): 60-90 s.
+    started = time.monotonic()
+    obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "sleeps"), Limits(time_s=1), "slowpoke")
+    took = time.monotonic() - started
+    verdict = diagnose(obs)
+    assert obs.job.scheduler["JobState"] == "TIMEOUT" and obs.job.timed_out
+    assert verdict.failure_class == "timeout"
+    assert "DUE TO TIME LIMIT" in obs.job.scheduler.get("Evidence", "")
+    assert 50 < took < 150
+
+
+def test_rejected_submit_is_one_clear_line(testbed: dict[str, Any], tmp_path: Path) -> None:
+    started = time.monotonic()
+    code, out, err = invoke(
+        testbed, tmp_path, "run", "--cluster", CLUSTER, "--memory", "100TB", "--json", "--quiet", "--no-preflight"
+    )
+    assert time.monotonic() - started < 60
+    if code == 3:
+        assert len(err.strip().splitlines()) == 1
+        return
+    data = json.loads(out)
+    probe = data["probes"][0]
+    assert probe["class"] == "scheduler", probe
+    failure = data.get("failure") or probe
+    lines = [ln for ln in failure.get("evidence", []) if "sbatch: error" in ln]
+    assert lines and "Memory specification can not be satisfied" in lines[0]
+
+
+# -- arrays and batching ------------------------------------------------------------------------
+
+
+def test_sixteen_levels_go_out_as_one_array(cluster: SlurmCluster, tmp_path: Path) -> None:
+    jobs = [
+        JobSpec(
+            probe_id=f"L{i:03d}",
+            argv=[PYTHON, "-c", f"import sys; print('level {i}'); sys.exit({i % 2})"],
+            local_dir=tmp_path / f"L{i:03d}",
+            fetch=[],
+        )
+        for i in range(16)
+    ]
+    results = cluster.execute_many(jobs)
+    assert len(cluster.submissions) == 1 and cluster.submissions[0][1] == 16
+    array_id = cluster.submissions[0][0]
+    assert [r.scheduler["JobId"] for r in results] == [f"{array_id}_{i}" for i in range(16)]
+    assert [r.exit_code for r in results] == [i % 2 for i in range(16)]
+    assert [r.stdout_tail.strip() for r in results] == [f"level {i}" for i in range(16)]
+    assert all(r.scheduler["JobState"] == ("FAILED" if i % 2 else "COMPLETED") for i, r in enumerate(results))
+    # One watcher batched every task: far fewer squeue calls than task-polls.
+    assert cluster.watcher.queries["squeue"] < 16 * 4
+
+
+def test_cli_sweep_submits_one_array(testbed: dict[str, Any], tmp_path: Path) -> None:
+    ladder = tmp_path / "flat.toml"
+    ladder.write_text(
+        'name = "flat"\ndescription = "16 small levels"\n[ramp]\ncount = 16\nloc = { start = 10, step = 1 }\n'
+    )
+    code, out, err = invoke(
+        testbed, tmp_path, "sweep", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["probes"]) == 16 and all(p["verdict"] == "pass" for p in data["probes"])
+    jcomp = Path(testbed["slurm"]["slurm_conf"]).parent / "log" / "jobcomp.txt"
+    names = [line for line in jcomp.read_text().splitlines() if "Name=tp-array-" in line]
+    array_ids = {line.split("ArrayJobId=")[1].split()[0] for line in names if "ArrayJobId=" in line}
+    assert len(array_ids) >= 1
+    per_array = {a: sum(f"ArrayJobId={a} " in line for line in names) for a in array_ids}
+    assert 16 in per_array.values(), per_array
+
+
+def test_sigint_during_sweep_leaves_no_job_and_no_process(testbed: dict[str, Any], tmp_path: Path) -> None:
+    ladder = tmp_path / "slow.toml"
+    ladder.write_text(
+        'name = "slow"\ndescription = "long levels"\n[ramp]\ncount = 4\nruntime_s = { start = 120, step = 0 }\n'
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "threshold_probe",
+            "--config",
+            str(testbed["config"]),
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "sweep",
+            "--cluster",
+            CLUSTER,
+            "--ladder",
+            str(ladder),
+            "--quiet",
+            "--fresh",
+            "--no-preflight",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            any("RUNNING" in j for j in live_jobs(testbed)) and job_processes(testbed)
+        ):
+            time.sleep(0.2)
+        assert any("RUNNING" in j for j in live_jobs(testbed)), "no job started"
+        assert job_processes(testbed), "no job process seen"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert live_jobs(testbed) == []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and job_processes(testbed):
+        time.sleep(0.2)
+    assert job_processes(testbed) == []
+
+
+# -- preflight ----------------------------------------------------------------------------------
+
+
+def test_preflight_checks_compute_node_python(testbed: dict[str, Any]) -> None:
+    cfg = load_config(testbed["config"])
+    c = make_cluster(CLUSTER, cfg)
+    checks = {ch.name: ch for ch in c.preflight()}
+    assert all(ch.status == "ok" for ch in checks.values()), checks
+    assert {"controller", "partition", "workdir", "python", "cloudpickle"} <= set(checks)
+    c.close()
+
+    bad = cfg.model_copy(deep=True)
+    bad.clusters[CLUSTER] = bad.clusters[CLUSTER].model_copy(update={"partition": "nosuch"})
+    c = make_cluster(CLUSTER, bad)
+    checks = {ch.name: ch for ch in c.preflight()}
+    assert checks["partition"].status == "fail" and "debug" in (checks["partition"].fix or "")
+    c.close()
