@@ -33,7 +33,7 @@ def observation(
         wall_s=1.0,
         job=job,
         meta=meta,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -92,7 +92,7 @@ def test_parser_ignores_plain_words_that_are_not_exceptions() -> None:
 def _stderr_job(tmp_path: Path, text: str, **kw: object) -> JobResult:
     path = tmp_path / "stderr.log"
     path.write_text(text)
-    return JobResult(stderr_path=path, stderr_tail=text[-4096:], **kw)  # type: ignore[arg-type]
+    return JobResult(stderr_path=path, stderr_tail=text[-4096:], **kw)
 
 
 def test_wrapper_message_verdict_names_the_root_and_keeps_the_wrapper(tmp_path: Path) -> None:
