@@ -275,6 +275,7 @@ class LocalCluster(Cluster):
                 # this job has left _running, so the group is killed now or it would be orphaned.
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                self._cleanup(job, job_dir)
                 raise
             finally:
                 with self._lock:
