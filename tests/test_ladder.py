@@ -159,6 +159,15 @@ BAD = [
         "levels/bad.toml: level 3: memory_mb: must be >= 0",
     ),
     ("[ramp]\ncount = 3\nlocs = { start = 1 }\n", "levels/bad.toml: ramp: locs: unknown dimension (did you mean loc?)"),
+    (
+        '[ramp]\ncount = 2\ndefinition_scope = { start = "nested", step = 1 }\n',
+        "levels/bad.toml: ramp: definition_scope: a text dimension takes only start (a value) and from (a level)",
+    ),
+    (
+        '[[levels]]\ndefinition_scope = "global"\n',
+        "levels/bad.toml: level 1: definition_scope: must be one of module, nested, method, not 'global'",
+    ),
+    ('[ramp]\ncount = 2\nloc = { start = "ten" }\n', "levels/bad.toml: ramp: loc: start: must be a number, not 'ten'"),
     ("[ramp]\ncount = -1\n", "levels/bad.toml: ramp: count: must be a whole number >= 0, not -1"),
     ("colour = 'blue'\n[[levels]]\nloc = 3\n", "levels/bad.toml: colour: unknown key"),
     ('name = "x"\n', "levels/bad.toml: no levels: add a [ramp] with count = N, or [[levels]] rows"),

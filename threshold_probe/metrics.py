@@ -18,7 +18,11 @@ Definitions used (also the basis of the hand-counted fixtures in tests/assets/me
 - free_vars: names the function reads from enclosing function scopes (its closure cells);
   global_refs: names it reads from the module or from imports (builtins excluded);
 - string_literal_bytes: UTF-8 bytes of every str and bytes constant, docstring included;
-- pickle_bytes: len(cloudpickle.dumps(function)), the function pickled by value.
+- pickle_bytes: len(cloudpickle.dumps(function)), the function pickled by value;
+- features: multiline_strings (str, bytes and f-string literals spanning several lines),
+  nested_functions (defs inside the function), lambdas, decorators (on the function itself),
+  comprehensions (list, set, dict, generator), top_level_range_loops (`for ... in range(...)`
+  directly in the body), default_args (parameters with defaults), star_args (*args, **kwargs).
 """
 
 from __future__ import annotations
@@ -76,6 +80,15 @@ class FunctionMetrics(BaseModel):
     global_ref_names: list[str] = Field(default_factory=list)
     string_literal_bytes: int
     pickle_bytes: int | None = None
+    # Syntactic features (the feature dimensions of a ladder count the same things).
+    multiline_strings: int = 0
+    nested_functions: int = 0
+    lambdas: int = 0
+    decorators: int = 0
+    comprehensions: int = 0
+    top_level_range_loops: int = 0
+    default_args: int = 0
+    star_args: int = 0
 
 
 class FileError(BaseModel):
@@ -340,6 +353,20 @@ def _data_structures(node: ast.AST) -> int:
     return sum(_data_structures(child) for child in ast.iter_child_nodes(node))
 
 
+def _multiline_strings(node: ast.AST) -> int:
+    """String literals spanning several lines; an f-string counts once, not once per part."""
+    if isinstance(node, ast.JoinedStr):
+        return int((node.end_lineno or node.lineno) > node.lineno)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+        return int((node.end_lineno or node.lineno) > node.lineno)
+    return sum(_multiline_strings(child) for child in ast.iter_child_nodes(node))
+
+
+def _is_range_loop(stmt: ast.stmt) -> bool:
+    it = stmt.iter if isinstance(stmt, ast.For) else None
+    return isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+
+
 def _string_bytes(node: ast.AST) -> int:
     total = 0
     for n in ast.walk(node):
@@ -415,6 +442,16 @@ def _measure_function(
         global_refs=len(glob),
         global_ref_names=glob,
         string_literal_bytes=_string_bytes(node),
+        multiline_strings=_multiline_strings(node),
+        nested_functions=sum(1 for n in ast.walk(node) if isinstance(n, FunctionNode)) - 1,
+        lambdas=sum(1 for n in ast.walk(node) if isinstance(n, ast.Lambda)),
+        decorators=len(node.decorator_list),
+        comprehensions=sum(
+            1 for n in ast.walk(node) if isinstance(n, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
+        ),
+        top_level_range_loops=sum(1 for stmt in node.body if _is_range_loop(stmt)),
+        default_args=len(node.args.defaults) + sum(1 for d in node.args.kw_defaults if d is not None),
+        star_args=int(node.args.vararg is not None) + int(node.args.kwarg is not None),
     )
 
 

@@ -56,108 +56,64 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _d(
-    name: str,
-    kind: DimensionKind,
-    typ: type,
-    unit: str,
-    description: str,
-    default: DimensionValue,
-    minimum: float | None = 0,
-    maximum: float | None = None,
-    choices: tuple[str, ...] = (),
-) -> Dimension:
-    return Dimension(name, kind, typ, unit, description, default, minimum, maximum, choices)
+_INT, _FLOAT, _STR = int, float, str
+_BIG = 10_485_760
 
-
-_ALL: tuple[Dimension, ...] = (
-    # size
-    _d(
-        "loc",
-        "size",
-        int,
-        "lines",
-        "target lines of the function (radon LOC), padded with simple statements",
-        10,
-        1,
-        100_000,
-    ),
-    _d(
-        "phases",
-        "size",
-        int,
-        "phases",
-        "steps of a multi-phase workflow, each in its own try/except",
+# name, kind, type, unit, default, minimum, maximum, description
+_TABLE: tuple[tuple[str, DimensionKind, type, str, DimensionValue, float, float, str], ...] = (
+    ("loc", "size", _INT, "lines", 10, 1, 100_000, "target lines of the function (radon LOC); a floor"),
+    ("phases", "size", _INT, "phases", 0, 0, 1_000, "steps of a multi-phase workflow, each in a try/except"),
+    ("subprocess_calls", "size", _INT, "calls", 0, 0, 5_000, "subprocess.run call sites (python -c, hostname)"),
+    ("data_structures", "size", _INT, "literals", 0, 0, 5_000, "nested dict/list literals built and returned"),
+    # Alternating for/if: CPython allows 20 nested blocks, and each for (and a phase's try) is one.
+    ("nesting_depth", "size", _INT, "levels", 0, 0, 30, "depth of one block of nested for/if statements"),
+    ("branches", "size", _INT, "ifs", 0, 0, 5_000, "if/else branch points"),
+    ("loops", "size", _INT, "loops", 0, 0, 5_000, "small for loops that accumulate values"),
+    ("memory_mb", "resource", _INT, "MiB", 0, 0, 1_048_576, "memory written page by page and held until return"),
+    ("runtime_s", "resource", _FLOAT, "s", 0.0, 0, 86_400, "CPU-busy wall time spent computing"),
+    ("output_kb", "resource", _INT, "KiB", 0, 0, _BIG, "text written, half to stdout and half to stderr"),
+    ("result_kb", "resource", _INT, "KiB", 0, 0, _BIG, "size of the returned value (as JSON)"),
+    ("payload_kb", "resource", _INT, "KiB", 0, 0, _BIG, "module-level bytes the function captures (pickle grows)"),
+    ("multiline_strings", "feature", _INT, "strings", 0, 0, 1_000, "triple-quoted scripts and f-strings at column 0"),
+    ("closure_refs", "feature", _INT, "names", 0, 0, 1_000, "names read from an enclosing function (forces nested)"),
+    ("global_refs", "feature", _INT, "names", 0, 0, 1_000, "module-level constants and helper functions used"),
+    ("nested_functions", "feature", _INT, "defs", 0, 0, 1_000, "helper functions defined inside the function"),
+    ("lambdas", "feature", _INT, "lambdas", 0, 0, 1_000, "lambda expressions"),
+    ("decorators", "feature", _INT, "decorators", 0, 0, 100, "decorators on the function, multi-line calls included"),
+    ("comprehensions", "feature", _INT, "comprehensions", 0, 0, 1_000, "list, dict, set and generator comprehensions"),
+    (
+        "top_level_range_loops",
+        "feature",
+        _INT,
+        "loops",
         0,
         0,
         1_000,
+        "`for i in range(n):` at the function's top level",
     ),
-    _d(
-        "subprocess_calls",
-        "size",
-        int,
-        "calls",
-        "subprocess.run call sites (python -c ..., hostname)",
-        0,
-        0,
-        5_000,
-    ),
-    _d(
-        "data_structures",
-        "size",
-        int,
-        "literals",
-        "nested dict/list literals built and returned",
-        0,
-        0,
-        5_000,
-    ),
-    # Alternating for/if: CPython allows 20 nested blocks, and each for (and a phase's try) is one.
-    _d("nesting_depth", "size", int, "levels", "depth of one block of nested for/if statements", 0, 0, 30),
-    _d("branches", "size", int, "ifs", "if/elif/else branch points", 0, 0, 5_000),
-    _d("loops", "size", int, "loops", "small for loops that accumulate values", 0, 0, 5_000),
-    # resource
-    _d(
-        "memory_mb",
-        "resource",
-        int,
-        "MiB",
-        "memory allocated, touched page by page, held until return",
-        0,
-        0,
-        1_048_576,
-    ),
-    _d("runtime_s", "resource", float, "s", "CPU-busy wall time spent computing", 0.0, 0, 86_400),
-    _d(
-        "output_kb",
-        "resource",
-        int,
-        "KiB",
-        "text written, half to stdout and half to stderr",
-        0,
-        0,
-        10_485_760,
-    ),
-    _d("result_kb", "resource", int, "KiB", "size of the returned value (as JSON)", 0, 0, 10_485_760),
-    _d(
-        "payload_kb",
-        "resource",
-        int,
-        "KiB",
-        "module-level bytes the function captures, so its pickle grows but its source does not",
-        0,
-        0,
-        10_485_760,
+    ("default_args", "feature", _INT, "args", 0, 0, 200, "parameters with large default values"),
+    ("star_args", "feature", _INT, "args", 0, 0, 2, "1: *args, 2: *args and **kwargs"),
+)
+
+#: Where the workload function is defined; `nested` and `method` are what source shipping trips on.
+SCOPES = ("module", "nested", "method")
+
+_ALL: tuple[Dimension, ...] = (
+    *(Dimension(n, k, t, u, desc, d, lo, hi) for n, k, t, u, d, lo, hi, desc in _TABLE),
+    Dimension(
+        name="definition_scope",
+        kind="feature",
+        type=_STR,
+        unit="",
+        description="module: module level; nested: inside a factory function; method: a static method",
+        default="module",
+        minimum=None,
+        choices=SCOPES,
     ),
 )
 
 #: Every dimension, by name, in the order a table should show them.
 DIMENSIONS: dict[str, Dimension] = {d.name: d for d in _ALL}
-
-
-def register(dimension: Dimension) -> None:
-    """Add a dimension (the syntactic-feature module registers its own)."""
-    DIMENSIONS[dimension.name] = dimension
 
 
 def suggest(name: str) -> str:

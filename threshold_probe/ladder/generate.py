@@ -1,34 +1,37 @@
 """The source generator: dimension values in, one readable, deterministic Python module out.
 
-The generated module imports only the standard library and defines one function without
-arguments, `workload_<level>()`, that returns a JSON-able dict. The same values always give the
-same source, byte for byte: nothing here reads the clock, the host or a random generator.
+The generated module imports only the standard library and defines one function,
+`workload_<level>()`, callable without arguments, that returns a JSON-able dict. The same values
+always give the same source, byte for byte: nothing here reads the clock, the host or a random
+generator.
 
 Layout of the function body, top to bottom:
 
-1. docstring and a `report` dict;
+1. docstring, a `report` dict and the `tally` that simple statements compute;
 2. memory (`memory_mb`), allocated first so that it is held through everything else;
-3. the work items (`subprocess_calls`, `data_structures`, `branches`, `loops`, `nesting_depth`
-   and the padding that brings the function to `loc` lines), spread round-robin over
-   `phases` try/except blocks, or inline when `phases` is 0;
-4. runtime, output, result and payload;
+3. the work items (`subprocess_calls`, `data_structures`, `branches`, `loops`, `nesting_depth`,
+   most syntactic features, and the padding that brings the function to `loc` lines), in
+   contiguous runs over `phases` try/except blocks, or inline when `phases` is 0;
+4. top-level range loops, then runtime, output, result and payload;
 5. the first failure of any phase is re-raised with its own traceback, then `return report`.
 
 Resource work stays outside the phases on purpose: a phase swallows `Exception`, and a
 MemoryError that a phase swallowed would turn an out-of-memory level into a pass.
+
+Where the function lives follows `definition_scope` (see features.py): at module level, inside
+a factory function `make_workload_<level>()` (accessor `make_workload_<level>()`), or as a static
+method of a class `Workload<level>` (accessor `Workload<level>.workload_<level>`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from threshold_probe.errors import UserError
-from threshold_probe.ladder import dimensions
+from threshold_probe.ladder import dimensions, features
+from threshold_probe.ladder.parts import COLUMN0, INDENT, Item, Parts
 from threshold_probe.ladder.workload import Workload
-
-INDENT = "    "
 
 #: Harmless commands the subprocess call sites cycle through.
 _COMMANDS = (
@@ -37,40 +40,6 @@ _COMMANDS = (
     '("hostname",)',
     '(sys.executable, "-c", "import os; print(os.cpu_count())")',
 )
-
-
-@dataclass
-class Item:
-    """A few lines of the function body (relative indentation) and the modules they need."""
-
-    lines: list[str]
-    imports: set[str] = field(default_factory=set)
-
-
-@dataclass
-class Parts:
-    """Everything the generator assembles into a module; feature emitters add to it."""
-
-    level: int | None
-    func_name: str
-    values: dict[str, Any]
-    imports: set[str] = field(default_factory=set)
-    #: Module-level statements after the imports (constants, helpers, decorators).
-    module_lines: list[str] = field(default_factory=list)
-    #: Lines above `def` (decorators), at the function's own indentation.
-    decorators: list[str] = field(default_factory=list)
-    params: list[str] = field(default_factory=list)
-    #: Statements right after the docstring and `report`, before memory (setup a feature needs).
-    head: list[Item] = field(default_factory=list)
-    #: Work items spread over the phases.
-    work: list[Item] = field(default_factory=list)
-    #: Statements after the work and before the resource tail.
-    tail: list[Item] = field(default_factory=list)
-    #: `report[...] = ...` lines just before the return.
-    report_lines: list[str] = field(default_factory=list)
-    #: Statements of an enclosing factory function, before the nested `def` (closure variables).
-    enclosing: list[str] = field(default_factory=list)
-    uses_tally: bool = False
 
 
 def function_name(level: int | None) -> str:
@@ -90,9 +59,6 @@ def generate(values: Mapping[str, Any], *, level: int | None = None, name: str |
     func_name = function_name(level)
     parts = Parts(level=level, func_name=func_name, values=spec)
     _size_parts(parts)
-    # Imported here: the feature module registers dimensions and imports this module.
-    from threshold_probe.ladder import features
-
     features.apply(parts)
     source, scope, accessor = _assemble(parts)
     return Workload(
@@ -239,10 +205,6 @@ def _padding(k: int) -> str:
 
 
 # -- assembly ------------------------------------------------------------------------------
-
-
-#: Marks a line that must stay at column 0 (the inside of a multi-line string); removed at the end.
-COLUMN0 = "\0"
 
 
 def _indent(lines: list[str], depth: int) -> list[str]:
@@ -396,5 +358,11 @@ def _assemble(p: Parts) -> tuple[str, str, str | None]:
     else:
         lines += ["", "", *_function(p, pad, 0)]
         accessor = None
-    text = "\n".join(line.removeprefix(COLUMN0) for line in lines) + "\n"
+    # Blocks of module-level helpers each bring their blank lines: keep at most two in a row.
+    # (Lines inside multi-line strings are marked COLUMN0 and are never empty, so none is lost.)
+    tidy: list[str] = []
+    for line in lines:
+        if not (line == "" and tidy[-2:] == ["", ""]):
+            tidy.append(line)
+    text = "\n".join(line.removeprefix(COLUMN0) for line in tidy) + "\n"
     return text, scope, accessor

@@ -1,7 +1,8 @@
 """Ladder files: TOML specs of levels, as explicit rows, ramps, or both, validated with pydantic.
 
 A ladder file has a `name`, a `description`, optional `[defaults]`, then a `[ramp]` with
-`count = N` and a `{start, step[, every][, max][, from]}` table per dimension, and/or
+`count = N` and a `{start, step[, every][, max][, from]}` table per dimension (a text
+dimension takes only `{start = "value", from = K}`), and/or
 `[[levels]]` rows. The ramp is built first; a row with `level = K` then overrides the given
 values of level K, and a row without `level` (or with K = count + 1) appends a level. An
 optional `extends = "default"` starts from another ladder's defaults, ramp and rows. See the
@@ -77,7 +78,7 @@ class RampSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    start: int | float = 0
+    start: int | float | str = 0
     step: int | float = 0
     every: int = Field(default=1, ge=1)
     max: int | float | None = None
@@ -176,6 +177,8 @@ def _merged(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> tuple[Ladder
 def _ramp_value(dim_name: str, rs: RampSpec, number: int, default: DimensionValue) -> DimensionValue:
     if number < rs.from_level:
         return default
+    if isinstance(rs.start, str):
+        return rs.start
     value: int | float = rs.start + rs.step * ((number - rs.from_level) // rs.every)
     if rs.max is not None:
         value = min(value, rs.max)
@@ -196,16 +199,20 @@ def _ramps(shown: str, ramp: Mapping[str, Any]) -> tuple[int, dict[str, RampSpec
         dim = DIMENSIONS.get(name)
         if dim is None:
             raise UserError(f"{shown}: ramp: {name}: unknown dimension{dimensions.suggest(name)}")
-        if dim.type is str:
-            raise UserError(
-                f"{shown}: ramp: {name}: a text dimension cannot ramp; set it in [defaults] or in a [[levels]] row"
-            )
         if not isinstance(entry, dict):
             entry = {"start": entry}
         try:
             rs = RampSpec.model_validate(entry)
         except ValidationError as exc:
             raise UserError(f"{shown}: ramp: {name}: {_first_error(exc)}") from None
+        if dim.type is str:
+            # A text dimension cannot grow; it can switch to a value from a given level on.
+            if not isinstance(rs.start, str) or rs.step != 0 or rs.max is not None or rs.every != 1:
+                raise UserError(
+                    f"{shown}: ramp: {name}: a text dimension takes only start (a value) and from (a level)"
+                )
+        elif isinstance(rs.start, str):
+            raise UserError(f"{shown}: ramp: {name}: start: must be a number, not {rs.start!r}")
         if dim.type is int:
             for key in ("start", "step", "max"):
                 x = getattr(rs, key)
