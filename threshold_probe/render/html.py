@@ -291,9 +291,13 @@ def threshold_strip(name: str, tried: Sequence[Any], threshold: Any, width: int 
     """The values of one dimension that isolation tried, as dots: green passed, red failed."""
     points: list[tuple[float, str]] = []
     for item in tried:
-        if not (isinstance(item, (list, tuple)) and len(item) == 2):
+        # Either {"value": v, "outcomes": [...]} or a (value, outcomes) pair.
+        if isinstance(item, dict):
+            value, outcomes = item.get("value"), item.get("outcomes", [])
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            value, outcomes = item
+        else:
             continue
-        value, outcomes = item
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         outs = list(outcomes) if isinstance(outcomes, (list, tuple)) else [outcomes]
