@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "source": "threshold_probe.pipelines.source:SourcePipeline",
     "inline": "threshold_probe.pipelines.inline:InlinePipeline",
     "clustrix": "threshold_probe.pipelines.clustrix:ClustrixPipeline",
+    "clustrix-serial": "threshold_probe.pipelines.clustrix:ClustrixSerialPipeline",
 }
 
 
