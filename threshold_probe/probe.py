@@ -1,7 +1,15 @@
 """One dispatch: workload x pipeline x cluster -> observation -> verdict, journalled.
 
-`probe_batch` runs several probes at once when the cluster runs jobs concurrently (a SLURM job
-array); otherwise one after the other. Each probe is journalled before dispatch and after.
+:meth:`Prober.run` runs several probes at once when the cluster runs jobs concurrently (a SLURM
+job array); otherwise one after the other. Each probe is journalled just before dispatch and
+again when it finishes.
+
+Reuse, in the order the probes of a run ask for a cache key (workload, pipeline, cluster, limits):
+the n-th ask of a key in a run may stand in for the n-th finished probe of that key. When a run
+is resumed, its own journal comes first (every finished probe, skips included, so that the
+search replays exactly); then, unless ``--fresh``, the verdicts of other runs (the cache; never
+their skips). Anything else is dispatched. So repeats and confirmation probes of a fresh run
+always dispatch, and a resumed run never dispatches a probe that had finished.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ class ProbeRequest:
 
 
 def new_probe_id(level: int | None) -> str:
+    """A probe id: the level (or `spec`) and a random suffix."""
     tag = f"L{level:03d}" if level is not None else "spec"
     return f"{tag}-{secrets.token_hex(3)}"
 
@@ -82,7 +91,7 @@ class Prober:
         first this run's own journal (when resuming), then other runs' verdicts (the cache).
         """
         if key not in self._pools:
-            own = self.store.cached(key, run_id=self.run_id) if self.resuming else []
+            own = self.store.cached(key, run_id=self.run_id, include_skips=True) if self.resuming else []
             others: list[ProbeRecord] = []
             if self.use_cache:
                 reused = {r.cached_from for r in own if r.cached_from}
@@ -147,17 +156,21 @@ class Prober:
                 )
                 out[i] = self._finish(record, key)
                 continue
-            probe_id = new_probe_id(req.level)
-            self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
-            todo.append((i, req, probe_id, key, attempt))
+            todo.append((i, req, new_probe_id(req.level), key, attempt))
         if not todo:
             return [r for r in out if r is not None]
         batched = self.cluster.concurrent and len(todo) > 1 and _uses_default_dispatch(self.pipeline)
         if batched:
+            # One batch: every probe of it is in flight from the moment it is submitted.
+            for _, req, probe_id, key, attempt in todo:
+                self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
             for (i, req, probe_id, key, attempt), obs in zip(todo, self._dispatch_many(todo), strict=True):
                 out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
         else:
             for i, req, probe_id, key, attempt in todo:
+                # Journalled one at a time, so that an interruption leaves at most one probe
+                # "dispatched" without a verdict: the one really in flight.
+                self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
                 local_dir = self.store.probe_dir(self.run_id, probe_id)
                 local_dir.mkdir(parents=True, exist_ok=True)
                 obs = self.pipeline.dispatch(req.workload, self.cluster, probe_id, self.limits, local_dir)

@@ -323,7 +323,8 @@ class Run:
     def _save_partial(self) -> None:
         """Keep the summary so far, so that a run killed at any point still has a report."""
         try:
-            partial = self.summary("running", {"status": "running", "message": "running"}, self._levels, partial=True)
+            note = f"in progress; if its process was killed, resume with: {self.resume_command()}"
+            partial = self.summary("running", {"status": "running", "message": note}, self._levels, partial=True)
             self.store.save_partial(self.run_id, partial.model_dump(mode="json", by_alias=True))
         except (OSError, sqlite3.Error) as exc:  # a report that cannot be written must not stop the search
             self._note(f"could not save the partial report: {exc}")
@@ -629,13 +630,13 @@ class Run:
             self.cluster.cancel_all()
             self.store.cancel_unfinished(self.run_id)
             signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else int(signal.SIGINT)
-            partial = self.summary("interrupted", {"status": "interrupted", "message": "interrupted"}, self._levels)
-            self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
             how = _signal_name(signum)
             if self.kind == "run":
                 message = f"run {self.run_id} interrupted by {how}"
             else:
                 message = f"run {self.run_id} interrupted by {how}; resume with: {self.resume_command()}"
+            partial = self.summary("interrupted", {"status": "interrupted", "message": message}, self._levels)
+            self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
             raise Interrupted(message, signum) from None
         except BaseException as exc:
             self.cluster.cancel_all()

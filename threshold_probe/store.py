@@ -2,6 +2,17 @@
 
 Every probe is journalled before it is dispatched and again when it finishes, so that a run
 killed at any point can be resumed and its report still loads. Files are written atomically.
+
+A probe row moves through these states:
+
+- ``dispatched``: written just before the probe is handed to the cluster;
+- ``done``: it finished, and its record (observation and verdict) is stored;
+- ``cancelled``: it was in flight when the run was interrupted (SIGINT/SIGTERM) or killed
+  (``kill -9``, found when the run is resumed). Its verdict is unknown, so a resumed run
+  dispatches it again; a ``done`` probe is never dispatched again by a resume.
+
+The journal runs in WAL mode, so a process killed in the middle of a write leaves the last
+committed state, which the next open recovers.
 """
 
 from __future__ import annotations
@@ -109,6 +120,7 @@ class Store:
             raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
 
     def close(self) -> None:
+        """Close the journal."""
         self._db.close()
 
     @contextmanager
@@ -123,15 +135,19 @@ class Store:
 
     # runs -------------------------------------------------------------------------------
     def new_run_id(self, kind: str) -> str:
+        """A new run id: sortable by time, with the kind and a random suffix."""
         return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
 
     def run_dir(self, run_id: str) -> Path:
+        """The folder of one run."""
         return self.root / run_id
 
     def probe_dir(self, run_id: str, probe_id: str) -> Path:
+        """The folder of one probe of a run (observation and logs)."""
         return self.root / run_id / "probes" / probe_id
 
     def start_run(self, info: RunInfo) -> None:
+        """Record a run as started (or started again, when it is resumed)."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -151,6 +167,7 @@ class Store:
         self.run_dir(info.run_id).mkdir(parents=True, exist_ok=True)
 
     def set_run_status(self, run_id: str, status: str) -> None:
+        """Change a run's status without touching its summary."""
         with self._tx() as db:
             db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))
 
@@ -161,6 +178,12 @@ class Store:
                 "UPDATE runs SET status=?, finished_at=?, summary=? WHERE run_id=?",
                 (status, time.time(), json.dumps(summary), run_id),
             )
+        atomic_write(self.run_dir(run_id) / "run.json", json.dumps(summary, indent=2, default=str))
+
+    def save_partial(self, run_id: str, summary: dict[str, Any]) -> None:
+        """Keep the summary of a run still in progress, so that a killed run's report loads."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET summary=? WHERE run_id=?", (json.dumps(summary), run_id))
         atomic_write(self.run_dir(run_id) / "run.json", json.dumps(summary, indent=2, default=str))
 
     def _row_to_info(self, row: tuple[Any, ...]) -> RunInfo:
@@ -212,6 +235,7 @@ class Store:
 
     # probes -----------------------------------------------------------------------------
     def probe_dispatched(self, run_id: str, probe_id: str, level: int | None, attempt: int, key: str) -> None:
+        """Journal a probe just before it is handed to the cluster."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO probes (probe_id, run_id, level, attempt, cache_key, state, dispatched_at)"
@@ -246,14 +270,30 @@ class Store:
         return [ProbeRecord.model_validate_json(r[0]) for r in rows]
 
     def unfinished(self, run_id: str) -> int:
+        """How many probes of a run were dispatched and have not finished."""
         row = self._db.execute(
             "SELECT COUNT(*) FROM probes WHERE run_id=? AND state='dispatched'", (run_id,)
         ).fetchone()
         return int(row[0])
 
-    def cached(self, key: str, run_id: str | None = None) -> list[ProbeRecord]:
-        """Finished pass/fail probes with this cache key (skips are never reused)."""
-        sql = "SELECT record FROM probes WHERE cache_key=? AND state='done' AND status IN ('pass','fail')"
+    def cancel_unfinished(self, run_id: str) -> int:
+        """Mark the probes of a run that never finished as cancelled; returns how many there were."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE probes SET state='cancelled', finished_at=? WHERE run_id=? AND state='dispatched'",
+                (time.time(), run_id),
+            )
+        return int(cur.rowcount)
+
+    def cached(self, key: str, run_id: str | None = None, include_skips: bool = False) -> list[ProbeRecord]:
+        """Finished probes with this cache key, oldest first.
+
+        Skips are left out unless `include_skips`: another run's infrastructure trouble says nothing
+        about this one, but a run's own skips are part of its history when it is resumed.
+        """
+        sql = "SELECT record FROM probes WHERE cache_key=? AND state='done'"
+        if not include_skips:
+            sql += " AND status IN ('pass','fail')"
         args: list[Any] = [key]
         if run_id is not None:
             sql += " AND run_id=?"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -96,8 +98,22 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted("interrupted", signum)
+class _Interrupter:
+    """A signal handler that raises Interrupted once; later signals wait for the clean-up to end.
+
+    The first SIGINT or SIGTERM stops the search where it is (the cluster's jobs are cancelled
+    and the journal is written on the way out). A second one during that clean-up must not
+    cut it short and leave the journal half written, so it is only remembered.
+    """
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.first is not None:
+            return
+        self.first = signum
+        raise Interrupted("interrupted", signum)
 
 
 @contextmanager
@@ -105,9 +121,10 @@ def interruptible() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into Interrupted, so a run cancels remote work and journals."""
     old_int = signal.getsignal(signal.SIGINT)
     old_term = signal.getsignal(signal.SIGTERM)
+    handler = _Interrupter()
     try:
-        signal.signal(signal.SIGINT, _raise_interrupted)
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (tests driving the app from a worker thread)
         yield
         return
@@ -118,8 +135,45 @@ def interruptible() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
+def command_prefix() -> str:
+    """How this invocation called the tool, with its global options: the start of a resume command."""
+    parts = ["probe"]
+    if state.config_path is not None:
+        parts += ["--config", str(state.config_path.resolve())]
+    if state.reports_dir is not None:
+        parts += ["--reports-dir", str(state.reports_dir.resolve())]
+    return shlex.join(parts)
+
+
+EXIT_CODES = {
+    "offline": "0 completed; 2 bad input (a path, ladder, run id or option); 130/143 interrupted by SIGINT/SIGTERM.",
+    "cluster": "0 completed (for check: every check passed); 2 bad input (config, cluster name); "
+    "3 infrastructure (the cluster cannot be used); 130/143 interrupted by SIGINT/SIGTERM.",
+    "search": "0 completed, whatever was found (a threshold, no failure, a flaky band); 2 bad input "
+    "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used); "
+    "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
+    "nightly": "0 no regression; 1 regression (a threshold moved down, or a level that passed now "
+    "fails); 2 bad input; 3 infrastructure; 130/143 interrupted by SIGINT/SIGTERM.",
+}
+"""The exit codes each command documents at the end of its --help (see docs/exit-codes.md)."""
+
+_EXIT_KIND = {
+    "run": "search",
+    "sweep": "search",
+    "bisect": "search",
+    "isolate": "search",
+    "compare_pipelines": "search",
+    "nightly": "nightly",
+    "list_clusters": "cluster",
+    "check": "cluster",
+}
+
+
 def command(fn: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a command: expected errors print one line and exit with their documented code."""
+    """Wrap a command: expected errors print one line and exit with their documented code.
+
+    The command's help gains its exit codes (EXIT_CODES), so that every --help documents them.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -142,6 +196,8 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
         finally:
             state.close()
 
+    codes = EXIT_CODES[_EXIT_KIND.get(fn.__name__, "offline")]
+    wrapper.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nExit codes: {codes}"
     return wrapper
 
 

@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from threshold_probe.cli.common import RichProgress, command, console, get_state, print_json
+from threshold_probe.cli.common import RichProgress, command, command_prefix, console, get_state, print_json
 from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
-from threshold_probe.session import Kind, LimitOverrides, SearchOptions, resume_search, run_search
-from threshold_probe.store import RunInfo, Store
+from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary
 
 ClusterOpt = Annotated[
@@ -38,8 +37,17 @@ MatchOpt = Annotated[
 RepeatOpt = Annotated[int, typer.Option("--repeat", min=1, help="Probe each level N times; mixed verdicts are flaky.")]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Do not reuse verdicts of identical earlier probes.")]
 ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue an interrupted run: the RUN_ID given, else the latest that did not complete.",
+    ),
+]
+RunIdArg = Annotated[
     str | None,
-    typer.Option("--resume", help="Continue an interrupted run (a run id, or 'latest').", show_default=False),
+    typer.Argument(
+        help="With --resume: the run to continue (default: the latest interrupted one).", show_default=False
+    ),
 ]
 KeepOpt = Annotated[bool, typer.Option("--keep-remote", help="Leave each probe's remote folder in place.")]
 ParallelOpt = Annotated[
@@ -70,8 +78,17 @@ def _execute(
     cfg = st.config()
     store = st.store()
     progress = RichProgress(quiet=quiet or st.quiet)
+    prefix = command_prefix()
+    overrides = LimitOverrides(memory=memory, time=time, cores=cores, partition=partition)
     if resume is not None:
-        summary = resume_search(resume, config=cfg, store=store, progress=progress, kind=kind)
+        summary = resume_search(
+            resume, config=cfg, store=store, progress=progress, kind=kind, command_prefix=prefix
+        )
+    elif kind == "isolate":
+        summary = isolate_from(
+            options.from_run, config=cfg, store=store, cluster=cluster, pipeline=pipeline, ladder=ladder,
+            overrides=overrides, options=options, progress=progress, command_prefix=prefix,
+        )
     else:
         cluster_name = cluster or cfg.defaults.cluster
         summary = run_search(
@@ -81,16 +98,24 @@ def _execute(
             cluster=cluster_name,
             pipeline=pipeline or cfg.defaults.pipeline,
             ladder=ladder or cfg.defaults.ladder,
-            overrides=LimitOverrides(memory=memory, time=time, cores=cores, partition=partition),
+            overrides=overrides,
             options=options,
             progress=progress,
+            command_prefix=prefix,
         )
     if as_json:
         print_json(summary.model_dump(mode="json", by_alias=True))
     elif kind == "run":
         records = store.probes(summary.run_id)
+        # Repeats: one observation per distinct verdict, then the pass rate.
+        shown: set[tuple[str, str | None]] = set()
         for record in records:
-            show_probe(record, console)
+            seen = (record.verdict.status, record.verdict.failure_class)
+            if seen not in shown:
+                shown.add(seen)
+                show_probe(record, console)
+        if len(records) > 1:
+            console.print(summary.message, highlight=False)
         console.print(f"[dim]run {summary.run_id}: {summary.reports_dir}[/]", highlight=False)
     else:
         show_summary(summary, store, console)
@@ -130,6 +155,7 @@ def run(
 
 @command
 def sweep(
+    run_id: RunIdArg = None,
     from_level: Annotated[int | None, typer.Option("--from", help="First level (default: the ladder's first).")] = None,
     to_level: Annotated[int | None, typer.Option("--to", help="Last level (default: the ladder's last).")] = None,
     cluster: ClusterOpt = None,
@@ -143,7 +169,7 @@ def sweep(
     repeat: RepeatOpt = 1,
     parallel: ParallelOpt = 1,
     fresh: FreshOpt = False,
-    resume: ResumeOpt = None,
+    resume: ResumeOpt = False,
     keep_remote: KeepOpt = False,
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,
@@ -159,12 +185,13 @@ def sweep(
     )
     _execute(
         "sweep", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=partition, options=opts, resume=resume, as_json=as_json, quiet=quiet,
+        partition=partition, options=opts, resume=_resume_target(resume, run_id), as_json=as_json, quiet=quiet,
     )
 
 
 @command
 def bisect(
+    run_id: RunIdArg = None,
     lo: Annotated[int | None, typer.Option("--lo", help="Lowest level (default: the ladder's first).")] = None,
     hi: Annotated[int | None, typer.Option("--hi", help="Highest level (default: the ladder's last).")] = None,
     cluster: ClusterOpt = None,
@@ -184,7 +211,7 @@ def bisect(
         bool, typer.Option("--isolate", help="Then find which dimension drives the failure.")
     ] = False,
     fresh: FreshOpt = False,
-    resume: ResumeOpt = None,
+    resume: ResumeOpt = False,
     keep_remote: KeepOpt = False,
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,
@@ -206,7 +233,7 @@ def bisect(
         fresh=fresh, keep_remote=keep_remote, preflight=preflight,
     )
     if pipelines is not None:
-        if resume is not None or pipeline is not None:
+        if resume or pipeline is not None:
             raise UserError("--pipelines cannot be combined with --pipeline or --resume")
         from threshold_probe.cli.pipelines import run_compare_command
 
@@ -217,14 +244,18 @@ def bisect(
         return
     _execute(
         "bisect", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=partition, options=opts, resume=resume, as_json=as_json, quiet=quiet,
+        partition=partition, options=opts, resume=_resume_target(resume, run_id), as_json=as_json, quiet=quiet,
     )
 
 
 @command
 def isolate(
     run_id: Annotated[
-        str | None, typer.Argument(help="A bisect run whose boundary to start from (default: the latest bisect).")
+        str | None,
+        typer.Argument(
+            help="A bisect run whose boundary to start from (default: the latest bisect that found one);"
+            " with --resume, the isolate run to continue."
+        ),
     ] = None,
     cluster: ClusterOpt = None,
     pipeline: PipelineOpt = None,
@@ -235,7 +266,7 @@ def isolate(
     match: MatchOpt = None,
     parallel: ParallelOpt = 1,
     fresh: FreshOpt = False,
-    resume: ResumeOpt = None,
+    resume: ResumeOpt = False,
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -244,30 +275,19 @@ def isolate(
 
     Each differing dimension is raised alone from the passing level (sufficient?) and lowered alone
     from the failing level (necessary?); each sufficient one is then bisected on its own.
+    Cluster, pipeline, ladder and limits default to the bisect's; without --match it hunts the
+    signature of the failure the bisect found, so another failure is never taken for it.
     """
-    st = get_state()
-    store = st.store()
-    if resume is None:
-        src = store.get_run(run_id) if run_id else _latest_bisect(store)
-        params = src.params
-        cluster = cluster or params.get("cluster")
-        pipeline = pipeline or params.get("pipeline")
-        ladder = ladder or params.get("ladder")
-        ov = params.get("overrides", {})
-        memory, time, cores = memory or ov.get("memory"), time or ov.get("time"), cores or ov.get("cores")
-        if match is None and (src.summary or {}).get("failure"):
-            match = src.summary["failure"].get("signature") if src.summary else None
-        run_id = src.run_id
     opts = SearchOptions(from_run=run_id, match=match, parallel=parallel, fresh=fresh, preflight=preflight)
     _execute(
         "isolate", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=None, options=opts, resume=resume, as_json=as_json, quiet=quiet,
+        partition=None, options=opts, resume=(run_id or "latest") if resume else None, as_json=as_json,
+        quiet=quiet,
     )
 
 
-def _latest_bisect(store: Store) -> RunInfo:
-    for info in store.runs(kind="bisect"):
-        summary = info.summary or {}
-        if summary.get("first_fail") is not None and summary.get("last_pass") is not None:
-            return info
-    raise UserError("no bisect run with a boundary yet: run `probe bisect` first")
+def _resume_target(resume: bool, run_id: str | None) -> str | None:
+    """The run --resume continues ('latest' when no RUN_ID is given); None without --resume."""
+    if run_id is not None and not resume:
+        raise UserError(f"a RUN_ID ({run_id}) only goes with --resume: probe ... --resume {run_id}")
+    return (run_id or "latest") if resume else None
