@@ -323,3 +323,29 @@ def test_sufficient_necessary_and_thresholds_are_exact_for_any_monotone_formula(
         else:
             assert f.threshold is None
     assert all(len({spec_key(s) for s in b}) <= parallel for b in oracle.batches)
+
+
+def test_a_billion_values_are_searched_without_listing_them() -> None:
+    # Under a real 1 GiB address-space limit: listing 10**9 ints would need tens of GiB.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        from threshold_probe.search import bisect, isolate
+        r = isolate({"payload_kb": 0, "loc": 1}, {"payload_kb": 10**9, "loc": 2},
+                    lambda b: ["bad" if s["payload_kb"] >= 765432101 else "good" for s in b], parallel=3)
+        print(r.findings[0].threshold, r.probes)
+        b = bisect(range(10**9, 0, -1), lambda b: ["bad" if x >= 123457 else "good" for x in b], confirm=0)
+        print(b.first_bad, b.probes)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    threshold, probes, first_bad, bisect_probes = done.stdout.split()
+    assert (threshold, first_bad) == ("765432101", "123457")
+    assert int(probes) <= 2 + 2 * 2 + 30 + 30  # both specs, two changes each, ceil(log2 1e9) twice
+    assert int(bisect_probes) <= 30 + 2

@@ -124,9 +124,17 @@ def check_positive(name: str, value: int, minimum: int) -> None:
         raise UserError(f"{name} must be at least {minimum}, not {value}")
 
 
-def ladder_order(levels: Sequence[int]) -> list[int]:
-    """The levels in ascending order without duplicates; an empty range is the user's mistake."""
-    order = sorted(set(levels))
+def ladder_order(levels: Sequence[int]) -> Sequence[int]:
+    """The levels in ascending order without duplicates; an empty range is the user's mistake.
+
+    A ``range`` stays a range, so a value search over a billion ints costs no memory.
+    """
+    if isinstance(levels, range):
+        return _nonempty(levels if levels.step > 0 else levels[::-1])
+    return _nonempty(sorted(set(levels)))
+
+
+def _nonempty(order: Sequence[int]) -> Sequence[int]:
     if not order:
         raise UserError("there is no level to probe: the range of levels is empty")
     return order
@@ -137,9 +145,8 @@ def seed_known(order: Sequence[int], known: Mapping[int, Sequence[Outcome]] | No
     data: dict[int, LevelOutcomes] = {}
     if not known:
         return data
-    in_range = set(order)
     for level, outcomes in known.items():
-        if level in in_range and outcomes:
+        if outcomes and _contains(order, level):
             data[level] = LevelOutcomes(level, check_outcomes(outcomes, f"known outcomes of level {level}"))
     return data
 

@@ -235,7 +235,7 @@ class _ValueSearch:
     ) -> None:
         self.finding = finding
         self.base = dict(base)
-        self.grid = list(grid)
+        self.grid = grid
         seeded: dict[int, list[Outcome]] = {}
         dim = finding.dimension
         rest = {k: v for k, v in self.base.items() if k != dim}
@@ -325,14 +325,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def value_grid(low: Any, high: Any) -> tuple[list[Any], bool] | None:
+def value_grid(low: Any, high: Any) -> tuple[Sequence[Any], bool] | None:
     """The values searched between a passing and a failing value, ends included, and whether the grid is
     exact: every int for two ints, ``FLOAT_STEPS`` equal steps for floats, None for anything else."""
     if not (_is_number(low) and _is_number(high)) or low == high:
         return None
     if isinstance(low, int) and isinstance(high, int):
         step = 1 if high > low else -1
-        return list(range(low, high + step, step)), True
+        return range(low, high + step, step), True
     grid = [low + (high - low) * k / FLOAT_STEPS for k in range(FLOAT_STEPS + 1)]
     grid[-1] = high  # exact end, whatever rounding did
     return grid, False
