@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from html import escape
@@ -35,6 +36,9 @@ from threshold_probe.render import junit as junit_render
 from threshold_probe.render.common import first_fail, level_views, threshold_sentence
 from threshold_probe.store import Store, atomic_write
 from threshold_probe.summary import RunSummary
+
+# Opening the journal sets WAL mode, which needs a moment of exclusive access: open one at a time.
+_STORE_OPEN = threading.Lock()
 
 CellStatus = Literal["ok", "regressed", "unreachable", "error"]
 NightlyKind = Literal["sweep", "bisect"]
@@ -237,7 +241,8 @@ def _run_cluster(
     """One cluster's cells, in order; stops at the first sign that the cluster cannot be reached."""
     from threshold_probe.session import LimitOverrides, SearchOptions, run_search
 
-    store = Store(reports_dir)  # sqlite connections must not cross threads: one per worker
+    with _STORE_OPEN:
+        store = Store(reports_dir)  # sqlite connections must not cross threads: one per worker
     results: list[_CellRun] = []
     unreachable: str | None = None
     try:
@@ -510,29 +515,30 @@ def run_nightly(
     except OSError as exc:
         raise UserError(f"cannot create nightly output folder {out}: {exc.strerror}") from None
     previous = previous_cells(out)
-    started = time.time()
-    clusters: dict[str, list[tuple[str, str, str]]] = {}
-    for cell in cells:
-        clusters.setdefault(cell[0], []).append(cell)
-    done: dict[str, list[_CellRun]] = {}
-    unreachable: dict[str, str] = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(clusters), thread_name_prefix="nightly") as pool:
-        futures = {
-            pool.submit(
-                _run_cluster, name, group, config=config, reports_dir=reports_dir, kind=kind, on_cell=on_cell
-            ): name
-            for name, group in clusters.items()
-        }
-        for fut in concurrent.futures.as_completed(futures):
-            name = futures[fut]
-            runs, dead = fut.result()
-            done[name] = runs
-            if dead is not None:
-                unreachable[name] = dead
-    runs = [r for name in clusters for r in done[name]]  # config order, not finishing order
-    this_night = {r.cell.run_id for r in runs if r.cell.run_id}
+    # Create the journal (and switch it to WAL) before the workers open their own connections.
     store = Store(reports_dir)
     try:
+        started = time.time()
+        clusters: dict[str, list[tuple[str, str, str]]] = {}
+        for cell in cells:
+            clusters.setdefault(cell[0], []).append(cell)
+        done: dict[str, list[_CellRun]] = {}
+        unreachable: dict[str, str] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clusters), thread_name_prefix="nightly") as pool:
+            futures = {
+                pool.submit(
+                    _run_cluster, name, group, config=config, reports_dir=reports_dir, kind=kind, on_cell=on_cell
+                ): name
+                for name, group in clusters.items()
+            }
+            for fut in concurrent.futures.as_completed(futures):
+                name = futures[fut]
+                runs, dead = fut.result()
+                done[name] = runs
+                if dead is not None:
+                    unreachable[name] = dead
+        runs = [r for name in clusters for r in done[name]]  # config order, not finishing order
+        this_night = {r.cell.run_id for r in runs if r.cell.run_id}
         for run in runs:
             _compare(run, store, config, previous, started, this_night)
     finally:
