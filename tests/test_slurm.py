@@ -165,6 +165,11 @@ def test_memory_ladder_threshold_matches_local_with_slurm_oom(testbed: dict[str,
     evidence = "\n".join(sweep["failure"]["evidence"])
     # SLURM's own kill: cgroup (OUT_OF_MEMORY, oom-kill) or OverMemoryKill (exceeded memory limit).
     assert any(s in evidence for s in ("OUT_OF_MEMORY", "oom-kill", "exceeded memory limit")), evidence
+    if testbed["slurm"]["mode"] == "overmemorykill":
+        # SLURM says only FAILED 0:9 here: the job's own output is what makes it oom.
+        assert "exceeded memory limit" in evidence, evidence
+    else:
+        assert "OUT_OF_MEMORY" in evidence or "oom-kill" in evidence, evidence
     verdicts = {p["level"]: p["verdict"] for p in sweep["probes"]}
     assert verdicts == {1: "pass", 2: "pass", 3: "pass", 4: "fail", 5: "fail"}
 
@@ -335,6 +340,7 @@ def test_sigint_during_sweep_leaves_no_job_and_no_process(testbed: dict[str, Any
         assert job_processes(testbed), "no job process seen"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
+        assert b"interrupted" in err
     finally:
         if proc.poll() is None:
             proc.kill()
