@@ -370,3 +370,26 @@ def test_preflight_checks_compute_node_python(testbed: dict[str, Any]) -> None:
     checks = {ch.name: ch for ch in c.preflight()}
     assert checks["partition"].status == "fail" and "debug" in (checks["partition"].fix or "")
     c.close()
+
+
+# -- infrastructure trouble (last: it restarts the controller) ---------------------------------
+
+
+def test_unreachable_controller_is_a_skip_not_a_hang(
+    cluster: SlurmCluster, testbed: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.testbed import slurm as slurm_testbed
+
+    slurm_testbed.kill_controller(testbed["state_dir"])
+    try:
+        started = time.monotonic()
+        obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "nocontroller")
+        assert time.monotonic() - started < 90
+        assert obs.job.infra_error and "Unable to contact slurm controller" in obs.job.infra_error
+        verdict = diagnose(obs)
+        assert verdict.status == "skip" and verdict.evidence == [obs.job.infra_error]
+    finally:
+        slurm_testbed.start_controller(testbed["state_dir"])
+    # Back again: the same cluster object submits as before.
+    obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "after")
+    assert diagnose(obs).failure_class == "exception"

@@ -231,9 +231,7 @@ def start(state_dir: Path, *, mode: str | None = None, timeout: float = 60.0) ->
     """
     for tool in ("munged", "mungekey", "slurmctld", "slurmd", "sbatch"):
         if shutil.which(tool) is None:
-            raise TestbedError(
-                f"{tool} not found: apt-get install -y --no-install-recommends slurm-wlm munge"
-            )
+            raise TestbedError(f"{tool} not found: apt-get install -y --no-install-recommends slurm-wlm munge")
     root = _slurm_dir(state_dir)
     if (root / STATE_FILE).exists():
         stop(state_dir)
@@ -248,9 +246,7 @@ def start(state_dir: Path, *, mode: str | None = None, timeout: float = 60.0) ->
     try:
         key = root / "munge" / "munge.key"
         if not key.exists():
-            subprocess.run(
-                ["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True, timeout=30
-            )
+            subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True, timeout=30)
         key.chmod(0o600)
         (root / "munge").chmod(0o755)
         sock = Path(facts["munge_socket"])
@@ -292,6 +288,43 @@ def start(state_dir: Path, *, mode: str | None = None, timeout: float = 60.0) ->
         stop(state_dir)
         raise
     return state
+
+
+def kill_controller(state_dir: Path) -> None:
+    """SIGKILL slurmctld (a crashed controller); slurmd and the jobs stay."""
+    state = _read_state(state_dir)
+    if state is None or not state["pids"].get("slurmctld"):
+        raise TestbedError("SLURM testbed is not running")
+    pid = int(state["pids"]["slurmctld"])
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+
+
+def start_controller(state_dir: Path, timeout: float = 60.0) -> None:
+    """Start slurmctld again (its saved state brings the jobs back) and wait for the node."""
+    root = _slurm_dir(state_dir)
+    state = _read_state(state_dir)
+    if state is None:
+        raise TestbedError("SLURM testbed is not running")
+    env = slurm_env(state_dir)
+    state["pids"]["slurmctld"] = _spawn(["slurmctld", "-D", "-i"], root / "log" / "slurmctld.out", env)
+    (root / STATE_FILE).write_text(json.dumps(state, indent=2))
+    _wait(
+        "slurmctld", lambda: "UP" in _run(["scontrol", "ping"], env, 5).stdout, timeout, root / "log" / "slurmctld.log"
+    )
+    _wait(
+        "node idle",
+        lambda: (
+            _run(["sinfo", "-h", "-N", "-o", "%T"], env, 5).stdout.strip().lower() in ("idle", "mixed", "allocated")
+        ),
+        timeout,
+        root / "log" / "slurmd.log",
+    )
 
 
 def _read_state(state_dir: Path) -> dict[str, Any] | None:
