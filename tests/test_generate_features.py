@@ -7,12 +7,16 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import cloudpickle
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import DIMENSIONS, generate, load_ladder
+from threshold_probe.metrics import measure_source as measure_source_of
 from threshold_probe.metrics import measure_workload
 
 FEATURES = [name for name, d in DIMENSIONS.items() if d.kind == "feature" and d.type is int]
@@ -198,3 +202,30 @@ def test_features_ladder_levels_all_run() -> None:
         quiet = {**ladder.level(n).values, "memory_mb": 0, "output_kb": 0, "runtime_s": 0.0}
         result = generate(quiet, level=n).load()()
         assert result["level"] == n
+
+
+_FEATURE_VALUES: dict[str, Any] = {name: st.integers(0, 6) for name in METRIC}
+_FEATURE_VALUES["star_args"] = st.integers(0, 2)
+_FEATURE_VALUES["definition_scope"] = st.sampled_from(["module", "nested", "method"])
+_FEATURE_VALUES["phases"] = st.integers(0, 4)
+_FEATURE_VALUES["loc"] = st.integers(1, 150)
+_FEATURE_VALUES["nesting_depth"] = st.integers(0, 6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.fixed_dictionaries({}, optional=_FEATURE_VALUES))
+def test_any_mix_of_features_is_valid_and_counted(values: dict[str, Any]) -> None:
+    w = generate(values, level=3)
+    assert w.source == generate(values, level=3).source
+    compile(w.source, "<hypothesis>", "exec")
+    m = next(m for m in measure_source_of(w.source) if m.name == w.func_name)
+    scope = "nested" if values.get("closure_refs") else values.get("definition_scope", "module")
+    assert w.definition_scope == scope
+    for feature, metric in METRIC.items():
+        want = values.get(feature, 0) + (feature == "decorators" and scope == "method")
+        got = getattr(m, metric)
+        if feature == "global_refs":
+            # The embedded scripts of multiline_strings run through subprocess and sys.
+            got = len(set(m.global_ref_names) - {"subprocess", "sys"})
+        assert got == want, feature
+    assert m.subprocess_calls == (values.get("multiline_strings", 0) + 1) // 2
