@@ -17,6 +17,7 @@ import importlib
 from importlib.metadata import EntryPoint, entry_points
 
 from threshold_probe.errors import UserError
+from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation, read_json_file
 from threshold_probe.pipelines.base import ClientSideError, Pipeline
 
 #: The entry-point group a distribution uses to offer pipelines.
@@ -110,10 +111,14 @@ def make_pipeline(name: str) -> Pipeline:
 __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
+    "META_NAME",
+    "RESULT_NAME",
     "ClientSideError",
     "Pipeline",
     "available_pipelines",
+    "fill_observation",
     "make_pipeline",
     "plugin_entry_points",
+    "read_json_file",
     "resolve_pipeline_class",
 ]

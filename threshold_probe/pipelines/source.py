@@ -103,6 +103,7 @@ class SourcePipeline(Pipeline):
         """A job with the source as payload.json and both runners as shared files."""
         data = json.dumps(self.payload(workload), indent=1).encode()
         # Kept beside the probe's logs: the exact text the far side received.
+        local_dir.mkdir(parents=True, exist_ok=True)
         (local_dir / PAYLOAD_NAME).write_bytes(data)
         return JobSpec(
             probe_id=probe_id,
