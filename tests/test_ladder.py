@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import threshold_probe
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import DIMENSIONS, Ladder, list_ladders, load_ladder, shipped_dir
 from threshold_probe.metrics import measure_workload
@@ -205,3 +210,29 @@ def test_extends_cycle(in_tmp: Path) -> None:
     write(in_tmp, "b.toml", 'extends = "levels/a.toml"\n')
     with pytest.raises(UserError, match="a cycle"):
         load_ladder(a)
+
+
+def test_an_installed_wheel_layout_finds_its_ladders_in_the_package(tmp_path: Path) -> None:
+    """pyproject force-includes levels/ as threshold_probe/_levels: that copy wins over any repo."""
+    site = tmp_path / "site"
+    package = Path(threshold_probe.__file__).parent
+    shutil.copytree(package, site / "threshold_probe", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(shipped_dir(), site / "threshold_probe" / "_levels")
+    code = (
+        "import threshold_probe, json\n"
+        "from threshold_probe.ladder import list_ladders, load_ladder\n"
+        "print(json.dumps([threshold_probe.__file__, [str(p) for _, p in list_ladders()],"
+        " len(load_ladder('default').levels)]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module_file, paths, count = json.loads(out.stdout)
+    assert module_file.startswith(str(site))
+    assert paths and all(p.startswith(str(site / "threshold_probe" / "_levels")) for p in paths)
+    assert count == 40
