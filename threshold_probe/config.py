@@ -133,6 +133,8 @@ class NightlyConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     clusters: list[str] | None = None
+    #: sweep finds every level that flipped; bisect is cheaper and finds the threshold only.
+    kind: Literal["sweep", "bisect"] = "sweep"
     pipelines: list[str] = Field(default_factory=lambda: ["native"])
     ladders: list[str] = Field(default_factory=lambda: ["default"])
     output: str = "reports/nightly"
