@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
@@ -229,3 +230,17 @@ def test_any_mix_of_features_is_valid_and_counted(values: dict[str, Any]) -> Non
             got = len(set(m.global_ref_names) - {"subprocess", "sys"})
         assert got == want, feature
     assert m.subprocess_calls == (values.get("multiline_strings", 0) + 1) // 2
+
+
+def test_generated_sources_use_only_python_3_8_syntax() -> None:
+    """The far side may run Python 3.8 (the runner supports it): no newer syntax in a workload."""
+    sources = [
+        load_ladder(name).workload(n).source
+        for name in ("default", "seed", "features")
+        for n in (1, 5, 40)
+        if n <= len(load_ladder(name).levels)
+    ]
+    every = {name: 3 for name in METRIC} | {"star_args": 2, "phases": 2, "subprocess_calls": 4}
+    sources += [generate({**every, "definition_scope": s}, level=7).source for s in ("module", "nested", "method")]
+    for source in sources:
+        ast.parse(source, feature_version=(3, 8))
