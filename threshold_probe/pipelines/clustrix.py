@@ -415,7 +415,13 @@ class _ClustrixCall:
         t0 = time.time()
         try:
             with _clustrix_lock:
-                self.clustrix.configure(**self.config)
+                # configure() changes one global object: start each call from ClustriX's defaults,
+                # so nothing leaks from an earlier probe (auto_parallel of another variant, say).
+                from dataclasses import asdict
+
+                from clustrix.config import ClusterConfig  # type: ignore[import-untyped]
+
+                self.clustrix.configure(**{**asdict(ClusterConfig()), **self.config})
                 kwargs: dict[str, Any] = {"cores": self.limits.cores or self.config["default_cores"]}
                 if self.limits.memory_bytes:
                     kwargs["memory"] = _memory(self.limits)
