@@ -94,6 +94,22 @@ def _write_json(name, data):
     os.replace(tmp, name)
 
 
+def _vm_hwm_kb():
+    """This process's own peak RSS from /proc (KB), or None where there is no /proc.
+
+    Linux keeps ru_maxrss across execve, so a runner started by a large parent would report the
+    parent's peak; VmHWM belongs to this process image alone.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _rusage():
     """Peak RSS (KB) and CPU seconds of this process and its waited-for children."""
     if resource is None:  # pragma: no cover
@@ -103,7 +119,7 @@ def _rusage():
     # ru_maxrss is KB on Linux and bytes on macOS.
     scale = 1.0 / 1024 if sys.platform == "darwin" else 1.0
     return {
-        "rss_peak_kb_self": int(me.ru_maxrss * scale),
+        "rss_peak_kb_self": _vm_hwm_kb() or int(me.ru_maxrss * scale),
         "rss_peak_kb_children": int(kids.ru_maxrss * scale),
         "cpu": {
             "user": me.ru_utime,
