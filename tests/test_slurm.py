@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.testbed.testbed import Testbed
 from threshold_probe.cli.app import app
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.slurm import SlurmCluster
@@ -66,28 +65,21 @@ def sleeps():
 
 
 @pytest.fixture(scope="module")
-def testbed() -> Iterator[dict[str, Any]]:
-    """The loopback testbed (sshd + SLURM) in a fresh state folder, stopped afterwards."""
-    from tests.testbed import testbed as tb_module
-
-    # Not under pytest's temp root: that is private to root, and sshd and the jobs read the
-    # state folder as the test user.
-    state = Path(tempfile.mkdtemp(prefix="tp-slurm-testbed-"))
-    state.chmod(0o755)
-    config_path = state / "probe.toml"
-    tb = tb_module.start(config_path, state)
-    if tb.slurm is None:  # pragma: no cover - the SLURM module is part of the testbed
-        pytest.fail("the testbed did not start SLURM")
-    try:
-        yield {"config": config_path, "state_dir": state, "slurm": tb.slurm, "user": tb.user}
-    finally:
-        tb_module.stop(state)
-        shutil.rmtree(state, ignore_errors=True)
+def slurm_tb(testbed: Testbed) -> dict[str, Any]:
+    """The session's loopback testbed (tests/testbed/fixtures.py), which must include SLURM."""
+    if not testbed.slurm or "slurm_conf" not in testbed.slurm or CLUSTER not in testbed.clusters:
+        pytest.fail("the loopback testbed did not start SLURM (TP_TESTBED_SLURM=0?)", pytrace=False)
+    return {
+        "config": testbed.config_path,
+        "state_dir": testbed.state_dir,
+        "slurm": testbed.slurm,
+        "user": testbed.user,
+    }
 
 
 @pytest.fixture
-def cluster(testbed: dict[str, Any]) -> Iterator[SlurmCluster]:
-    c = make_cluster(CLUSTER, load_config(testbed["config"]))
+def cluster(slurm_tb: dict[str, Any]) -> Iterator[SlurmCluster]:
+    c = make_cluster(CLUSTER, load_config(slurm_tb["config"]))
     assert isinstance(c, SlurmCluster)
     try:
         yield c
@@ -96,22 +88,22 @@ def cluster(testbed: dict[str, Any]) -> Iterator[SlurmCluster]:
         c.close()
 
 
-def slurm_env(testbed: dict[str, Any]) -> dict[str, str]:
-    return {**os.environ, "SLURM_CONF": testbed["slurm"]["slurm_conf"]}
+def slurm_env(slurm_tb: dict[str, Any]) -> dict[str, str]:
+    return {**os.environ, "SLURM_CONF": slurm_tb["slurm"]["slurm_conf"]}
 
 
-def live_jobs(testbed: dict[str, Any]) -> list[str]:
+def live_jobs(slurm_tb: dict[str, Any]) -> list[str]:
     """Jobs SLURM still holds in a live state (pending, running, completing)."""
     out = subprocess.run(
-        ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=slurm_env(testbed), timeout=30
+        ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=slurm_env(slurm_tb), timeout=30
     )
     assert out.returncode == 0, out.stderr
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
-def job_processes(testbed: dict[str, Any]) -> list[str]:
+def job_processes(slurm_tb: dict[str, Any]) -> list[str]:
     """Processes on this machine that belong to a job of this testbed's SLURM (by their environment)."""
-    marker = f"SLURM_CONF={testbed['slurm']['slurm_conf']}".encode()
+    marker = f"SLURM_CONF={slurm_tb['slurm']['slurm_conf']}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -126,9 +118,11 @@ def job_processes(testbed: dict[str, Any]) -> list[str]:
     return found
 
 
-def invoke(testbed: dict[str, Any], tmp_path: Path, *args: str) -> tuple[int, str, str]:
+def invoke(slurm_tb: dict[str, Any], tmp_path: Path, *args: str) -> tuple[int, str, str]:
     runner = CliRunner()
-    result = runner.invoke(app, ["--config", str(testbed["config"]), "--reports-dir", str(tmp_path / "reports"), *args])
+    result = runner.invoke(
+        app, ["--config", str(slurm_tb["config"]), "--reports-dir", str(tmp_path / "reports"), *args]
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -147,17 +141,17 @@ def dispatch(cluster: SlurmCluster, tmp_path: Path, workload: Workload, limits: 
 # -- thresholds ---------------------------------------------------------------------------------
 
 
-def test_memory_ladder_threshold_matches_local_with_slurm_oom(testbed: dict[str, Any], tmp_path: Path) -> None:
+def test_memory_ladder_threshold_matches_local_with_slurm_oom(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     ladder = tmp_path / "slurm-memory.toml"
     ladder.write_text(MEMORY_LADDER)
     common = ["--ladder", str(ladder), "--memory", "650MB", "--json", "--quiet", "--fresh"]
 
-    code, out, err = invoke(testbed, tmp_path, "sweep", "--cluster", "local", *common)
+    code, out, err = invoke(slurm_tb, tmp_path, "sweep", "--cluster", "local", *common)
     assert code == 0, err
     local = json.loads(out)
     assert local["first_fail"] == 4, local
 
-    code, out, err = invoke(testbed, tmp_path, "sweep", "--cluster", CLUSTER, *common)
+    code, out, err = invoke(slurm_tb, tmp_path, "sweep", "--cluster", CLUSTER, *common)
     assert code == 0, err
     sweep = json.loads(out)
     assert sweep["first_fail"] == local["first_fail"]
@@ -165,7 +159,7 @@ def test_memory_ladder_threshold_matches_local_with_slurm_oom(testbed: dict[str,
     evidence = "\n".join(sweep["failure"]["evidence"])
     # SLURM's own kill: cgroup (OUT_OF_MEMORY, oom-kill) or OverMemoryKill (exceeded memory limit).
     assert any(s in evidence for s in ("OUT_OF_MEMORY", "oom-kill", "exceeded memory limit")), evidence
-    if testbed["slurm"]["mode"] == "overmemorykill":
+    if slurm_tb["slurm"]["mode"] == "overmemorykill":
         # SLURM says only FAILED 0:9 here: the job's own output is what makes it oom.
         assert "exceeded memory limit" in evidence, evidence
     else:
@@ -173,7 +167,7 @@ def test_memory_ladder_threshold_matches_local_with_slurm_oom(testbed: dict[str,
     verdicts = {p["level"]: p["verdict"] for p in sweep["probes"]}
     assert verdicts == {1: "pass", 2: "pass", 3: "pass", 4: "fail", 5: "fail"}
 
-    code, out, err = invoke(testbed, tmp_path, "bisect", "--cluster", CLUSTER, *common)
+    code, out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, *common)
     assert code == 0, err
     bis = json.loads(out)
     assert bis["first_fail"] == local["first_fail"] and bis["last_pass"] == 3
@@ -199,7 +193,7 @@ def test_nonzero_exit_and_exception_are_classified_with_slurm_state(cluster: Slu
 
 
 def test_scancel_is_scheduler_failure_with_state_in_evidence(
-    cluster: SlurmCluster, testbed: dict[str, Any], tmp_path: Path
+    cluster: SlurmCluster, slurm_tb: dict[str, Any], tmp_path: Path
 ) -> None:
     box: dict[str, Observation] = {}
     worker = threading.Thread(
@@ -208,7 +202,7 @@ def test_scancel_is_scheduler_failure_with_state_in_evidence(
         )
     )
     worker.start()
-    env = slurm_env(testbed)
+    env = slurm_env(slurm_tb)
     deadline = time.monotonic() + 60
     job_id = ""
     while time.monotonic() < deadline and not job_id:
@@ -243,10 +237,10 @@ def test_time_limit_is_timeout(cluster: SlurmCluster, tmp_path: Path) -> None:
     assert 50 < took < 150
 
 
-def test_rejected_submit_is_one_clear_line(testbed: dict[str, Any], tmp_path: Path) -> None:
+def test_rejected_submit_is_one_clear_line(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     started = time.monotonic()
     code, out, err = invoke(
-        testbed, tmp_path, "run", "--cluster", CLUSTER, "--memory", "100TB", "--json", "--quiet", "--no-preflight"
+        slurm_tb, tmp_path, "run", "--cluster", CLUSTER, "--memory", "100TB", "--json", "--quiet", "--no-preflight"
     )
     assert time.monotonic() - started < 60
     if code == 3:
@@ -284,18 +278,18 @@ def test_sixteen_levels_go_out_as_one_array(cluster: SlurmCluster, tmp_path: Pat
     assert cluster.watcher.queries["squeue"] < 16 * 4
 
 
-def test_cli_sweep_submits_one_array(testbed: dict[str, Any], tmp_path: Path) -> None:
+def test_cli_sweep_submits_one_array(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     ladder = tmp_path / "flat.toml"
     ladder.write_text(
         'name = "flat"\ndescription = "16 small levels"\n[ramp]\ncount = 16\nloc = { start = 10, step = 1 }\n'
     )
     code, out, err = invoke(
-        testbed, tmp_path, "sweep", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
+        slurm_tb, tmp_path, "sweep", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
     )
     assert code == 0, err
     data = json.loads(out)
     assert len(data["probes"]) == 16 and all(p["verdict"] == "pass" for p in data["probes"])
-    jcomp = Path(testbed["slurm"]["slurm_conf"]).parent / "log" / "jobcomp.txt"
+    jcomp = Path(slurm_tb["slurm"]["slurm_conf"]).parent / "log" / "jobcomp.txt"
     names = [line for line in jcomp.read_text().splitlines() if "Name=tp-array-" in line]
     array_ids = {line.split("ArrayJobId=")[1].split()[0] for line in names if "ArrayJobId=" in line}
     assert len(array_ids) >= 1
@@ -303,7 +297,7 @@ def test_cli_sweep_submits_one_array(testbed: dict[str, Any], tmp_path: Path) ->
     assert 16 in per_array.values(), per_array
 
 
-def test_sigint_during_sweep_leaves_no_job_and_no_process(testbed: dict[str, Any], tmp_path: Path) -> None:
+def test_sigint_during_sweep_leaves_no_job_and_no_process(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     ladder = tmp_path / "slow.toml"
     ladder.write_text(
         'name = "slow"\ndescription = "long levels"\n[ramp]\ncount = 4\nruntime_s = { start = 120, step = 0 }\n'
@@ -314,7 +308,7 @@ def test_sigint_during_sweep_leaves_no_job_and_no_process(testbed: dict[str, Any
             "-m",
             "threshold_probe",
             "--config",
-            str(testbed["config"]),
+            str(slurm_tb["config"]),
             "--reports-dir",
             str(tmp_path / "reports"),
             "sweep",
@@ -333,11 +327,11 @@ def test_sigint_during_sweep_leaves_no_job_and_no_process(testbed: dict[str, Any
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
-            any("RUNNING" in j for j in live_jobs(testbed)) and job_processes(testbed)
+            any("RUNNING" in j for j in live_jobs(slurm_tb)) and job_processes(slurm_tb)
         ):
             time.sleep(0.2)
-        assert any("RUNNING" in j for j in live_jobs(testbed)), "no job started"
-        assert job_processes(testbed), "no job process seen"
+        assert any("RUNNING" in j for j in live_jobs(slurm_tb)), "no job started"
+        assert job_processes(slurm_tb), "no job process seen"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         assert b"interrupted" in err
@@ -346,18 +340,18 @@ def test_sigint_during_sweep_leaves_no_job_and_no_process(testbed: dict[str, Any
             proc.kill()
             proc.wait()
     assert proc.returncode != 0
-    assert live_jobs(testbed) == []
+    assert live_jobs(slurm_tb) == []
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and job_processes(testbed):
+    while time.monotonic() < deadline and job_processes(slurm_tb):
         time.sleep(0.2)
-    assert job_processes(testbed) == []
+    assert job_processes(slurm_tb) == []
 
 
 # -- preflight ----------------------------------------------------------------------------------
 
 
-def test_preflight_checks_compute_node_python(testbed: dict[str, Any]) -> None:
-    cfg = load_config(testbed["config"])
+def test_preflight_checks_compute_node_python(slurm_tb: dict[str, Any]) -> None:
+    cfg = load_config(slurm_tb["config"])
     c = make_cluster(CLUSTER, cfg)
     checks = {ch.name: ch for ch in c.preflight()}
     assert all(ch.status == "ok" for ch in checks.values()), checks
@@ -376,11 +370,11 @@ def test_preflight_checks_compute_node_python(testbed: dict[str, Any]) -> None:
 
 
 def test_unreachable_controller_is_a_skip_not_a_hang(
-    cluster: SlurmCluster, testbed: dict[str, Any], tmp_path: Path
+    cluster: SlurmCluster, slurm_tb: dict[str, Any], tmp_path: Path
 ) -> None:
     from tests.testbed import slurm as slurm_testbed
 
-    slurm_testbed.kill_controller(testbed["state_dir"])
+    slurm_testbed.kill_controller(slurm_tb["state_dir"])
     try:
         started = time.monotonic()
         obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "nocontroller")
@@ -389,7 +383,7 @@ def test_unreachable_controller_is_a_skip_not_a_hang(
         verdict = diagnose(obs)
         assert verdict.status == "skip" and verdict.evidence == [obs.job.infra_error]
     finally:
-        slurm_testbed.start_controller(testbed["state_dir"])
+        slurm_testbed.start_controller(slurm_tb["state_dir"])
     # Back again: the same cluster object submits as before.
     obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "after")
     assert diagnose(obs).failure_class == "exception"
