@@ -511,7 +511,7 @@ class SlurmCluster(Cluster):
         files, fetch_error, stage_out_s = self._fetch(batch)
         results = []
         for i, (job, ticket) in enumerate(zip(batch.jobs, batch.tickets, strict=True)):
-            results.append(self._result(batch, i, job, ticket, files[i], fetch_error, stage_out_s))
+            results.append(self._result(batch, i, job, ticket, files[i], fetch_error, stage_out_s, limits))
         return results
 
     def _result(
@@ -523,6 +523,7 @@ class SlurmCluster(Cluster):
         files: dict[str, bytes],
         fetch_error: str | None,
         stage_out_s: float,
+        limits: Limits,
     ) -> JobResult:
         result = JobResult(host=self.transport.host, remote_dir=batch.folders[index])
         result.timings["stage_in"] = batch.stage_in_s
@@ -583,7 +584,13 @@ class SlurmCluster(Cluster):
             result.launch_error = fetch_error
 
         rss = memory_mb(fields.get("MaxRSS", "")) if fields.get("MaxRSS") else None
-        result.peak_rss_mb = rss if rss is not None else exceeded_peak_mb(evidence)
+        if rss is None:
+            rss = exceeded_peak_mb(evidence)
+        if rss is None and state == "OUT_OF_MEMORY" and limits.memory_bytes:
+            # The cgroup kills when usage reaches the limit: the peak was the limit itself (the
+            # runner's last record predates the kill and understates it).
+            rss = limits.memory_bytes / 1024**2
+        result.peak_rss_mb = rss
         self._timings(result, batch, ticket, fields, files)
         return result
 
@@ -695,6 +702,8 @@ class SlurmCluster(Cluster):
                         fix=f"use one of: {', '.join(sorted(partitions)) or 'none'}",
                     )
                 )
+                # A test job would only be refused for the same reason.
+                return checks
             elif partitions[self.cfg.partition][1] != "up":
                 checks.append(
                     Check(
