@@ -387,3 +387,26 @@ def test_unreachable_controller_is_a_skip_not_a_hang(
     # Back again: the same cluster object submits as before.
     obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "after")
     assert diagnose(obs).failure_class == "exception"
+
+
+def test_remote_folder_is_removed_unless_kept(cluster: SlurmCluster, tmp_path: Path) -> None:
+    def job(probe_id: str, keep: bool) -> JobSpec:
+        return JobSpec(
+            probe_id=probe_id,
+            files={"data.txt": b"x"},
+            argv=[PYTHON, "-c", "open('out.txt', 'w').write(open('data.txt').read() * 3)"],
+            local_dir=tmp_path / probe_id,
+            fetch=["out.txt"],
+            keep_remote=keep,
+        )
+
+    gone = cluster.execute(job("gone", keep=False))
+    kept = cluster.execute(job("kept", keep=True))
+    for r in (gone, kept):
+        assert r.scheduler["JobState"] == "COMPLETED" and r.files["out.txt"].read_text() == "xxx"
+        assert r.remote_dir is not None
+    # The testbed's "remote" home is on this machine, so the folders can be looked at directly.
+    assert not Path(gone.remote_dir or "").exists()
+    kept_dir = Path(kept.remote_dir or "")
+    assert (kept_dir / "job.sh").is_file() and (kept_dir / "stdout.log").is_file()
+    assert (kept_dir / "out.txt").read_text() == "xxx"
