@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -410,3 +411,28 @@ def test_remote_folder_is_removed_unless_kept(cluster: SlurmCluster, tmp_path: P
     kept_dir = Path(kept.remote_dir or "")
     assert (kept_dir / "job.sh").is_file() and (kept_dir / "stdout.log").is_file()
     assert (kept_dir / "out.txt").read_text() == "xxx"
+
+
+def test_shell_hostile_workdir(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    cfg = load_config(slurm_tb["config"])
+    weird = '~/tp we\'ird "dq" $HOME;x'
+    cfg.clusters[CLUSTER] = cfg.clusters[CLUSTER].model_copy(update={"workdir": weird})
+    c = make_cluster(CLUSTER, cfg)
+    try:
+        jobs = [
+            JobSpec(
+                probe_id=f"w{i}", argv=[PYTHON, "-c", "import os; print(os.getcwd())"], local_dir=tmp_path / f"w{i}"
+            )
+            for i in range(3)
+        ]
+        results = [c.execute(jobs[0]), *c.execute_many(jobs[1:])]
+    finally:
+        c.close()
+    home = Path(f"~{slurm_tb['user']}").expanduser()
+    for r in results:
+        assert r.scheduler["JobState"] == "COMPLETED", r
+        assert r.stdout_tail.strip().startswith(f'{home}/tp we\'ird "dq" $HOME;x/jobs/')
+    # Only the content-hashed shared files stay; every job folder is gone.
+    root = home / 'tp we\'ird "dq" $HOME;x'
+    assert list((root / "jobs").iterdir()) == []
+    shutil.rmtree(root)
