@@ -168,6 +168,7 @@ def compare_pipelines(
     matrix = [MatrixRow(level=lv, cells={n: cells[n].get(lv, Cell()) for n in names}) for lv in levels]
     thresholds = [_threshold(name, summaries[name], native, cluster) for name in names]
     findings = [t.statement for t in thresholds if t.pipeline != REFERENCE and t.owner == "pipeline"]
+    findings += _passes_past_native(names, summaries[REFERENCE], cells, cluster)
     return PipelineComparison(
         cluster=cluster,
         ladder=summaries[REFERENCE].ladder,
@@ -178,6 +179,22 @@ def compare_pipelines(
         findings=findings,
         run_ids=run_ids,
     )
+
+
+def _passes_past_native(
+    names: Sequence[str], native: RunSummary, cells: dict[str, dict[int, Cell]], cluster: str
+) -> list[str]:
+    """Lines for pipelines that pass where native fails: they do not meet the cluster's limit."""
+    level = native.first_fail
+    if level is None:
+        return []
+    what = f" ({native.failure.failure_class})" if native.failure else ""
+    return [
+        f"{name} passes at level {level} where native fails{what} on {cluster!r}: the {name} pipeline"
+        " does not run the function under the cluster's limits the way native does"
+        for name in names
+        if name != REFERENCE and cells[name].get(level, Cell()).verdict == "pass"
+    ]
 
 
 def _threshold(name: str, summary: RunSummary, native: dict[int, Cell], cluster: str) -> Threshold:

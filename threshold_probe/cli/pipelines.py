@@ -43,6 +43,10 @@ def show_comparison(cmp: PipelineComparison, out: Console) -> None:
         out.print(f"[{style}]{t.statement}[/]", highlight=False)
         for line in t.evidence[:3]:
             out.print(f"    {line}", highlight=False, markup=False)
+    statements = {t.statement for t in cmp.thresholds}
+    for line in cmp.findings:
+        if line not in statements:
+            out.print(f"[bold yellow]{line}[/]", highlight=False)
     if not cmp.findings:
         out.print(f"[dim]no threshold found that belongs to a pipeline rather than to {cmp.cluster!r}[/]")
 
