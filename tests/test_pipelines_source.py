@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from threshold_probe.cli.app import app
 from threshold_probe.clusters import make_cluster
 from threshold_probe.config import ProbeConfig
 from threshold_probe.diagnose import diagnose
@@ -162,3 +166,21 @@ def test_features_ladder_closure_level_fails_through_source_not_native(tmp_path:
         workload, make_cluster("local", ProbeConfig()), "n", LIMITS, tmp_path / "native"
     )
     assert diagnose(native).status == "pass"
+
+
+def test_bisect_and_isolate_name_the_feature_source_cannot_carry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROBE_CONFIG", raising=False)
+    result = CliRunner().invoke(
+        app,
+        ["--reports-dir", str(tmp_path / "r"), "bisect", "--pipeline", "source", "--ladder", "features",
+         "--hi", "14", "--isolate", "--json", "--quiet"],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["failure"]["class"] == "name"
+    assert any(line.startswith("NameError: name ") for line in data["failure"]["evidence"])
+    # The features ladder adds module-level helper functions with global_refs: they do not travel.
+    assert data["isolate"]["drivers"] == ["global_refs"]
