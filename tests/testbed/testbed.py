@@ -66,6 +66,8 @@ SLURM_CLUSTER = "testbed-slurm"
 class TestbedError(RuntimeError):
     """The testbed could not be started or stopped."""
 
+    __test__ = False
+
 
 def state_dir_default() -> Path:
     """$TP_TESTBED_DIR or /tmp/threshold-probe-testbed."""
@@ -308,6 +310,8 @@ class SSHHost:
 @dataclass
 class Testbed:
     """A started testbed: where its files are, which clusters it wrote, how to fault it."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
 
     state_dir: Path
     config_path: Path

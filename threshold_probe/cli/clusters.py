@@ -103,7 +103,8 @@ def check(
         for c in checks:
             style = _STATUS_STYLE.get(c.status, "")
             fix = f" [dim]- fix: {c.fix}[/]" if c.fix and c.status != "ok" else ""
-            console.print(f"[{style}]{c.status:<4}[/] {c.name:<12} {c.detail}{fix}", highlight=False)
+            # soft_wrap: one problem is one line, whatever the terminal width.
+            console.print(f"[{style}]{c.status:<4}[/] {c.name:<12} {c.detail}{fix}", highlight=False, soft_wrap=True)
     if not usable:
         if as_json:
             raise typer.Exit(code=EXIT_INFRA)

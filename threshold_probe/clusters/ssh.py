@@ -449,6 +449,12 @@ class SSHCluster(Cluster):
         key = id(active)
         with self._lock:
             self._active[key] = active
+        if self._cancelled.is_set():
+            # cancel_all ran while this probe was staging: do not start it.
+            with self._lock:
+                self._active.pop(key, None)
+            result.infra_error = "cancelled"
+            return result, False
         t_send = time.monotonic()
         try:
             res = self.transport.run_streaming(command, reader.feed, on_stderr, timeout=bound, stdin=stdin)
