@@ -5,7 +5,7 @@
 pause or rekey an sshd), `.ssh_config`, `.known_hosts`, `.client_key`, `.python`.
 
 When TP_TESTBED_CONFIG is set (a config written by `tests/testbed/up`), the running testbed is
-reused and left running; its state is read from $TP_TESTBED_DIR (or the default state folder).
+reused and left running; its state folder is read from the config's header comment.
 Otherwise a fresh testbed is started in a temporary state folder and stopped at the end.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.testbed.testbed import Testbed, TestbedError, start, state_dir_default, stop, write_probe_toml
+from tests.testbed.testbed import Testbed, TestbedError, start, state_dir_of, stop, write_probe_toml
 
 
 def _require_tools() -> None:
@@ -37,7 +37,7 @@ def testbed() -> Iterator[Testbed]:
     """The running loopback testbed (reused from TP_TESTBED_CONFIG, or started for this session)."""
     reuse = os.environ.get("TP_TESTBED_CONFIG")
     if reuse:
-        tb = Testbed.load(state_dir_default().resolve())
+        tb = Testbed.load(state_dir_of(Path(reuse)).resolve())
         if tb.config_path != Path(reuse).resolve():
             pytest.fail(
                 f"TP_TESTBED_CONFIG={reuse} but the testbed in {tb.state_dir} wrote {tb.config_path}",

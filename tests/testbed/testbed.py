@@ -476,9 +476,17 @@ def _toml_value(v: Any) -> str:
     return json.dumps(str(v))  # a JSON string is a valid TOML basic string
 
 
-def write_probe_toml(path: Path, clusters: dict[str, dict[str, Any]], *, extra: str = "") -> None:
-    """A probe.toml naming the given clusters."""
-    lines = ["# Written by tests/testbed: the clusters of the loopback testbed.", ""]
+STATE_MARK = "# testbed state: "
+
+
+def write_probe_toml(
+    path: Path, clusters: dict[str, dict[str, Any]], *, extra: str = "", state_dir: Path | None = None
+) -> None:
+    """A probe.toml naming the given clusters (and, for `up`, where the testbed's state is)."""
+    lines = ["# Written by tests/testbed: the clusters of the loopback testbed."]
+    if state_dir is not None:
+        lines.append(f"{STATE_MARK}{state_dir}")
+    lines.append("")
     for name, table in clusters.items():
         lines.append(f"[clusters.{name}]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
@@ -551,7 +559,7 @@ def start(config_path: Path, state_dir: Path | None = None, *, slurm: bool = Tru
                 workdir="~/.threshold-probe",
             )
         tb.clusters = list(clusters)
-        write_probe_toml(tb.config_path, clusters)
+        write_probe_toml(tb.config_path, clusters, state_dir=state_dir)
         tb.save()
     except BaseException:
         stop(state_dir)
@@ -577,6 +585,17 @@ def stop(state_dir: Path | None = None) -> None:
     if tb.public_dir is not None and tb.public_dir != state_dir:
         shutil.rmtree(tb.public_dir, ignore_errors=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
+
+
+def state_dir_of(config_path: Path) -> Path:
+    """The state folder recorded in a probe.toml written by `up` (else the default one)."""
+    try:
+        for line in config_path.read_text().splitlines()[:5]:
+            if line.startswith(STATE_MARK):
+                return Path(line[len(STATE_MARK) :].strip())
+    except OSError:
+        pass
+    return state_dir_default()
 
 
 def status(state_dir: Path | None = None) -> dict[str, Any]:

@@ -166,7 +166,9 @@ def _connect_hop(
             key_filename=identities or None,  # type: ignore[arg-type]  # a list is accepted
             allow_agent=allow_agent and not hop.identities_only,
             look_for_keys=not hop.identities_only,
-            timeout=timeout,
+            # paramiko's `timeout` bounds the whole key exchange and, when it runs out first,
+            # ends it silently ("No existing session"); so it gets more room than the banner.
+            timeout=2 * timeout + 1,
             banner_timeout=timeout,
             auth_timeout=timeout,
             channel_timeout=timeout,
