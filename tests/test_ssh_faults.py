@@ -123,11 +123,12 @@ def test_reject_policy_refuses_unknown_and_changed_keys_with_a_fix(
     with cluster_for(tmp_path, table) as good:
         assert diagnose(probe(good, tmp_path, "good")).status == "pass"
     spare.rekey()
-    code_result = CliRunner().invoke(
-        app, ["--config", str(write_config(tmp_path / "rekeyed.toml", {"rekeyed": table})), "clusters", "check", "rekeyed"]
-    )
-    assert code_result.exit_code == 3
-    assert "has CHANGED" in code_result.stdout and "fix:" in code_result.stdout and "ssh-keygen -R" in code_result.stdout
+    rekeyed = write_config(tmp_path / "rekeyed.toml", {"rekeyed": table})
+    result = CliRunner().invoke(app, ["--config", str(rekeyed), "clusters", "check", "rekeyed"])
+    assert result.exit_code == 3
+    line = result.stdout.strip()
+    assert "\n" not in line, "one problem, one line"
+    assert "has CHANGED" in line and "fix:" in line and "ssh-keygen -R" in line
 
 
 # -- a server that dies or hangs --------------------------------------------------------------

@@ -185,7 +185,7 @@ class Transport(ABC):
     def get(self, remote_path: str, local_path: Path) -> bool:
         """Copy `remote_path` to `local_path`; False when the remote file does not exist."""
 
-    def close(self) -> None:  # noqa: B027 - most transports hold nothing to release
+    def close(self) -> None:
         """Release connections; safe to call twice."""
 
     def __enter__(self) -> Transport:
