@@ -7,14 +7,11 @@ import inspect
 import json
 import os
 import shlex
-import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -29,7 +26,8 @@ from rich.progress import (
 )
 
 from threshold_probe.config import ProbeConfig, load_config
-from threshold_probe.errors import Interrupted, ProbeError
+from threshold_probe.errors import ProbeError
+from threshold_probe.interrupts import interruptible
 from threshold_probe.models import ProbeRecord
 from threshold_probe.store import Store
 
@@ -96,43 +94,6 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
-
-
-class _Interrupter:
-    """A signal handler that raises Interrupted once; later signals wait for the clean-up to end.
-
-    The first SIGINT or SIGTERM stops the search where it is (the cluster's jobs are cancelled
-    and the journal is written on the way out). A second one during that clean-up must not
-    cut it short and leave the journal half written, so it is only remembered.
-    """
-
-    def __init__(self) -> None:
-        self.first: int | None = None
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.first is not None:
-            return
-        self.first = signum
-        raise Interrupted("interrupted", signum)
-
-
-@contextmanager
-def interruptible() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into Interrupted, so a run cancels remote work and journals."""
-    old_int = signal.getsignal(signal.SIGINT)
-    old_term = signal.getsignal(signal.SIGTERM)
-    handler = _Interrupter()
-    try:
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (tests driving the app from a worker thread)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
 
 
 def command_prefix() -> str:

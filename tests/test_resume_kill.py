@@ -1,0 +1,232 @@
+"""`kill -9` of a real `probe` process in the middle of a run, then `--resume`.
+
+The probe process is a real subprocess (`python -m threshold_probe`) on the local cluster under a
+real memory limit. The test watches the journal (reports/probe.db) and kills the process with
+SIGKILL once some probes have finished. It then checks that the journal and the report files
+load, that `--resume` completes with the right answer, and that no probe that had finished is
+dispatched again: per (workload, attempt) the journal holds exactly one finished probe; the only
+extra row is the probe that was in flight at the kill, marked `cancelled` by the resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+ASSETS = Path(__file__).parent / "assets"
+RESUME16 = str(ASSETS / "ladders" / "resume16.toml")
+ISOLATE = str(ASSETS / "ladders" / "isolate.toml")
+KILL_TIMEOUT_S = 180
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A folder with its own probe.toml: the local cluster works in a folder of its own."""
+    (tmp_path / "probe.toml").write_text(f'[clusters.local]\ntype = "local"\nworkdir = "{tmp_path / "wd"}"\n')
+    return tmp_path
+
+
+def probe(workspace: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `probe` to its end in a real subprocess."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    return subprocess.run(
+        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), *args],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def finished_probes(workspace: Path) -> int:
+    """Finished probes in the journal so far (0 before it exists)."""
+    db_path = workspace / "reports" / "probe.db"
+    if not db_path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(db_path, timeout=5)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM probes WHERE state='done'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def kill_after(workspace: Path, finished: int, *args: str) -> None:
+    """Start `probe ARGS`, wait until it has finished `finished` probes, then SIGKILL it."""
+    finished += finished_probes(workspace)  # those of earlier runs do not count
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), *args],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    try:
+        while finished_probes(workspace) < finished:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(f"the run ended (exit {proc.returncode}) before it could be killed:\n{err}\n{out}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {finished} finished probes after {KILL_TIMEOUT_S} s")
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None and time.monotonic() > deadline:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def journal_rows(workspace: Path, run_id: str) -> list[dict[str, object]]:
+    """The probe rows of one run, in dispatch order."""
+    with closing(sqlite3.connect(workspace / "reports" / "probe.db", timeout=5)) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(
+            "SELECT probe_id, level, attempt, cache_key, state, record FROM probes WHERE run_id=?"
+            " ORDER BY dispatched_at",
+            (run_id,),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def only_run_id(workspace: Path, kind: str) -> str:
+    with closing(sqlite3.connect(workspace / "reports" / "probe.db", timeout=5)) as db:
+        rows = db.execute("SELECT run_id, status FROM runs WHERE kind=?", (kind,)).fetchall()
+    assert len(rows) == 1, rows
+    run_id, status = rows[0]
+    assert status == "running"  # killed: nobody could write anything else
+    return str(run_id)
+
+
+def check_killed_run_loads(workspace: Path, run_id: str) -> set[str]:
+    """The journal, run.json and `probe report` all load after the kill; returns the finished probe ids."""
+    with closing(sqlite3.connect(workspace / "reports" / "probe.db", timeout=5)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    rows = journal_rows(workspace, run_id)
+    done = {str(r["probe_id"]) for r in rows if r["state"] == "done"}
+    in_flight = [r for r in rows if r["state"] == "dispatched"]
+    assert len(in_flight) <= 1, in_flight  # probes are dispatched one at a time on the local cluster
+    for r in rows:
+        if r["state"] == "done":
+            json.loads(str(r["record"]))
+    partial = json.loads((workspace / "reports" / run_id / "run.json").read_text())
+    assert partial["run_id"] == run_id and partial["status"] == "running"
+    assert len(partial["probes"]) >= 1
+    assert "--resume" in partial["message"]
+    for probe_id in done:
+        observation = workspace / "reports" / run_id / "probes" / probe_id / "probe.json"
+        json.loads(observation.read_text())
+    shown = probe(workspace, "report", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "no answer yet" in shown.stdout
+    as_json = probe(workspace, "report", run_id, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["status"] == "running"
+    return done
+
+
+def check_nothing_dispatched_twice(workspace: Path, run_id: str, done_before: set[str]) -> None:
+    """Each (workload, attempt) finished exactly once; the only extra row is the cancelled one."""
+    rows = journal_rows(workspace, run_id)
+    states = Counter(str(r["state"]) for r in rows)
+    assert set(states) <= {"done", "cancelled"}, states
+    assert states["cancelled"] <= 1, states
+    finished = Counter((r["cache_key"], r["attempt"]) for r in rows if r["state"] == "done")
+    twice = {k: n for k, n in finished.items() if n > 1}
+    assert not twice, f"finished more than once: {twice}"
+    still = {str(r["probe_id"]) for r in rows if r["state"] == "done"}
+    assert done_before <= still  # the journal's probes were kept, not replaced by new dispatches
+    for r in rows:
+        if r["state"] == "done":
+            assert json.loads(str(r["record"]))["cached_from"] is None  # --fresh: every one really ran
+    cancelled = [r for r in rows if r["state"] == "cancelled"]
+    for r in cancelled:
+        # The probe in flight at the kill ran again, once.
+        assert finished[(r["cache_key"], r["attempt"])] == 1
+
+
+@pytest.mark.parametrize(("how", "after"), [("by-id", 3), ("latest", 5)])
+def test_kill9_in_the_middle_of_a_bisect_then_resume(workspace: Path, how: str, after: int) -> None:
+    kill_after(workspace, after, "bisect", "--ladder", RESUME16, "--memory", "300MB", "--fresh", "--quiet")
+    run_id = only_run_id(workspace, "bisect")
+    done_before = check_killed_run_loads(workspace, run_id)
+    assert len(done_before) >= after
+
+    resume_args = ["bisect", "--resume", run_id] if how == "by-id" else ["bisect", "--resume"]
+    resumed = probe(workspace, *resume_args, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming run {run_id}" in " ".join(resumed.stderr.split())
+    summary = json.loads(resumed.stdout)
+    assert summary["run_id"] == run_id and summary["status"] == "completed"
+    # The same answer an uninterrupted bisect gives (the ladder jumps past 300MB at level 11).
+    assert (summary["last_pass"], summary["first_fail"]) == (10, 11)
+    assert summary["search_status"] == "found"
+    assert summary["failure"]["class"] == "oom"
+    check_nothing_dispatched_twice(workspace, run_id, done_before)
+    # Both ends, a binary search of 16 levels and one confirmation of each boundary level.
+    assert len(summary["probes"]) <= 4 + 2 + 2
+
+    # The finished run is listed as completed and renders.
+    runs = json.loads(probe(workspace, "runs", "--json").stdout)
+    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "completed")]
+    assert "level 11 is the first to fail" in probe(workspace, "report", run_id).stdout
+
+
+def test_kill9_in_the_middle_of_a_sweep_then_resume(workspace: Path) -> None:
+    kill_after(workspace, 6, "sweep", "--ladder", RESUME16, "--memory", "300MB", "--fresh", "--quiet")
+    run_id = only_run_id(workspace, "sweep")
+    done_before = check_killed_run_loads(workspace, run_id)
+
+    resumed = probe(workspace, "sweep", "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["run_id"] == run_id and summary["status"] == "completed"
+    assert (summary["last_pass"], summary["first_fail"]) == (10, 11)
+    check_nothing_dispatched_twice(workspace, run_id, done_before)
+    levels = Counter(p["level"] for p in summary["probes"])
+    assert levels == Counter(range(1, 17))  # every level exactly once
+
+
+def test_kill9_in_the_middle_of_an_isolate_then_resume(workspace: Path) -> None:
+    found = probe(workspace, "bisect", "--ladder", ISOLATE, "--memory", "300MB", "--json", "--quiet")
+    assert found.returncode == 0, found.stderr
+    bisect_id = json.loads(found.stdout)["run_id"]
+
+    kill_after(workspace, 4, "isolate", bisect_id, "--fresh", "--quiet")
+    run_id = only_run_id(workspace, "isolate")
+    done_before = check_killed_run_loads(workspace, run_id)
+
+    resumed = probe(workspace, "isolate", "--resume", run_id, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["run_id"] == run_id and summary["status"] == "completed"
+    assert summary["isolate"]["drivers"] == ["memory_mb"]
+    assert summary["params"]["options"]["from_run"] == bisect_id
+    check_nothing_dispatched_twice(workspace, run_id, done_before)
+
+
+def test_resume_without_an_interrupted_run_is_one_line_exit_2(workspace: Path) -> None:
+    done = probe(workspace, "run", "--level", "1", "--ladder", RESUME16, "--quiet")
+    assert done.returncode == 0, done.stderr
+    nothing = probe(workspace, "bisect", "--resume")
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip().count("\n") == 0 and "no interrupted bisect run to resume" in nothing.stderr
+    unknown = probe(workspace, "sweep", "--resume", "20990101-000000-sweep-ffff")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    without_flag = probe(workspace, "sweep", "20990101-000000-sweep-ffff")
+    assert without_flag.returncode == 2 and "only goes with --resume" in without_flag.stderr
