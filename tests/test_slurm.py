@@ -174,6 +174,12 @@ def test_memory_ladder_threshold_matches_local_with_slurm_oom(slurm_tb: dict[str
     assert bis["first_fail"] == local["first_fail"] and bis["last_pass"] == 3
     assert bis["failure"]["class"] == "oom"
 
+    # A k-ary bisect: each round's levels go out together (a job array).
+    code, out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--parallel", "2", *common)
+    assert code == 0, err
+    par = json.loads(out)
+    assert par["first_fail"] == local["first_fail"] and par["failure"]["class"] == "oom"
+
 
 # -- classification of single probes ------------------------------------------------------------
 

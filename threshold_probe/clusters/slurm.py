@@ -238,18 +238,23 @@ class SlurmCluster(Cluster):
         rel = [str(i) for i in range(len(jobs))]
         return _Batch(jobs, name, base, [f"{base}/{r}" for r in rel], rel)
 
+    @staticmethod
+    def _job_name(batch: _Batch) -> str:
+        if batch.is_array:
+            return f"tp-{batch.name}"
+        return f"tp-{_safe_name(batch.jobs[0].probe_id)}"
+
     def job_script(self, batch: _Batch, limits: Limits, argvs: list[list[str]]) -> str:
         """The batch script of a submission (see slurm_script)."""
         tasks = [
             ScriptTask(folder=folder, argv=argv, env={"PYTHONUNBUFFERED": "1", **job.env})
             for folder, argv, job in zip(batch.folders, argvs, batch.jobs, strict=True)
         ]
+        job_name = self._job_name(batch)
         if batch.is_array:
             output, error = f"{batch.base}/%a/{STDOUT_NAME}", f"{batch.base}/%a/{STDERR_NAME}"
-            job_name = f"tp-{batch.name}"
         else:
             output, error = f"{batch.base}/{STDOUT_NAME}", f"{batch.base}/{STDERR_NAME}"
-            job_name = f"tp-{_safe_name(batch.jobs[0].probe_id)}"
         return render_job_script(
             self.cfg,
             limits,
@@ -410,7 +415,14 @@ class SlurmCluster(Cluster):
         except InfraError as exc:
             return [JobResult(infra_error=str(exc)) for _ in jobs]
         limits = effective_limits(self.cfg, jobs[0].limits)
-        failed = self._submit(batch, limits)
+        try:
+            failed = self._submit(batch, limits)
+        except BaseException:
+            # Interrupted while sbatch ran: the job may exist without our knowing its id.
+            # Its name is unique to this submission, so cancel it by name.
+            with contextlib.suppress(Exception):
+                self._sh(f"scancel --name={shlex.quote(self._job_name(batch))}", timeout=30)
+            raise
         if failed is not None:
             if failed.infra_error is None:
                 self._remove_remote(batch)
