@@ -97,6 +97,7 @@ class _Batch:
     submitted_at: float = 0.0
     tickets: list[Ticket] = field(default_factory=list)
     stage_in_s: float = 0.0
+    connect_s: float = 0.0
 
     @property
     def is_array(self) -> bool:
@@ -122,6 +123,7 @@ class SlurmCluster(Cluster):
         self._transport: Transport | None = None
         self._workdir: str | None = None
         self._staged: set[str] = set()
+        self._unreported_connect_s = 0.0
         self._lock = threading.Lock()
         self._watcher: SlurmWatcher | None = None
         #: Job ids this object submitted that may still be live (for cancel_all).
@@ -184,6 +186,9 @@ class SlurmCluster(Cluster):
     def _resolve_workdir(self) -> str:
         if self._workdir is not None:
             return self._workdir
+        if isinstance(self.transport, SSHTransport):
+            # Counted in the first probe's timings: later probes reuse the connection.
+            self._unreported_connect_s += self.transport.connect()
         res = self.transport.run('printf "%s" "$HOME"', timeout=self.cfg.command_timeout)
         home = res.text().strip()
         if not res.ok or not home.startswith("/"):
@@ -307,6 +312,13 @@ class SlurmCluster(Cluster):
 
     def _submit(self, batch: _Batch, limits: Limits) -> JobResult | None:
         """Stage and sbatch in one round trip; a JobResult for every job when that failed."""
+        if isinstance(self.transport, SSHTransport):
+            try:
+                # Zero when the connection is reused, as it is for every probe after the first.
+                batch.connect_s = self.transport.connect() + self._unreported_connect_s
+                self._unreported_connect_s = 0.0
+            except TransportError as exc:
+                return JobResult(infra_error=f"connect: {exc}")
         t0 = time.time()
         try:
             data, new_shared = self._archive(batch, limits)
@@ -538,6 +550,7 @@ class SlurmCluster(Cluster):
         limits: Limits,
     ) -> JobResult:
         result = JobResult(host=self.transport.host, remote_dir=batch.folders[index])
+        result.timings["connect"] = batch.connect_s
         result.timings["stage_in"] = batch.stage_in_s
         result.timings["stage_out"] = stage_out_s
         local = job.local_dir
