@@ -432,7 +432,8 @@ class SSHCluster(Cluster):
             "keep": job.keep_remote,
             "files": [[n, len(job.files[n])] for n in names],
         }
-        stdin = json.dumps(header).encode() + b"\n" + b"".join(job.files[n] for n in names)
+        # A Python literal on one line: the launcher reads it without importing json (see there).
+        stdin = repr(header).encode() + b"\n" + b"".join(job.files[n] for n in names)
         command = f"exec {self._python_command()} -S {shlex.quote(launcher)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs.
         run_bound = limits.time_s if limits.time_s is not None else self.cfg.command_timeout
