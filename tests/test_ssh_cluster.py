@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -323,3 +325,41 @@ def test_preflight_spots_a_missing_interpreter(testbed: Testbed, tmp_path: Path)
         cluster.close()
     assert checks["connect"].status == "ok"
     assert checks["python"].status == "fail" and checks["python"].fix
+
+
+def test_ctrl_c_during_a_probe_kills_the_remote_job_and_removes_what_was_staged(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    marker = f"tp-interrupted-{os.getpid()}"
+    func = tmp_path / "sleepy.py"
+    func.write_text(
+        "import subprocess\n"
+        "def sleepy():\n"
+        f"    subprocess.run(['bash', '-c', 'exec -a {marker} sleep 300'])\n"
+    )
+    workdir = f"~/tp-sigint-work-{os.getpid()}"
+    config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh", workdir=workdir)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(tmp_path / "r"),
+         "run", "--cluster", "c", "--function", f"{func}:sleepy", "--quiet", "--no-preflight"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the remote job never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 5
+    while subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the remote job survived Ctrl-C"
+        time.sleep(0.05)
+    remote = testbed.home / workdir[2:]
+    assert list(remote.iterdir()) == [], "the session folder (runner, payload) was removed"
+    subprocess.run(["rm", "-rf", str(remote)], check=True)

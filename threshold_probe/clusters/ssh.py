@@ -420,13 +420,15 @@ class SSHCluster(Cluster):
         result.remote_dir = job_dir
         argv = self._resolve_argv(job.argv, shared)
         limits = job.limits
+        # No limit given: command_timeout bounds the job all the same (every command has one).
+        time_s = limits.time_s if limits.time_s is not None else self.cfg.command_timeout
         names = list(job.files)
         header = {
             "dir": job_dir,
             "argv": argv,
             "env": job.env,
             "memory": limits.memory_bytes,
-            "time": limits.time_s,
+            "time": time_s,
             "cores": limits.cores,
             "fetch": job.fetch,
             "keep": job.keep_remote,
@@ -435,9 +437,9 @@ class SSHCluster(Cluster):
         # A Python literal on one line: the launcher reads it without importing json (see there).
         stdin = repr(header).encode() + b"\n" + b"".join(job.files[n] for n in names)
         command = f"exec {self._python_command()} -S {shlex.quote(launcher)}"
-        # The job's own limit is enforced remotely; this bound only catches a far side that hangs.
-        run_bound = limits.time_s if limits.time_s is not None else self.cfg.command_timeout
-        bound = run_bound + self.cfg.command_timeout
+        # The job's own limit is enforced remotely; this bound only catches a far side that hangs
+        # (transfers included, hence the margin).
+        bound = time_s + self.cfg.command_timeout
         reader = _RecordReader(local_dir, job.fetch)
         err = bytearray()
 
@@ -460,12 +462,15 @@ class SSHCluster(Cluster):
         try:
             res = self.transport.run_streaming(command, reader.feed, on_stderr, timeout=bound, stdin=stdin)
         except TransportError as exc:
+            with self._lock:
+                self._active.pop(key, None)
             reader.abort()
             result.infra_error = str(exc)
             return result, exc.retryable and not self._cancelled.is_set()
-        finally:
-            with self._lock:
-                self._active.pop(key, None)
+        # Any other exception (Ctrl-C) leaves the probe in _active, for cancel_all and close to
+        # kill its process group and remove its folder.
+        with self._lock:
+            self._active.pop(key, None)
         t_end = time.monotonic()
         if job.keep_remote:
             with self._lock:
