@@ -112,6 +112,7 @@ def test_auto_parallel_splits_a_range_loop_into_jobs_with_extra_arguments(cluste
 class BareClustrix(ClustrixSerialPipeline):
     """ClustriX on a host as it is: no venv in the job folder, no `python` on PATH."""
 
+    name = "clustrix-bare"
     provision_venv = False
 
 
@@ -121,11 +122,12 @@ def test_without_a_job_venv_clustrix_finds_no_python(cluster: Cluster, tmp_path:
     workload = Workload(name="ok", source="def workload():\n    return 1\n", func_name="workload")
     obs = BareClustrix().dispatch(workload, cluster, f"bare-{os.getpid()}", LIMITS, tmp_path)
     verdict = diagnose(obs)
-    assert verdict.status == "fail"
+    assert verdict.failure_class == "launch", verdict
+    # The job script's own line is the root error, not ClustriX's summary of it.
+    assert verdict.evidence[0] == "job.sh: line 4: python: command not found"
     text = "\n".join(verdict.evidence)
-    assert "venv/bin/activate: No such file or directory" in text and "python: command not found" in text
-    # ClustriX's own summary is kept as evidence, behind the job's own lines.
-    assert obs.client_error is not None and obs.client_error.startswith("RuntimeError: Job ssh_")
+    assert "venv/bin/activate: No such file or directory" in text
+    assert "ClustriX raised RuntimeError: Job ssh_" in text
 
 
 def test_default_ladder_level_through_clustrix_serial(cluster: Cluster, tmp_path: Path) -> None:

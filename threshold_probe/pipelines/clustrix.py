@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -322,10 +323,21 @@ class ClustrixPipeline(Pipeline):
         if timed_out:
             obs.notes.append("the job still ran at the probe's time limit and was killed (ClustriX enforces none)")
         if call.exc is not None and not call.stopped:
-            obs.client_error = f"{type(call.exc).__name__}: {_first_line(call.exc)}"
-            obs.client_error_type = "launch"
+            raised = f"{type(call.exc).__name__}: {_first_line(call.exc)}"
+            script_error = _script_error_line(stderr_text)
             if _is_connection_error(call.exc) and not jobs:
-                job.infra_error = f"ClustriX could not reach the cluster: {obs.client_error}"
+                job.infra_error = f"ClustriX could not reach the cluster: {raised}"
+            if script_error is not None:
+                # The job script itself failed (no interpreter, no venv): that line is the root
+                # error; ClustriX's summary of it is evidence.
+                obs.client_error = script_error
+                obs.client_error_type = "launch"
+                obs.notes.insert(0, f"ClustriX raised {raised}")
+            else:
+                obs.client_error = raised
+                # Without a job, ClustriX failed before starting anything; with one, the job's
+                # own logs (parsed by the diagnosis) outrank ClustriX's summary.
+                obs.client_error_type = None if jobs else "launch"
         if call.done and call.exc is None:
             job.exit_code = 0
             obs.result = _summarize(call.result)
@@ -439,6 +451,19 @@ class _ClustrixCall:
             for ex in self.executors:
                 with contextlib.suppress(Exception):
                     ex.disconnect()
+
+
+_SCRIPT_ERROR = re.compile(
+    r"(command not found|No such file or directory|Permission denied|syntax error|unexpected EOF)"
+)
+
+
+def _script_error_line(stderr: str) -> str | None:
+    """The last line where the job's shell script (not Python) reported an error, if any."""
+    if "Traceback (most recent call last):" in stderr:
+        return None
+    found = [line.strip() for line in stderr.splitlines() if _SCRIPT_ERROR.search(line)]
+    return found[-1] if found else None
 
 
 def _first_line(exc: BaseException) -> str:
