@@ -155,3 +155,13 @@ def test_sweep_of_features_ladder_reports_root_errors_per_level(
     data = json.loads(result.stdout)
     verdicts = {p["level"]: p["verdict"] for p in data["probes"]}
     assert verdicts == {level - 1: "pass", level: "pass"}, data["probes"]
+
+
+def test_clustrix_on_the_local_cluster_is_a_clear_user_error(tmp_path: Path) -> None:
+    from threshold_probe.config import ProbeConfig
+    from threshold_probe.errors import UserError
+
+    workload = Workload(name="ok", source="def workload():\n    return 1\n", func_name="workload")
+    local = make_cluster("local", ProbeConfig())
+    with pytest.raises(UserError, match="needs an ssh or slurm cluster"):
+        ClustrixSerialPipeline().dispatch(workload, local, "l", LIMITS, tmp_path)

@@ -201,7 +201,8 @@ class ClustrixPipeline(Pipeline):
         except Exception as exc:
             return self._client_failure(obs, ClientSideError("serialize", exc), started)
 
-        workdir = str(getattr(cluster.config, "workdir", "~/.threshold-probe"))
+        self.clustrix_config(cluster, "")  # a cluster ClustriX cannot use fails before the far side is touched
+        workdir = str(getattr(cluster.config, "workdir", None) or "~/.threshold-probe")
         start = int(time.time()) - 1
         prep_args = ["prepare", workdir, probe_id, str(start), str(PREPARE_WINDOW_S if self.provision_venv else 0)]
         prep_result, prep = self._helper(cluster, probe_id, local_dir, "prepare", prep_args, ["prepare.json"])
