@@ -95,8 +95,11 @@ class Prober:
             others: list[ProbeRecord] = []
             if self.use_cache:
                 reused = {r.cached_from for r in own if r.cached_from}
+                # Only probes that really ran: a cached copy is the same verdict again, not a new one.
                 others = [
-                    r for r in self.store.cached(key) if r.run_id != self.run_id and r.probe_id not in reused
+                    r
+                    for r in self.store.cached(key)
+                    if r.run_id != self.run_id and r.cached_from is None and r.probe_id not in reused
                 ]
             self._pools[key] = own + others
         return self._pools[key]
