@@ -203,6 +203,13 @@ def _connect_hop(
     except paramiko.SSHException as exc:
         client.close()
         text = str(exc)
+        if "No authentication methods available" in text:
+            raise TransportError(
+                f"{hop.display()}: authentication failed: no key, agent or password to try",
+                retryable=False,
+                fix="set identity_file, load a key into ssh-agent, or set password_env to the NAME of "
+                "an environment variable that holds the password (and set that variable)",
+            ) from exc
         if "banner" in text.lower():
             raise TransportError(
                 f"{hop.display()}: no SSH banner within {timeout:g}s ({text})",
