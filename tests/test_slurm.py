@@ -442,3 +442,20 @@ def test_shell_hostile_workdir(slurm_tb: dict[str, Any], tmp_path: Path) -> None
     root = home / 'tp we\'ird "dq" $HOME;x'
     assert list((root / "jobs").iterdir()) == []
     shutil.rmtree(root)
+
+
+def test_job_pending_past_queue_timeout_is_cancelled_as_a_skip(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    cfg = load_config(slurm_tb["config"])
+    # A held job never starts: exactly a queue that does not move.
+    cfg.clusters[CLUSTER] = cfg.clusters[CLUSTER].model_copy(update={"sbatch_args": ["--hold"], "queue_timeout": 3.0})
+    c = make_cluster(CLUSTER, cfg)
+    try:
+        started = time.monotonic()
+        assert isinstance(c, SlurmCluster)
+        obs = dispatch(c, tmp_path, function_workload(tmp_path, "raises"), Limits(), "held")
+        assert time.monotonic() - started < 30
+    finally:
+        c.close()
+    assert obs.job.infra_error and "still pending" in obs.job.infra_error and "JobHeldUser" in obs.job.infra_error
+    assert diagnose(obs).status == "skip"
+    assert live_jobs(slurm_tb) == []

@@ -114,6 +114,8 @@ class SlurmClusterConfig(_ClusterBase):
     controller_timeout: float = Field(default=120.0, gt=0)
     #: Bound on every command sent to the submit host (sbatch, squeue, the fetch).
     command_timeout: float = Field(default=120.0, gt=0)
+    #: A job still pending this long after submission is cancelled and becomes a skip (None: wait).
+    queue_timeout: float | None = Field(default=None, gt=0)
 
 
 ClusterConfig = Annotated[

@@ -445,7 +445,7 @@ class SlurmCluster(Cluster):
         watcher = self.watcher
         batch.tickets = watcher.track(keys, submitted_at=batch.submitted_at)
         try:
-            watcher.wait(batch.tickets)
+            self._wait(batch)
         except BaseException:
             # Ctrl-C or a timeout of the caller: nothing of ours stays in the queue.
             watcher.forget(batch.tickets)
@@ -454,6 +454,32 @@ class SlurmCluster(Cluster):
         with self._lock:
             self._active.discard(batch.job_id)
         return self._collect(batch, limits)
+
+    def _wait(self, batch: _Batch) -> None:
+        """Wait for every ticket; past queue_timeout, cancel what has not started (a skip)."""
+        watcher = self.watcher
+        limit = self.cfg.queue_timeout
+        if limit is None:
+            watcher.wait(batch.tickets)
+            return
+        cancelled: set[JobKey] = set()
+        while not watcher.wait(batch.tickets, timeout=1.0):
+            waited = time.time() - batch.submitted_at
+            stuck = [
+                t
+                for t in batch.tickets
+                if not t.done.is_set() and t.seen_running_at is None and t.key not in cancelled
+            ]
+            if waited <= limit or not stuck:
+                continue
+            for t in stuck:
+                t.error = (
+                    f"job {t.key.display()} still pending after {waited:.0f}s "
+                    f"(Reason={t.reason or 'unknown'}); queue_timeout is {limit:g}s"
+                )
+                cancelled.add(t.key)
+            with contextlib.suppress(TransportError):
+                self._sh(f"scancel {' '.join(t.key.display() for t in stuck)}", timeout=30)
 
     def _finish_unsubmitted(self, failed: JobResult, job: JobSpec, batch: _Batch) -> JobResult:
         result = failed.model_copy(deep=True)
