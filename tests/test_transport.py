@@ -103,6 +103,7 @@ def test_ssh_socket_has_tcp_nodelay_and_the_connection_is_reused(testbed: Testbe
         sock = t._clients[-1].get_transport().sock  # type: ignore[union-attr]
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 15
         assert t.connect() == 0.0, "an open connection is reused"
         times = [t.run("true").duration_s for _ in range(10)]
         # Nagle plus delayed ACKs cost ~40 ms a command; with TCP_NODELAY it is a few ms.

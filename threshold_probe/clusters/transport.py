@@ -645,8 +645,18 @@ def _describe(exc: BaseException) -> str:
 
 
 def set_nodelay(sock: socket.socket) -> None:
-    """TCP_NODELAY and keepalive on a connected socket (no-op for non-TCP sockets)."""
+    """TCP_NODELAY and keepalive on a connected socket (no-op for non-TCP sockets).
+
+    paramiko's own keepalive only sends; it never notices that no answer comes. TCP keepalive
+    with short timers makes the kernel drop a silently dead link within about 30 s, so that the
+    command waiting on it fails (a skip) instead of hanging until its timeout.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 15), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
