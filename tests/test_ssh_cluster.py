@@ -363,3 +363,14 @@ def test_ctrl_c_during_a_probe_kills_the_remote_job_and_removes_what_was_staged(
     remote = testbed.home / workdir[2:]
     assert list(remote.iterdir()) == [], "the session folder (runner, payload) was removed"
     subprocess.run(["rm", "-rf", str(remote)], check=True)
+
+
+def test_clusters_list_names_the_testbed_clusters_without_contacting_them(testbed: Testbed, tmp_path: Path) -> None:
+    code, out, err = invoke(testbed.config_path, tmp_path, "clusters", "list", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert {"local", "testbed-ssh", "testbed-ssh2"} <= set(rows)
+    h2 = testbed.host("ssh2")
+    assert rows["testbed-ssh2"]["type"] == "ssh"
+    assert rows["testbed-ssh2"]["host"] == f"{testbed.user}@{h2.addr}:{h2.port}"
+    assert rows["testbed-ssh"]["python"] == testbed.python
