@@ -67,7 +67,7 @@ _clustrix_lock = threading.Lock()
 
 def _import_clustrix() -> Any:
     try:
-        import clustrix  # type: ignore[import-untyped]
+        import clustrix
     except ImportError:
         raise UserError(
             "the clustrix pipeline needs ClustriX: pip install 'threshold-probe[clustrix]'"
@@ -394,7 +394,7 @@ class _ClustrixCall:
     @contextlib.contextmanager
     def _tracked(self) -> Iterator[None]:
         # ClustriX makes its executor inside the wrapper; record it so that stop() can reach it.
-        import clustrix.decorator as deco  # type: ignore[import-untyped]
+        import clustrix.decorator as deco
 
         original = deco.ClusterExecutor
         executors = self.executors
@@ -432,7 +432,7 @@ class _ClustrixCall:
                 # so nothing leaks from an earlier probe (auto_parallel of another variant, say).
                 from dataclasses import asdict
 
-                from clustrix.config import ClusterConfig  # type: ignore[import-untyped]
+                from clustrix.config import ClusterConfig
 
                 self.clustrix.configure(**{**asdict(ClusterConfig()), **self.config})
                 kwargs: dict[str, Any] = {"cores": self.limits.cores or self.config["default_cores"]}
