@@ -459,3 +459,24 @@ def test_job_pending_past_queue_timeout_is_cancelled_as_a_skip(slurm_tb: dict[st
     assert obs.job.infra_error and "still pending" in obs.job.infra_error and "JobHeldUser" in obs.job.infra_error
     assert diagnose(obs).status == "skip"
     assert live_jobs(slurm_tb) == []
+
+
+def test_cancel_all_from_another_thread_releases_the_waiter(
+    cluster: SlurmCluster, slurm_tb: dict[str, Any], tmp_path: Path
+) -> None:
+    jobs = [
+        JobSpec(probe_id=f"s{i}", argv=[PYTHON, "-c", "import time; time.sleep(300)"], local_dir=tmp_path / f"s{i}")
+        for i in range(3)
+    ]
+    box: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: box.setdefault("results", cluster.execute_many(jobs)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("RUNNING" in j for j in live_jobs(slurm_tb)):
+        time.sleep(0.2)
+    cluster.cancel_all()
+    assert live_jobs(slurm_tb) == []
+    worker.join(60)
+    assert not worker.is_alive()
+    states = [r.scheduler.get("JobState") for r in box["results"]]
+    assert states == ["CANCELLED"] * 3, states

@@ -703,8 +703,7 @@ class SlurmCluster(Cluster):
         """scancel every job this object submitted that may still be live, and wait until gone."""
         with self._lock:
             ids = sorted(self._active)
-        if self._watcher is not None:
-            self._watcher.forget(self._watcher.live())
+        # The watcher keeps polling: it sees the jobs end as CANCELLED and releases their waiters.
         with contextlib.suppress(Exception):
             self._cancel(ids)
 

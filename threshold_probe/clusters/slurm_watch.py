@@ -125,12 +125,17 @@ class SlurmWatcher:
         return True
 
     def stop(self) -> None:
-        """End the polling thread; live tickets stay undone."""
+        """End the polling thread; tickets still live are released with an error, never left hanging."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            live = list(self._live.values())
+            self._live.clear()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        for t in live:
+            t.error = t.error or "the cluster was closed while the job was being watched"
+            t.done.set()
 
     # -- the loop -----------------------------------------------------------------------------
 
