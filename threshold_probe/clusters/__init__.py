@@ -19,7 +19,7 @@ def make_cluster(name: str, config: ProbeConfig) -> Cluster:
         return SSHCluster(name, cfg, base_dir=config.base_dir)
     from threshold_probe.clusters.slurm import SlurmCluster
 
-    return SlurmCluster(name, cfg)
+    return SlurmCluster(name, cfg, base_dir=config.base_dir)
 
 
 __all__ = ["Check", "Cluster", "make_cluster"]

@@ -125,6 +125,7 @@ class SlurmCluster(Cluster):
         self._staged: set[str] = set()
         self._unreported_connect_s = 0.0
         self._lock = threading.Lock()
+        self._transport_lock = threading.Lock()
         self._watcher: SlurmWatcher | None = None
         #: Job ids this object submitted that may still be live (for cancel_all).
         self._active: set[str] = set()
@@ -136,17 +137,18 @@ class SlurmCluster(Cluster):
     @property
     def transport(self) -> Transport:
         """The transport to the submit host, made on first use."""
-        if self._transport is None:
-            if self.cfg.host is None:
-                self._transport = LocalTransport()
-            else:
-                # host is set here, which is all SSHSettings asks beyond the shared fields.
-                self._transport = SSHTransport.from_settings(
-                    cast("SSHSettings", self.cfg),
-                    base_dir=self.base_dir,
-                    command_timeout=self.cfg.command_timeout,
-                )
-        return self._transport
+        with self._transport_lock:
+            if self._transport is None:
+                if self.cfg.host is None:
+                    self._transport = LocalTransport()
+                else:
+                    # host is set here, which is all SSHSettings asks beyond the shared fields.
+                    self._transport = SSHTransport.from_settings(
+                        cast("SSHSettings", self.cfg),
+                        base_dir=self.base_dir,
+                        command_timeout=self.cfg.command_timeout,
+                    )
+            return self._transport
 
     def _env_prefix(self) -> str:
         # Every SLURM command sees the configured SLURM_CONF, on a login node as here.
