@@ -374,3 +374,17 @@ def test_clusters_list_names_the_testbed_clusters_without_contacting_them(testbe
     assert rows["testbed-ssh2"]["type"] == "ssh"
     assert rows["testbed-ssh2"]["host"] == f"{testbed.user}@{h2.addr}:{h2.port}"
     assert rows["testbed-ssh"]["python"] == testbed.python
+
+
+def test_a_removed_remote_session_is_staged_again(testbed: Testbed, tmp_path: Path) -> None:
+    workdir = f"~/tp-removed-{os.getpid()}"
+    cluster = ssh_cluster(testbed, tmp_path, workdir=workdir, retry_backoff=0.1)
+    remote = testbed.home / workdir[2:]
+    with cluster:
+        assert diagnose(dispatch(cluster, tmp_path, "def workload():\n    return 1\n", Limits(), "a")).passed
+        subprocess.run(["rm", "-rf", str(remote)], check=True)  # a cleanup job on the host, say
+        obs = dispatch(cluster, tmp_path, "def workload():\n    return 2\n", Limits(), "b")
+        assert diagnose(obs).passed, obs.job
+        assert obs.result is not None and obs.result["repr"] == "2"
+    assert list(remote.iterdir()) == []
+    subprocess.run(["rm", "-rf", str(remote)], check=True)
