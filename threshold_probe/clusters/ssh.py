@@ -1,9 +1,10 @@
 """SSH clusters: probes on a host reached over one reused SSH connection.
 
 Dispatch of one probe is ONE command on the open connection (one round trip): the launcher
-(`ssh_launcher.py`, staged once per session) reads the job's files from stdin, runs the job
-under its limits, and streams back its status, the fetched files and the full logs. So a probe
-costs the far side's interpreter start-ups plus one network round trip, not a login.
+(`ssh_launcher.py`, staged once per session and imported, so that its bytecode is cached) reads
+the job's files from stdin, runs the job under its limits, and streams back its status, the
+fetched files and the full logs. So a probe costs the far side's interpreter start-ups plus one
+network round trip, not a login. `bench/dispatch.py` measures it.
 
 Remote layout, all under `workdir`::
 
@@ -277,9 +278,7 @@ class SSHCluster(Cluster):
             return
         # Closing the channels makes each launcher see its client gone: it kills the job's group
         # and removes the folder. The explicit kill below covers a launcher that is itself stuck.
-        for chan in list(self._transport._channels):
-            with contextlib.suppress(Exception):
-                chan.close()
+        self._transport.close_channels()
         parts = []
         for a in active:
             pid = a.reader.pid if a.reader is not None else None

@@ -456,11 +456,15 @@ class SSHTransport(Transport):
                 client.close()
         self._clients = []
 
-    def close(self) -> None:
-        """Close every channel and the connection chain; safe to call twice."""
+    def close_channels(self) -> None:
+        """Close every open channel (their commands end early); the connection stays up."""
         for chan in list(self._channels):
             with contextlib.suppress(Exception):
                 chan.close()
+
+    def close(self) -> None:
+        """Close every channel and the connection chain; safe to call twice."""
+        self.close_channels()
         with self._lock:
             self._drop()
 
