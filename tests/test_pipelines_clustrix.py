@@ -165,3 +165,23 @@ def test_clustrix_on_the_local_cluster_is_a_clear_user_error(tmp_path: Path) -> 
     local = make_cluster("local", ProbeConfig())
     with pytest.raises(UserError, match="needs an ssh or slurm cluster"):
         ClustrixSerialPipeline().dispatch(workload, local, "l", LIMITS, tmp_path)
+
+
+@pytest.mark.slurm
+def test_slurm_mode_fails_setting_up_its_environment(testbed: Testbed, tmp_path: Path) -> None:
+    """ClustriX's SLURM mode runs a bare `python -m venv` over SSH before submitting anything."""
+    if testbed.slurm is None:
+        pytest.fail("the loopback testbed did not start SLURM (TP_TESTBED_SLURM=0?)", pytrace=False)
+    slurm = make_cluster("testbed-slurm", load_config(testbed.config_path))
+    slurm.open()
+    try:
+        workload = Workload(name="ok", source="def workload():\n    return 1\n", func_name="workload")
+        obs = make_pipeline("clustrix-serial").dispatch(workload, slurm, f"sl-{os.getpid()}", LIMITS, tmp_path)
+    finally:
+        slurm.close()
+    verdict = diagnose(obs)
+    assert verdict.failure_class == "launch", verdict
+    assert verdict.evidence[0].startswith("RuntimeError: Environment setup failed:")
+    assert "python: command not found" in verdict.evidence[0]
+    # Nothing was submitted: the job folder holds what ClustriX uploaded before the setup.
+    assert any("requirements.txt" in line and "job.sh" not in line for line in verdict.evidence)

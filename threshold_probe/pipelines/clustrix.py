@@ -335,10 +335,9 @@ class ClustrixPipeline(Pipeline):
                 obs.client_error_type = "launch"
                 obs.notes.insert(0, f"ClustriX raised {raised}")
             else:
+                # The job's own traceback, when there is one, outranks this in the diagnosis.
                 obs.client_error = raised
-                # Without a job, ClustriX failed before starting anything; with one, the job's
-                # own logs (parsed by the diagnosis) outrank ClustriX's summary.
-                obs.client_error_type = None if jobs else "launch"
+                obs.client_error_type = "launch"
         if call.done and call.exc is None:
             job.exit_code = 0
             obs.result = _summarize(call.result)
