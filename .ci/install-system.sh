@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the loopback testbeds need: OpenSSH (SSH clusters), Slurm + munge (SLURM
-# cluster), iproute2 (network namespaces). Safe to run again: apt-get install is idempotent,
+# cluster), iproute2 (network namespaces), procps (pgrep), passwd (useradd), openssl (a test
+# password hash). Safe to run again: apt-get install is idempotent,
 # and it waits for a dpkg lock held by another apt run instead of failing.
 set -euo pipefail
 
