@@ -5,7 +5,7 @@
 # and it waits for a dpkg lock held by another apt run instead of failing.
 set -euo pipefail
 
-packages=(openssh-server openssh-client slurm-wlm munge iproute2 procps util-linux chromium fonts-dejavu-core)
+packages=(openssh-server openssh-client slurm-wlm munge iproute2 procps util-linux passwd openssl chromium fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do
