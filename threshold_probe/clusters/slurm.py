@@ -327,8 +327,10 @@ class SlurmCluster(Cluster):
         except InfraError as exc:
             return JobResult(infra_error=str(exc))
         wd = quote_path(self._resolve_workdir())
+        # --skip-old-files: a shared file already staged (same content, same hashed name) is
+        # left alone, so a job of another run reading it never sees it replaced.
         cmd = (
-            f"{{ mkdir -p {wd} && tar -xf - -C {wd} && cd {shlex.quote(batch.base)}; }} "
+            f"{{ mkdir -p {wd} && tar --skip-old-files -xf - -C {wd} && cd {shlex.quote(batch.base)}; }} "
             f"|| exit {_STAGE_FAILED}; "
             'printf "submit %s\\n" "$(date +%s.%N)"; '
             "sbatch --parsable job.sh"
