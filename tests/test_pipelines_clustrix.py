@@ -185,3 +185,45 @@ def test_slurm_mode_fails_setting_up_its_environment(testbed: Testbed, tmp_path:
     assert "python: command not found" in verdict.evidence[0]
     # Nothing was submitted: the job folder holds what ClustriX uploaded before the setup.
     assert any("requirements.txt" in line and "job.sh" not in line for line in verdict.evidence)
+
+
+SLEEPER = "import time\n\ndef workload():\n    time.sleep(120)\n    return 1\n"
+
+
+def test_time_limit_is_enforced_by_the_pipeline_and_the_job_killed(cluster: Cluster, tmp_path: Path) -> None:
+    workload = Workload(name="sleep", source=SLEEPER, func_name="workload")
+    obs = make_pipeline("clustrix-serial").dispatch(
+        workload, cluster, f"t-{os.getpid()}", Limits(memory_bytes=1024**3, time_s=4), tmp_path
+    )
+    verdict = diagnose(obs)
+    assert verdict.failure_class == "timeout", verdict
+    assert any("ClustriX enforces none" in line for line in obs.notes)
+    assert obs.wall_s < 40
+    assert obs.job.remote_dir is not None and no_process_in(str(Path(obs.job.remote_dir).parent))
+
+
+def test_interrupt_kills_the_job_clustrix_started(testbed: Testbed, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    func = tmp_path / "sleeper.py"
+    func.write_text(SLEEPER)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "probe"), "--config", str(testbed.config_path), "--reports-dir",
+         str(tmp_path / "r"), "run", "-C", CLUSTER, "--pipeline", "clustrix-serial", "--function",
+         f"{func}:workload", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = testbed.home / ".threshold-probe" / "clustrix"
+    deadline = time.time() + 60
+    running: list[Path] = []
+    while time.time() < deadline and not running:
+        time.sleep(0.5)
+        running = [p for p in base.glob("spec-*/job_*") if (p / "job.sh").exists() and not no_process_in(str(p))]
+    assert running, "the job never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert no_process_in(str(running[0].parent))

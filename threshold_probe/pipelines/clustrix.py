@@ -219,36 +219,45 @@ class ClustrixPipeline(Pipeline):
         if self.provision_venv:
             obs.notes.append(f"job folders' venv -> {prep.get('venv')} ({prep.get('venv_how')})")
 
-        bound = (limits.time_s or DEFAULT_BOUND_S) + 30.0
+        # ClustriX enforces no time limit in SSH mode: the probe does (plus its own set-up time).
+        bound = (limits.time_s or DEFAULT_BOUND_S) + 10.0
         call = _ClustrixCall(self.clustrix, config, func, limits)
         call.start()
         timed_out = False
         stopped_wait = False
         ended_at: float | None = None
         seen_jobs = 0
-        while call.alive():
-            call.wait(WATCH_INTERVAL_S)
-            if not call.alive():
-                break
-            now = time.time()
-            if now - started > bound:
-                timed_out = True
-                break
-            _, status = self._helper(cluster, probe_id, local_dir, "status", ["status", root], ["status.json"])
-            if status is None:
-                continue
-            jobs = status.get("jobs") or []
-            submitted = sum(1 for j in jobs if j.get("submitted"))
-            if submitted and not status.get("running") and submitted == seen_jobs:
-                # Ended, and no new job folder since the last look (auto_parallel submits
-                # chunks one after another): give ClustriX its grace to notice.
-                ended_at = ended_at or now
-                if now - ended_at > NOTICE_GRACE_S:
-                    stopped_wait = True
+        try:
+            while call.alive():
+                call.wait(WATCH_INTERVAL_S)
+                if not call.alive():
                     break
-            else:
-                ended_at = None
-            seen_jobs = submitted
+                now = time.time()
+                if now - started > bound:
+                    timed_out = True
+                    break
+                _, status = self._helper(cluster, probe_id, local_dir, "status", ["status", root], ["status.json"])
+                if status is None:
+                    continue
+                jobs = status.get("jobs") or []
+                submitted = sum(1 for j in jobs if j.get("submitted"))
+                if submitted and not status.get("running") and submitted == seen_jobs:
+                    # Ended, and no new job folder since the last look (auto_parallel submits
+                    # chunks one after another): give ClustriX its grace to notice.
+                    ended_at = ended_at or now
+                    if now - ended_at > NOTICE_GRACE_S:
+                        stopped_wait = True
+                        break
+                else:
+                    ended_at = None
+                seen_jobs = submitted
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): ClustriX started the job with nohup, so end it here
+            # before the run records the interruption; nothing may be left running.
+            call.stop()
+            with contextlib.suppress(Exception):
+                self._helper(cluster, probe_id, local_dir, "collect", ["collect", root, "1"], ["collect.json"])
+            raise
         if call.alive():
             call.stop()
         coll_result, collected = self._helper(
