@@ -154,6 +154,11 @@ class ClustrixPipeline(Pipeline):
             # Keep the job folder: it is the evidence.
             "cleanup_on_success": False,
         }
+        if getattr(cfg, "password_env", None):
+            from threshold_probe.clusters.sshconfig import password_from_env
+
+            # Read from the environment at call time; it never reaches a report or the journal.
+            out["password"] = password_from_env(cfg.password_env)
         if self.auto_parallel is not None:
             out["auto_parallel"] = self.auto_parallel
         return out
