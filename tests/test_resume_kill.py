@@ -230,3 +230,32 @@ def test_resume_without_an_interrupted_run_is_one_line_exit_2(workspace: Path) -
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     without_flag = probe(workspace, "sweep", "20990101-000000-sweep-ffff")
     assert without_flag.returncode == 2 and "only goes with --resume" in without_flag.stderr
+
+
+def test_a_run_still_going_is_not_resumed_twice(workspace: Path) -> None:
+    slow = str(ASSETS / "ladders" / "slow.toml")
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), "bisect",
+         "--ladder", slow, "--fresh", "--quiet"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + KILL_TIMEOUT_S
+        wd = workspace / "wd"
+        while not wd.is_dir() or not [p for p in wd.iterdir() if p.name != "shared"]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        busy = probe(workspace, "bisect", "--resume")
+        assert busy.returncode == 2
+        assert f"is still running (process {proc.pid} on this host)" in busy.stderr
+    finally:
+        proc.terminate()  # SIGTERM: it cancels its probe and journals
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    with closing(sqlite3.connect(workspace / "reports" / "probe.db", timeout=5)) as db:
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"

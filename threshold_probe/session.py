@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -308,6 +310,8 @@ class Run:
             "ladder": self.ladder_arg,
             "overrides": asdict(self.overrides),
             "options": asdict(self.options),
+            # Who runs it, so that --resume does not continue a run that is still going.
+            "owner": {"host": socket.gethostname(), "pid": os.getpid()},
         }
 
     def resume_command(self) -> str:
@@ -720,6 +724,12 @@ def resume_search(
     else:
         info = store.get_run(run_id)
     p = info.params
+    alive = _still_running(info)
+    if alive is not None:
+        raise UserError(
+            f"run {info.run_id} is still running (process {alive} on this host): stop it first,"
+            " then resume it"
+        )
     if kind is not None and p.get("kind") != kind:
         raise UserError(
             f"run {info.run_id} is a {p.get('kind')} run, not a {kind}: resume it with probe {p.get('kind')}"
@@ -739,6 +749,26 @@ def resume_search(
         command_prefix=command_prefix,
     )
     return run.execute()
+
+
+def _still_running(info: RunInfo) -> int | None:
+    """The pid of the probe process that still runs this run on this host, or None.
+
+    Two processes on one run would dispatch the same probes twice. A killed run keeps status
+    'running', so the owner's pid is checked, and only counted when it is still a probe process.
+    """
+    owner = info.params.get("owner") or {}
+    pid = owner.get("pid")
+    if info.status != "running" or owner.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone (or no /proc here)
+        return None
+    args = [Path(a.decode(errors="replace")).name for a in cmdline.split(b"\0")[:2]]
+    return pid if b"threshold_probe" in cmdline or "probe" in args else None
 
 
 def bisect_to_isolate(store: Store, run_id: str | None) -> RunInfo:
