@@ -259,3 +259,32 @@ def test_a_run_still_going_is_not_resumed_twice(workspace: Path) -> None:
     assert proc.returncode == 143, err
     with closing(sqlite3.connect(workspace / "reports" / "probe.db", timeout=5)) as db:
         assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+
+
+def test_kill9_before_the_first_probe_finished_then_resume(workspace: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), "bisect",
+         "--ladder", RESUME16, "--memory", "300MB", "--fresh", "--quiet"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    while not list((workspace / "reports").glob("*/run.json")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = only_run_id(workspace, "bisect")
+    assert json.loads((workspace / "reports" / run_id / "run.json").read_text())["status"] == "running"
+    shown = probe(workspace, "report", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "running: no answer yet" in shown.stdout
+
+    resumed = probe(workspace, "bisect", "--resume", run_id, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert (summary["last_pass"], summary["first_fail"], summary["status"]) == (10, 11, "completed")
+    check_nothing_dispatched_twice(workspace, run_id, set())

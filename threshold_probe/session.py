@@ -616,6 +616,8 @@ class Run:
                 note += f"; {cancelled} probe{'s' if cancelled != 1 else ''} in flight when it stopped will run again"
             self._note(note)
         try:
+            if not self.resuming:
+                self._save_partial()  # a run killed before its first probe still has a report
             try:
                 self.cluster.open()
             except InfraError as exc:
