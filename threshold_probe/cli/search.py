@@ -46,7 +46,9 @@ ResumeOpt = Annotated[
 RunIdArg = Annotated[
     str | None,
     typer.Argument(
-        help="With --resume: the run to continue (default: the latest interrupted one).", show_default=False
+        metavar="RUN_ID",
+        help="With --resume: the run to continue (default: the latest interrupted one).",
+        show_default=False,
     ),
 ]
 KeepOpt = Annotated[bool, typer.Option("--keep-remote", help="Leave each probe's remote folder in place.")]
@@ -253,8 +255,9 @@ def isolate(
     run_id: Annotated[
         str | None,
         typer.Argument(
+            metavar="RUN_ID",
             help="A bisect run whose boundary to start from (default: the latest bisect that found one);"
-            " with --resume, the isolate run to continue."
+            " with --resume, the isolate run to continue.",
         ),
     ] = None,
     cluster: ClusterOpt = None,
