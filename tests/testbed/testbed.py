@@ -8,8 +8,10 @@ What `up` starts, all as root, all recorded by PID in STATE_DIR/state.json:
 
 Both accept the unprivileged user `tp-testbed` (created with useradd -m, password field `*` so the
 account is not "locked") with a client key that only root can read. The far side's Python is a
-venv built from /usr/bin/python3 in STATE_DIR/venv with this interpreter's cloudpickle copied in
-(same version on both sides, no network needed).
+venv built from /usr/bin/python3 with this interpreter's cloudpickle copied in (same version on
+both sides, no network needed). The venv and authorized_keys live in a folder the test user can
+reach: STATE_DIR itself when every parent folder is world-searchable, else a /tmp/tp-testbed-public-*
+folder recorded in state.json and removed by `down`.
 
 Files written:
 
@@ -17,6 +19,10 @@ Files written:
 - STATE_DIR/ssh_config: aliases `testbed-alias` (HostName, Port, User, IdentityFile of "ssh") and
   `testbed-jump` (the same host, reached with ProxyJump through `testbed-host2`, the alias of "ssh2");
 - STATE_DIR/known_hosts: both host keys, as `[127.0.0.x]:PORT`.
+
+The probe.toml's second line records STATE_DIR (`# testbed state: ...`), so that the fixtures can
+reuse a running testbed from TP_TESTBED_CONFIG alone. Faults for tests: SSHHost.kill() (listener
+and per-connection sshds: links drop), .pause()/.resume() (SIGSTOP: banner timeout), .rekey().
 
 STATE_DIR is $TP_TESTBED_DIR, or /tmp/threshold-probe-testbed. The pytest fixtures use a fresh
 temporary STATE_DIR per session, so several test runs on one machine do not collide.
