@@ -3,6 +3,16 @@
 This is the glue between the parts: it loads the ladder, opens the cluster, runs the preflight,
 turns verdicts into the outcomes a search strategy understands, journals every probe and
 builds the RunSummary that every report renders.
+
+- Outcomes: a pass is ``good``; a failure is ``bad`` when it is the one hunted (``--match``, or
+  for isolation the signature of the boundary's failure) and ``skip`` otherwise, like
+  infrastructure trouble; such probes are flagged ``different_failure`` and named in the message.
+- Reports: the summary is saved after every probe (status ``running``), so a run killed at any
+  point has a report that loads; it is replaced by the final one (``completed``,
+  ``interrupted`` or ``error``).
+- Resume: a resumed run keeps its id and parameters and replays its journal (see
+  threshold_probe/probe.py), so the search takes the same path without dispatching finished
+  probes again; the probe that was in flight is marked cancelled and runs again.
 """
 
 from __future__ import annotations
