@@ -17,7 +17,12 @@ ClusterOpt = Annotated[
 ]
 PipelineOpt = Annotated[
     str | None,
-    typer.Option("--pipeline", "-p", help="How the function travels: native (default), or package.module:Class."),
+    typer.Option(
+        "--pipeline",
+        "-p",
+        help="How the function travels: native (default), source, inline, clustrix, clustrix-serial,"
+        " a plugin's entry-point name, or package.module:Class (docs/pipelines.md).",
+    ),
 ]
 LadderOpt = Annotated[
     str | None, typer.Option("--ladder", "-l", help="Ladder name (default, seed, features) or a TOML path.")
