@@ -381,7 +381,7 @@ def test_unreachable_controller_is_a_skip_not_a_hang(
 ) -> None:
     from tests.testbed import slurm as slurm_testbed
 
-    slurm_testbed.kill_controller(slurm_tb["state_dir"])
+    slurm_testbed.stop_controller(slurm_tb["state_dir"])
     try:
         started = time.monotonic()
         obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "raises"), Limits(), "nocontroller")

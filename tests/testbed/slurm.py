@@ -290,19 +290,16 @@ def start(state_dir: Path, *, mode: str | None = None, timeout: float = 60.0) ->
     return state
 
 
-def kill_controller(state_dir: Path) -> None:
-    """SIGKILL slurmctld (a crashed controller); slurmd and the jobs stay."""
+def stop_controller(state_dir: Path) -> None:
+    """Stop slurmctld (slurmd and the jobs stay): the controller is down until start_controller().
+
+    SIGTERM, not SIGKILL: slurmctld saves its state on the way down. Killed hard, it would come
+    back from its last periodic save and revive jobs that had ended since.
+    """
     state = _read_state(state_dir)
     if state is None or not state["pids"].get("slurmctld"):
         raise TestbedError("SLURM testbed is not running")
-    pid = int(state["pids"]["slurmctld"])
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(pid):
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
+    _kill(int(state["pids"]["slurmctld"]))
 
 
 def start_controller(state_dir: Path, timeout: float = 60.0) -> None:
