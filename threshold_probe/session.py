@@ -52,6 +52,9 @@ from threshold_probe.units import parse_duration, parse_memory
 
 Kind = Literal["run", "sweep", "bisect", "isolate"]
 
+#: How often, at most, the summary of a run in progress is saved (seconds).
+PARTIAL_EVERY_S = 1.0
+
 
 @dataclass
 class LimitOverrides:
@@ -297,6 +300,7 @@ class Run:
         self.hunt: str | None = options.match
         self._hunt_of: dict[str, str | None] = {}
         self._levels: list[int] = []
+        self._partial_at: float | None = None
         self._metrics: dict[str, dict[str, Any]] = {}
         self.prober = Prober(
             run_id=self.run_id,
@@ -332,7 +336,12 @@ class Run:
         self._hunt_of[record.probe_id] = self.hunt
         if self.progress is not None:
             self.progress.probe_done(record)
-        self._save_partial()
+        # At most about once a second: the journal has every probe anyway, and rewriting a long
+        # run's summary after each of hundreds of probes would cost more than the probes.
+        now = time.monotonic()
+        if self._partial_at is None or now - self._partial_at >= PARTIAL_EVERY_S:
+            self._partial_at = now
+            self._save_partial()
 
     def _save_partial(self) -> None:
         """Keep the summary so far, so that a run killed at any point still has a report."""
