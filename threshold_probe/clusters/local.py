@@ -35,6 +35,7 @@ from typing import Any
 from threshold_probe.clusters.base import Check, Cluster
 from threshold_probe.config import LocalClusterConfig
 from threshold_probe.errors import InfraError
+from threshold_probe.interrupts import held
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
 
 #: How much of the end of stdout and stderr a JobResult keeps in memory.
@@ -238,31 +239,45 @@ class LocalCluster(Cluster):
         limits = job.limits
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             launched = time.time()
+            # A signal between starting the job and recording it would orphan the job: held()
+            # raises it once the job is in _running, and it is killed right here.
+            proc: subprocess.Popen[bytes] | None = None
             try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=job_dir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    preexec_fn=_make_preexec(limits),  # limits are set in the child
-                    close_fds=True,
-                )
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.EACCES) and exc.filename in (self.python, argv[0]):
-                    result.infra_error = f"local cluster: cannot run {argv[0]}: {exc.strerror}"
-                else:
-                    result.launch_error = _format_oserror(exc)
-                return
-            except subprocess.SubprocessError as exc:
-                # A preexec failure (for example a core count the machine does not have).
-                result.launch_error = _format_oserror(exc)
-                return
-            result.timings["launched_at"] = launched
-            with self._lock:
-                self._running[proc.pid] = proc
+                with held():
+                    try:
+                        proc = subprocess.Popen(
+                            argv,
+                            cwd=job_dir,
+                            env=env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=out,
+                            stderr=err,
+                            start_new_session=True,
+                            preexec_fn=_make_preexec(limits),  # limits are set in the child
+                            close_fds=True,
+                        )
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOENT, errno.EACCES) and exc.filename in (self.python, argv[0]):
+                            result.infra_error = f"local cluster: cannot run {argv[0]}: {exc.strerror}"
+                        else:
+                            result.launch_error = _format_oserror(exc)
+                        return
+                    except subprocess.SubprocessError as exc:
+                        # A preexec failure (for example a core count the machine does not have).
+                        result.launch_error = _format_oserror(exc)
+                        return
+                    result.timings["launched_at"] = launched
+                    with self._lock:
+                        self._running[proc.pid] = proc
+            except BaseException:
+                if proc is not None:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    with self._lock:
+                        self._running.pop(proc.pid, None)
+                self._cleanup(job, job_dir)
+                raise
+            assert proc is not None  # every path that does not start it returns above
             try:
                 deadline = None if limits.time_s is None else launched + limits.time_s
                 result.timed_out = not self._wait_exit(proc, deadline)

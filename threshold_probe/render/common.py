@@ -140,6 +140,13 @@ def last_pass(summary: RunSummary) -> int | None:
 
 def threshold_sentence(summary: RunSummary) -> str:
     """One plain sentence: where the run broke, or that it did not."""
+    if summary.status in ("running", "interrupted"):
+        # A partial run has no answer yet: its failing levels are not a threshold.
+        return f"{summary.status}: no answer yet ({len(summary.probes)} probes so far)"
+    if summary.search_status == "flaky" and summary.flaky_band:
+        # The band's edges are not a threshold: say flaky first.
+        lo, hi = summary.flaky_band[0], summary.flaky_band[-1]
+        return f"no clean threshold: {f'level {lo} is' if lo == hi else f'levels {lo}..{hi} are'} flaky"
     ff, lp = first_fail(summary), last_pass(summary)
     if summary.search_status == "lowest_fails" or (ff is not None and lp is None):
         return f"level {ff} already fails: the lowest level tested does not pass"
