@@ -417,12 +417,14 @@ def test_remote_folder_is_removed_unless_kept(cluster: SlurmCluster, tmp_path: P
     kept_dir = Path(kept.remote_dir or "")
     assert (kept_dir / "job.sh").is_file() and (kept_dir / "stdout.log").is_file()
     assert (kept_dir / "out.txt").read_text() == "xxx"
+    shutil.rmtree(kept_dir)
 
 
 def test_shell_hostile_workdir(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     cfg = load_config(slurm_tb["config"])
-    weird = '~/tp we\'ird "dq" $HOME;x'
-    cfg.clusters[CLUSTER] = cfg.clusters[CLUSTER].model_copy(update={"workdir": weird})
+    # Unique per run: other test sessions on this machine share the test user's home.
+    name = f'tp we\'ird "dq" $HOME;x-{os.getpid()}-{time.monotonic_ns()}'
+    cfg.clusters[CLUSTER] = cfg.clusters[CLUSTER].model_copy(update={"workdir": f"~/{name}"})
     c = make_cluster(CLUSTER, cfg)
     try:
         jobs = [
@@ -435,13 +437,15 @@ def test_shell_hostile_workdir(slurm_tb: dict[str, Any], tmp_path: Path) -> None
     finally:
         c.close()
     home = Path(f"~{slurm_tb['user']}").expanduser()
-    for r in results:
-        assert r.scheduler["JobState"] == "COMPLETED", r
-        assert r.stdout_tail.strip().startswith(f'{home}/tp we\'ird "dq" $HOME;x/jobs/')
-    # Only the content-hashed shared files stay; every job folder is gone.
-    root = home / 'tp we\'ird "dq" $HOME;x'
-    assert list((root / "jobs").iterdir()) == []
-    shutil.rmtree(root)
+    root = home / name
+    try:
+        for r in results:
+            assert r.scheduler["JobState"] == "COMPLETED", r
+            assert r.stdout_tail.strip().startswith(f"{root}/jobs/")
+        # Only the content-hashed shared files stay; every job folder is gone.
+        assert list((root / "jobs").iterdir()) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_job_pending_past_queue_timeout_is_cancelled_as_a_skip(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
