@@ -32,7 +32,7 @@ def nightly(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the night's JSON summary.")] = False,
 ) -> None:
-    """Run clusters x pipelines x ladders from [nightly] and compare each cell with its baseline.
+    """Run the \\[nightly] matrix of probe.toml (clusters x pipelines x ladders) against baselines.
 
     Exit 0 when nothing regressed, 1 when a threshold moved down or a passing level now fails,
     3 when a cluster could not be reached (the other clusters are still reported).
