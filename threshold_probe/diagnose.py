@@ -441,6 +441,15 @@ def _exception_verdict(
 
 def diagnose(obs: Observation, client: dict[str, str | None] | None = None) -> Verdict:
     """The verdict on one observation. `client` overrides this machine's versions (for replays)."""
+    verdict = _diagnose(obs, client)
+    # A scheduler's own record of the job belongs in the evidence of every failure it ran.
+    facts = _scheduler_lines(obs.job.scheduler)
+    if verdict.status == "fail" and facts and not any("JobState=" in line for line in verdict.evidence):
+        verdict.evidence.append(facts[0])
+    return verdict
+
+
+def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict:
     client = client or client_versions()
     job = obs.job
     meta = obs.meta or {}

@@ -43,7 +43,6 @@ from threshold_probe.clusters.slurm_script import (
     render_job_script,
 )
 from threshold_probe.clusters.slurm_state import (
-    INFRA_STATES,
     REJECTED,
     JobKey,
     base_state,
@@ -629,12 +628,6 @@ class SlurmCluster(Cluster):
         elif exit_code is not None:
             result.exit_code = exit_code
         result.timed_out = state in ("TIMEOUT", "DEADLINE")
-        if state in INFRA_STATES:
-            result.infra_error = (
-                f"SLURM ended job {ticket.key.display()} with {state}"
-                + (f" ({fields['Reason']})" if fields.get("Reason") else "")
-                + ": the node or the scheduler failed, not the workload"
-            )
         if fetch_error and not result.infra_error:
             result.launch_error = fetch_error
 

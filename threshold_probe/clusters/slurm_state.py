@@ -29,8 +29,6 @@ FINAL_STATES = frozenset(
         "SPECIAL_EXIT",
     }
 )
-#: Final states that say the infrastructure failed, not the workload: the probe is a skip.
-INFRA_STATES = frozenset({"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "REVOKED"})
 #: JobState recorded for a job that sbatch refused to queue.
 REJECTED = "REJECTED"
 
