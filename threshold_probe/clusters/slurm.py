@@ -67,6 +67,7 @@ from threshold_probe.clusters.transport import (
 )
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.errors import InfraError
+from threshold_probe.interrupts import held
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
 
 #: How much of the end of each log the fetch brings back (the whole log stays on the far side
@@ -334,6 +335,14 @@ class SlurmCluster(Cluster):
             'printf "submit %s\\n" "$(date +%s.%N)"; '
             "sbatch --parsable job.sh"
         )
+        # A signal between "sbatch answered" and "job recorded" would leave a job nobody cancels:
+        # hold it until the job id is in _active, where cancel_all finds it.
+        with held():
+            return self._sbatch(batch, cmd, data, new_shared, t0)
+
+    def _sbatch(
+        self, batch: _Batch, cmd: str, data: bytes, new_shared: list[str], t0: float
+    ) -> JobResult | None:
         try:
             res = self._sh(cmd, stdin=data)
         except TransportError as exc:
