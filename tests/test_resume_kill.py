@@ -166,6 +166,9 @@ def test_kill9_in_the_middle_of_a_bisect_then_resume(workspace: Path, how: str, 
     run_id = only_run_id(workspace, "bisect")
     done_before = check_killed_run_loads(workspace, run_id)
     assert len(done_before) >= after
+    # The killed run is listed as stopped, not as still running.
+    runs = json.loads(probe(workspace, "runs", "--json").stdout)
+    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "stopped")]
 
     resume_args = ["bisect", "--resume", run_id] if how == "by-id" else ["bisect", "--resume"]
     resumed = probe(workspace, *resume_args, "--json")

@@ -792,6 +792,15 @@ def _still_running(info: RunInfo) -> int | None:
     return pid if b"threshold_probe" in cmdline or "probe" in args else None
 
 
+def display_status(info: RunInfo) -> str:
+    """A run's status as a user should read it: a 'running' run whose probe process on this
+    host is gone (killed with -9, or the machine rebooted) is 'stopped', and resumable."""
+    owner = info.params.get("owner") or {}
+    if info.status == "running" and owner.get("host") == socket.gethostname() and _still_running(info) is None:
+        return "stopped"
+    return info.status
+
+
 def bisect_to_isolate(store: Store, run_id: str | None) -> RunInfo:
     """The run whose boundary `probe isolate` starts from: the given one, or the latest bisect that
     found a clean boundary (else the latest with any boundary)."""

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.session import display_status
 
 
 @command
@@ -18,7 +19,11 @@ def runs(
     kind: Annotated[str | None, typer.Option("--kind", help="Only sweep, bisect, isolate or run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List past runs, newest first, with their threshold and status."""
+    """List past runs, newest first, with their threshold and status.
+
+    A run shows 'stopped' when its probe process is gone without finishing it (for example
+    after kill -9): `probe sweep|bisect|isolate --resume RUN_ID` continues it.
+    """
     infos = get_state().store().runs(limit=limit, cluster=cluster, kind=kind)
     if as_json:
         print_json(
@@ -29,7 +34,7 @@ def runs(
                     "cluster": i.cluster,
                     "pipeline": i.pipeline,
                     "ladder": i.ladder,
-                    "status": i.status,
+                    "status": display_status(i),
                     "started_at": i.started_at,
                     "finished_at": i.finished_at,
                     "last_pass": (i.summary or {}).get("last_pass"),
@@ -54,7 +59,7 @@ def runs(
             i.pipeline,
             i.ladder,
             started,
-            i.status,
+            display_status(i),
             str(s.get("first_fail", "")) if s.get("first_fail") is not None else "-",
             (s.get("failure") or {}).get("class", "-"),
         )
