@@ -174,3 +174,21 @@ def test_docs_example_is_the_tested_plugin() -> None:
         'module-file = "tp_example_plugin.module_file:ModuleFilePipeline"\n'
     )
     assert any(entry in block for block in toml_blocks)
+
+
+def test_a_bisect_through_a_plugin_by_import_path_resumes(
+    on_path: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = ["--reports-dir", str(tmp_path / "r")]
+    first = CliRunner().invoke(
+        app, [*base, "bisect", "--hi", "4", "--pipeline", IMPORT_PATH, "--memory", "2GB", "--json", "-q"]
+    )
+    assert first.exit_code == 0, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    # Resuming loads the pipeline the way it was given; its finished probes come from the journal.
+    again = CliRunner().invoke(app, [*base, "bisect", "--resume", run_id, "--json", "-q"])
+    assert again.exit_code == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["run_id"] == run_id and data["pipeline"] == "module-file"
+    assert data["search_status"] == "highest_passes"

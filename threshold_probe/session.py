@@ -291,6 +291,8 @@ class Run:
         self.limits = effective_limits(config, cluster, overrides)
         self.cluster: Cluster = make_cluster(cluster, config)
         self.pipeline = make_pipeline(pipeline)
+        # As the user gave it: a plugin named by import path has no name to be found by again.
+        self.pipeline_arg = pipeline
         self.overrides = overrides
         self.resuming = run_id is not None
         self.run_id = run_id or store.new_run_id(kind)
@@ -320,7 +322,7 @@ class Run:
         return {
             "kind": self.kind,
             "cluster": self.cluster.name,
-            "pipeline": self.pipeline.name,
+            "pipeline": self.pipeline_arg,
             "ladder": self.ladder_arg,
             "overrides": asdict(self.overrides),
             "options": asdict(self.options),
