@@ -23,7 +23,7 @@ from typing import Any
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.diagnose import diagnose
 from threshold_probe.ladder.workload import Workload
-from threshold_probe.models import JobResult, JobSpec, Limits, Observation, ProbeRecord
+from threshold_probe.models import JobSpec, Limits, Observation, ProbeRecord
 from threshold_probe.pipelines.base import ClientSideError, Pipeline
 from threshold_probe.store import Store, cache_key
 
@@ -188,17 +188,7 @@ class Prober:
         for n, (_, req, probe_id, _, _) in enumerate(todo):
             local_dir = self.store.probe_dir(self.run_id, probe_id)
             local_dir.mkdir(parents=True, exist_ok=True)
-            obs = Observation(
-                probe_id=probe_id,
-                level=req.level,
-                workload=req.workload.name,
-                cluster=self.cluster.name,
-                pipeline=self.pipeline.name,
-                limits=self.limits,
-                started_at=started,
-                wall_s=0.0,
-                job=JobResult(),
-            )
+            obs = self.pipeline.new_observation(req.workload, self.cluster.name, probe_id, self.limits, started)
             observations.append(obs)
             try:
                 job = self.pipeline.build(req.workload, probe_id, self.limits, local_dir)

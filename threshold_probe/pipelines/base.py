@@ -40,22 +40,28 @@ class Pipeline(ABC):
     def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
         """Fill `obs` from the job's result and fetched files (meta.json, result.json, logs)."""
 
-    def dispatch(
-        self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
+    def new_observation(
+        self, workload: Workload, cluster: str, probe_id: str, limits: Limits, started: float
     ) -> Observation:
-        """One probe: build, execute on the cluster, observe."""
-        started = time.time()
-        obs = Observation(
+        """The observation of a probe before anything is known of it."""
+        return Observation(
             probe_id=probe_id,
             level=workload.level,
             workload=workload.name,
-            cluster=cluster.name,
+            cluster=cluster,
             pipeline=self.name,
             limits=limits,
             started_at=started,
             wall_s=0.0,
             job=JobResult(),
         )
+
+    def dispatch(
+        self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
+    ) -> Observation:
+        """One probe: build, execute on the cluster, observe."""
+        started = time.time()
+        obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
         try:
             job = self.build(workload, probe_id, limits, local_dir)
         except ClientSideError as exc:

@@ -188,17 +188,7 @@ class ClustrixPipeline(Pipeline):
     ) -> Observation:
         """Prepare the far side, call the function through ClustriX, read its job folder."""
         started = time.time()
-        obs = Observation(
-            probe_id=probe_id,
-            level=workload.level,
-            workload=workload.name,
-            cluster=cluster.name,
-            pipeline=self.name,
-            limits=limits,
-            started_at=started,
-            wall_s=0.0,
-            job=JobResult(),
-        )
+        obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
         try:
             func = workload.load()
         except SyntaxError as exc:
