@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from threshold_probe import __version__
+from threshold_probe.cli import clusters as clusters_cmd
+from threshold_probe.cli import compare as compare_cmd
+from threshold_probe.cli import history as history_cmd
 from threshold_probe.cli import levels as levels_cmd
+from threshold_probe.cli import nightly as nightly_cmd
+from threshold_probe.cli import pipelines as pipelines_cmd
+from threshold_probe.cli import report as report_cmd
 from threshold_probe.cli import runs as runs_cmd
 from threshold_probe.cli import search as search_cmd
 from threshold_probe.cli.common import console, reset_state
@@ -73,39 +78,13 @@ app.command(name="run", rich_help_panel=SEARCH)(search_cmd.run)
 app.command(rich_help_panel=SEARCH)(search_cmd.sweep)
 app.command(rich_help_panel=SEARCH)(search_cmd.bisect)
 app.command(rich_help_panel=SEARCH)(search_cmd.isolate)
+app.command(name="compare-pipelines", rich_help_panel=SEARCH)(pipelines_cmd.compare_pipelines)
+app.command(rich_help_panel=SEARCH)(nightly_cmd.nightly)
 app.command(rich_help_panel=RESULTS)(runs_cmd.runs)
-
-
-def _mount_optional() -> None:
-    """Mount command modules that live beside this one (reports, clusters, nightly, pipelines)."""
-    commands = {
-        "threshold_probe.cli.report": [("report", RESULTS)],
-        "threshold_probe.cli.history": [("history", RESULTS)],
-        "threshold_probe.cli.compare": [("compare", RESULTS)],
-        "threshold_probe.cli.nightly": [("nightly", SEARCH)],
-        "threshold_probe.cli.pipelines": [("compare_pipelines", SEARCH)],
-    }
-    for module_name, names in commands.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for attr, panel in names:
-            fn = getattr(module, attr, None)
-            if fn is not None:
-                app.command(name=attr.replace("_", "-"), rich_help_panel=panel)(fn)
-    try:
-        clusters = importlib.import_module("threshold_probe.cli.clusters")
-    except ModuleNotFoundError as exc:
-        if exc.name != "threshold_probe.cli.clusters":
-            raise
-    else:
-        app.add_typer(clusters.app, name="clusters", help="List configured clusters and check them.")
-
-
-_mount_optional()
+app.command(rich_help_panel=RESULTS)(report_cmd.report)
+app.command(rich_help_panel=RESULTS)(history_cmd.history)
+app.command(rich_help_panel=RESULTS)(compare_cmd.compare)
+app.add_typer(clusters_cmd.app, name="clusters", help="List configured clusters and check them.")
 
 
 def main() -> None:
