@@ -46,8 +46,11 @@ def test_bisect_finds_real_memory_threshold(cli: CliRunner, tmp_path: Path) -> N
     assert data["failure"]["signature"]
     for probe in data["probes"]:
         assert {"level", "verdict", "class", "timings", "peak_rss_mb"} <= set(probe)
-    # Bisection: both ends, then a binary search over 8 levels, then one confirmation each side.
-    assert len(data["probes"]) <= 3 + 2 + 2
+    # Bisection: both ends and a binary search over 8 levels, within ceil(log2 8) + 2 probes,
+    # then one confirmation probe of each boundary level (the default --confirm 1).
+    assert data["search_probes"] <= 3 + 2
+    assert data["confirm_probes"] == 2
+    assert len(data["probes"]) == data["search_probes"] + data["confirm_probes"]
 
     # A sweep of the same ladder and limit agrees level by level with the bisect's boundary.
     code, out, err = invoke(

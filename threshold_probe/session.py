@@ -476,6 +476,8 @@ class Run:
             last_pass=search.get("last_pass"),
             first_fail=first_fail,
             flaky_band=list(search["flaky_band"]) if search.get("flaky_band") else None,
+            search_probes=search.get("search_probes"),
+            confirm_probes=search.get("confirm_probes"),
             failure=_failure_summary(at_boundary or hunted),
             levels=rows,
             probes=[probe_summary(r, match_of[r.probe_id]) for r in records],
@@ -558,6 +560,8 @@ class Run:
             "last_pass": bres.last_good,
             "first_fail": bres.first_bad,
             "flaky_band": bres.flaky_band,
+            "search_probes": bres.search_probes,
+            "confirm_probes": bres.confirm_probes,
         }
         if opts.isolate:
             if bres.status == "found" and bres.last_good is not None and bres.first_bad is not None:

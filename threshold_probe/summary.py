@@ -86,6 +86,10 @@ class RunSummary(BaseModel):
     last_pass: int | None = None
     first_fail: int | None = None
     flaky_band: list[int] | None = None
+    #: Bisect runs: probes of the search itself (at most ceil(log2 N) + 2 for a clean threshold,
+    #: both ends included) and the extra probes that confirmed the boundary (--confirm).
+    search_probes: int | None = None
+    confirm_probes: int | None = None
     failure: FailureSummary | None = None
     levels: list[LevelRow] = Field(default_factory=list)
     probes: list[ProbeSummary] = Field(default_factory=list)
