@@ -105,8 +105,9 @@ def test_auto_parallel_splits_a_range_loop_into_jobs_with_extra_arguments(cluste
     obs = dispatch("clustrix", Workload(name="loop", source=source, func_name="workload"), cluster, tmp_path)
     verdict = diagnose(obs)
     assert verdict.failure_class == "exception", verdict
+    # The chunk's extra keyword argument is the proof of the split. How many chunk folders exist
+    # when the first error stops the wait depends on timing, so their count is not asserted.
     assert verdict.evidence[0] == "TypeError: workload() got an unexpected keyword argument '_chunk_range_i'"
-    assert any("auto_parallel chunks" in line for line in verdict.evidence)
 
 
 class BareClustrix(ClustrixSerialPipeline):
