@@ -214,6 +214,26 @@ def test_keep_remote_leaves_the_probe_folder_and_says_where(testbed: Testbed, tm
     subprocess.run(["rm", "-rf", str(testbed.home / workdir[2:])], check=True)
 
 
+def test_keep_remote_from_the_cli_is_named_in_the_report(testbed: Testbed, tmp_path: Path) -> None:
+    workdir = f"~/tp-keep-cli-{os.getpid()}"
+    config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh", workdir=workdir)})
+    code, out, err = invoke(config, tmp_path, "run", "--level", "1", "--cluster", "c", "--keep-remote", "--json", "-q")
+    assert code == 0, err
+    data = json.loads(out)
+    (kept,) = [p["remote_dir"] for p in data["probes"]]
+    assert kept and Path(kept).is_dir() and (Path(kept) / "meta.json").is_file()
+    code, out, err = invoke(config, tmp_path, "report", data["run_id"])
+    assert code == 0, err
+    assert "remote folders kept" in out
+    code, out, err = invoke(config, tmp_path, "report", data["run_id"], "--json")
+    assert [p["remote_dir"] for p in json.loads(out)["probes"]] == [kept]
+    # Without --keep-remote nothing is left and the summary points nowhere.
+    code, out, err = invoke(config, tmp_path, "run", "--level", "1", "--cluster", "c", "--json", "-q")
+    assert code == 0, err
+    assert [p["remote_dir"] for p in json.loads(out)["probes"]] == [None]
+    subprocess.run(["rm", "-rf", str(testbed.home / workdir[2:])], check=True)
+
+
 def test_cancel_all_kills_the_remote_process_group(testbed: Testbed, tmp_path: Path) -> None:
     marker = f"tp-sleeper-{os.getpid()}"
     source = (

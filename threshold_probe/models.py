@@ -115,6 +115,8 @@ class Observation(BaseModel):
     #: A pipeline's own failure before or after the job (for example pickling failed on the client).
     client_error: str | None = None
     client_error_type: str | None = None
+    #: The probe's remote folder (job.remote_dir) was left in place (--keep-remote).
+    remote_kept: bool = False
     #: Extra evidence a pipeline found (for example lines from a wrapper library's job folder).
     notes: list[str] = Field(default_factory=list)
 

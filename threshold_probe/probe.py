@@ -201,6 +201,7 @@ class Prober:
         results = self.cluster.execute_many([job for _, job in jobs]) if jobs else []
         for (n, job), result in zip(jobs, results, strict=True):
             obs = observations[n]
+            obs.remote_kept = job.keep_remote
             obs.job = result
             observations[n] = self.pipeline.observe(todo[n][1].workload, job, result, obs)
         finished = time.time()

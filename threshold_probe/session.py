@@ -198,6 +198,7 @@ def probe_summary(record: ProbeRecord, match: str | None, ladder: Ladder | None 
         different_failure=bool(
             match and record.verdict.status == "fail" and not matches(record.verdict, match)
         ),
+        remote_dir=obs.job.remote_dir if obs.remote_kept else None,
     )
 
 

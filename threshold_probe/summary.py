@@ -49,6 +49,8 @@ class ProbeSummary(BaseModel):
     spec: dict[str, Any] | None = None
     #: A different failure from the one hunted with --match: treated like a skip.
     different_failure: bool = False
+    #: Where the probe's folder was left on the cluster (--keep-remote), or null.
+    remote_dir: str | None = None
 
 
 class LevelRow(BaseModel):

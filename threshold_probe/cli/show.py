@@ -45,8 +45,8 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
         head.add_row("limits", ", ".join(parts))
     if record.cached_from:
         head.add_row("cached", f"verdict reused from probe {record.cached_from}")
-    if job.remote_dir:
-        head.add_row("remote dir", job.remote_dir)
+    if job.remote_dir and obs.remote_kept:
+        head.add_row("remote dir", f"{job.remote_dir} (kept)")
     timings = Table(title="stage timings (s)", title_justify="left", box=None)
     stages = [s for s in (*STAGES, *sorted(set(obs.timings) - set(STAGES))) if s in obs.timings]
     for s in stages:

@@ -71,6 +71,7 @@ class Pipeline(ABC):
             return obs
         job.keep_remote = job.keep_remote or self.keep_remote
         result = cluster.execute(job)
+        obs.remote_kept = job.keep_remote
         obs.job = result
         obs = self.observe(workload, job, result, obs)
         obs.wall_s = time.time() - started

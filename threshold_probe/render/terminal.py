@@ -203,6 +203,15 @@ def renderables(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> lis
     iso = isolate_table(summary)
     if iso is not None:
         blocks.append(iso)
+    kept = [(p.level, p.probe_id, p.remote_dir) for p in summary.probes if p.remote_dir]
+    if kept:
+        table = Table(title="remote folders kept (--keep-remote)", title_justify="left")
+        table.add_column("level")
+        table.add_column("probe")
+        table.add_column("folder", overflow="fold")  # a path the user copies: wrap, never cut
+        for level, probe_id, folder in kept:
+            table.add_row("-" if level is None else str(level), probe_id, folder)
+        blocks.append(table)
     return blocks
 
 
