@@ -168,3 +168,32 @@ def test_version_and_help(cli: CliRunner, tmp_path: Path) -> None:
     assert code == 0 and out.startswith("threshold-probe ")
     code, out, _ = invoke(cli, tmp_path, "bisect", "--help")
     assert code == 0 and "--memory" in out and "first failing level" in out
+
+
+def test_levels_writes_readable_sources_and_prints_json(cli: CliRunner, tmp_path: Path) -> None:
+    out_dir = tmp_path / "sources"
+    code, out, err = invoke(cli, tmp_path, "levels", "--ladder", "seed", "--write", str(out_dir), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["ladder"] == "seed" and [row["level"] for row in data["levels"]] == [1, 2, 3, 4, 5]
+    files = sorted(p.name for p in out_dir.iterdir())
+    assert files == [f"level_{n:03d}.py" for n in range(1, 6)]
+    for n, row in enumerate(data["levels"], start=1):
+        source = (out_dir / f"level_{n:03d}.py").read_text()
+        compile(source, f"level_{n}", "exec")
+        assert f"def workload_{n}(" in source
+        assert row["metrics"]["subprocess_calls"] == row["values"]["subprocess_calls"]
+
+
+def test_measure_sorts_and_keeps_the_top(cli: CliRunner, tmp_path: Path) -> None:
+    code, out, err = invoke(cli, tmp_path, "measure", str(FAULTS), "--json", "--sort", "loc", "--top", "2")
+    assert code == 0, err
+    funcs = json.loads(out)["functions"]
+    assert len(funcs) == 2
+    assert funcs[0]["loc"] >= funcs[1]["loc"]
+    assert funcs[0]["name"] == "raises"
+    code, out, err = invoke(cli, tmp_path, "measure", f"{FAULTS}:fine", "--json")
+    assert code == 0, err
+    assert [f["name"] for f in json.loads(out)["functions"]] == ["fine"]
+    code, _, err = invoke(cli, tmp_path, "measure", str(FAULTS), "--sort", "colour")
+    _one_line_error(code, err, 2, "cannot sort by 'colour'")
