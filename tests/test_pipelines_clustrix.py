@@ -158,6 +158,31 @@ def test_sweep_of_features_ladder_reports_root_errors_per_level(
     assert verdicts == {level - 1: "pass", level: "pass"}, data["probes"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("ladder", ["default", "features"])
+def test_every_level_of_the_shipped_ladders_through_clustrix(
+    testbed: Testbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ladder: str
+) -> None:
+    """What ClustriX 0.1.1 does with each level of the default and features ladders over SSH.
+
+    It pickles by value, so every syntactic feature travels, and in SSH mode it applies no memory
+    limit: the levels whose memory native fails on under 1GB pass through ClustriX.
+    """
+    monkeypatch.chdir(tmp_path)
+    base = ["--config", str(testbed.config_path), "--reports-dir", str(tmp_path / "r")]
+    result = CliRunner().invoke(
+        app,
+        [*base, "sweep", "-C", CLUSTER, "--pipeline", "clustrix-serial", "--ladder", ladder,
+         "--memory", "1GB", "--json", "-q"],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    verdicts = {p["level"]: (p["verdict"], p["class"]) for p in data["probes"]}
+    assert sorted(verdicts) == list(range(1, 41))
+    assert all(v == ("pass", None) for v in verdicts.values()), {k: v for k, v in verdicts.items() if v[0] != "pass"}
+    assert data["first_fail"] is None
+
+
 def test_clustrix_on_the_local_cluster_is_a_clear_user_error(tmp_path: Path) -> None:
     from threshold_probe.config import ProbeConfig
     from threshold_probe.errors import UserError
