@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.ladder.workload import Workload
@@ -19,6 +20,20 @@ class ClientSideError(Exception):
         super().__init__(f"{type(exc).__name__}: {exc}")
         self.failure_class = failure_class
         self.exc = exc
+
+
+def load_function(workload: Workload) -> Callable[..., Any]:
+    """The workload's function, loaded on this machine; ClientSideError when it cannot be.
+
+    A syntax error in the source is class `syntax`; anything else that stops it loading
+    (an import, a name) happens before any dispatch, so it is `serialize`.
+    """
+    try:
+        return workload.load()
+    except SyntaxError as exc:
+        raise ClientSideError("syntax", exc) from exc
+    except Exception as exc:
+        raise ClientSideError("serialize", exc) from exc
 
 
 class Pipeline(ABC):

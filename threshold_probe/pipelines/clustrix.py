@@ -46,7 +46,7 @@ from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import read_json_file
-from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
 
 HELPER_NAME = "clustrix_helper.py"
 HELPER_PATH = Path(__file__).resolve().parent.parent / "remote" / HELPER_NAME
@@ -190,11 +190,9 @@ class ClustrixPipeline(Pipeline):
         started = time.time()
         obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
         try:
-            func = workload.load()
-        except SyntaxError as exc:
-            return self._client_failure(obs, ClientSideError("syntax", exc), started)
-        except Exception as exc:
-            return self._client_failure(obs, ClientSideError("serialize", exc), started)
+            func = load_function(workload)
+        except ClientSideError as exc:
+            return self._client_failure(obs, exc, started)
 
         self.clustrix_config(cluster, "")  # a cluster ClustriX cannot use fails before the far side is touched
         workdir = str(getattr(cluster.config, "workdir", None) or "~/.threshold-probe")

@@ -10,7 +10,7 @@ import cloudpickle
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
-from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
 from threshold_probe.remote import runner_source
 
 PAYLOAD_NAME = "payload.pkl"
@@ -19,12 +19,7 @@ RUNNER_NAME = "runner.py"
 
 def pickle_workload(workload: Workload) -> bytes:
     """The workload's function, pickled by value; ClientSideError when that fails here."""
-    try:
-        func = workload.load()
-    except SyntaxError as exc:
-        raise ClientSideError("syntax", exc) from exc
-    except Exception as exc:
-        raise ClientSideError("serialize", exc) from exc
+    func = load_function(workload)
     try:
         # The workload's module cannot be imported anywhere, so cloudpickle ships it by value.
         data: bytes = cloudpickle.dumps(func)

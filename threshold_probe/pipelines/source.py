@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
-from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
 from threshold_probe.remote import runner_source
 
 PAYLOAD_NAME = "payload.json"
@@ -63,12 +63,7 @@ def module_preamble(source: str, *, imports: bool = True, assignments: bool = Tr
 
 def function_source(workload: Workload) -> tuple[str, str]:
     """(name, source text) of the workload's function as `inspect.getsource` gives it."""
-    try:
-        func = workload.load()
-    except SyntaxError as exc:
-        raise ClientSideError("syntax", exc) from exc
-    except Exception as exc:
-        raise ClientSideError("serialize", exc) from exc
+    func = load_function(workload)
     try:
         text = inspect.getsource(func)
     except (OSError, TypeError) as exc:
