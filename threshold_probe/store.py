@@ -65,11 +65,23 @@ CREATE INDEX IF NOT EXISTS probes_cache ON probes(cache_key, state);
 """
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import, while there is one thread: os.umask can only be read by setting it.
+_UMASK = _read_umask()
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; a report is for others to read too, as open() would give.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
@@ -111,13 +123,28 @@ class Store:
         except OSError as exc:
             raise UserError(f"cannot create reports folder {reports_dir}: {exc.strerror}") from None
         self.db_path = self.root / "probe.db"
-        try:
-            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """Open the journal. Switching a new file to WAL takes a lock that does not wait on the
+        busy timeout, so processes opening one fresh journal together retry for a while."""
+        deadline = time.monotonic() + 30
+        while True:
+            db: sqlite3.Connection | None = None
+            try:
+                db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
+                return db
+            except sqlite3.OperationalError as exc:
+                if db is not None:
+                    db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
 
     def close(self) -> None:
         """Close the journal."""
