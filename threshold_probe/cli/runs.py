@@ -46,6 +46,9 @@ def runs(
             ]
         )
         return
+    if not infos:
+        console.print(f"no runs recorded in {get_state().store().root} yet: start one with `probe bisect`")
+        return
     table = Table(title=f"{len(infos)} runs", title_justify="left")
     for col in ("run", "kind", "cluster", "pipeline", "ladder", "started", "status", "first fail", "class"):
         table.add_column(col)
