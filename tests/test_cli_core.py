@@ -84,7 +84,7 @@ def test_bisect_resumes_from_cache_without_new_probes(cli: CliRunner, tmp_path: 
 
 def test_workload_that_raises_is_exception_with_traceback(cli: CliRunner, tmp_path: Path) -> None:
     code, out, err = invoke(cli, tmp_path, "run", "--function", f"{FAULTS}:raises", "--json", "--quiet")
-    assert code == 0, err
+    assert code == 1, err  # the probe failed
     data = json.loads(out)
     (probe,) = data["probes"]
     assert probe["verdict"] == "fail" and probe["class"] == "exception"
@@ -96,7 +96,7 @@ def test_workload_that_raises_is_exception_with_traceback(cli: CliRunner, tmp_pa
 
 def test_exit_zero_without_result_is_no_result(cli: CliRunner, tmp_path: Path) -> None:
     code, out, err = invoke(cli, tmp_path, "run", "--function", f"{FAULTS}:exits_quietly", "--json", "--quiet")
-    assert code == 0, err
+    assert code == 1, err  # the probe failed
     (probe,) = json.loads(out)["probes"]
     assert probe["verdict"] == "fail" and probe["class"] == "no_result"
     assert probe["exit_code"] == 0

@@ -433,7 +433,11 @@ def _exception_verdict(
     elif cls == "import":
         m = re.search(r"No module named '([^']+)'", message)
         if m:
-            explanation = f"module {m.group(1)!r} is missing on the far side"
+            explanation = (
+                f"module {m.group(1)!r} is missing on the far side: install it there, or ship it with the"
+                " function (probe run --ship-local-modules; in your own code,"
+                f" cloudpickle.register_pickle_by_value({m.group(1).split('.')[0]}))"
+            )
     evidence += extra
     evidence += traceback_lines[-TRACEBACK_EVIDENCE_LINES:]
     return _fail(cls, evidence, exc_type, message, explanation)

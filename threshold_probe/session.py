@@ -37,7 +37,7 @@ from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import InfraError, Interrupted, UserError
-from threshold_probe.ladder import Ladder, Workload, generate, load_ladder
+from threshold_probe.ladder import Ladder, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
 from threshold_probe.models import Limits, ProbeRecord
@@ -48,6 +48,7 @@ from threshold_probe.search.base import describe_levels
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary
+from threshold_probe.target import load_target
 from threshold_probe.units import parse_duration, parse_memory
 
 Kind = Literal["run", "sweep", "bisect", "isolate"]
@@ -82,8 +83,12 @@ class SearchOptions:
     isolate: bool = False
     from_run: str | None = None
     preflight: bool = True
-    #: `probe run --function FILE:FUNC`: probe a user's own zero-argument function.
+    #: `probe run --function FILE:FUNC`: probe a user's own function.
     function: str | None = None
+    #: Keyword arguments of the user's function (`--arg NAME=VALUE`).
+    args: dict[str, Any] = field(default_factory=dict)
+    #: Pickle the user's sibling modules by value (`--ship-local-modules`).
+    ship_local_modules: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,28 +114,19 @@ def effective_limits(config: ProbeConfig, cluster: str, overrides: LimitOverride
     )
 
 
-def function_request(target: str) -> ProbeRequest:
-    """A probe request for a user's own function, given as FILE:FUNC (FUNC may be Class.method)."""
-    path_text, sep, func = target.rpartition(":")
-    if not sep or not func:
-        raise UserError(f"--function wants FILE:FUNC, got {target!r}")
-    path = Path(path_text)
-    try:
-        source = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"file not found: {path}") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        compile(source, str(path), "exec")
-    except SyntaxError as exc:
-        raise UserError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
-    workload = Workload(name=f"{path.name}:{func}", source=source, func_name=func.split(".")[0], accessor=func)
+def function_request(
+    target: str, args: Mapping[str, Any] | None = None, *, ship_local_modules: bool = False
+) -> ProbeRequest:
+    """A probe request for a user's own function (target.py says which forms are understood)."""
+    workload = load_target(target, args, ship_local_modules=ship_local_modules)
     try:
         metrics = measure_workload(workload).model_dump()
-    except Exception as exc:  # the probe itself will show why the function cannot load
+    except Exception as exc:  # a function reached through an import has no definition in the file
         metrics = {"error": f"{type(exc).__name__}: {exc}"}
-    return ProbeRequest(workload=workload, level=None, spec={"function": target}, metrics=metrics)
+    spec: dict[str, Any] = {"function": target}
+    if args:
+        spec["args"] = dict(args)
+    return ProbeRequest(workload=workload, level=None, spec=spec, metrics=metrics)
 
 
 def with_partition(config: ProbeConfig, cluster: str, partition: str) -> ProbeConfig:
@@ -281,8 +277,13 @@ class Run:
         self.store = store
         if options.match:
             compile_pattern(options.match)  # a bad regex is the user's mistake: say so before any probe
+        self._function_request: ProbeRequest | None = None
         if options.function:
             options.function = _absolute_if_file(options.function)
+            # Checked before any run exists: a bad target is the user's to fix (exit 2).
+            self._function_request = function_request(
+                options.function, options.args, ship_local_modules=options.ship_local_modules
+            )
         self.options = options
         self.progress = progress
         self.ladder_arg = _absolute_if_file(ladder)
@@ -491,8 +492,8 @@ class Run:
     def _search(self) -> dict[str, Any]:
         opts = self.options
         repeat = max(1, opts.repeat)
-        if self.kind == "run" and opts.function:
-            req = function_request(opts.function)
+        if self.kind == "run" and self._function_request is not None:
+            req = self._function_request
             if self.progress:
                 self.progress.begin(f"probing {opts.function}", repeat)
             records = self.prober.run([req] * repeat)

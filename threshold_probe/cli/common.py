@@ -110,6 +110,9 @@ EXIT_CODES = {
     "offline": "0 completed; 2 bad input (a path, ladder, run id or option); 130/143 interrupted by SIGINT/SIGTERM.",
     "cluster": "0 completed (for check: every check passed); 2 bad input (config, cluster name); "
     "3 infrastructure (the cluster cannot be used); 130/143 interrupted by SIGINT/SIGTERM.",
+    "probe": "0 the probe passed (every repeat); 1 it failed (any repeat failed); 2 bad input (config, "
+    "cluster name, a --function that cannot load, a missing name or argument); 3 infrastructure (the cluster "
+    "cannot be used, or every repeat was skipped); 130/143 interrupted by SIGINT/SIGTERM.",
     "search": "0 completed, whatever was found (a threshold, no failure, a flaky band); 2 bad input "
     "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used); "
     "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
@@ -119,7 +122,7 @@ EXIT_CODES = {
 """The exit codes each command documents at the end of its --help (see docs/exit-codes.md)."""
 
 _EXIT_KIND = {
-    "run": "search",
+    "run": "probe",
     "sweep": "search",
     "bisect": "search",
     "isolate": "search",

@@ -11,6 +11,7 @@ from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary
+from threshold_probe.target import parse_args
 
 ClusterOpt = Annotated[
     str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
@@ -134,8 +135,29 @@ def run(
     level: Annotated[int, typer.Option("--level", "-L", help="The level to probe.")] = 1,
     function: Annotated[
         str | None,
-        typer.Option("--function", "-f", help="Probe your own zero-argument function instead: FILE:FUNC."),
+        typer.Option(
+            "--function",
+            "-f",
+            help="Probe your own function instead: FILE:FUNC, FILE:Class.method, package.module:func or"
+            " NOTEBOOK.ipynb:func. The file loads as `python FILE` would, its folder first on sys.path.",
+        ),
     ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            metavar="NAME=VALUE",
+            help="An argument of --function, repeatable; VALUE is read as JSON, else taken as a string.",
+        ),
+    ] = None,
+    ship_local_modules: Annotated[
+        bool,
+        typer.Option(
+            "--ship-local-modules",
+            help="Pickle the modules --function imports from its own folder by value, so the far side"
+            " needs no copy of them (cloudpickle.register_pickle_by_value).",
+        ),
+    ] = False,
     cluster: ClusterOpt = None,
     pipeline: PipelineOpt = None,
     ladder: LadderOpt = None,
@@ -150,14 +172,25 @@ def run(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Probe one level once and show its observation: verdict, stage timings, memory and logs."""
+    """Probe one level once and show its observation: verdict, stage timings, memory and logs.
+
+    Exits 1 when the probe fails (with --repeat: when any repeat fails), 0 when it passes, so a
+    script can ask "does my function work on this cluster?".
+    """
+    if arg and not function:
+        raise UserError("--arg applies to --function")
     opts = SearchOptions(
-        level=level, function=function, repeat=repeat, fresh=fresh, keep_remote=keep_remote, preflight=preflight
+        level=level, function=function, repeat=repeat, fresh=fresh, keep_remote=keep_remote, preflight=preflight,
+        args=parse_args(arg or []), ship_local_modules=ship_local_modules,
     )
-    _execute(
+    summary = _execute(
         "run", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
         partition=partition, options=opts, resume=None, as_json=as_json, quiet=quiet,
     )
+    if summary.search_status in ("fail", "flaky"):
+        raise typer.Exit(1)
+    if summary.search_status == "skip":
+        raise typer.Exit(3)
 
 
 @command

@@ -29,6 +29,14 @@ class Workload:
     definition_scope: str = "module"
     #: Expression that yields the function, evaluated in the module namespace.
     accessor: str | None = None
+    #: The file the source came from (a user's function), for tracebacks; None for generated levels.
+    filename: str | None = None
+    #: Folders put first on sys.path while the source loads, as `python FILE` puts the file's folder.
+    search_path: tuple[str, ...] = ()
+    #: The package of the module the source came from, so that its relative imports resolve.
+    package: str | None = None
+    #: Pickle the modules imported from `search_path` by value, so the far side needs no copy of them.
+    ship_local_modules: bool = False
 
     @property
     def sha256(self) -> str:
@@ -39,11 +47,16 @@ class Workload:
         # A name that cannot be imported on the far side, so cloudpickle ships it by value.
         return f"threshold_probe_workload_{self.sha256[:12]}"
 
-    def load(self) -> Callable[..., Any]:
-        """Execute the source in a fresh module and return the function it defines."""
+    def namespace(self) -> dict[str, Any]:
+        """Execute the source in a fresh module and return the module's namespace."""
         module = types.ModuleType(self.module_name)
-        module.__dict__["__file__"] = f"<{self.name}>"
-        filename = f"<{self.name}>"
+        filename = self.filename or f"<{self.name}>"
+        module.__dict__["__file__"] = filename
+        if self.package:
+            module.__dict__["__package__"] = self.package
+        for folder in reversed(self.search_path):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
         code = compile(self.source, filename, "exec")
         # Registered in linecache (mtime None: never evicted) so that inspect.getsource and
         # tracebacks show the generated lines. The latest load of a name wins.
@@ -52,9 +65,13 @@ class Workload:
         sys.modules[self.module_name] = module
         try:
             exec(code, module.__dict__)
-            func = eval(self.accessor or self.func_name, module.__dict__)
         finally:
             sys.modules.pop(self.module_name, None)
+        return module.__dict__
+
+    def load(self) -> Callable[..., Any]:
+        """Execute the source in a fresh module and return the function it defines."""
+        func = eval(self.accessor or self.func_name, self.namespace())
         if not callable(func):
             raise TypeError(f"{self.name}: {self.accessor or self.func_name} is not callable")
         return func  # type: ignore[no-any-return]

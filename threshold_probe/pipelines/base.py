@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
+
+import cloudpickle
 
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.ladder.workload import Workload
@@ -29,11 +33,29 @@ def load_function(workload: Workload) -> Callable[..., Any]:
     (an import, a name) happens before any dispatch, so it is `serialize`.
     """
     try:
-        return workload.load()
+        func = workload.load()
     except SyntaxError as exc:
         raise ClientSideError("syntax", exc) from exc
     except Exception as exc:
         raise ClientSideError("serialize", exc) from exc
+    if workload.ship_local_modules:
+        for module in local_modules(workload.search_path):
+            cloudpickle.register_pickle_by_value(module)
+    return func
+
+
+def local_modules(folders: tuple[str, ...]) -> list[types.ModuleType]:
+    """The imported modules whose files live under `folders` (a user's own siblings), not installed ones."""
+    roots = [Path(f).resolve() for f in folders]
+    found: list[types.ModuleType] = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or name == "__main__" or "site-packages" in file or "dist-packages" in file:
+            continue
+        path = Path(file).resolve()
+        if any(path.is_relative_to(root) for root in roots):
+            found.append(module)
+    return found
 
 
 class Pipeline(ABC):

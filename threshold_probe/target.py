@@ -1,0 +1,240 @@
+"""The user's own function: FILE:FUNC, FILE:Class.method, pkg.module:func or NOTEBOOK:func, with arguments.
+
+A target is loaded the way `python FILE` would load it: the file's folder comes first on
+`sys.path`, so sibling modules import. Everything a user can get wrong (an unreadable file, a
+syntax error, a missing or non-callable name, a required argument not given) is a UserError
+raised before anything is dispatched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from threshold_probe.errors import UserError
+from threshold_probe.ladder.workload import Workload
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a user's function lives: a source text, its file (if any) and the dotted name in it."""
+
+    text: str
+    source: str
+    filename: str
+    #: The folder that goes first on sys.path while loading (the file's own folder).
+    folder: str | None
+    attr: str
+    #: The package the module belongs to, so that its relative imports resolve.
+    package: str | None = None
+
+
+def parse_args(pairs: Sequence[str]) -> dict[str, Any]:
+    """`NAME=VALUE` pairs as keyword arguments: a value is JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise UserError(f"--arg wants NAME=VALUE, got {pair!r}")
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            out[name] = raw
+    return out
+
+
+def _notebook_source(path: Path, text: str) -> str:
+    """The code cells of a Jupyter notebook as one module; IPython magics become comments."""
+    try:
+        nb = json.loads(text)
+        cells = nb["cells"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a Jupyter notebook (no cells)") from None
+    chunks: list[str] = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        lines = "".join(src) if isinstance(src, list) else str(src)
+        kept = [f"# {ln}" if ln.lstrip().startswith(("%", "!")) else ln for ln in lines.splitlines()]
+        chunks.append("\n".join(kept))
+    return "\n\n".join(chunks) + "\n"
+
+
+def _split(text: str) -> tuple[str, str]:
+    spec, sep, attr = text.rpartition(":")
+    if not sep or not spec or not attr:
+        raise UserError(f"--function wants FILE:FUNC or package.module:func, got {text!r}")
+    if not all(part.isidentifier() for part in attr.split(".")):
+        raise UserError(f"--function: {attr!r} is not a function name (FUNC or Class.method)")
+    return spec, attr
+
+
+def _is_file_spec(spec: str) -> bool:
+    return spec.endswith((".py", ".ipynb", ".pyw")) or "/" in spec or Path(spec).is_file()
+
+
+def resolve_target(text: str) -> Target:
+    """Read the target's source without running it; UserError when it cannot be read or compiled."""
+    spec, attr = _split(text)
+    package: str | None = None
+    if _is_file_spec(spec):
+        path = Path(spec).expanduser()
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"file not found: {path}") from None
+        except IsADirectoryError:
+            raise UserError(f"{path} is a folder; --function wants FILE:FUNC") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UserError(f"cannot read {path}: {reason}") from None
+        path = path.resolve()
+        source = _notebook_source(path, raw) if path.suffix == ".ipynb" else raw
+        folder = str(path.parent)
+        filename = str(path)
+    else:
+        if not all(part.isidentifier() for part in spec.split(".")):
+            raise UserError(f"--function: {spec!r} is neither a file nor a module name")
+        cwd = str(Path.cwd())
+        added = cwd not in sys.path
+        if added:
+            sys.path.insert(0, cwd)
+        try:
+            found = importlib.util.find_spec(spec)
+        except (ImportError, ValueError) as exc:
+            raise UserError(f"cannot find module {spec}: {exc}") from None
+        if found is None or not found.origin or not found.has_location:
+            raise UserError(f"no module named {spec!r} here (is its package installed or in this folder?)")
+        path = Path(found.origin)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read {path}: {exc}") from None
+        package = found.parent or None
+        # The folder the package is imported from, so its absolute imports resolve too.
+        depth = spec.count(".") + (1 if path.name == "__init__.py" else 0)
+        folder = str(path.parents[depth]) if depth < len(path.parents) else cwd
+        filename = str(path)
+    try:
+        compile(source, filename, "exec")
+    except SyntaxError as exc:
+        raise UserError(f"{filename}:{exc.lineno}: syntax error: {exc.msg}") from None
+    return Target(text=text, source=source, filename=filename, folder=folder, attr=attr, package=package)
+
+
+def _did_you_mean(name: str, namespace: Mapping[str, Any]) -> str:
+    candidates = [k for k, v in namespace.items() if not k.startswith("__") and callable(v)]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _lookup(target: Target, namespace: dict[str, Any]) -> Callable[..., Any]:
+    obj: Any = None
+    scope: Mapping[str, Any] = namespace
+    parts = target.attr.split(".")
+    for i, part in enumerate(parts):
+        where = target.filename if i == 0 else ".".join(parts[:i])
+        if part not in scope:
+            raise UserError(f"{where} has no {part!r}{_did_you_mean(part, scope)}")
+        obj = scope[part]
+        scope = {k: getattr(obj, k, None) for k in dir(obj)} if i < len(parts) - 1 else {}
+    if not callable(obj):
+        raise UserError(f"{target.filename}: {target.attr} is a {type(obj).__name__}, not a function")
+    return obj  # type: ignore[no-any-return]
+
+
+def check_call(func: Callable[..., Any], name: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse a call that would fail for want of arguments, naming them."""
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin or C function: nothing to check here
+    params = sig.parameters.values()
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(kwargs) - named) if not takes_any else []
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], sorted(named), n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        takes = ", ".join(sorted(named)) or "none"
+        raise UserError(f"{name} takes no argument {unknown[0]!r}{extra}; it takes: {takes}")
+    missing = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in kwargs
+    ]
+    if any(p.kind is p.POSITIONAL_ONLY and p.default is inspect.Parameter.empty for p in params):
+        missing += [p.name for p in params if p.kind is p.POSITIONAL_ONLY and p.default is inspect.Parameter.empty]
+    if missing:
+        given = " ".join(f"--arg {m}=VALUE" for m in missing)
+        raise UserError(f"{name} needs {', '.join(missing)}: give {given}")
+
+
+def _accessor(attr: str, kwargs: Mapping[str, Any]) -> str:
+    """The expression that yields the function to call, with its arguments bound."""
+    if not kwargs:
+        return attr
+    bound = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"__import__('functools').partial({attr}, {bound})"
+
+
+def load_target(
+    text: str, args: Mapping[str, Any] | None = None, *, ship_local_modules: bool = False
+) -> Workload:
+    """The workload of a user's function, checked here: it loads, the name exists, the call fits.
+
+    Loading runs the module's top level on this machine, as `python FILE` would (its folder first
+    on sys.path); a failure there is the user's to fix, so it is a UserError, not a probe.
+    """
+    kwargs = dict(args or {})
+    target = resolve_target(text)
+    label = f"{Path(target.filename).name}:{target.attr}"
+    workload = Workload(
+        name=label,
+        source=target.source,
+        func_name=target.attr.split(".")[0],
+        accessor=target.attr,
+        filename=target.filename,
+        search_path=(target.folder,) if target.folder else (),
+        package=target.package,
+        ship_local_modules=ship_local_modules,
+    )
+    try:
+        namespace = workload.namespace()
+    except UserError:
+        raise
+    except SyntaxError as exc:
+        raise UserError(f"{target.filename}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except BaseException as exc:  # the user's module top level: anything may happen there
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise UserError(f"{target.filename}: loading it here failed: {type(exc).__name__}: {exc}") from None
+    func = _lookup(target, namespace)
+    check_call(func, label, kwargs)
+    if not kwargs:
+        return workload
+    return Workload(
+        name=label,
+        source=target.source,
+        func_name=workload.func_name,
+        accessor=_accessor(target.attr, kwargs),
+        filename=target.filename,
+        search_path=workload.search_path,
+        package=target.package,
+        ship_local_modules=ship_local_modules,
+        spec={"args": kwargs},
+    )
+
+
+__all__ = ["Target", "check_call", "load_target", "parse_args", "resolve_target"]
