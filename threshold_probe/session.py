@@ -47,8 +47,8 @@ from threshold_probe.search import Outcome, bisect, isolate, sweep
 from threshold_probe.search.base import describe_levels
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
-from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary
-from threshold_probe.target import load_target
+from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary, ScaleSummary
+from threshold_probe.target import ScaledLadder, load_target, scaled_ladder
 from threshold_probe.units import parse_duration, parse_memory
 
 Kind = Literal["run", "sweep", "bisect", "isolate"]
@@ -89,6 +89,10 @@ class SearchOptions:
     args: dict[str, Any] = field(default_factory=dict)
     #: Pickle the user's sibling modules by value (`--ship-local-modules`).
     ship_local_modules: bool = False
+    #: `sweep|bisect --function F --scale NAME=LO..HI`: one argument of F scaled into the ladder.
+    scale: str | None = None
+    steps: int | None = None
+    values: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -278,7 +282,9 @@ class Run:
         if options.match:
             compile_pattern(options.match)  # a bad regex is the user's mistake: say so before any probe
         self._function_request: ProbeRequest | None = None
-        if options.function:
+        if options.function and kind != "run":
+            options.function = _absolute_if_file(options.function)
+        elif options.function:
             options.function = _absolute_if_file(options.function)
             # Checked before any run exists: a bad target is the user's to fix (exit 2).
             self._function_request = function_request(
@@ -287,7 +293,7 @@ class Run:
         self.options = options
         self.progress = progress
         self.ladder_arg = _absolute_if_file(ladder)
-        self.ladder = load_ladder(self.ladder_arg)
+        self.ladder: Ladder = self._ladder(kind, options)
         if overrides.partition:
             config = with_partition(config, cluster, overrides.partition)
         self.limits = effective_limits(config, cluster, overrides)
@@ -316,6 +322,21 @@ class Run:
             resuming=self.resuming,
             keep_remote=options.keep_remote,
             on_record=self._on_record,
+        )
+
+    def _ladder(self, kind: Kind, options: SearchOptions) -> Ladder:
+        """The shipped or given ladder, or a user's function with one argument scaled (--scale)."""
+        if options.scale is None:
+            if options.function and kind != "run":
+                raise UserError(f"{kind} --function needs --scale NAME=LO..HI (or --scale NAME --values ...)")
+            return load_ladder(self.ladder_arg)
+        if kind not in ("sweep", "bisect") or not options.function:
+            raise UserError("--scale applies to sweep and bisect with --function FILE:FUNC")
+        if options.isolate:
+            raise UserError("--isolate needs a ladder of dimensions; a scaled function has one argument")
+        return scaled_ladder(
+            options.function, options.args, options.scale, options.steps, options.values,
+            ship_local_modules=options.ship_local_modules,
         )
 
     # plumbing ----------------------------------------------------------------------------
@@ -484,9 +505,47 @@ class Run:
             levels=rows,
             probes=[probe_summary(r, match_of[r.probe_id]) for r in records],
             isolate=search.get("isolate"),
+            scale=self._scale_summary(search),
             params=self.params(),
             reports_dir=str(self.store.run_dir(self.run_id)),
         )
+
+    def _scale_summary(self, search: Mapping[str, Any]) -> ScaleSummary | None:
+        ladder = self.ladder
+        if not isinstance(ladder, ScaledLadder):
+            return None
+
+        def value(level: Any) -> Any:
+            return ladder.level(int(level)).values[ladder.arg_name] if level is not None else None
+
+        return ScaleSummary(
+            name=ladder.arg_name,
+            values=list(ladder.values),
+            first_fail_value=value(search.get("first_fail")),
+            last_pass_value=value(search.get("last_pass")),
+        )
+
+    def _scaled_message(self, result: dict[str, Any]) -> None:
+        """A scaled function's answer in its own terms: values of its argument, not level numbers."""
+        ladder = self.ladder
+        if not isinstance(ladder, ScaledLadder):
+            return
+        func = (self.options.function or "").rpartition(":")[2]
+        first, last = result.get("first_fail"), result.get("last_pass")
+        if result.get("status") in ("found", "swept") and first is not None:
+            cls = next(
+                (r.verdict.failure_class for r in self.prober.records if r.level == first and r.verdict.failure_class),
+                None,
+            )
+            where = f"{cls} on {self.cluster.name}" if cls else self.cluster.name
+            text = f"{func} fails from {ladder.value_text(first)} ({where})"
+            if last is not None:
+                text += f"; {ladder.value_text(last)} passes"
+            result["message"] = text
+        elif result.get("status") in ("lowest_fails",):
+            result["message"] = f"{func} already fails at the lowest value, {ladder.value_text(ladder.numbers()[0])}"
+        elif result.get("status") == "highest_passes":
+            result["message"] = f"{func} passes up to {ladder.value_text(ladder.numbers()[-1])}: no failure found"
 
     # the searches ------------------------------------------------------------------------
     def _search(self) -> dict[str, Any]:
@@ -540,13 +599,15 @@ class Run:
                 self.progress.begin(f"sweeping levels {levels[0]}..{levels[-1]}", len(levels) * repeat)
             batch = len(levels) if self.cluster.concurrent else max(1, opts.parallel)
             sres = sweep(levels, self.level_oracle, repeat=repeat, batch=batch)
-            return {
+            swept: dict[str, Any] = {
                 "status": sres.status,
                 "message": sres.message,
                 "last_pass": sres.last_good,
                 "first_fail": sres.first_bad,
                 "flaky_band": sres.flaky_band,
             }
+            self._scaled_message(swept)
+            return swept
         if self.progress:
             self.progress.begin(f"bisecting levels {levels[0]}..{levels[-1]}", None)
         bres = bisect(
@@ -565,6 +626,7 @@ class Run:
             "search_probes": bres.search_probes,
             "confirm_probes": bres.confirm_probes,
         }
+        self._scaled_message(result)
         if opts.isolate:
             if bres.status == "found" and bres.last_good is not None and bres.first_bad is not None:
                 if self.hunt is None:

@@ -64,6 +64,15 @@ class LevelRow(BaseModel):
     failure_class: str | None = None
 
 
+class ScaleSummary(BaseModel):
+    """A scaled function's ladder: the argument, its values, and the values at the boundary."""
+
+    name: str
+    values: list[int | float]
+    first_fail_value: int | float | None = None
+    last_pass_value: int | float | None = None
+
+
 class RunSummary(BaseModel):
     """Everything a report needs about one run."""
 
@@ -97,6 +106,8 @@ class RunSummary(BaseModel):
     probes: list[ProbeSummary] = Field(default_factory=list)
     #: Isolation findings (isolate runs): drivers, per-dimension sufficient/necessary/threshold.
     isolate: dict[str, Any] | None = None
+    #: Runs of a user's function with one argument scaled (--scale): the values in the user's terms.
+    scale: ScaleSummary | None = None
     #: Parameters of the command, enough to resume it.
     params: dict[str, Any] = Field(default_factory=dict)
     reports_dir: str | None = None

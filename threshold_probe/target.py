@@ -12,13 +12,17 @@ import difflib
 import importlib.util
 import inspect
 import json
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from threshold_probe.errors import UserError
+from threshold_probe.ladder.spec import Ladder, Level
 from threshold_probe.ladder.workload import Workload
 
 
@@ -237,4 +241,123 @@ def load_target(
     )
 
 
-__all__ = ["Target", "check_call", "load_target", "parse_args", "resolve_target"]
+
+
+# -- scaling one argument into a ladder ------------------------------------------------------------
+
+
+def _number(text: str, what: str) -> int | float:
+    try:
+        value = json.loads(text.strip().replace("_", ""))
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{what}: {text.strip()!r} is not a number")
+    return value
+
+
+def scale_values(scale: str, steps: int | None = None, values: str | None = None) -> tuple[str, list[int | float]]:
+    """The argument name and its values, from `NAME=LO..HI` (with `--steps`) or `NAME` with `--values`.
+
+    Steps are geometric when HI/LO >= 100 (two a decade by default, so 1e6 and 3.16e6 are
+    neighbours), linear otherwise (ten by default); integers stay integers.
+    """
+    name, sep, span = scale.partition("=")
+    name = name.strip()
+    if not name.isidentifier():
+        raise UserError(f"--scale wants NAME=LO..HI, got {scale!r}")
+    if values is not None:
+        if span:
+            raise UserError("give either --scale NAME=LO..HI or --scale NAME with --values, not both")
+        given = [_number(v, "--values") for v in values.split(",") if v.strip()]
+        if not given:
+            raise UserError("--values is empty")
+        if sorted(set(given)) != given:
+            raise UserError("--values must grow: each value above the one before")
+        return name, given
+    lo_text, dots, hi_text = span.partition("..")
+    if not sep or not dots:
+        raise UserError(f"--scale wants NAME=LO..HI (or NAME with --values), got {scale!r}")
+    lo, hi = _number(lo_text, "--scale"), _number(hi_text, "--scale")
+    if not lo < hi:
+        raise UserError(f"--scale {name}: LO {lo} must be below HI {hi}")
+    if steps is not None and steps < 2:
+        raise UserError("--steps must be at least 2")
+    integral = isinstance(lo, int) and isinstance(hi, int)
+    geometric = lo > 0 and hi / lo >= 100
+    if geometric:
+        n = steps or math.ceil(2 * math.log10(hi / lo)) + 1
+        raw = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+    else:
+        n = steps or 10
+        raw = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+    out: list[int | float] = []
+    for v in raw:
+        value: int | float = round(v) if integral else float(f"{v:.6g}")
+        if not out or value > out[-1]:
+            out.append(value)
+    out[0], out[-1] = lo, hi
+    return name, out
+
+
+class ScaledLadder(Ladder):
+    """A user's function with one argument scaled: level i calls it with the i-th value."""
+
+    target: str
+    arg_name: str
+    values: list[int | float]
+    args: dict[str, Any] = Field(default_factory=dict)
+    ship_local_modules: bool = False
+
+    def workload(self, number: int) -> Workload:
+        """The user's function with the scaled argument bound to this level's value."""
+        value = self.level(number).values[self.arg_name]
+        return load_target(self.target, {**self.args, self.arg_name: value}, ship_local_modules=self.ship_local_modules)
+
+    def value_text(self, number: int | None) -> str:
+        """`n=3,162,278`: a level as the user thinks of it."""
+        if number is None:
+            return "-"
+        value = self.level(number).values[self.arg_name]
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+        return f"{self.arg_name}={shown}"
+
+
+def scaled_ladder(
+    target: str,
+    args: Mapping[str, Any],
+    scale: str,
+    steps: int | None = None,
+    values: str | None = None,
+    *,
+    ship_local_modules: bool = False,
+) -> ScaledLadder:
+    """The ladder of one scaled argument, checked here before anything is dispatched."""
+    name, vals = scale_values(scale, steps, values)
+    if name in args:
+        raise UserError(f"--scale {name} and --arg {name}=... name the same argument")
+    # Load once with the first value: a bad target or a missing argument is the user's to fix now.
+    first = load_target(target, {**args, name: vals[0]}, ship_local_modules=ship_local_modules)
+    return ScaledLadder(
+        name=f"{first.name}[{name}]",
+        path=Path(first.filename or target),
+        description=f"{first.name} with {name} scaled over {len(vals)} values",
+        levels=[Level(number=i + 1, values={name: v}) for i, v in enumerate(vals)],
+        target=target,
+        arg_name=name,
+        values=vals,
+        args=dict(args),
+        ship_local_modules=ship_local_modules,
+    )
+
+
+__all__ = [
+    "ScaledLadder",
+    "Target",
+    "check_call",
+    "load_target",
+    "parse_args",
+    "resolve_target",
+    "scale_values",
+    "scaled_ladder",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,6 +60,43 @@ RunIdArg = Annotated[
 KeepOpt = Annotated[bool, typer.Option("--keep-remote", help="Leave each probe's remote folder in place.")]
 ParallelOpt = Annotated[
     int, typer.Option("--parallel", "-P", min=1, help="Probes per round (k-ary bisect; batch size of a sweep).")
+]
+ScaleFunctionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--function",
+        "-f",
+        help="Scale your own function instead of a ladder (with --scale): FILE:FUNC, package.module:func, ...",
+    ),
+]
+ArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg",
+        metavar="NAME=VALUE",
+        help="An argument of --function, repeatable; VALUE is read as JSON, else taken as a string.",
+    ),
+]
+ShipLocalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ship-local-modules",
+        help="Pickle the modules --function imports from its own folder by value, so the far side"
+        " needs no copy of them (cloudpickle.register_pickle_by_value).",
+    ),
+]
+ScaleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scale",
+        metavar="NAME=LO..HI",
+        help="Turn one argument of --function into the ladder: geometric steps when HI/LO >= 100"
+        " (two a decade), linear otherwise (ten); or NAME with --values.",
+    ),
+]
+StepsOpt = Annotated[int | None, typer.Option("--steps", min=2, help="How many values --scale takes.")]
+ValuesOpt = Annotated[
+    str | None, typer.Option("--values", metavar="V1,V2,...", help="The exact values of --scale NAME, growing.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 PreflightOpt = Annotated[
@@ -214,6 +251,12 @@ def sweep(
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    function: ScaleFunctionOpt = None,
+    arg: ArgOpt = None,
+    scale: ScaleOpt = None,
+    steps: StepsOpt = None,
+    values: ValuesOpt = None,
+    ship_local_modules: ShipLocalOpt = False,
 ) -> None:
     """Probe every level in order and report where verdicts change.
 
@@ -222,6 +265,7 @@ def sweep(
     opts = SearchOptions(
         lo=from_level, hi=to_level, match=match, repeat=repeat, parallel=parallel, fresh=fresh,
         keep_remote=keep_remote, preflight=preflight,
+        **_function_options(function, arg, scale, steps, values, ship_local_modules),
     )
     _execute(
         "sweep", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
@@ -263,6 +307,12 @@ def bisect(
             help="Bisect through several pipelines (e.g. native,source,inline) and say whose threshold it is.",
         ),
     ] = None,
+    function: ScaleFunctionOpt = None,
+    arg: ArgOpt = None,
+    scale: ScaleOpt = None,
+    steps: StepsOpt = None,
+    values: ValuesOpt = None,
+    ship_local_modules: ShipLocalOpt = False,
 ) -> None:
     """Find the first failing level by bisection, after checking both ends.
 
@@ -271,6 +321,7 @@ def bisect(
     opts = SearchOptions(
         lo=lo, hi=hi, match=match, repeat=repeat, confirm=confirm, parallel=parallel, isolate=isolate,
         fresh=fresh, keep_remote=keep_remote, preflight=preflight,
+        **_function_options(function, arg, scale, steps, values, ship_local_modules),
     )
     if pipelines is not None:
         if resume or pipeline is not None:
@@ -325,6 +376,27 @@ def isolate(
         partition=None, options=opts, resume=(run_id or "latest") if resume else None, as_json=as_json,
         quiet=quiet,
     )
+
+
+def _function_options(
+    function: str | None,
+    arg: list[str] | None,
+    scale: str | None,
+    steps: int | None,
+    values: str | None,
+    ship_local_modules: bool,
+) -> dict[str, Any]:
+    """The SearchOptions fields of a scaled user function; UserError when they do not fit together."""
+    if function is None:
+        if arg or scale or steps or values or ship_local_modules:
+            raise UserError("--arg, --scale, --steps, --values and --ship-local-modules apply to --function")
+        return {}
+    if scale is None:
+        raise UserError("--function in a sweep or bisect needs --scale NAME=LO..HI: the argument to scale")
+    return {
+        "function": function, "args": parse_args(arg or []), "scale": scale, "steps": steps, "values": values,
+        "ship_local_modules": ship_local_modules,
+    }
 
 
 def _resume_target(resume: bool, run_id: str | None) -> str | None:

@@ -40,7 +40,12 @@ class Workload:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()
+        digest = hashlib.sha256(self.source.encode())
+        if self.filename is not None:
+            # A user's function: how it is called (its bound arguments) and how its siblings
+            # travel are part of what runs, so two calls of one file are two workloads.
+            digest.update(f"\0{self.accessor}\0{self.ship_local_modules}".encode())
+        return digest.hexdigest()
 
     @property
     def module_name(self) -> str:

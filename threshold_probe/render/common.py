@@ -138,8 +138,33 @@ def last_pass(summary: RunSummary) -> int | None:
     return max(good) if good else None
 
 
+def level_name(summary: RunSummary, level: int | None) -> str:
+    """A level as the user thinks of it: `17`, or the scaled argument's value (`n=3,162,278`)."""
+    if level is None:
+        return "-"
+    scale = summary.scale
+    if scale is not None and 1 <= level <= len(scale.values):
+        value = scale.values[level - 1]
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+        return f"{scale.name}={shown}"
+    return str(level)
+
+
+def _level_words(summary: RunSummary, level: int | None) -> str:
+    name = level_name(summary, level)
+    return name if summary.scale is not None else f"level {name}"
+
+
 def threshold_sentence(summary: RunSummary) -> str:
     """One plain sentence: where the run broke, or that it did not."""
+    if summary.scale is not None and summary.status == "completed":
+        ff, lp = first_fail(summary), last_pass(summary)
+        if ff is not None and lp is not None:
+            cls = summary.failure.failure_class if summary.failure else None
+            tail = f" ({cls})" if cls else ""
+            return f"fails from {_level_words(summary, ff)}{tail}; {_level_words(summary, lp)} passes"
+        if ff is not None:
+            return f"already fails at {_level_words(summary, ff)}, the lowest value tested"
     if summary.status in ("running", "interrupted"):
         # A partial run has no answer yet: its failing levels are not a threshold.
         return f"{summary.status}: no answer yet ({len(summary.probes)} probes so far)"
@@ -158,7 +183,7 @@ def threshold_sentence(summary: RunSummary) -> str:
         return f"no clean threshold: levels {summary.flaky_band[0]}..{summary.flaky_band[-1]} are flaky"
     tested = [v.level for v in level_views(summary) if v.verdict == "pass"]
     if tested:
-        return f"no failure up to level {max(tested)}"
+        return f"no failure up to {_level_words(summary, max(tested))}"
     return "no level was tested to completion"
 
 

@@ -23,6 +23,7 @@ from threshold_probe.render.common import (
     fmt_seconds,
     isolate_dimensions,
     isolate_drivers,
+    level_name,
     level_views,
     limits_text,
     metric,
@@ -385,7 +386,7 @@ def level_table(summary: RunSummary) -> str:
         cells = "".join(f"<td>{escape(fmt_number(metric(view.metrics, key)))}</td>" for key, _l, _n in METRIC_COLUMNS)
         cls = ' class="threshold"' if view.level == ff else ""
         rows.append(
-            f'<tr{cls} data-level="{view.level}"><td>{view.level}</td>{cells}'
+            f'<tr{cls} data-level="{view.level}"><td>{escape(level_name(summary, view.level))}</td>{cells}'
             f'<td class="l">{badge(view.verdict)}</td><td>{escape(fmt_seconds(view.wall_s))}</td>'
             f"<td>{escape(fmt_mb(view.peak_mb))}</td>"
             f'<td class="l">{escape(view.failure_class or "")}</td></tr>'

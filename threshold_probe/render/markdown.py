@@ -15,6 +15,7 @@ from threshold_probe.render.common import (
     fmt_seconds,
     isolate_dimensions,
     isolate_drivers,
+    level_name,
     level_views,
     limits_text,
     metric,
@@ -88,7 +89,8 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     for view in level_views(summary):
         metrics = [fmt_number(metric(view.metrics, key)) for key, _l, _n in METRIC_COLUMNS]
         verdict = f"**{view.verdict}**" if view.verdict == "fail" else view.verdict
-        level = f"**{view.level}**" if view.level == ff else str(view.level)
+        name = level_name(summary, view.level)
+        level = f"**{name}**" if view.level == ff else name
         row = [
             level,
             *metrics,

@@ -23,6 +23,7 @@ from threshold_probe.render.common import (
     fmt_seconds,
     isolate_dimensions,
     isolate_drivers,
+    level_name,
     level_views,
     limits_text,
     metric,
@@ -70,7 +71,10 @@ def header(summary: RunSummary) -> RenderableType:
 def level_table(summary: RunSummary) -> Table:
     """One row per level: static metrics, verdict, wall time, peak memory, failure class."""
     table = Table(title="levels", title_justify="left", header_style="bold")
-    table.add_column("level", justify="right")
+    views = level_views(summary)
+    # A level's name is its identity (a scaled value such as n=3,162,278): never cut it.
+    widest = max((len(level_name(summary, v.level)) for v in views), default=5)
+    table.add_column("level", justify="right", no_wrap=True, min_width=widest)
     for _key, label, _names in METRIC_COLUMNS:
         table.add_column(label, justify="right")
     table.add_column("verdict")
@@ -78,8 +82,8 @@ def level_table(summary: RunSummary) -> Table:
     table.add_column("peak MB", justify="right")
     table.add_column("failure class")
     ff = first_fail(summary)
-    for view in level_views(summary):
-        cells = [str(view.level)]
+    for view in views:
+        cells = [level_name(summary, view.level)]
         cells += [fmt_number(metric(view.metrics, key)) for key, _l, _n in METRIC_COLUMNS]
         verdict = Text(view.verdict, style=VERDICT_STYLE.get(view.verdict, ""))
         row: list[str | Text] = [*cells, verdict, fmt_seconds(view.wall_s), fmt_mb(view.peak_mb)]
