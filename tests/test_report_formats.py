@@ -91,16 +91,17 @@ def test_junit_report_is_valid_and_names_the_failure(swept: tuple[Path, dict[str
     root = ET.fromstring(xml)
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == 8 and all("on local" in c.get("name", "") for c in cases)
-    failing = [c for c in cases if c.find("failure") is not None]
-    n_fail = sum(1 for p in data["probes"] if p["verdict"] == "fail")
-    assert len(failing) == n_fail == int(root.get("failures", "-1"))
-    first = failing[0]
-    fail = first.find("failure")
-    assert fail is not None and fail.get("type") == "oom"
-    assert data["failure"]["signature"] in (fail.get("message") or "")
+    # A sweep is run to find failing levels: without a gate they are findings, not test failures,
+    # and the threshold is a property of the suite.
+    assert root.get("failures") == "0" and not [c for c in cases if c.find("failure") is not None]
+    props = {p.get("name"): p.get("value") for p in root.findall("./testsuite/properties/property")}
+    assert props["first_fail"] == str(data["first_fail"]) and props["failure_class"] == "oom"
+    first = next(c for c in cases if f"level {data['first_fail']:03d}" in c.get("name", ""))
+    out = first.find("system-out")
+    assert out is not None and "finding, not a test failure: oom" in (out.text or "")
+    assert data["failure"]["signature"] in (out.text or "")
     err = first.find("system-err")
     assert err is not None and "MemoryError" in (err.text or "")
-    assert f"level {data['first_fail']:03d}" in first.get("name", "")
     # No leftover temporary file beside the report: it was written atomically.
     assert [p.name for p in target.parent.iterdir()] == ["report.xml"]
 

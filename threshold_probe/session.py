@@ -89,6 +89,8 @@ class SearchOptions:
     args: dict[str, Any] = field(default_factory=dict)
     #: Pickle the user's sibling modules by value (`--ship-local-modules`).
     ship_local_modules: bool = False
+    #: A CI gate: every level up to N must pass (`--expect-pass-through N`); exit 1 otherwise.
+    expect_pass_through: int | None = None
     #: `sweep|bisect --function F --scale NAME=LO..HI`: one argument of F scaled into the ladder.
     scale: str | None = None
     steps: int | None = None

@@ -111,3 +111,26 @@ class RunSummary(BaseModel):
     #: Parameters of the command, enough to resume it.
     params: dict[str, Any] = Field(default_factory=dict)
     reports_dir: str | None = None
+
+
+def gate_failure(summary: RunSummary) -> str | None:
+    """One line naming the failing level, class and evidence when a level at or below the run's gate
+    (`--expect-pass-through N`) failed; None when the gate holds or none is set."""
+    options = summary.params.get("options") or {}
+    gate = options.get("expect_pass_through")
+    if not isinstance(gate, int):
+        return None
+    failed = sorted(
+        {p.level for p in summary.probes if p.level is not None and p.level <= gate and p.verdict == "fail"}
+    )
+    if summary.first_fail is not None and summary.first_fail <= gate:
+        failed = sorted({*failed, summary.first_fail})
+    if not failed:
+        return None
+    level = failed[0]
+    probe = next((p for p in summary.probes if p.level == level and p.verdict == "fail"), None)
+    cls = (probe.failure_class if probe else None) or (summary.failure.failure_class if summary.failure else "fail")
+    evidence = summary.failure.evidence[0] if summary.failure and summary.failure.evidence else ""
+    tail = f": {evidence}" if evidence else ""
+    want = f"--expect-pass-through {gate} wants every level up to {gate} to pass"
+    return f"gate failed: level {level} fails ({cls}){tail}; {want}"

@@ -113,7 +113,8 @@ EXIT_CODES = {
     "probe": "0 the probe passed (every repeat); 1 it failed (any repeat failed); 2 bad input (config, "
     "cluster name, a --function that cannot load, a missing name or argument); 3 infrastructure (the cluster "
     "cannot be used, or every repeat was skipped); 130/143 interrupted by SIGINT/SIGTERM.",
-    "search": "0 completed, whatever was found (a threshold, no failure, a flaky band); 2 bad input "
+    "search": "0 completed, whatever was found (a threshold, no failure, a flaky band); 1 a level at or below "
+    "--expect-pass-through N failed; 2 bad input "
     "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used); "
     "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
     "nightly": "0 no regression; 1 regression (a threshold moved down, or a level that passed now "

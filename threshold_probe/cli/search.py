@@ -6,11 +6,19 @@ from typing import Annotated, Any
 
 import typer
 
-from threshold_probe.cli.common import RichProgress, command, command_prefix, console, get_state, print_json
+from threshold_probe.cli.common import (
+    RichProgress,
+    command,
+    command_prefix,
+    console,
+    fail,
+    get_state,
+    print_json,
+)
 from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
-from threshold_probe.summary import RunSummary
+from threshold_probe.summary import RunSummary, gate_failure
 from threshold_probe.target import parse_args
 
 ClusterOpt = Annotated[
@@ -97,6 +105,16 @@ ScaleOpt = Annotated[
 StepsOpt = Annotated[int | None, typer.Option("--steps", min=2, help="How many values --scale takes.")]
 ValuesOpt = Annotated[
     str | None, typer.Option("--values", metavar="V1,V2,...", help="The exact values of --scale NAME, growing.")
+]
+ExpectOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--expect-pass-through",
+        metavar="N",
+        min=1,
+        help="A CI gate: exit 1, with the failing level, class and evidence in one line, when a level <= N"
+        " fails. The JUnit report then marks those levels as failures (without it, a threshold is a finding).",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 PreflightOpt = Annotated[
@@ -257,6 +275,7 @@ def sweep(
     steps: StepsOpt = None,
     values: ValuesOpt = None,
     ship_local_modules: ShipLocalOpt = False,
+    expect_pass_through: ExpectOpt = None,
 ) -> None:
     """Probe every level in order and report where verdicts change.
 
@@ -264,13 +283,14 @@ def sweep(
     """
     opts = SearchOptions(
         lo=from_level, hi=to_level, match=match, repeat=repeat, parallel=parallel, fresh=fresh,
-        keep_remote=keep_remote, preflight=preflight,
+        keep_remote=keep_remote, preflight=preflight, expect_pass_through=expect_pass_through,
         **_function_options(function, arg, scale, steps, values, ship_local_modules),
     )
-    _execute(
+    summary = _execute(
         "sweep", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
         partition=partition, options=opts, resume=_resume_target(resume, run_id), as_json=as_json, quiet=quiet,
     )
+    _gate(summary)
 
 
 @command
@@ -313,6 +333,7 @@ def bisect(
     steps: StepsOpt = None,
     values: ValuesOpt = None,
     ship_local_modules: ShipLocalOpt = False,
+    expect_pass_through: ExpectOpt = None,
 ) -> None:
     """Find the first failing level by bisection, after checking both ends.
 
@@ -320,7 +341,7 @@ def bisect(
     """
     opts = SearchOptions(
         lo=lo, hi=hi, match=match, repeat=repeat, confirm=confirm, parallel=parallel, isolate=isolate,
-        fresh=fresh, keep_remote=keep_remote, preflight=preflight,
+        fresh=fresh, keep_remote=keep_remote, preflight=preflight, expect_pass_through=expect_pass_through,
         **_function_options(function, arg, scale, steps, values, ship_local_modules),
     )
     if pipelines is not None:
@@ -333,10 +354,11 @@ def bisect(
             cores=cores, options=opts, as_json=as_json, quiet=quiet,
         )
         return
-    _execute(
+    summary = _execute(
         "bisect", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
         partition=partition, options=opts, resume=_resume_target(resume, run_id), as_json=as_json, quiet=quiet,
     )
+    _gate(summary)
 
 
 @command
@@ -376,6 +398,13 @@ def isolate(
         partition=None, options=opts, resume=(run_id or "latest") if resume else None, as_json=as_json,
         quiet=quiet,
     )
+
+
+def _gate(summary: RunSummary) -> None:
+    """Exit 1 when the run's gate (--expect-pass-through N) saw a level at or below N fail."""
+    message = gate_failure(summary)
+    if message is not None:
+        raise fail(message, 1)
 
 
 def _function_options(

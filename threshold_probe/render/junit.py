@@ -1,7 +1,10 @@
 """The JUnit XML report: one testcase per level and cluster, for CI dashboards.
 
-A failing level is a `failure` whose type is the failure class and whose message carries the
-signature; an infrastructure skip is `skipped`; the probe's stderr goes into `system-err`.
+A search (sweep, bisect, isolate) is run to find failing levels, so its threshold is a suite
+property and its failing levels pass as testcases, unless a gate is set: with
+`--expect-pass-through N`, a failing level at or below N is a `failure` whose type is the failure
+class and whose message carries the signature. Nightly suites keep every new failure a
+`failure`. An infrastructure skip is `skipped`; the probe's stderr goes into `system-err`.
 The output is valid against the common JUnit schema (the Jenkins/Surefire junit-10 shape;
 tests/assets/junit-10.xsd).
 """
@@ -50,14 +53,20 @@ def testsuite(
     *,
     name: str | None = None,
     expected_failures: Iterable[int] = (),
+    findings: bool = False,
 ) -> ET.Element:
     """One <testsuite> for a run: a testcase per level, with failures, skips and stderr.
 
     Levels in `expected_failures` (a nightly's known failures, already failing in the baseline)
     are reported as `skipped` with their class, as pytest reports an xfail, so that only new
     failures turn a dashboard red.
+
+    With `findings`, a failing level is what the search was run to find, not a broken test: it
+    is a passing testcase, and the threshold is a suite property. Only the levels at or below the
+    run's gate (`--expect-pass-through N`) fail the suite.
     """
     expected = set(expected_failures)
+    gate = expect_pass_through(summary)
     by_id = {rec.probe_id: rec for rec in records}
     views = level_views(summary)
     stamp = dt.datetime.fromtimestamp(summary.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
@@ -72,6 +81,10 @@ def testsuite(
         ("pipeline", summary.pipeline),
         ("ladder", summary.ladder),
         ("threshold", threshold_sentence(summary)),
+        *((("first_fail", str(summary.first_fail)),) if summary.first_fail is not None else ()),
+        *((("last_pass", str(summary.last_pass)),) if summary.last_pass is not None else ()),
+        *((("failure_class", summary.failure.failure_class or ""),) if summary.failure else ()),
+        *((("expect_pass_through", str(gate)),) if gate is not None else ()),
         *((f"limit.{k}", str(v)) for k, v in summary.limits.items() if v is not None),
         *((f"version.{k}", v) for k, v in sorted(summary.versions.items())),
     ):
@@ -89,6 +102,7 @@ def testsuite(
         counts["tests"] += 1
         facts = ", ".join(f"{label}={fmt_number(metric(view.metrics, key))}" for key, label, _n in METRIC_COLUMNS)
         recs = [by_id[p.probe_id] for p in view.probes if p.probe_id in by_id]
+        notes: list[str] = []
         if view.verdict in ("fail", "flaky"):
             failed = next((r for r in recs if r.verdict.status == "fail"), None)
             fclass = view.failure_class or "unknown"
@@ -102,16 +116,19 @@ def testsuite(
             if view.level in expected:
                 el = ET.SubElement(case, "skipped", message=xml_text(f"known failure (also in baseline): {message}"))
                 counts["skipped"] += 1
+                el.text = xml_text("\n".join(body))
+            elif findings and (gate is None or view.level > gate):
+                notes = [f"finding, not a test failure: {message}", *body]
             else:
                 el = ET.SubElement(case, "failure", type=xml_text(fclass), message=xml_text(message))
                 counts["failures"] += 1
-            el.text = xml_text("\n".join(body))
+                el.text = xml_text("\n".join(body))
         elif view.verdict == "skip":
             skipped = next((r for r in recs if r.verdict.status == "skip"), None)
             why = (skipped.verdict.explanation if skipped else None) or "infrastructure trouble"
             ET.SubElement(case, "skipped", message=xml_text(f"infrastructure skip: {why}"))
             counts["skipped"] += 1
-        out_lines = [facts]
+        out_lines = [*notes, facts]
         for rec in recs:
             out_lines.append(
                 f"probe {rec.probe_id} attempt {rec.attempt}: {rec.verdict.status}"
@@ -150,6 +167,17 @@ def document(suites: Sequence[ET.Element], name: str = "threshold-probe") -> str
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def expect_pass_through(summary: RunSummary) -> int | None:
+    """The run's gate: every level up to it must pass (`--expect-pass-through N`), or None."""
+    options = summary.params.get("options") or {}
+    gate = options.get("expect_pass_through")
+    return int(gate) if isinstance(gate, int) else None
+
+
 def to_junit(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
-    """The run as a JUnit XML document with one testsuite."""
-    return document([testsuite(summary, records)])
+    """The run as a JUnit XML document with one testsuite.
+
+    A search's failing levels are findings (see `testsuite`); a single `probe run` that failed
+    is a test failure.
+    """
+    return document([testsuite(summary, records, findings=summary.kind != "run")])
