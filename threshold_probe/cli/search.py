@@ -144,7 +144,9 @@ def run(
     cores: CoresOpt = None,
     partition: PartitionOpt = None,
     repeat: RepeatOpt = 1,
-    fresh: Annotated[bool, typer.Option("--fresh/--cache", help="Dispatch even when an identical probe ran.")] = True,
+    fresh: Annotated[
+        bool, typer.Option("--fresh/--cache", help="Dispatch even when an identical probe ran (default: reuse).")
+    ] = False,
     keep_remote: KeepOpt = False,
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,

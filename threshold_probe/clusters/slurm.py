@@ -789,9 +789,10 @@ class SlurmCluster(Cluster):
             return checks
         checks.append(Check(name="workdir", status="ok", detail=f"{wd} is writable"))
         code = (
-            "import sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
+            "import socket, sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
             "except Exception:\n cp = 'missing'\n"
-            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))"
+            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))\n"
+            "print('HOST ' + socket.gethostname())"
         )
         script = render_job_script(
             self.cfg,
@@ -821,6 +822,8 @@ class SlurmCluster(Cluster):
             )
             return checks
         _, version, _, cp = found.split(maxsplit=3)
+        host = next((ln[5:].strip() for ln in out.splitlines() if ln.startswith("HOST ")), "")
+        self._far_side = {"python": version, "cloudpickle": cp, "hostname": host}
         ok = tuple(int(x) for x in version.split(".")[:2]) >= (3, 8)
         checks.append(
             Check(
