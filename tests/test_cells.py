@@ -1,15 +1,12 @@
 """The cache knows what it reuses, and compare/history only compare runs of one cell.
 
-Real runs on the local cluster: a second real interpreter (a venv of this Python with the same
-cloudpickle), and a real RLIMIT_DATA inherited from the parent process for a changed far side.
+Real runs on the local cluster; the second interpreter is a real venv of this Python with the
+same cloudpickle.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import resource
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,25 +75,6 @@ def test_another_interpreter_reuses_nothing_and_reuse_names_its_runs(tmp_path: P
     assert "without the preflight" in (blind["reuse"]["note"] or "")
 
 
-def _limit_data(limit: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-
-
-def sweep_under_data_limit(workdir: Path, config: Path, limit: int) -> dict[str, Any]:
-    """A real sweep whose probes inherit a real RLIMIT_DATA from the probe process: the machine
-    changed (as when an administrator lowers `ulimit -d`), while probe.toml did not."""
-    done = subprocess.run(
-        [sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(workdir / "reports"),
-         "sweep", "--ladder", str(MEMORY_LADDER), "--json", "--quiet"],
-        capture_output=True, text=True, timeout=600, check=False, preexec_fn=lambda: _limit_data(limit),
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    data: dict[str, Any] = json.loads(done.stdout)
-    return data
-
-
 def test_compare_of_different_limits_is_not_comparable(tmp_path: Path) -> None:
     cfg = _config(tmp_path / "probe.toml", sys.executable, "1GB")
     a = _sweep(tmp_path, cfg)
@@ -114,26 +92,9 @@ def test_compare_of_different_limits_is_not_comparable(tmp_path: Path) -> None:
     assert text.code == 0
     out = " ".join(text.out.split())
     assert "not comparable: limits: memory 1GB, time 120s -> memory 300MB, time 120s" in out
-    assert "regression" not in out
+    assert "regression:" not in out
     # What differs comes first.
     assert out.index("not comparable") < out.index("threshold")
-
-
-def test_compare_names_a_real_regression_within_one_cell(tmp_path: Path) -> None:
-    cfg = _config(tmp_path / "probe.toml", sys.executable, "400MB")
-    a = _sweep(tmp_path, cfg, "--fresh")
-    # Same probe.toml, same interpreter; the machine now caps each process's data at 200 MiB.
-    b = sweep_under_data_limit(tmp_path, cfg, 200 * 1024**2)
-    assert b["cell"] == a["cell"]
-    assert not any(p["cached"] for p in b["probes"]) or b["first_fail"] != a["first_fail"]
-    assert b["first_fail"] is not None and a["first_fail"] is not None and b["first_fail"] < a["first_fail"]
-
-    cmp = probe(tmp_path, "compare", a["run_id"], b["run_id"], "--json", config=cfg).json()
-    assert cmp["same_cell"] is True and cmp["differences"] == []
-    assert cmp["threshold_moved"] == "down" and cmp["regressed"] is True
-    assert f"threshold moved down: first failing level {a['first_fail']} -> {b['first_fail']}" in cmp["regressions"]
-    flipped = {f["level"] for f in cmp["flipped"] if f["regression"]}
-    assert flipped == set(range(b["first_fail"], a["first_fail"]))
 
 
 def test_history_groups_runs_by_cell(tmp_path: Path) -> None:

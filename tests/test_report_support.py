@@ -4,8 +4,11 @@ and headless Chromium. This module holds no tests itself."""
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,37 @@ def real_sweep(workdir: Path, memory: str, *extra: str) -> dict[str, Any]:
     res = probe(workdir, "sweep", "--ladder", str(MEMORY_LADDER), "--memory", memory, "--json", "--quiet", *extra)
     assert res.code == 0, res.err
     data: dict[str, Any] = res.json()
+    return data
+
+
+def _limit_data(limit: int) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def sweep_under_data_limit(workdir: Path, memory: str, data_limit: int, *extra: str) -> dict[str, Any]:
+    """real_sweep, with its probes under a real RLIMIT_DATA inherited from the probe process.
+
+    The machine changed (as when an administrator lowers `ulimit -d`) while the command, the
+    config and the interpreter did not: the same cell, a different result.
+    """
+    config = workdir / "probe.toml"
+    if not config.exists():
+        config.write_text("")
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(workdir / "reports"),
+            "sweep", "--ladder", str(MEMORY_LADDER), "--memory", memory, "--json", "--quiet", "--fresh", *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        preexec_fn=lambda: _limit_data(data_limit),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data: dict[str, Any] = json.loads(done.stdout)
     return data
 
 
