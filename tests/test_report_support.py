@@ -71,27 +71,37 @@ def _limit_data(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
-def sweep_under_data_limit(workdir: Path, memory: str, data_limit: int, *extra: str) -> dict[str, Any]:
-    """real_sweep, with its probes under a real RLIMIT_DATA inherited from the probe process.
+def probe_under_data_limit(
+    workdir: Path, data_limit: int, *args: str, config: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`probe ARGS` in a child process whose probes inherit a real RLIMIT_DATA from it.
 
     The machine changed (as when an administrator lowers `ulimit -d`) while the command, the
     config and the interpreter did not: the same cell, a different result.
     """
-    config = workdir / "probe.toml"
-    if not config.exists():
-        config.write_text("")
-    done = subprocess.run(
+    if config is None:
+        config = workdir / "probe.toml"
+        if not config.exists():
+            config.write_text("")
+    return subprocess.run(
         [
             sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(workdir / "reports"),
-            "sweep", "--ladder", str(MEMORY_LADDER), "--memory", memory, "--json", "--quiet", "--fresh", *extra,
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
+        cwd=workdir,
         preexec_fn=lambda: _limit_data(data_limit),
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "COLUMNS": "200"},
     )
+
+
+def sweep_under_data_limit(workdir: Path, memory: str, data_limit: int, *extra: str) -> dict[str, Any]:
+    """real_sweep (dispatching every probe again) under a real RLIMIT_DATA: see probe_under_data_limit."""
+    args = ("sweep", "--ladder", str(MEMORY_LADDER), "--memory", memory, "--json", "--quiet", "--fresh", *extra)
+    done = probe_under_data_limit(workdir, data_limit, *args)
     assert done.returncode == 0, done.stderr[-3000:]
     data: dict[str, Any] = json.loads(done.stdout)
     return data
