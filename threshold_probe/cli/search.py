@@ -9,6 +9,7 @@ import typer
 from threshold_probe.cli.common import RichProgress, command, command_prefix, console, get_state, print_json
 from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
+from threshold_probe.render.common import reuse_text
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary
 
@@ -123,6 +124,8 @@ def _execute(
                 show_probe(record, console)
         if len(records) > 1:
             console.print(summary.message, highlight=False)
+        if summary.reuse is not None and summary.reuse.reused:
+            console.print(reuse_text(summary), highlight=False)
         console.print(f"[dim]run {summary.run_id}: {summary.reports_dir}[/]", highlight=False)
     else:
         show_summary(summary, store, console)

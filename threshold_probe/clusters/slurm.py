@@ -789,10 +789,9 @@ class SlurmCluster(Cluster):
             return checks
         checks.append(Check(name="workdir", status="ok", detail=f"{wd} is writable"))
         code = (
-            "import socket, sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
+            "import sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
             "except Exception:\n cp = 'missing'\n"
-            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))\n"
-            "print('HOST ' + socket.gethostname())"
+            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))"
         )
         script = render_job_script(
             self.cfg,
@@ -822,7 +821,10 @@ class SlurmCluster(Cluster):
             )
             return checks
         _, version, _, cp = found.split(maxsplit=3)
-        host = next((ln[5:].strip() for ln in out.splitlines() if ln.startswith("HOST ")), "")
+        # The submit host as its shell names itself: a job may land on any node of the partition
+        # (the partition is in the config), so the compute node would change the fingerprint at random.
+        named = self._sh("hostname", timeout=30)
+        host = named.text().strip() if named.ok else ""
         self._far_side = {"python": version, "cloudpickle": cp, "hostname": host}
         ok = tuple(int(x) for x in version.split(".")[:2]) >= (3, 8)
         checks.append(

@@ -21,6 +21,7 @@ from threshold_probe.render.common import (
     level_views,
     metric,
     read_stderr,
+    reuse_text,
     threshold_sentence,
 )
 from threshold_probe.summary import RunSummary
@@ -74,6 +75,7 @@ def testsuite(
         ("threshold", threshold_sentence(summary)),
         *((f"limit.{k}", str(v)) for k, v in summary.limits.items() if v is not None),
         *((f"version.{k}", v) for k, v in sorted(summary.versions.items())),
+        ("reused", reuse_text(summary)),
     ):
         ET.SubElement(props, "property", name=key, value=xml_text(str(value)))
     classname = _classname(summary)
