@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_report_support import probe, real_sweep
+from tests.test_report_support import probe, real_sweep, sweep_under_data_limit
 from threshold_probe.compare import beyond_noise
 
 
 def test_compare_names_the_threshold_move_and_the_flipped_levels(tmp_path: Path) -> None:
+    # One cell (same config, limits, interpreter and levels); then the machine caps each
+    # process's data at 200 MiB, a real change of the far side that lowers the threshold.
     a = real_sweep(tmp_path, "400MB")
-    b = real_sweep(tmp_path, "250MB")
+    b = sweep_under_data_limit(tmp_path, "400MB", 200 * 1024**2)
+    assert b["cell"] == a["cell"] and not any(p["cached"] for p in b["probes"])
     assert b["first_fail"] < a["first_fail"]
 
     res = probe(tmp_path, "compare", a["run_id"], b["run_id"], "--json")
     assert res.code == 0, res.err
     cmp = res.json()
+    assert cmp["same_cell"] is True and cmp["differences"] == []
     assert cmp["threshold_moved"] == "down" and cmp["regressed"] is True
     assert (cmp["first_fail_a"], cmp["first_fail_b"]) == (a["first_fail"], b["first_fail"])
     # Exactly the levels between the two thresholds flipped from pass to fail.

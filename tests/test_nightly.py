@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import sys
+import time
 import xml.etree.ElementTree as ET
 from html import unescape
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 import xmlschema
 
-from tests.test_report_support import JUNIT_XSD, MEMORY_LADDER, chromium_dom, probe
+from tests.test_report_support import JUNIT_XSD, MEMORY_LADDER, chromium_dom, probe, probe_under_data_limit
 
 NOTIFY_SCRIPT = """\
 import pathlib, sys
@@ -42,13 +44,27 @@ def _night(workdir: Path, config: Path, *extra: str) -> tuple[int, dict[str, Any
     return res.code, json.loads(res.out), res.err
 
 
-def test_nightly_names_a_regression_when_the_threshold_moves_down(tmp_path: Path) -> None:
+#: A real cap the machine puts on each process's data (RLIMIT_DATA), outside probe.toml.
+DATA_CAP = 200 * 1024**2
+
+
+def _junit_baseline_case(out: Path) -> ET.Element:
+    xml = (out / "nightly.junit.xml").read_text()
+    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(xml)
+    suite = ET.fromstring(xml).find("testsuite")
+    assert suite is not None and suite.get("name") == f"local/native/{MEMORY_LADDER}"
+    (case,) = [c for c in suite.findall("testcase") if c.get("name") == "threshold against baseline"]
+    return case
+
+
+def test_a_config_change_is_a_new_baseline_and_only_a_changed_result_regresses(tmp_path: Path) -> None:
     notify = tmp_path / "notify.py"
     notify.write_text(NOTIFY_SCRIPT)
     marker = tmp_path / "notified.txt"
     command = f"{sys.executable} {notify}"
     loose = _config(tmp_path / "loose.toml", "400MB", ["local"])
     tight = _config(tmp_path / "tight.toml", "250MB", ["local"])
+    out = tmp_path / "nightly-out"
 
     # Night 1: no baseline yet, nothing can have regressed.
     code, first, err = _night(tmp_path, loose, "--notify-command", command)
@@ -57,49 +73,72 @@ def test_nightly_names_a_regression_when_the_threshold_moves_down(tmp_path: Path
     assert cell1["status"] == "ok" and cell1["baseline"] is None and cell1["first_fail"] is not None
     assert not marker.exists()
 
-    # Night 2: a tighter memory limit lowers the threshold: exit 1, and the regression is named.
-    code, second, err = _night(tmp_path, tight, "--notify-command", command)
-    assert code == 1, err
+    # Night 2: lower memory in probe.toml. Another cell, so a new baseline: exit 0, and the change
+    # is named in the JSON, the text (progress line and table agree), the HTML and the JUnit file.
+    night2 = probe(tmp_path, "nightly", "--notify-command", command, config=tight)
+    assert night2.code == 0, night2.err
+    second = json.loads((out / "nightly.json").read_text())
     (cell2,) = second["cells"]
-    assert cell2["status"] == "regressed" and cell2["baseline"] == cell1["run_id"]
-    assert cell2["first_fail"] < cell1["first_fail"] == cell2["baseline_first_fail"]
-    moved = f"threshold moved down: first failing level {cell1['first_fail']} -> {cell2['first_fail']}"
-    assert moved in cell2["regressions"]
-    assert cell2["newly_failing"] == list(range(cell2["first_fail"], cell1["first_fail"]))
-    out = tmp_path / "nightly-out"
+    change = "limits: memory 400MB, time 120s -> memory 250MB, time 120s"
+    assert cell2["status"] == "new-baseline" and cell2["regressions"] == [] and second["exit_code"] == 0
+    assert cell2["changes"] == [change] and cell2["previous_run"] == cell1["run_id"] and cell2["baseline"] is None
+    progress = " ".join(night2.err.split())
+    assert "local/native/memory: new-baseline:" in progress and change in progress
+    text = " ".join(night2.out.split())
+    assert "new-baseline" in text and f"new baseline local/native/memory: {change}" in text
+    assert "regressed" not in text and "regression local" not in text and "not a regression" in text
+    assert f"baseline none: new baseline (was {cell1['run_id']})" in progress
+    assert not marker.exists()
+    case = _junit_baseline_case(out)
+    skipped = case.find("skipped")
+    assert skipped is not None and skipped.get("message") == f"new baseline: {change}"
+    assert case.find("failure") is None
+    dom = " ".join(unescape(chromium_dom(out / "nightly.html", tmp_path / "profile")).split())
+    assert "new-baseline" in dom and change in dom and "regressed" not in dom
+
+    # Night 3: probe.toml as on night 1, but the machine now caps each process's data at 200 MiB.
+    # Same cell as night 1 (not night 2): a changed result, so a regression, exit 1.
+    night3 = probe_under_data_limit(tmp_path, DATA_CAP, "nightly", "--notify-command", command, config=loose)
+    assert night3.returncode == 1, night3.stderr[-3000:]
+    third = json.loads((out / "nightly.json").read_text())
+    (cell3,) = third["cells"]
+    assert cell3["status"] == "regressed" and cell3["baseline"] == cell1["run_id"]
+    assert cell3["first_fail"] < cell1["first_fail"] == cell3["baseline_first_fail"]
+    moved = f"threshold moved down: first failing level {cell1['first_fail']} -> {cell3['first_fail']}"
+    assert moved in cell3["regressions"]
+    assert cell3["newly_failing"] == list(range(cell3["first_fail"], cell1["first_fail"]))
     assert marker.read_text() == str(out / "nightly.html")
+    # The progress line says what the table says, and the baseline column names the baseline used.
+    progress = " ".join(night3.stderr.split())
+    assert "local/native/memory: regressed:" in progress and moved in progress
+    assert ": ok" not in progress
+    text = " ".join(night3.stdout.split())
+    assert re.search(r"regression local/native/memory: threshold moved down", text)
+    assert f"{cell1['run_id']} (first fail {cell1['first_fail']})" in text
 
     # The JUnit file fails the new failures and the baseline check, and only those.
     xml = (out / "nightly.junit.xml").read_text()
-    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(xml)
     suite = ET.fromstring(xml).find("testsuite")
-    assert suite is not None and suite.get("name") == f"local/native/{MEMORY_LADDER}"
+    assert suite is not None
     failed = {c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None}
-    expected = {f"level {n:03d} on local" for n in cell2["newly_failing"]} | {"threshold against baseline"}
+    expected = {f"level {n:03d} on local" for n in cell3["newly_failing"]} | {"threshold against baseline"}
     assert failed == expected
-    # The HTML summary names the regression, as Chromium lays it out.
     dom = unescape(chromium_dom(out / "nightly.html", tmp_path / "profile"))
     assert "regressed" in dom and moved in dom
-    assert (out / cell2["report"]).is_file()
-    # The text output names it too.
-    text = probe(tmp_path, "report", cell2["run_id"], "--json").json()
-    assert text["first_fail"] == cell2["first_fail"]
+    assert (out / cell3["report"]).is_file()
+    text3 = probe(tmp_path, "report", cell3["run_id"], "--json").json()
+    assert text3["first_fail"] == cell3["first_fail"]
 
-    # Night 3: back to the loose limit: the threshold moved up, which is no regression. Its
-    # probes were dispatched again although night 1 ran the same workloads under the same limits.
+    # Night 4: the cap is gone: the threshold moved up against night 3, which is no regression. Its
+    # probes were dispatched again although night 1 ran the same workloads in the same cell.
     marker.unlink()
-    code, third, err = _night(tmp_path, loose, "--notify-command", command)
+    code, fourth, err = _night(tmp_path, loose, "--notify-command", command)
     assert code == 0, err
-    (cell3,) = third["cells"]
-    assert cell3["status"] == "ok" and cell3["threshold_moved"] == "up" and cell3["baseline"] == cell2["run_id"]
+    (cell4,) = fourth["cells"]
+    assert cell4["status"] == "ok" and cell4["threshold_moved"] == "up" and cell4["baseline"] == cell3["run_id"]
     assert not marker.exists()
-    run3 = probe(tmp_path, "report", cell3["run_id"], "--json", config=loose).json()
-    assert run3["probes"] and not any(p["cached"] for p in run3["probes"])
-
-    # The text form lists the regression by name.
-    again = probe(tmp_path, "nightly", config=tight)
-    assert again.code == 1
-    assert re.search(r"regression local/native/memory: threshold\s+moved\s+down", again.out)
+    run4 = probe(tmp_path, "report", cell4["run_id"], "--json", config=loose).json()
+    assert run4["probes"] and not any(p["cached"] for p in run4["probes"])
 
 
 def test_nightly_reports_an_unreachable_cluster_and_still_reports_the_others(tmp_path: Path) -> None:
@@ -160,3 +199,52 @@ def test_nightly_pinned_threshold_and_bisect_kind(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace('kind = "bisect"', 'kind = "shrink"'))
     res = probe(tmp_path, "nightly", config=config)
     assert res.code == 2 and "kind" in res.err
+
+
+def _runs_recorded(workdir: Path) -> int:
+    db = workdir / "reports" / "probe.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
+def test_nightly_section_is_checked_before_anything_runs(tmp_path: Path) -> None:
+    base = _config(tmp_path / "base.toml", "300MB", ["local"])
+    cases = {
+        "cluster": ('clusters = ["local"]', 'cluster = ["local"]', "did you mean 'clusters'"),
+        "outptu": ('output = "nightly-out"', 'outptu = "nightly-out"', "did you mean 'output'"),
+        "empty clusters": ('clusters = ["local"]', "clusters = []", "[nightly] clusters is an empty list"),
+        "empty ladders": (f"ladders = [{json.dumps(str(MEMORY_LADDER))}]", "ladders = []", "ladders is an empty list"),
+        "empty pipelines": ('pipelines = ["native"]', "pipelines = []", "pipelines is an empty list"),
+    }
+    for name, (old, new, words) in cases.items():
+        config = tmp_path / f"{name.replace(' ', '-')}.toml"
+        text = base.read_text()
+        assert old in text
+        config.write_text(text.replace(old, new))
+        t0 = time.monotonic()
+        res = probe(tmp_path, "nightly", config=config)
+        took = time.monotonic() - t0
+        assert res.code == 2, (name, res.err)
+        assert words in " ".join(res.err.split()), (name, res.err)
+        assert "Traceback" not in res.err and took < 1.0, (name, took)
+        assert _runs_recorded(tmp_path) == 0, name
+    assert not (tmp_path / "nightly-out").exists()
+
+    # Baseline pins are checked up front: a run that is not in the journal, or a key that is no
+    # cell of the matrix (with a did-you-mean).
+    key = f"local/native/{MEMORY_LADDER}"
+    for pin, words in (
+        (f'"{key}" = "20260101-000000-sweep-0000"', "names run '20260101-000000-sweep-0000'"),
+        (f'"local/nativ/{MEMORY_LADDER}" = 5', f"did you mean '{key}'"),
+        (f'"{key}" = true', "give a run id, a level number"),
+    ):
+        config = tmp_path / "pinned.toml"
+        config.write_text(base.read_text() + f"\n[nightly.baseline]\n{pin}\n")
+        t0 = time.monotonic()
+        res = probe(tmp_path, "nightly", config=config)
+        took = time.monotonic() - t0
+        assert res.code == 2 and words in " ".join(res.err.split()), res.err
+        assert "Traceback" not in res.err and took < 1.0, took
+        assert _runs_recorded(tmp_path) == 0

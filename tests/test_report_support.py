@@ -4,8 +4,11 @@ and headless Chromium. This module holds no tests itself."""
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,47 @@ def real_sweep(workdir: Path, memory: str, *extra: str) -> dict[str, Any]:
     res = probe(workdir, "sweep", "--ladder", str(MEMORY_LADDER), "--memory", memory, "--json", "--quiet", *extra)
     assert res.code == 0, res.err
     data: dict[str, Any] = res.json()
+    return data
+
+
+def _limit_data(limit: int) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def probe_under_data_limit(
+    workdir: Path, data_limit: int, *args: str, config: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`probe ARGS` in a child process whose probes inherit a real RLIMIT_DATA from it.
+
+    The machine changed (as when an administrator lowers `ulimit -d`) while the command, the
+    config and the interpreter did not: the same cell, a different result.
+    """
+    if config is None:
+        config = workdir / "probe.toml"
+        if not config.exists():
+            config.write_text("")
+    return subprocess.run(
+        [
+            sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(workdir / "reports"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=workdir,
+        preexec_fn=lambda: _limit_data(data_limit),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "COLUMNS": "200"},
+    )
+
+
+def sweep_under_data_limit(workdir: Path, memory: str, data_limit: int, *extra: str) -> dict[str, Any]:
+    """real_sweep (dispatching every probe again) under a real RLIMIT_DATA: see probe_under_data_limit."""
+    args = ("sweep", "--ladder", str(MEMORY_LADDER), "--memory", memory, "--json", "--quiet", "--fresh", *extra)
+    done = probe_under_data_limit(workdir, data_limit, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data: dict[str, Any] = json.loads(done.stdout)
     return data
 
 

@@ -20,10 +20,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from threshold_probe.cell import cell_of, differences
 from threshold_probe.render.common import (
     METRIC_COLUMNS,
     LevelView,
-    cell_name,
     first_fail,
     last_pass,
     level_views,
@@ -80,9 +80,14 @@ class Comparison(BaseModel):
 
     run_a: str
     run_b: str
+    #: Each run's cell, for people: cluster/pipeline/ladder, limits, levels (threshold_probe/cell.py).
     cell_a: str
     cell_b: str
+    #: Whether the runs belong to one cell. When not, nothing is called a regression: a threshold
+    #: under other limits, another range, interpreter or config is another measurement.
     same_cell: bool
+    #: What differs between the two cells, most telling first (limits, range, versions, config).
+    differences: list[str] = Field(default_factory=list)
     first_fail_a: int | None
     first_fail_b: int | None
     last_pass_a: int | None
@@ -94,7 +99,7 @@ class Comparison(BaseModel):
     flipped: list[LevelFlip] = Field(default_factory=list)
     metric_changes: list[MetricChange] = Field(default_factory=list)
     timing_changes: list[TimingChange] = Field(default_factory=list)
-    #: True when the threshold moved down or a level that passed in A fails in B.
+    #: True when, within one cell, the threshold moved down or a level that passed in A fails in B.
     regressed: bool = False
     #: One plain sentence per regression, naming the levels.
     regressions: list[str] = Field(default_factory=list)
@@ -142,6 +147,9 @@ def _samples(probes: Sequence[ProbeSummary], stage: str) -> list[float]:
 def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
     """Compare run A (the earlier one, or the baseline) with run B."""
     ffa, ffb = first_fail(a), first_fail(b)
+    ca, cb = cell_of(a), cell_of(b)
+    diff = differences(ca, cb)
+    same = not diff
     moved = _threshold_move(a, b, ffa, ffb)
     va = {v.level: v for v in level_views(a)}
     vb = {v.level: v for v in level_views(b)}
@@ -159,7 +167,7 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
                     after=y.verdict,
                     class_before=x.failure_class,
                     class_after=y.failure_class,
-                    regression=x.verdict == "pass" and y.verdict in ("fail", "flaky"),
+                    regression=same and x.verdict == "pass" and y.verdict in ("fail", "flaky"),
                 )
             )
         for key, label, _names in METRIC_COLUMNS:
@@ -188,7 +196,7 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
                     )
                 )
     regressions: list[str] = []
-    if moved in ("down", "appeared"):
+    if same and moved in ("down", "appeared"):
         if ffa is None:
             regressions.append(f"a failure appeared: level {ffb} now fails, where {a.run_id} found none")
         else:
@@ -199,9 +207,10 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
     return Comparison(
         run_a=a.run_id,
         run_b=b.run_id,
-        cell_a=cell_name(a),
-        cell_b=cell_name(b),
-        same_cell=cell_name(a) == cell_name(b),
+        cell_a=ca.label,
+        cell_b=cb.label,
+        same_cell=same,
+        differences=diff,
         first_fail_a=ffa,
         first_fail_b=ffb,
         last_pass_a=last_pass(a),
@@ -230,8 +239,8 @@ def compare_threshold(pinned: int, b: RunSummary) -> Comparison:
     return Comparison(
         run_a=f"pinned:{pinned}",
         run_b=b.run_id,
-        cell_a=cell_name(b),
-        cell_b=cell_name(b),
+        cell_a=cell_of(b).label,
+        cell_b=cell_of(b).label,
         same_cell=True,
         first_fail_a=pinned,
         first_fail_b=ffb,

@@ -1,4 +1,9 @@
-"""The threshold of every past run, oldest first, grouped by matrix cell, with sparklines."""
+"""The threshold of every past run, oldest first, grouped by cell, with sparklines.
+
+A trend is drawn only within one cell (threshold_probe/cell.py: cluster fingerprint, pipeline,
+ladder content, limits, level range; or the function): a threshold under other limits or on
+another interpreter is another measurement, not a step in the same series.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from threshold_probe.cell import cell_of
 from threshold_probe.render.common import first_fail, last_pass, level_views
 from threshold_probe.store import Store
 from threshold_probe.summary import RunSummary
@@ -27,7 +33,10 @@ class HistoryEntry(BaseModel):
     cluster: str
     pipeline: str
     ladder: str
+    #: The run's cell for people: cluster/pipeline/ladder, limits, levels.
     cell: str
+    #: Equal keys, same cell: runs are grouped (and trends drawn) by this.
+    cell_key: str
     status: str
     started_at: float
     first_fail: int | None
@@ -58,6 +67,7 @@ def history(
         except ValidationError:
             continue  # a summary from an incompatible version: leave it out, do not fail the listing
         passed = [v.level for v in level_views(s) if v.verdict == "pass"]
+        cell = cell_of(s)
         entries.append(
             HistoryEntry(
                 run_id=s.run_id,
@@ -65,7 +75,8 @@ def history(
                 cluster=s.cluster,
                 pipeline=s.pipeline,
                 ladder=s.ladder,
-                cell=f"{s.cluster}/{s.pipeline}/{s.ladder}",
+                cell=cell.label,
+                cell_key=cell.key,
                 status=s.status,
                 started_at=s.started_at,
                 first_fail=first_fail(s),
@@ -99,8 +110,8 @@ def sparkline(entries: Sequence[HistoryEntry]) -> str:
 
 
 def by_cell(entries: Sequence[HistoryEntry]) -> dict[str, list[HistoryEntry]]:
-    """Entries grouped by cluster/pipeline/ladder, each group oldest first."""
+    """Entries grouped by cell key, each group oldest first."""
     groups: dict[str, list[HistoryEntry]] = {}
     for e in entries:
-        groups.setdefault(e.cell, []).append(e)
+        groups.setdefault(e.cell_key, []).append(e)
     return groups

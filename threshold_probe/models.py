@@ -152,3 +152,5 @@ class ProbeRecord(BaseModel):
     verdict: Verdict
     #: The probe id of an earlier identical probe whose verdict this record reuses.
     cached_from: str | None = None
+    #: The run of that earlier probe.
+    cached_from_run: str | None = None

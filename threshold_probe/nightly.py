@@ -1,18 +1,24 @@
 """Nightly regression runs: the [nightly] matrix (clusters x pipelines x ladders) against baselines.
 
 Each cluster runs in its own thread (its cells one after another, each with a fresh search that
-reuses no cached verdict, and each run's preflight first). Every cell is compared with its
-baseline: a run id or first-failing level pinned in [nightly.baseline], else the cell's run in
-the previous nightly.json of the output folder, else the newest completed run of the same cell.
+reuses no cached verdict, and each run's preflight first). Every run is compared with a baseline
+of the same cell (threshold_probe/cell.py: cluster fingerprint, pipeline, ladder content,
+limits, level range) as soon as it finishes, so that the progress line and the table agree: a
+run id or first-failing level pinned in [nightly.baseline], else the previous nightly.json's run
+of the matrix entry, else the newest completed run in the journal, whichever is first of the
+same cell. When the entry's latest earlier run is of another cell (the config, limits,
+interpreter or ladder changed), the night starts a new baseline and names the change.
 
-Exit code: 1 when anything regressed (a threshold moved down, or a level that passed now fails),
-else 3 when a cluster could not be reached (or a cell could not complete), else 0.
+Exit code: 1 when anything regressed (within one cell: a threshold moved down, or a level that
+passed now fails), else 3 when a cluster could not be reached (or a cell could not complete),
+else 0. A new baseline is not a regression.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import difflib
 import json
 import os
 import shlex
@@ -27,6 +33,7 @@ from xml.etree import ElementTree as ET
 
 from pydantic import BaseModel, Field, ValidationError
 
+from threshold_probe.cell import cell_of, differences
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraError, ProbeError, UserError
@@ -40,7 +47,9 @@ from threshold_probe.summary import RunSummary
 # Opening the journal sets WAL mode, which needs a moment of exclusive access: open one at a time.
 _STORE_OPEN = threading.Lock()
 
-CellStatus = Literal["ok", "regressed", "unreachable", "error"]
+#: new-baseline: the matrix entry's latest earlier run is of another cell (config, limits,
+#: interpreter, ladder changed): nothing to compare with, so this run starts the new series.
+CellStatus = Literal["ok", "regressed", "new-baseline", "unreachable", "error"]
 NightlyKind = Literal["sweep", "bisect"]
 
 SUMMARY_JSON = "nightly.json"
@@ -57,8 +66,12 @@ class NightlyCell(BaseModel):
     ladder: str
     status: CellStatus
     run_id: str | None = None
-    #: A run id, "pinned:N" for a pinned first failing level, or None (no baseline: first night).
+    #: A run id, "pinned:N" for a pinned first failing level, or None (no baseline of the same
+    #: cell: the first night, or a new baseline).
     baseline: str | None = None
+    #: new-baseline: the earlier run of another cell, and what differs from it.
+    previous_run: str | None = None
+    changes: list[str] = Field(default_factory=list)
     first_fail: int | None = None
     baseline_first_fail: int | None = None
     threshold: str = ""
@@ -74,6 +87,33 @@ class NightlyCell(BaseModel):
     def key(self) -> str:
         """cluster/pipeline/ladder as written in the config (the baseline table's key)."""
         return f"{self.cluster}/{self.pipeline}/{self.ladder}"
+
+    @property
+    def baseline_text(self) -> str:
+        """The baseline used, for people: which run (or pin), or why there is none."""
+        if self.baseline is not None and self.baseline.startswith("pinned:"):
+            return f"pinned first fail {self.baseline_first_fail}"
+        if self.baseline is not None:
+            ff = "none" if self.baseline_first_fail is None else str(self.baseline_first_fail)
+            return f"{self.baseline} (first fail {ff})"
+        if self.status == "new-baseline":
+            return f"none: new baseline (was {self.previous_run})"
+        if self.run_id is None:
+            return "-"
+        return "none: first run of this cell"
+
+    @property
+    def change_text(self) -> str:
+        """What the comparison found, in one line."""
+        if self.regressions:
+            return "; ".join(self.regressions)
+        if self.error:
+            return self.error
+        if self.status == "new-baseline":
+            return "new baseline: " + "; ".join(self.changes)
+        if self.baseline is None:
+            return "no baseline yet"
+        return f"threshold {self.threshold_moved}" if self.threshold_moved else ""
 
     @property
     def label(self) -> str:
@@ -135,12 +175,56 @@ def _ladder_arg(config: ProbeConfig, ladder: str) -> str:
     return ladder
 
 
+#: The keys [nightly] takes.
+NIGHTLY_KEYS = ("clusters", "kind", "pipelines", "ladders", "output", "baseline")
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_keys(config: ProbeConfig) -> None:
+    """Unknown [nightly] keys (a typo such as `cluster =` or `outptu =`) are a UserError."""
+    for key in config.nightly.model_extra or {}:
+        raise UserError(
+            f"[nightly] has no key {key!r}{_did_you_mean(key, NIGHTLY_KEYS)} (keys: {', '.join(NIGHTLY_KEYS)})"
+        )
+    for name, value in (
+        ("clusters", config.nightly.clusters),
+        ("pipelines", config.nightly.pipelines),
+        ("ladders", config.nightly.ladders),
+    ):
+        if value is not None and not value:
+            whole = " (leave the key out to run every configured cluster)" if name == "clusters" else ""
+            raise UserError(f"[nightly] {name} is an empty list: name at least one{whole}")
+
+
+def check_baselines(config: ProbeConfig, cells: Sequence[tuple[str, str, str]], store: Store) -> None:
+    """Every [nightly.baseline] pin names a cell of the matrix, has a valid form, and a pinned run
+    exists with a completed summary: checked before anything runs."""
+    keys = [f"{c}/{p}/{lad}" for c, p, lad in cells]
+    for key in config.nightly.baseline:
+        if key not in keys:
+            raise UserError(
+                f"[nightly.baseline] {key!r} is not a cell of the matrix{_did_you_mean(key, keys)}"
+                f" (cells: {', '.join(keys)})"
+            )
+        pinned_run, _level = _pinned(config, key)
+        if pinned_run is not None and _summary_of(store, pinned_run) is None:
+            raise UserError(
+                f"[nightly.baseline] {key!r} names run {pinned_run!r}, which has no completed summary"
+                " in the journal: `probe runs` lists them"
+            )
+
+
 def matrix(config: ProbeConfig) -> list[tuple[str, str, str]]:
     """The (cluster, pipeline, ladder) cells, validated: a bad name is a UserError before any run."""
     from threshold_probe.ladder import load_ladder
     from threshold_probe.pipelines import make_pipeline
 
-    clusters = config.nightly.clusters or config.cluster_names()
+    check_keys(config)
+    clusters = config.nightly.clusters if config.nightly.clusters is not None else config.cluster_names()
     for name in clusters:
         config.cluster(name)
     for p in config.nightly.pipelines:
@@ -195,38 +279,37 @@ def previous_cells(out: Path) -> dict[str, str]:
     cells = data.get("cells") if isinstance(data, dict) else None
     found: dict[str, str] = {}
     for c in cells or []:
-        if isinstance(c, dict) and c.get("run_id") and c.get("status") in ("ok", "regressed"):
+        if isinstance(c, dict) and c.get("run_id") and c.get("status") in ("ok", "regressed", "new-baseline"):
             found[f"{c.get('cluster')}/{c.get('pipeline')}/{c.get('ladder')}"] = str(c["run_id"])
     return found
 
 
 def _find_baseline(
-    store: Store,
-    summary: RunSummary,
-    *,
-    pinned_run: str | None,
-    previous: str | None,
-    before: float,
-    exclude: set[str],
-) -> RunSummary | None:
-    if pinned_run is not None:
-        found = _summary_of(store, pinned_run)
-        if found is None:
-            raise UserError(f"[nightly.baseline] names run {pinned_run!r}, which has no completed summary")
-        return found
-    if previous is not None and previous not in exclude:
-        found = _summary_of(store, previous)
-        if found is not None:
-            return found
+    store: Store, summary: RunSummary, *, previous: str | None, before: float
+) -> tuple[RunSummary | None, RunSummary | None]:
+    """(the newest earlier run of the same cell, or None; the newest earlier run of the matrix
+    entry when that one is of another cell, or None).
+
+    Candidates, in order: the previous nightly.json's run of the entry, then the entry's
+    completed runs in the journal, newest first, started before this night.
+    """
+    key = cell_of(summary).key
+    candidates: list[str] = [previous] if previous is not None else []
     for info in store.runs(
         cluster=summary.cluster, pipeline=summary.pipeline, ladder=summary.ladder, kind=summary.kind
     ):
-        if info.run_id in exclude or info.started_at >= before or info.status != "completed":
+        if info.started_at < before and info.status == "completed" and info.run_id not in candidates:
+            candidates.append(info.run_id)
+    other: RunSummary | None = None
+    for run_id in candidates:
+        found = _summary_of(store, run_id)
+        if found is None or found.started_at >= before:
             continue
-        found = _summary_of(store, info.run_id)
-        if found is not None:
-            return found
-    return None
+        if cell_of(found).key == key:
+            return found, other
+        if other is None:
+            other = found
+    return None, other
 
 
 def _run_cluster(
@@ -237,6 +320,8 @@ def _run_cluster(
     reports_dir: Path,
     kind: NightlyKind,
     on_cell: Callable[[NightlyCell], None] | None,
+    previous: dict[str, str],
+    started: float,
 ) -> tuple[list[_CellRun], str | None]:
     """One cluster's cells, in order; stops at the first sign that the cluster cannot be reached."""
     from threshold_probe.session import LimitOverrides, SearchOptions, run_search
@@ -282,6 +367,11 @@ def _run_cluster(
                 base.threshold = threshold_sentence(summary)
                 base.failure_class = summary.failure.failure_class if summary.failure else None
                 results.append(run)
+                # Compared now, so that the progress line says what the table will say.
+                try:
+                    _compare(run, store, config, previous, started)
+                except ProbeError as exc:
+                    base.status, base.error = "error", f"comparing with the baseline: {exc}"
             if on_cell is not None:
                 on_cell(base)
     finally:
@@ -295,7 +385,6 @@ def _compare(
     config: ProbeConfig,
     previous: dict[str, str],
     since: float,
-    this_night: set[str],
 ) -> None:
     cell, summary = run.cell, run.summary
     if summary is None:
@@ -306,15 +395,21 @@ def _compare(
         cell.baseline = f"pinned:{pinned_level}"
         cell.baseline_first_fail = pinned_level
     else:
-        base = _find_baseline(
-            store,
-            summary,
-            pinned_run=pinned_run,
-            previous=previous.get(cell.key),
-            before=since,
-            exclude=this_night,
-        )
+        if pinned_run is not None:
+            pinned = _summary_of(store, pinned_run)
+            if pinned is None:
+                raise UserError(f"[nightly.baseline] names run {pinned_run!r}, which has no completed summary")
+            same = cell_of(pinned).key == cell_of(summary).key
+            base, other = (pinned, None) if same else (None, pinned)
+        else:
+            base, other = _find_baseline(store, summary, previous=previous.get(cell.key), before=since)
         if base is None:
+            if other is not None:
+                # Another cell: a threshold under other limits or another interpreter is another
+                # measurement, so this run starts a new series instead of regressing the old one.
+                cell.status = "new-baseline"
+                cell.previous_run = other.run_id
+                cell.changes = differences(cell_of(other), cell_of(summary))
             return
         run.baseline_summary = base
         run.comparison = compare_runs(base, summary)
@@ -369,7 +464,16 @@ def nightly_junit(runs: Sequence[_CellRun], unreachable: dict[str, str]) -> str:
             run.summary, run.records, name=cell.key, expected_failures=_expected_failures(run)
         )
         classname = suite.get("package", "threshold_probe")
-        if cell.baseline is None:
+        if cell.status == "new-baseline":
+            _add_case(
+                suite,
+                "threshold against baseline",
+                classname,
+                "skipped",
+                f"new baseline: {'; '.join(cell.changes)}",
+                f"the previous run {cell.previous_run} is of another cell; this run starts a new baseline",
+            )
+        elif cell.baseline is None:
             _add_case(suite, "threshold against baseline", classname, "skipped", "no baseline yet (first run)")
         elif cell.regressions:
             _add_case(
@@ -426,7 +530,13 @@ def nightly_junit(runs: Sequence[_CellRun], unreachable: dict[str, str]) -> str:
     return junit_render.document(suites, name="threshold-probe nightly")
 
 
-STATUS_COLOURS = {"ok": "#2e9d4f", "regressed": "#d64541", "unreachable": "#8250df", "error": "#9a6700"}
+STATUS_COLOURS = {
+    "ok": "#2e9d4f",
+    "regressed": "#d64541",
+    "new-baseline": "#0969da",
+    "unreachable": "#8250df",
+    "error": "#9a6700",
+}
 
 
 def nightly_html(result: NightlyResult) -> str:
@@ -441,6 +551,9 @@ def nightly_html(result: NightlyResult) -> str:
         verdict = "no regression; unreachable: " + ", ".join(sorted(result.unreachable))
     else:
         verdict = "no regression"
+    renewed = [c for c in result.cells if c.status == "new-baseline"]
+    if renewed:
+        verdict += "; new baseline: " + "; ".join(f"{c.label}: {', '.join(c.changes)}" for c in renewed)
     failed = "failed" if regressed else ""
     body = [
         "<h1>threshold-probe nightly</h1>",
@@ -455,12 +568,12 @@ def nightly_html(result: NightlyResult) -> str:
     for c in result.cells:
         colour = STATUS_COLOURS.get(c.status, "#9aa0a6")
         pill = f'<span class="badge" style="background:{colour}">{escape(c.status)}</span>'
-        change = "; ".join(c.regressions) or (c.error or "") or (c.threshold_moved or "")
+        change = c.change_text
         link = escape(c.run_id or "-")
         if c.report:
             link = f'<a href="{escape(c.report)}">{link}</a>'
         ff = "-" if c.first_fail is None else str(c.first_fail)
-        bff = "-" if c.baseline_first_fail is None else str(c.baseline_first_fail)
+        bff = c.baseline_text
         body.append(
             f'<tr data-cell="{escape(c.key)}"><td class="l">{escape(c.cluster)}</td>'
             f'<td class="l">{escape(c.pipeline)}</td><td class="l">{escape(c.label.split("/", 2)[2])}</td>'
@@ -509,15 +622,18 @@ def run_nightly(
     """Run the whole matrix, compare with baselines, write the HTML, JUnit and JSON summaries."""
     kind = nightly_kind(config)
     cells = matrix(config)
-    out = output_dir(config, output)
+    # Opened here, before the workers open their own connections, so the journal exists (in WAL
+    # mode); and the pins are checked against it before anything runs.
+    with _STORE_OPEN:
+        store = Store(reports_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create nightly output folder {out}: {exc.strerror}") from None
-    previous = previous_cells(out)
-    # Create the journal (and switch it to WAL) before the workers open their own connections.
-    store = Store(reports_dir)
-    try:
+        check_baselines(config, cells, store)
+        out = output_dir(config, output)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create nightly output folder {out}: {exc.strerror}") from None
+        previous = previous_cells(out)
         started = time.time()
         clusters: dict[str, list[tuple[str, str, str]]] = {}
         for cell in cells:
@@ -527,7 +643,15 @@ def run_nightly(
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(clusters), thread_name_prefix="nightly") as pool:
             futures = {
                 pool.submit(
-                    _run_cluster, name, group, config=config, reports_dir=reports_dir, kind=kind, on_cell=on_cell
+                    _run_cluster,
+                    name,
+                    group,
+                    config=config,
+                    reports_dir=reports_dir,
+                    kind=kind,
+                    on_cell=on_cell,
+                    previous=previous,
+                    started=started,
                 ): name
                 for name, group in clusters.items()
             }
@@ -538,9 +662,6 @@ def run_nightly(
                 if dead is not None:
                     unreachable[name] = dead
         runs = [r for name in clusters for r in done[name]]  # config order, not finishing order
-        this_night = {r.cell.run_id for r in runs if r.cell.run_id}
-        for run in runs:
-            _compare(run, store, config, previous, started, this_night)
     finally:
         store.close()
     for run in runs:

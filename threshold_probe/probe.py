@@ -4,7 +4,8 @@
 job array); otherwise one after the other. Each probe is journalled just before dispatch and
 again when it finishes.
 
-Reuse, in the order the probes of a run ask for a cache key (workload, pipeline, cluster, limits):
+Reuse, in the order the probes of a run ask for a cache key (workload, pipeline, cluster fingerprint,
+limits; see threshold_probe/cell.py):
 the n-th ask of a key in a run may stand in for the n-th finished probe of that key. When a run
 is resumed, its own journal comes first (every finished probe, skips included, so that the
 search replays exactly); then, unless ``--fresh``, the verdicts of other runs (the cache; never
@@ -72,12 +73,15 @@ class Prober:
         pipeline.keep_remote = keep_remote
         self.on_record = on_record
         self.records: list[ProbeRecord] = []
+        #: The cluster as the cache key names it: its name and fingerprint, once the preflight
+        #: has seen the far side (threshold_probe/cell.py); the bare name until then.
+        self.cluster_key: str | None = None
         # How many times each cache key was asked for in this run: the n-th ask may reuse the
         # n-th earlier record, so repeats and confirmations still dispatch new probes.
         self._asked: dict[str, int] = {}
 
     def _key(self, workload: Workload) -> str:
-        return cache_key(workload.sha256, self.pipeline.name, self.cluster.name, self.limits)
+        return cache_key(workload.sha256, self.pipeline.name, self.cluster_key or self.cluster.name, self.limits)
 
     def _attempt(self, req: ProbeRequest, key: str) -> int:
         n = self._asked.get(key, 0) + 1
@@ -153,6 +157,7 @@ class Prober:
                         "probe_id": probe_id,
                         "attempt": attempt,
                         "cached_from": hit.cached_from or hit.probe_id,
+                        "cached_from_run": hit.cached_from_run or hit.run_id,
                         "metrics": req.metrics or hit.metrics,
                         "spec": req.spec,
                     }

@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 import cloudpickle
 
 from threshold_probe import __version__
+from threshold_probe.cell import Cell, Fingerprint, fingerprint, ladder_hash
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
@@ -47,7 +48,7 @@ from threshold_probe.search import Outcome, bisect, isolate, sweep
 from threshold_probe.search.base import describe_levels
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
-from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary, ScaleSummary
+from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, ReuseSummary, RunSummary, ScaleSummary
 from threshold_probe.target import ScaledLadder, load_target, scaled_ladder
 from threshold_probe.units import parse_duration, parse_memory
 
@@ -196,6 +197,8 @@ def probe_summary(record: ProbeRecord, match: str | None, ladder: Ladder | None 
         exit_code=obs.job.exit_code,
         signal=obs.job.signal,
         cached=record.cached_from is not None,
+        cached_from=record.cached_from,
+        cached_from_run=record.cached_from_run,
         spec=spec,
         different_failure=bool(
             match and record.verdict.status == "fail" and not matches(record.verdict, match)
@@ -314,6 +317,9 @@ class Run:
         self._levels: list[int] = []
         self._partial_at: float | None = None
         self._metrics: dict[str, dict[str, Any]] = {}
+        #: Known once the preflight ran (settle_fingerprint); it keys the cache and the cell.
+        self.fingerprint: Fingerprint | None = None
+        self.reuse_note: str | None = None
         self.prober = Prober(
             run_id=self.run_id,
             cluster=self.cluster,
@@ -439,6 +445,57 @@ class Run:
             lines = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in bad)
             raise InfraError(f"cluster {self.cluster.name!r} is not usable: {lines}")
 
+    def settle_fingerprint(self) -> None:
+        """Key the cache by the cluster's fingerprint, now that the preflight has seen the far side.
+
+        Without a preflight the far side is unknown, so verdicts of other runs are not reused.
+        """
+        pipeline = {"name": self.pipeline.name, "as_given": self.pipeline_arg,
+                    "class": f"{type(self.pipeline).__module__}:{type(self.pipeline).__qualname__}"}
+        self.fingerprint = fingerprint(
+            self.cluster.name, self.cluster.config, self.cluster.far_side(), pipeline, __version__
+        )
+        self.prober.cluster_key = f"{self.cluster.name}#{self.fingerprint.digest}"
+        if not self.fingerprint.checked and self.prober.use_cache:
+            self.prober.use_cache = False
+            self.reuse_note = "no verdict of an earlier run was reused: without the preflight the far side is unknown"
+            self._note(self.reuse_note)
+
+    def cell(self) -> Cell:
+        """What this run's threshold belongs to (threshold_probe/cell.py)."""
+        levels = sorted(set(self._levels))
+        function = self.options.function
+        function_hash = None
+        if function:
+            path = Path(function.rpartition(":")[0])
+            try:
+                function_hash = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            except OSError:
+                function_hash = None
+        return Cell(
+            cluster=self.cluster.name,
+            fingerprint=self.fingerprint,
+            pipeline=self.pipeline.name,
+            ladder=None if function else self.ladder.name,
+            ladder_hash=None if function else ladder_hash([(lv.number, lv.values) for lv in self.ladder.levels]),
+            limits=self.limits.model_dump(),
+            levels=[levels[0], levels[-1]] if levels and not function else None,
+            function=function,
+            function_hash=function_hash,
+        )
+
+    def reuse(self, records: Sequence[ProbeRecord]) -> ReuseSummary:
+        """How many verdicts came from earlier runs, and from which."""
+        reused = [r for r in records if r.cached_from is not None]
+        runs: list[str] = []
+        for r in reused:
+            src = r.cached_from_run or "an earlier run"
+            if src not in runs:
+                runs.append(src)
+        return ReuseSummary(
+            reused=len(reused), probes=len(records), runs=sorted(runs), note=self.reuse_note
+        )
+
     # the summary -------------------------------------------------------------------------
     def summary(
         self, status: str, search: Mapping[str, Any], levels: Sequence[int], partial: bool = False
@@ -510,6 +567,8 @@ class Run:
             scale=self._scale_summary(search),
             params=self.params(),
             reports_dir=str(self.store.run_dir(self.run_id)),
+            cell=self.cell().model_dump(mode="json"),
+            reuse=self.reuse(records),
         )
 
     def _scale_summary(self, search: Mapping[str, Any]) -> ScaleSummary | None:
@@ -716,6 +775,7 @@ class Run:
             try:
                 if self.options.preflight:
                     self.preflight()
+                self.settle_fingerprint()
                 search = self._search()
             except BaseException:
                 # Cancel remote work while the connection is still open (Ctrl-C, SIGTERM, errors).

@@ -45,6 +45,9 @@ class ProbeSummary(BaseModel):
     signal: int | None = None
     #: The verdict came from an earlier identical probe (same workload, pipeline, cluster, limits).
     cached: bool = False
+    #: The probe, and its run, whose verdict this one reuses (null when it really ran).
+    cached_from: str | None = None
+    cached_from_run: str | None = None
     #: Dimension values, present when they differ from the ladder's level (isolate probes).
     spec: dict[str, Any] | None = None
     #: A different failure from the one hunted with --match: treated like a skip.
@@ -71,6 +74,17 @@ class ScaleSummary(BaseModel):
     values: list[int | float]
     first_fail_value: int | float | None = None
     last_pass_value: int | float | None = None
+
+
+class ReuseSummary(BaseModel):
+    """How many verdicts a run reused from earlier runs under the same cache key, and from which."""
+
+    reused: int = 0
+    probes: int = 0
+    #: Run ids the reused verdicts come from, oldest first.
+    runs: list[str] = Field(default_factory=list)
+    #: Why nothing could be reused, when that is not the user's choice (no preflight).
+    note: str | None = None
 
 
 class RunSummary(BaseModel):
@@ -111,6 +125,11 @@ class RunSummary(BaseModel):
     #: Parameters of the command, enough to resume it.
     params: dict[str, Any] = Field(default_factory=dict)
     reports_dir: str | None = None
+    #: What the threshold belongs to (threshold_probe/cell.py): cluster fingerprint, pipeline,
+    #: ladder content hash, limits and level range; or the function. Runs compare within a cell.
+    cell: dict[str, Any] | None = None
+    #: Verdicts reused from earlier runs (see `cached` on each probe).
+    reuse: ReuseSummary | None = None
 
 
 def gate_failure(summary: RunSummary) -> str | None:

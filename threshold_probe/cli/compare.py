@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, get_state, print_json
@@ -23,10 +24,21 @@ def _load(run_id: str) -> RunSummary:
 
 def print_comparison(cmp: Comparison) -> None:
     """The comparison as Rich text: threshold, flipped levels, metric and timing changes."""
-    colour = "red" if cmp.regressed else "green"
-    console.print(f"[bold]{cmp.run_a}[/] ({cmp.cell_a}) -> [bold]{cmp.run_b}[/] ({cmp.cell_b})", highlight=False)
-    if not cmp.same_cell:
-        console.print("[yellow]note: the runs are of different cluster/pipeline/ladder cells[/]")
+    colour = "red" if cmp.regressed else "green" if cmp.same_cell else "yellow"
+    # What differs comes first: a threshold means nothing without what it was measured under.
+    if cmp.same_cell:
+        console.print("[green]comparable:[/] same cluster fingerprint, pipeline, ladder, limits and levels")
+    else:
+        console.print(
+            "[bold yellow]not comparable:[/] " + escape("; ".join(cmp.differences)),
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print("  so no change below is called a regression; only runs of one cell can regress", highlight=False)
+    console.print(
+        f"[bold]{cmp.run_a}[/] ({escape(cmp.cell_a)}) -> [bold]{cmp.run_b}[/] ({escape(cmp.cell_b)})",
+        highlight=False,
+    )
     console.print(
         f"threshold: first fail {cmp.first_fail_a} -> {cmp.first_fail_b}"
         f" (last pass {cmp.last_pass_a} -> {cmp.last_pass_b}): [{colour}]{cmp.threshold_moved}[/]",
@@ -41,7 +53,7 @@ def print_comparison(cmp: Comparison) -> None:
         for col in ("level", "before", "after", "class before", "class after"):
             table.add_column(col)
         for f in cmp.flipped:
-            style = "red" if f.regression else "green"
+            style = "red" if f.regression else "green" if cmp.same_cell else "yellow"
             table.add_row(str(f.level), f.before, f"[{style}]{f.after}[/]", f.class_before or "-", f.class_after or "-")
         console.print(table)
     if cmp.metric_changes:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, get_state, print_json
@@ -22,7 +23,11 @@ def history(
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show the threshold (first failing level) of every past run, oldest first, with a sparkline."""
+    """Show the threshold (first failing level) of every past run, oldest first, with a sparkline per cell.
+
+    A cell is the cluster (as configured and as its preflight saw it), pipeline, ladder, limits and
+    level range: only runs of one cell make a trend.
+    """
     entries = load_history(
         get_state().store(), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
     )
@@ -33,6 +38,7 @@ def history(
                 "runs": [e.model_dump() for e in entries],
                 "cells": {
                     cell: {
+                        "label": items[0].cell,
                         "sparkline": sparkline(items),
                         "first_fail": [e.first_fail for e in items],
                         "run_ids": [e.run_id for e in items],
@@ -50,7 +56,7 @@ def history(
         ("started", "left"),
         ("run", "left"),
         ("kind", "left"),
-        ("cluster/pipeline/ladder", "left"),
+        ("cell", "left"),
         ("first fail", "right"),
         ("last pass", "right"),
         ("class", "left"),
@@ -70,21 +76,23 @@ def history(
             started,
             e.run_id,
             e.kind,
-            e.cell,
+            escape(e.cell),
             ff,
             "-" if e.last_pass is None else str(e.last_pass),
             e.failure_class or "-",
             e.status,
         )
     console.print(table)
-    spark = Table(title="trend (first failing level; ↑ none found, · undecided)", title_justify="left")
-    spark.add_column("cluster/pipeline/ladder")
+    spark = Table(
+        title="trend per cell (first failing level; ↑ none found, · undecided)", title_justify="left"
+    )
+    spark.add_column("cell")
     spark.add_column("runs", justify="right")
     spark.add_column("sparkline")
     spark.add_column("first -> last", justify="right")
-    for cell, items in groups.items():
+    for items in groups.values():
         ends = [e.first_fail for e in items]
         first = next((v for v in ends if v is not None), None)
         last = next((v for v in reversed(ends) if v is not None), None)
-        spark.add_row(cell, str(len(items)), sparkline(items), f"{first} -> {last}")
+        spark.add_row(escape(items[0].cell), str(len(items)), sparkline(items), f"{first} -> {last}")
     console.print(spark)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json
@@ -13,8 +14,16 @@ from threshold_probe.nightly import STATUS_COLOURS, NightlyCell, run_nightly
 
 
 def _cell_done(cell: NightlyCell) -> None:
-    what = cell.threshold or cell.error or ""
-    err_console.print(f"  {cell.label}: {cell.status} {what}", highlight=False, soft_wrap=True)
+    # The same status and words as the table: the cell is compared before this line is printed.
+    parts = [cell.threshold] if cell.threshold else []
+    if cell.run_id is not None:
+        parts.append(f"baseline {cell.baseline_text}")
+    parts.append(cell.change_text)
+    err_console.print(
+        f"  {escape(cell.label)}: {cell.status}: " + escape("; ".join(p for p in parts if p)),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @command
@@ -34,8 +43,9 @@ def nightly(
 ) -> None:
     """Run the \\[nightly] matrix of probe.toml (clusters x pipelines x ladders) against baselines.
 
-    Exit 0 when nothing regressed, 1 when a threshold moved down or a passing level now fails,
-    3 when a cluster could not be reached (the other clusters are still reported).
+    Exit 0 when nothing regressed (a changed config, limit or interpreter starts a new baseline),
+    1 when, within one cell, a threshold moved down or a passing level now fails, 3 when a cluster
+    could not be reached (the other clusters are still reported).
     """
     state = get_state()
     config = state.config()
@@ -56,16 +66,23 @@ def nightly(
         for c in result.cells:
             colour = STATUS_COLOURS.get(c.status, "white")
             table.add_row(
-                c.label,
+                escape(c.label),
                 f"[{colour}]{c.status}[/]",
                 "-" if c.first_fail is None else str(c.first_fail),
-                "-" if c.baseline_first_fail is None else f"{c.baseline_first_fail} ({c.baseline})",
-                "; ".join(c.regressions) or c.error or (c.threshold_moved or "no baseline yet"),
+                escape(c.baseline_text),
+                escape(c.change_text),
             )
         console.print(table)
         for c in result.cells:
             for line in c.regressions:
-                console.print(f"[bold red]regression[/] {c.label}: {line}", highlight=False)
+                console.print(f"[bold red]regression[/] {escape(c.label)}: {escape(line)}", highlight=False)
+            if c.status == "new-baseline":
+                console.print(
+                    f"[bold blue]new baseline[/] {escape(c.label)}: {escape('; '.join(c.changes))}"
+                    f" (was {c.previous_run}; not a regression)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         for name, why in result.unreachable.items():
             console.print(f"[bold magenta]unreachable[/] {name}: {why}", highlight=False, soft_wrap=True)
         console.print(f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False)

@@ -17,6 +17,7 @@ from threshold_probe.cli.common import (
 )
 from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
+from threshold_probe.render.common import reuse_text
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary, gate_failure
 from threshold_probe.target import parse_args
@@ -179,6 +180,8 @@ def _execute(
                 show_probe(record, console)
         if len(records) > 1:
             console.print(summary.message, highlight=False)
+        if summary.reuse is not None and summary.reuse.reused:
+            console.print(reuse_text(summary), highlight=False)
         console.print(f"[dim]run {summary.run_id}: {summary.reports_dir}[/]", highlight=False)
     else:
         show_summary(summary, store, console)
@@ -221,7 +224,9 @@ def run(
     cores: CoresOpt = None,
     partition: PartitionOpt = None,
     repeat: RepeatOpt = 1,
-    fresh: Annotated[bool, typer.Option("--fresh/--cache", help="Dispatch even when an identical probe ran.")] = True,
+    fresh: Annotated[
+        bool, typer.Option("--fresh/--cache", help="Dispatch even when an identical probe ran (default: reuse).")
+    ] = False,
     keep_remote: KeepOpt = False,
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,

@@ -44,7 +44,8 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
             parts.append(f"cores {lim.cores}")
         head.add_row("limits", ", ".join(parts))
     if record.cached_from:
-        head.add_row("cached", f"verdict reused from probe {record.cached_from}")
+        source = f" of run {record.cached_from_run}" if record.cached_from_run else ""
+        head.add_row("cached", f"verdict reused from probe {record.cached_from}{source} (--fresh runs it again)")
     if job.remote_dir and obs.remote_kept:
         head.add_row("remote dir", f"{job.remote_dir} (kept)")
     timings = Table(title="stage timings (s)", title_justify="left", box=None)

@@ -27,6 +27,8 @@ class Cluster(ABC):
     #: True when execute_many runs its jobs concurrently (a queue, a job array): a sweep then
     #: sends every level in one batch instead of one at a time.
     concurrent: bool = False
+    #: Set by preflight: see far_side().
+    _far_side: dict[str, str]
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
@@ -59,6 +61,14 @@ class Cluster(ABC):
     def describe(self) -> dict[str, str]:
         """Short facts for report headers (kind, host, python)."""
         return {"kind": self.kind}
+
+    def far_side(self) -> dict[str, str]:
+        """What the last preflight saw of the far side: python, cloudpickle and hostname.
+
+        Empty when no preflight ran. These go into the cluster fingerprint, so that a verdict
+        measured under one interpreter is never reused for another.
+        """
+        return dict(getattr(self, "_far_side", {}))
 
     def __enter__(self) -> Cluster:
         self.open()

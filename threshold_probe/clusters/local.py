@@ -353,7 +353,9 @@ class LocalCluster(Cluster):
             "import json, sys\n"
             "try:\n import cloudpickle; cp = cloudpickle.__version__\n"
             "except Exception as e:\n cp = None\n"
-            "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'cloudpickle': cp}))\n"
+            "import socket\n"
+            "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'cloudpickle': cp,"
+            " 'hostname': socket.gethostname()}))\n"
         )
         proc = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
         if proc.returncode != 0:
@@ -378,6 +380,11 @@ class LocalCluster(Cluster):
             facts = {}
         if facts:
             self._python_version = facts["python"]
+            self._far_side = {
+                "python": str(facts["python"]),
+                "cloudpickle": str(facts.get("cloudpickle")),
+                "hostname": str(facts.get("hostname")),
+            }
             major_minor = tuple(int(x) for x in facts["python"].split(".")[:2])
             checks.append(
                 Check(

@@ -821,6 +821,11 @@ class SlurmCluster(Cluster):
             )
             return checks
         _, version, _, cp = found.split(maxsplit=3)
+        # The submit host as its shell names itself: a job may land on any node of the partition
+        # (the partition is in the config), so the compute node would change the fingerprint at random.
+        named = self._sh("hostname", timeout=30)
+        host = named.text().strip() if named.ok else ""
+        self._far_side = {"python": version, "cloudpickle": cp, "hostname": host}
         ok = tuple(int(x) for x in version.split(".")[:2]) >= (3, 8)
         checks.append(
             Check(

@@ -588,8 +588,9 @@ class SSHCluster(Cluster):
         here_cp = str(cloudpickle.__version__)
         blob = base64.b64encode(_probe_pickle()).decode()
         script = (
-            "import base64, json, sys\n"
-            "out = {'python': '%d.%d.%d' % sys.version_info[:3], 'executable': sys.executable}\n"
+            "import base64, json, socket, sys\n"
+            "out = {'python': '%d.%d.%d' % sys.version_info[:3], 'executable': sys.executable,"
+            " 'hostname': socket.gethostname()}\n"
             "try:\n"
             "    import cloudpickle\n"
             "    out['cloudpickle'] = cloudpickle.__version__\n"
@@ -619,6 +620,11 @@ class SSHCluster(Cluster):
         except (ValueError, IndexError):
             return [Check(name="python", status="fail", detail=f"unexpected output: {res.text()[:200]!r}")]
         self._python_version = str(facts["python"])
+        self._far_side = {
+            "python": self._python_version,
+            "cloudpickle": str(facts.get("cloudpickle")),
+            "hostname": str(facts.get("hostname")),
+        }
         there = tuple(int(x) for x in self._python_version.split(".")[:2])
         checks = [
             Check(

@@ -293,3 +293,18 @@ def limits_text(limits: dict[str, Any]) -> str:
         else:
             parts.append(f"{key} {value}")
     return ", ".join(parts)
+
+
+def reuse_text(summary: RunSummary) -> str:
+    """How many verdicts the run reused and from which runs, e.g. '3 of 10 verdicts reused from
+    run A'; every report says it, so a cached answer is never taken for a fresh one."""
+    reuse = summary.reuse
+    total = reuse.probes if reuse is not None else len(summary.probes)
+    if reuse is None or reuse.reused == 0:
+        text = f"none of {total} verdicts reused: every probe ran" if total else "no probes"
+        if reuse is not None and reuse.note:
+            text += f" ({reuse.note})"
+        return text
+    runs = ", ".join(reuse.runs)
+    word = "run" if len(reuse.runs) == 1 else "runs"
+    return f"{reuse.reused} of {total} verdicts reused from {word} {runs} (same cache key; --fresh runs them again)"

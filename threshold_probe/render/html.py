@@ -28,6 +28,7 @@ from threshold_probe.render.common import (
     limits_text,
     metric,
     read_stderr,
+    reuse_text,
     stage_order,
     threshold_sentence,
 )
@@ -492,6 +493,7 @@ def to_html(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
         meta.append("limits " + escape(limits_text(summary.limits) or "none"))
     if summary.versions:
         meta.append(escape(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items()))))
+    meta.append(f'<span id="reuse">{escape(reuse_text(summary))}</span>')
     body = [
         f"<h1>threshold-probe: {escape(summary.cluster)} / {escape(summary.pipeline)} / {escape(summary.ladder)}</h1>",
         '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",

@@ -24,6 +24,7 @@ from threshold_probe.render.common import (
     level_views,
     metric,
     read_stderr,
+    reuse_text,
     threshold_sentence,
 )
 from threshold_probe.summary import RunSummary
@@ -87,6 +88,7 @@ def testsuite(
         *((("expect_pass_through", str(gate)),) if gate is not None else ()),
         *((f"limit.{k}", str(v)) for k, v in summary.limits.items() if v is not None),
         *((f"version.{k}", v) for k, v in sorted(summary.versions.items())),
+        ("reused", reuse_text(summary)),
     ):
         ET.SubElement(props, "property", name=key, value=xml_text(str(value)))
     classname = _classname(summary)

@@ -19,6 +19,7 @@ from threshold_probe.render.common import (
     level_views,
     limits_text,
     metric,
+    reuse_text,
     threshold_sentence,
 )
 from threshold_probe.summary import RunSummary
@@ -63,6 +64,7 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
         facts.append("limits " + (limits_text(summary.limits) or "none"))
     if summary.versions:
         facts.append(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
+    facts.append(_cell(reuse_text(summary)))
     out.append(" · ".join(facts))
     out.append("")
 

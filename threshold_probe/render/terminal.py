@@ -27,6 +27,7 @@ from threshold_probe.render.common import (
     level_views,
     limits_text,
     metric,
+    reuse_text,
     stage_order,
     threshold_sentence,
 )
@@ -61,6 +62,7 @@ def header(summary: RunSummary) -> RenderableType:
         grid.add_row("limits", limits_text(summary.limits) or "none")
     if summary.versions:
         grid.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
+    grid.add_row("reused", reuse_text(summary))
     took = ""
     if summary.finished_at is not None:
         took = f"  (took {fmt_seconds(summary.finished_at - summary.started_at)})"
