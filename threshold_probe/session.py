@@ -48,7 +48,7 @@ from threshold_probe.search.base import describe_levels
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary
-from threshold_probe.units import parse_duration, parse_memory
+from threshold_probe.units import parse_memory_limit, parse_time_limit
 
 Kind = Literal["run", "sweep", "bisect", "isolate"]
 
@@ -102,10 +102,13 @@ class ProgressSink(Protocol):
 def effective_limits(config: ProbeConfig, cluster: str, overrides: LimitOverrides) -> Limits:
     """The cluster's configured limits with the command line's overrides applied."""
     base = config.cluster(cluster).limits()
+    # `is not None`: a zero is the user's mistake to be told about, not "keep the default".
+    if overrides.cores is not None and overrides.cores < 1:
+        raise UserError(f"--cores {overrides.cores}: the number of cores must be at least 1")
     return Limits(
-        memory_bytes=parse_memory(overrides.memory) if overrides.memory else base.memory_bytes,
-        time_s=parse_duration(overrides.time) if overrides.time else base.time_s,
-        cores=overrides.cores if overrides.cores else base.cores,
+        memory_bytes=parse_memory_limit(overrides.memory) if overrides.memory is not None else base.memory_bytes,
+        time_s=parse_time_limit(overrides.time) if overrides.time is not None else base.time_s,
+        cores=overrides.cores if overrides.cores is not None else base.cores,
     )
 
 
