@@ -167,8 +167,13 @@ def test_memory_ladder_threshold_matches_local_with_slurm_oom(slurm_tb: dict[str
         assert "OUT_OF_MEMORY" in evidence or "oom-kill" in evidence, evidence
     verdicts = {p["level"]: p["verdict"] for p in sweep["probes"]}
     assert verdicts == {1: "pass", 2: "pass", 3: "pass", 4: "fail", 5: "fail"}
+    # One cause, one signature: a MemoryError under RLIMIT_AS here, SLURM's kill there.
+    assert sweep["failure"]["signature"] == local["failure"]["signature"] == "oom::out of memory"
 
-    code, out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, *common)
+    # --match with the signature the local run printed hunts the same failure on SLURM.
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--match", local["failure"]["signature"], *common
+    )
     assert code == 0, err
     bis = json.loads(out)
     assert bis["first_fail"] == local["first_fail"] and bis["last_pass"] == 3

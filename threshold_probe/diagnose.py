@@ -262,6 +262,13 @@ def client_versions() -> dict[str, str | None]:
 # --- the verdict ---------------------------------------------------------------------------------
 
 
+#: Classes whose cause is the same whichever way a cluster reports it: a MemoryError under
+#: RLIMIT_AS, SLURM's OUT_OF_MEMORY and a SIGKILL at the cgroup limit are one failure, and so
+#: are a watchdog's kill and SLURM's TIMEOUT. They share one signature, so that `--match` and
+#: `compare` line up across clusters; how it was reported stays in the evidence.
+CAUSE_SIGNATURES = {"oom": "oom::out of memory", "timeout": "timeout::time limit"}
+
+
 def _fail(
     cls: str,
     evidence: list[str],
@@ -280,7 +287,7 @@ def _fail(
         {
             "status": "fail",
             "class": cls,
-            "signature": signature(cls, exc_type, message),
+            "signature": CAUSE_SIGNATURES.get(cls) or signature(cls, exc_type, message),
             "explanation": explanation or CLASSES[cls],
             "evidence": unique,
         }
@@ -475,7 +482,8 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
         if _E2BIG.search(err):
             return _fail(
                 "arg_too_long",
-                [err, "the kernel refuses an argument over 128 KiB or a command line over ARG_MAX"],
+                # The pipeline's notes say what was measured: the longest argument's size.
+                [err, *obs.notes, "the kernel refuses an argument over 128 KiB or a command line over ARG_MAX"],
                 exc_type,
                 "Argument list too long",
             )
@@ -564,7 +572,7 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
         return _fail("timeout", time_lines + wrapper_lines, "", "time limit")
     e2big = _log_lines(_E2BIG, stderr)
     if e2big:
-        return _fail("arg_too_long", e2big + wrapper_lines, "OSError", "Argument list too long")
+        return _fail("arg_too_long", e2big + wrapper_lines + obs.notes, "OSError", "Argument list too long")
     shell = _log_lines(_SHELL_SYNTAX, stderr)
     if shell:
         quoting = "the shell could not parse the command that carries the code (broken quoting)"
@@ -621,6 +629,7 @@ def _tail_lines(text: str, n: int = 3) -> list[str]:
 
 
 __all__ = [
+    "CAUSE_SIGNATURES",
     "CLASSES",
     "ExceptionReport",
     "client_versions",
