@@ -102,7 +102,11 @@ _OOM_LOG = re.compile(
     r"failed to map segment from shared object",
     re.IGNORECASE,
 )
-_TIME_LOG = re.compile(r"due to time limit|time limit exhausted|exceeded (the )?time limit", re.IGNORECASE)
+_TIME_LOG = re.compile(
+    # The last form is the SLURM job's own watchdog (limits SLURM would round up to a minute).
+    r"due to time limit|time limit exhausted|exceeded (the )?time limit|time limit of \S+ reached",
+    re.IGNORECASE,
+)
 _E2BIG = re.compile(r"argument list too long|\[errno 7\]|\bE2BIG\b", re.IGNORECASE)
 _DISK = re.compile(
     r"no space left on device|disk quota exceeded|\[errno 28\]|\[errno 122\]|"
@@ -421,11 +425,13 @@ def _exception_verdict(
     if cls == "oom":
         evidence += _limit_line(obs, "memory")
     elif cls == "deserialize":
-        versions, differs = _version_lines(obs.meta, client)
+        # The runner's own report, else what was measured of the far side before the job.
+        far = obs.meta if (obs.meta or {}).get("python") else (obs.far_side or obs.meta)
+        versions, differs = _version_lines(far, client)
         evidence += versions
         if differs:
-            r_py = (obs.meta or {}).get("python") or "unknown"
-            r_cp = (obs.meta or {}).get("cloudpickle") or "missing"
+            r_py = (far or {}).get("python") or "unknown"
+            r_cp = (far or {}).get("cloudpickle") or "missing"
             explanation = (
                 f"the far side could not load the function: it was pickled by Python {client['python']} / "
                 f"cloudpickle {client['cloudpickle']} and loaded by Python {r_py} / cloudpickle {r_cp}"
@@ -496,6 +502,7 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
     # 4. The cluster killed it at the time limit.
     if job.timed_out:
         evidence = [f"killed with {signal_name(job.signal or 9)} at the time limit"]
+        evidence += _log_lines(_TIME_LOG, stderr)  # who killed it, when a log says so
         evidence += _limit_line(obs, "time")
         if meta.get("stage"):
             evidence.append(f"the runner was in stage {meta['stage']}")

@@ -36,7 +36,8 @@ from threshold_probe import __version__
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import InfraError, Interrupted, UserError
+from threshold_probe.errors import InfraError, Interrupted, ProbeError, UserError
+from threshold_probe.floor import cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, Workload, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
@@ -48,7 +49,7 @@ from threshold_probe.search.base import describe_levels
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary
-from threshold_probe.units import parse_memory_limit, parse_time_limit
+from threshold_probe.units import format_memory, parse_memory_limit, parse_time_limit
 
 Kind = Literal["run", "sweep", "bisect", "isolate"]
 
@@ -308,6 +309,10 @@ class Run:
         self._levels: list[int] = []
         self._partial_at: float | None = None
         self._metrics: dict[str, dict[str, Any]] = {}
+        #: Who enforces each limit (see Cluster.enforcement), known once the cluster is open.
+        self.enforced_by: dict[str, str] = {}
+        #: Things the user should know that do not stop the run (shown even with --quiet).
+        self.warnings: list[str] = []
         self.prober = Prober(
             run_id=self.run_id,
             cluster=self.cluster,
@@ -418,6 +423,44 @@ class Run:
             lines = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in bad)
             raise InfraError(f"cluster {self.cluster.name!r} is not usable: {lines}")
 
+    def check_limits(self) -> None:
+        """Learn who enforces each limit; refuse a memory limit below what a bare runner needs
+        there (UserError, exit 2); warn about more cores than a node has."""
+        try:
+            self.enforced_by = self.pipeline.enforcement(self.cluster, self.limits)
+        except ProbeError as exc:  # a report without the mechanism is better than no run
+            self._note(f"could not tell who enforces the limits: {exc}")
+        mem = self.limits.memory_bytes
+        enforced = self.enforced_by.get("memory", "RLIMIT_AS") in ("RLIMIT_AS", "cgroup", "SLURM")
+        if mem is not None and enforced:  # a limit nothing enforces cannot be too low
+            floor = cached_floor(self.cluster, self.store.root)
+            if floor is None and self.options.preflight:
+                floor = measure_floor(self.cluster, self.store.root)
+            enforcer = self.enforced_by.get("memory")
+            need = floor.bytes_for(enforcer) if floor is not None else None
+            if need is not None and mem < need:
+                what = "peak address space" if enforcer == "RLIMIT_AS" else "peak RSS"
+                raise UserError(
+                    f"memory limit {format_memory(mem)} is below the floor of cluster {self.cluster.name!r}:"
+                    f" a bare runner needs {format_memory(need)} there (its measured {what});"
+                    f" give --memory {format_memory(need)} or more"
+                )
+        cores = self.limits.cores
+        if cores is not None:
+            try:
+                cpus = self.cluster.node_cpus()
+            except ProbeError:
+                cpus = None
+            if cpus is not None and cores > cpus:
+                self._warn(
+                    f"{cores} cores asked for, but a node of cluster {self.cluster.name!r} has {cpus} CPUs:"
+                    " probes share them (a scheduler may refuse the job)"
+                )
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self._note(f"warning: {message}")
+
     # the summary -------------------------------------------------------------------------
     def summary(
         self, status: str, search: Mapping[str, Any], levels: Sequence[int], partial: bool = False
@@ -471,6 +514,8 @@ class Run:
             pipeline=self.pipeline.name,
             ladder=self.ladder.name,
             limits=self.limits.model_dump(),
+            limits_enforced_by=dict(self.enforced_by),
+            warnings=list(self.warnings),
             versions=versions(),
             cluster_info=self.cluster.describe(),
             started_at=self.started_at,
@@ -654,6 +699,7 @@ class Run:
             try:
                 if self.options.preflight:
                     self.preflight()
+                self.check_limits()
                 search = self._search()
             except BaseException:
                 # Cancel remote work while the connection is still open (Ctrl-C, SIGTERM, errors).
