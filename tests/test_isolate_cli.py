@@ -105,7 +105,7 @@ def test_isolate_defaults_to_the_latest_bisect_with_a_boundary_and_its_signature
     assert data["kind"] == "isolate"
     options = data["params"]["options"]
     assert options["from_run"] == found["run_id"]
-    assert options["match"] == found["failure"]["signature"] == "oom:MemoryError:"
+    assert options["match"] == found["failure"]["signature"] == "oom::out of memory"
     assert data["params"]["overrides"]["memory"] == "300MB"  # the bisect's limit
     assert data["params"]["ladder"] == LADDER
     check_memory_is_the_driver(data["isolate"])

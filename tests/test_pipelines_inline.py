@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import cloudpickle
@@ -53,7 +54,12 @@ def test_argument_over_128_kib_is_e2big_and_arg_too_long(tmp_path: Path) -> None
     assert verdict.failure_class == "arg_too_long", verdict
     assert obs.job.launch_error is not None and "Argument list too long" in obs.job.launch_error
     assert obs.job.exit_code is None  # the interpreter never started
-    assert any(f"limit {MAX_ARG_STRLEN}" in note for note in obs.notes)
+    assert any(f"{MAX_ARG_STRLEN}-byte limit" in note for note in obs.notes)
+    # The evidence states what was measured: the argument's size against the 131072-byte limit.
+    longest = max(len(a.encode()) + 1 for a in make_pipeline("inline").build(workload, "i", LIMITS, tmp_path).argv)
+    assert longest > MAX_ARG_STRLEN == 131072
+    sized = [line for line in verdict.evidence if f"{longest} bytes" in line]
+    assert sized and "over the 131072-byte limit" in sized[0], verdict.evidence
 
 
 class ArgvInline(InlinePipeline):
@@ -95,3 +101,6 @@ def test_bisect_finds_the_level_where_the_pickle_crosses_the_limit(
     assert data["first_fail"] == expected and data["last_pass"] == expected - 1
     assert data["failure"]["class"] == "arg_too_long"
     assert any("Argument list too long" in line for line in data["failure"]["evidence"])
+    assert any(
+        re.search(r"\b\d{6,} bytes, over the 131072-byte limit", line) for line in data["failure"]["evidence"]
+    ), data["failure"]["evidence"]

@@ -167,8 +167,13 @@ def test_memory_ladder_threshold_matches_local_with_slurm_oom(slurm_tb: dict[str
         assert "OUT_OF_MEMORY" in evidence or "oom-kill" in evidence, evidence
     verdicts = {p["level"]: p["verdict"] for p in sweep["probes"]}
     assert verdicts == {1: "pass", 2: "pass", 3: "pass", 4: "fail", 5: "fail"}
+    # One cause, one signature: a MemoryError under RLIMIT_AS here, SLURM's kill there.
+    assert sweep["failure"]["signature"] == local["failure"]["signature"] == "oom::out of memory"
 
-    code, out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, *common)
+    # --match with the signature the local run printed hunts the same failure on SLURM.
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--match", local["failure"]["signature"], *common
+    )
     assert code == 0, err
     bis = json.loads(out)
     assert bis["first_fail"] == local["first_fail"] and bis["last_pass"] == 3
@@ -233,15 +238,48 @@ def test_scancel_is_scheduler_failure_with_state_in_evidence(
 
 @pytest.mark.slow
 def test_time_limit_is_timeout(cluster: SlurmCluster, tmp_path: Path) -> None:
-    # --time=0:01 (SLURM rounds up to a minute; limits are checked every 30 s): 60-90 s.
+    # --time=0:01, whole minutes: SLURM enforces it (limits are checked every 30 s): 60-90 s.
     started = time.monotonic()
-    obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "sleeps"), Limits(time_s=1), "slowpoke")
+    obs = dispatch(cluster, tmp_path, function_workload(tmp_path, "sleeps"), Limits(time_s=60), "slowpoke")
     took = time.monotonic() - started
     verdict = diagnose(obs)
     assert obs.job.scheduler["JobState"] == "TIMEOUT" and obs.job.timed_out
     assert verdict.failure_class == "timeout"
     assert "DUE TO TIME LIMIT" in obs.job.scheduler.get("Evidence", "")
     assert 50 < took < 150
+
+
+def test_sub_minute_time_limit_is_enforced_by_the_runner(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    # SLURM counts time limits in minutes: a 3 s limit once let a 10 s function pass.
+    target = tmp_path / "slow.py"
+    target.write_text("import time\n\ndef ten_seconds():\n    time.sleep(10)\n    return 10\n")
+    started = time.monotonic()
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "run", "--cluster", CLUSTER, "--function", f"{target}:ten_seconds",
+        "--time", "3s", "--json", "--quiet", "--no-preflight",
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert code == 0, err
+    data = json.loads(out)
+    probe = data["probes"][0]
+    assert probe["verdict"] == "fail" and probe["class"] == "timeout", probe
+    failure = data["failure"] or probe
+    evidence = "\n".join(failure["evidence"])
+    assert "time limit of 3s reached: the runner killed the job" in evidence, evidence
+    assert "time limit: 3s" in evidence, evidence
+    assert failure["signature"] == "timeout::time limit"
+    # Killed at 3 s, not at SLURM's rounded-up minute (a job costs about a second besides).
+    assert took < 40, took
+    assert data["limits"]["time_s"] == 3
+    assert data["limits_enforced_by"]["time"] == "runner"
+    # A function within the limit still passes: the watchdog does not outlive its job.
+    target.write_text("def quick():\n    return 1\n")
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "run", "--cluster", CLUSTER, "--function", f"{target}:quick",
+        "--time", "3s", "--json", "--quiet", "--no-preflight", "--fresh",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["probes"][0]["verdict"] == "pass"
 
 
 def test_rejected_submit_is_one_clear_line(slurm_tb: dict[str, Any], tmp_path: Path) -> None:

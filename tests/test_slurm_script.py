@@ -98,7 +98,9 @@ def test_script_order_and_shell_syntax(tmp_path: Path) -> None:
     ("memory", "time", "expected"),
     [
         ("4GB", "00:10:00", ["--mem=4096M", "--time=00:10:00"]),
-        ("300MB", "90s", ["--mem=300M", "--time=00:01:30"]),
+        # SLURM counts minutes: the request rounds up, and the job's watchdog enforces 90 s.
+        ("300MB", "90s", ["--mem=300M", "--time=00:02:00"]),
+        ("300MB", "3s", ["--mem=300M", "--time=00:01:00"]),
         ("4096M", "1-00:00:00", ["--mem=4096M", "--time=1-00:00:00"]),
         ("1.5GiB", "2h", ["--mem=1536M", "--time=02:00:00"]),
     ],
@@ -110,3 +112,21 @@ def test_limits_become_sbatch_values(memory: str, time: str, expected: list[str]
     # The job's own limits (command-line overrides) win over the config.
     opts = sbatch_directives(cfg, Limits(memory_bytes=100 * 1024**2, cores=3), job_name="j", output="/o", error="/e")
     assert "--mem=100M" in opts and "--cpus-per-task=3" in opts
+
+
+@pytest.mark.parametrize(("time_s", "watchdog"), [(3.0, True), (90.0, True), (60.0, False), (600.0, False)])
+def test_time_limit_that_is_not_whole_minutes_gets_a_watchdog(time_s: float, watchdog: bool) -> None:
+    tasks = [ScriptTask(folder=f"/w/{i}", argv=["python3", "runner.py", "payload.pkl"]) for i in range(2)]
+    for some in (tasks[:1], tasks):
+        script = render_job_script(
+            SlurmClusterConfig(type="slurm"), Limits(time_s=time_s), some, job_name="j", output="/o", error="/e"
+        )
+        lines = [ln.strip() for ln in script.splitlines() if "sleep" in ln]
+        if watchdog:
+            # One per task, started just before the runner replaces the shell.
+            assert len(lines) == len(some), script
+            assert all(ln.startswith(f"( sleep {time_s:g} && ") and "kill -KILL $$" in ln for ln in lines)
+            order = [ln.strip() for ln in script.splitlines()]
+            assert order[order.index(lines[0]) + 1].startswith("exec "), script
+        else:
+            assert not lines, script

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from threshold_probe.errors import UserError
 from threshold_probe.models import Limits
-from threshold_probe.units import parse_duration, parse_memory
+from threshold_probe.units import parse_memory_limit, parse_time_limit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,21 +31,27 @@ class _ClusterBase(BaseModel):
     @classmethod
     def _check_memory(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_memory(v)
+            try:
+                parse_memory_limit(v, name="memory")
+            except UserError as exc:  # pydantic names the field only for a ValueError
+                raise ValueError(str(exc)) from None
         return v
 
     @field_validator("time")
     @classmethod
     def _check_time(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_duration(v)
+            try:
+                parse_time_limit(v, name="time")
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     def limits(self) -> Limits:
         """The limits this cluster applies when the command line does not override them."""
         return Limits(
-            memory_bytes=parse_memory(self.memory) if self.memory else None,
-            time_s=parse_duration(self.time) if self.time else None,
+            memory_bytes=parse_memory_limit(self.memory, name="memory") if self.memory else None,
+            time_s=parse_time_limit(self.time, name="time") if self.time else None,
             cores=self.cores,
         )
 
@@ -171,7 +177,8 @@ class ProbeConfig(BaseModel):
 def _format_validation_error(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"] if not str(p).endswith("Config"))
-    return f"{path}: {where}: {first['msg']}"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return f"{path}: {where}: {msg}"
 
 
 def find_config(start: Path | None = None) -> Path | None:

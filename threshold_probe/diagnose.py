@@ -102,7 +102,11 @@ _OOM_LOG = re.compile(
     r"failed to map segment from shared object",
     re.IGNORECASE,
 )
-_TIME_LOG = re.compile(r"due to time limit|time limit exhausted|exceeded (the )?time limit", re.IGNORECASE)
+_TIME_LOG = re.compile(
+    # The last form is the SLURM job's own watchdog (limits SLURM would round up to a minute).
+    r"due to time limit|time limit exhausted|exceeded (the )?time limit|time limit of \S+ reached",
+    re.IGNORECASE,
+)
 _E2BIG = re.compile(r"argument list too long|\[errno 7\]|\bE2BIG\b", re.IGNORECASE)
 _DISK = re.compile(
     r"no space left on device|disk quota exceeded|\[errno 28\]|\[errno 122\]|"
@@ -262,6 +266,13 @@ def client_versions() -> dict[str, str | None]:
 # --- the verdict ---------------------------------------------------------------------------------
 
 
+#: Classes whose cause is the same whichever way a cluster reports it: a MemoryError under
+#: RLIMIT_AS, SLURM's OUT_OF_MEMORY and a SIGKILL at the cgroup limit are one failure, and so
+#: are a watchdog's kill and SLURM's TIMEOUT. They share one signature, so that `--match` and
+#: `compare` line up across clusters; how it was reported stays in the evidence.
+CAUSE_SIGNATURES = {"oom": "oom::out of memory", "timeout": "timeout::time limit"}
+
+
 def _fail(
     cls: str,
     evidence: list[str],
@@ -280,7 +291,7 @@ def _fail(
         {
             "status": "fail",
             "class": cls,
-            "signature": signature(cls, exc_type, message),
+            "signature": CAUSE_SIGNATURES.get(cls) or signature(cls, exc_type, message),
             "explanation": explanation or CLASSES[cls],
             "evidence": unique,
         }
@@ -414,11 +425,13 @@ def _exception_verdict(
     if cls == "oom":
         evidence += _limit_line(obs, "memory")
     elif cls == "deserialize":
-        versions, differs = _version_lines(obs.meta, client)
+        # The runner's own report, else what was measured of the far side before the job.
+        far = obs.meta if (obs.meta or {}).get("python") else (obs.far_side or obs.meta)
+        versions, differs = _version_lines(far, client)
         evidence += versions
         if differs:
-            r_py = (obs.meta or {}).get("python") or "unknown"
-            r_cp = (obs.meta or {}).get("cloudpickle") or "missing"
+            r_py = (far or {}).get("python") or "unknown"
+            r_cp = (far or {}).get("cloudpickle") or "missing"
             explanation = (
                 f"the far side could not load the function: it was pickled by Python {client['python']} / "
                 f"cloudpickle {client['cloudpickle']} and loaded by Python {r_py} / cloudpickle {r_cp}"
@@ -479,7 +492,8 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
         if _E2BIG.search(err):
             return _fail(
                 "arg_too_long",
-                [err, "the kernel refuses an argument over 128 KiB or a command line over ARG_MAX"],
+                # The pipeline's notes say what was measured: the longest argument's size.
+                [err, *obs.notes, "the kernel refuses an argument over 128 KiB or a command line over ARG_MAX"],
                 exc_type,
                 "Argument list too long",
             )
@@ -492,6 +506,7 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
     # 4. The cluster killed it at the time limit.
     if job.timed_out:
         evidence = [f"killed with {signal_name(job.signal or 9)} at the time limit"]
+        evidence += _log_lines(_TIME_LOG, stderr)  # who killed it, when a log says so
         evidence += _limit_line(obs, "time")
         if meta.get("stage"):
             evidence.append(f"the runner was in stage {meta['stage']}")
@@ -568,7 +583,7 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
         return _fail("timeout", time_lines + wrapper_lines, "", "time limit")
     e2big = _log_lines(_E2BIG, stderr)
     if e2big:
-        return _fail("arg_too_long", e2big + wrapper_lines, "OSError", "Argument list too long")
+        return _fail("arg_too_long", e2big + wrapper_lines + obs.notes, "OSError", "Argument list too long")
     shell = _log_lines(_SHELL_SYNTAX, stderr)
     if shell:
         quoting = "the shell could not parse the command that carries the code (broken quoting)"
@@ -625,6 +640,7 @@ def _tail_lines(text: str, n: int = 3) -> list[str]:
 
 
 __all__ = [
+    "CAUSE_SIGNATURES",
     "CLASSES",
     "ExceptionReport",
     "client_versions",

@@ -119,6 +119,9 @@ class Observation(BaseModel):
     remote_kept: bool = False
     #: Extra evidence a pipeline found (for example lines from a wrapper library's job folder).
     notes: list[str] = Field(default_factory=list)
+    #: The far side's "python" and "cloudpickle" versions as measured before the job, for
+    #: pipelines whose far side runs no runner of ours to report them (meta.json wins).
+    far_side: dict[str, str | None] = Field(default_factory=dict)
 
 
 class Verdict(BaseModel):

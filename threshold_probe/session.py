@@ -37,7 +37,8 @@ from threshold_probe.cell import Cell, Fingerprint, fingerprint, ladder_hash
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import InfraError, Interrupted, UserError
+from threshold_probe.errors import InfraError, Interrupted, ProbeError, UserError
+from threshold_probe.floor import cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
@@ -50,7 +51,7 @@ from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, ReuseSummary, RunSummary, ScaleSummary
 from threshold_probe.target import ScaledLadder, load_target, scaled_ladder
-from threshold_probe.units import parse_duration, parse_memory
+from threshold_probe.units import format_memory, parse_memory_limit, parse_time_limit
 
 Kind = Literal["run", "sweep", "bisect", "isolate"]
 
@@ -114,10 +115,13 @@ class ProgressSink(Protocol):
 def effective_limits(config: ProbeConfig, cluster: str, overrides: LimitOverrides) -> Limits:
     """The cluster's configured limits with the command line's overrides applied."""
     base = config.cluster(cluster).limits()
+    # `is not None`: a zero is the user's mistake to be told about, not "keep the default".
+    if overrides.cores is not None and overrides.cores < 1:
+        raise UserError(f"--cores {overrides.cores}: the number of cores must be at least 1")
     return Limits(
-        memory_bytes=parse_memory(overrides.memory) if overrides.memory else base.memory_bytes,
-        time_s=parse_duration(overrides.time) if overrides.time else base.time_s,
-        cores=overrides.cores if overrides.cores else base.cores,
+        memory_bytes=parse_memory_limit(overrides.memory) if overrides.memory is not None else base.memory_bytes,
+        time_s=parse_time_limit(overrides.time) if overrides.time is not None else base.time_s,
+        cores=overrides.cores if overrides.cores is not None else base.cores,
     )
 
 
@@ -320,6 +324,10 @@ class Run:
         #: Known once the preflight ran (settle_fingerprint); it keys the cache and the cell.
         self.fingerprint: Fingerprint | None = None
         self.reuse_note: str | None = None
+        #: Who enforces each limit (see Cluster.enforcement), known once the cluster is open.
+        self.enforced_by: dict[str, str] = {}
+        #: Things the user should know that do not stop the run (shown even with --quiet).
+        self.warnings: list[str] = []
         self.prober = Prober(
             run_id=self.run_id,
             cluster=self.cluster,
@@ -495,6 +503,43 @@ class Run:
         return ReuseSummary(
             reused=len(reused), probes=len(records), runs=sorted(runs), note=self.reuse_note
         )
+    def check_limits(self) -> None:
+        """Learn who enforces each limit; refuse a memory limit below what a bare runner needs
+        there (UserError, exit 2); warn about more cores than a node has."""
+        try:
+            self.enforced_by = self.pipeline.enforcement(self.cluster, self.limits)
+        except ProbeError as exc:  # a report without the mechanism is better than no run
+            self._note(f"could not tell who enforces the limits: {exc}")
+        mem = self.limits.memory_bytes
+        enforced = self.enforced_by.get("memory", "RLIMIT_AS") in ("RLIMIT_AS", "cgroup", "SLURM")
+        if mem is not None and enforced:  # a limit nothing enforces cannot be too low
+            floor = cached_floor(self.cluster, self.store.root)
+            if floor is None and self.options.preflight:
+                floor = measure_floor(self.cluster, self.store.root)
+            enforcer = self.enforced_by.get("memory")
+            need = floor.bytes_for(enforcer) if floor is not None else None
+            if need is not None and mem < need:
+                what = "peak address space" if enforcer == "RLIMIT_AS" else "peak RSS"
+                raise UserError(
+                    f"memory limit {format_memory(mem)} is below the floor of cluster {self.cluster.name!r}:"
+                    f" a bare runner needs {format_memory(need)} there (its measured {what});"
+                    f" give --memory {format_memory(need)} or more"
+                )
+        cores = self.limits.cores
+        if cores is not None:
+            try:
+                cpus = self.cluster.node_cpus()
+            except ProbeError:
+                cpus = None
+            if cpus is not None and cores > cpus:
+                self._warn(
+                    f"{cores} cores asked for, but a node of cluster {self.cluster.name!r} has {cpus} CPUs:"
+                    " probes share them (a scheduler may refuse the job)"
+                )
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self._note(f"warning: {message}")
 
     # the summary -------------------------------------------------------------------------
     def summary(
@@ -549,6 +594,8 @@ class Run:
             pipeline=self.pipeline.name,
             ladder=self.ladder.name,
             limits=self.limits.model_dump(),
+            limits_enforced_by=dict(self.enforced_by),
+            warnings=list(self.warnings),
             versions=versions(),
             cluster_info=self.cluster.describe(),
             started_at=self.started_at,
@@ -776,6 +823,7 @@ class Run:
                 if self.options.preflight:
                     self.preflight()
                 self.settle_fingerprint()
+                self.check_limits()
                 search = self._search()
             except BaseException:
                 # Cancel remote work while the connection is still open (Ctrl-C, SIGTERM, errors).

@@ -100,6 +100,11 @@ class RunSummary(BaseModel):
     pipeline: str
     ladder: str
     limits: dict[str, Any] = Field(default_factory=dict)
+    #: Who enforced each limit that was set: "memory", "time", "cores" -> RLIMIT_AS, cgroup,
+    #: SLURM, runner (threshold-probe killed the job itself) or CPU affinity.
+    limits_enforced_by: dict[str, str] = Field(default_factory=dict)
+    #: Things the user should know that did not stop the run (more cores than a node has).
+    warnings: list[str] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
     cluster_info: dict[str, str] = Field(default_factory=dict)
     started_at: float

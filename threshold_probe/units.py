@@ -27,10 +27,24 @@ def parse_memory(text: str | int) -> int:
     return int(number * _MEM_FACTORS[unit])
 
 
+def parse_memory_limit(text: str | int, name: str = "--memory") -> int:
+    """A memory limit in bytes: like parse_memory, and more than zero (UserError otherwise)."""
+    if isinstance(text, str) and text.strip().startswith("-"):
+        raise UserError(f"{name} {text.strip()}: a memory limit must be more than zero")
+    value = parse_memory(text)
+    if value <= 0:
+        shown = text.strip() if isinstance(text, str) else text
+        raise UserError(f"{name} {shown}: a memory limit must be more than zero (write it like 300MB or 4GB)")
+    return value
+
+
 def format_memory(n_bytes: int) -> str:
     """A short human form, e.g. 300MB or 4GB."""
-    if n_bytes % 1024**3 == 0:
+    if n_bytes and n_bytes % 1024**3 == 0:
         return f"{n_bytes // 1024**3}GB"
+    if n_bytes < 1024**2:
+        # A limit this small is a mistake worth showing as written, not as "0MB".
+        return f"{-(-n_bytes // 1024)}KB"
     return f"{round(n_bytes / 1024**2)}MB"
 
 
@@ -69,6 +83,17 @@ def parse_duration(text: str | float | int) -> float:
     value, unit = float(m.group(1)), (m.group(2) or "s").lower()
     factor = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[unit]
     return value * factor
+
+
+def parse_time_limit(text: str | float | int, name: str = "--time") -> float:
+    """A time limit in seconds: like parse_duration, and more than zero (UserError otherwise)."""
+    if isinstance(text, str) and text.strip().startswith("-"):
+        raise UserError(f"{name} {text.strip()}: a time limit must be more than zero")
+    value = parse_duration(text)
+    if value <= 0:
+        shown = text.strip() if isinstance(text, str) else text
+        raise UserError(f"{name} {shown}: a time limit must be more than zero (write it like 90s or 10m)")
+    return value
 
 
 def to_slurm_time(seconds: float) -> str:

@@ -10,7 +10,7 @@
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=2
 #SBATCH --mem=300M
-#SBATCH --time=00:01:30
+#SBATCH --time=00:02:00
 #SBATCH --gres=gpu:1
 #SBATCH --exclusive
 
@@ -27,4 +27,5 @@ cd /home/jdoe/.threshold-probe/jobs/L003-abc123-9f8e7d
 printf '%s\n' "$started" > .slurm-started
 export PYTHONUNBUFFERED=1
 export WEIRD='a b'"'"'c$d'
+( sleep 90 && printf '%s\n' 'threshold-probe: time limit of 90s reached: the runner killed the job (SLURM counts time limits in whole minutes)' >&2 && kill -KILL $$ ) &
 exec '/opt/py 3/bin/python3' /home/jdoe/.threshold-probe/shared/0123456789abcdef/runner.py payload.pkl

@@ -222,7 +222,7 @@ class RichProgress:
             err_console.print(line, highlight=False)
 
     def note(self, message: str) -> None:
-        if self.quiet:
+        if self.quiet and not message.startswith("warning:"):  # a warning is shown even when quiet
             return
         target = self._progress.console if self._progress is not None else err_console
         target.print(f"[dim]{message}[/]", highlight=False)

@@ -108,7 +108,7 @@ def compare_pipelines(
     to_level: Annotated[int | None, typer.Option("--to", help="Last level (default: the ladder's last).")] = None,
     memory: Annotated[str | None, typer.Option("--memory", help="Memory limit per probe, e.g. 300MB.")] = None,
     time: Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe, e.g. 90s.")] = None,
-    cores: Annotated[int | None, typer.Option("--cores", min=1, help="Cores per probe.")] = None,
+    cores: Annotated[int | None, typer.Option("--cores", help="Cores per probe.")] = None,
     parallel: Annotated[int, typer.Option("--parallel", "-P", min=1, help="Probes per round.")] = 1,
     fresh: Annotated[bool, typer.Option("--fresh", help="Do not reuse verdicts of identical earlier probes.")] = False,
     keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Leave each probe's remote folder.")] = False,

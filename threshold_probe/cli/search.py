@@ -39,7 +39,7 @@ LadderOpt = Annotated[
 ]
 MemoryOpt = Annotated[str | None, typer.Option("--memory", help="Memory limit per probe, e.g. 300MB or 4GB.")]
 TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe, e.g. 90s or 00:10:00.")]
-CoresOpt = Annotated[int | None, typer.Option("--cores", min=1, help="Cores per probe.")]
+CoresOpt = Annotated[int | None, typer.Option("--cores", help="Cores per probe.")]
 PartitionOpt = Annotated[str | None, typer.Option("--partition", help="SLURM partition (slurm clusters).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON (see docs/report-schema.md).")]
 MatchOpt = Annotated[

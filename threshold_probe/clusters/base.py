@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from threshold_probe.models import JobResult, JobSpec
+from threshold_probe.models import JobResult, JobSpec, Limits
 
 
 class Check(BaseModel):
@@ -69,6 +69,17 @@ class Cluster(ABC):
         measured under one interpreter is never reused for another.
         """
         return dict(getattr(self, "_far_side", {}))
+    def enforcement(self, limits: Limits) -> dict[str, str]:
+        """Who enforces each limit that is set: "memory", "time", "cores" -> a mechanism.
+
+        Mechanisms are RLIMIT_AS, cgroup, SLURM, runner (threshold-probe kills the job itself at
+        the limit) and CPU affinity. Called while the cluster is open.
+        """
+        return {}
+
+    def node_cpus(self) -> int | None:
+        """CPUs a probe's node offers (the most any node offers), or None when unknown."""
+        return None
 
     def __enter__(self) -> Cluster:
         self.open()
@@ -76,3 +87,15 @@ class Cluster(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def enforcers(limits: Limits, *, memory: str, time: str, cores: str) -> dict[str, str]:
+    """The mechanism of each limit that is set."""
+    out = {}
+    if limits.memory_bytes is not None:
+        out["memory"] = memory
+    if limits.time_s is not None:
+        out["time"] = time
+    if limits.cores is not None:
+        out["cores"] = cores
+    return out

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from threshold_probe.clusters.base import Check, Cluster
+from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.config import LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
@@ -427,6 +427,16 @@ class LocalCluster(Cluster):
                 )
             )
         return checks
+
+    def enforcement(self, limits: Limits) -> dict[str, str]:
+        """Memory by RLIMIT_AS, time by this process (the runner's watchdog), cores by affinity."""
+        return enforcers(limits, memory="RLIMIT_AS", time="runner", cores="CPU affinity")
+
+    def node_cpus(self) -> int | None:
+        """CPUs this process may use."""
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count()
 
     def describe(self) -> dict[str, str]:
         """Kind, host and interpreter, for report headers."""

@@ -32,15 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from threshold_probe.clusters.base import Check, Cluster
+from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.clusters.local import read_tail
 from threshold_probe.clusters.slurm_script import (
     STARTED_NAME,
     STDERR_NAME,
     STDOUT_NAME,
+    WATCHDOG_MARK,
     ScriptTask,
     effective_limits,
     render_job_script,
+    runner_enforces_time,
 )
 from threshold_probe.clusters.slurm_state import (
     REJECTED,
@@ -129,6 +131,8 @@ class SlurmCluster(Cluster):
         self._watcher: SlurmWatcher | None = None
         #: Job ids this object submitted that may still be live (for cancel_all).
         self._active: set[str] = set()
+        #: Values of `scontrol show config` read so far (None: could not be read).
+        self._slurm_config: dict[str, str | None] = {}
         #: Every sbatch this object ran, and how many jobs each held (tests and benchmark read it).
         self.submissions: list[tuple[str, int]] = []
 
@@ -610,10 +614,17 @@ class SlurmCluster(Cluster):
             return result
         fields = record_of(ticket.fields)
         state = base_state(fields.get("JobState", ""))
+        stderr_text = files.get(f"{_FETCH_DIR}/{STDERR_NAME}", b"").decode("utf-8", "replace")
         evidence = scan_evidence(
-            files.get(f"{_FETCH_DIR}/{STDERR_NAME}", b"").decode("utf-8", "replace"),
+            stderr_text,
             files.get(f"{_FETCH_DIR}/{STDOUT_NAME}", b"").decode("utf-8", "replace"),
         )
+        # The job's own watchdog (a limit shorter than SLURM's minutes) says so on stderr.
+        watchdog: str | None = None
+        if runner_enforces_time(limits.time_s):
+            watchdog = next((ln.strip() for ln in stderr_text.splitlines() if ln.startswith(WATCHDOG_MARK)), None)
+        if watchdog:
+            evidence.append(watchdog)
         sched: dict[str, str] = {"JobId": ticket.key.display()}
         for key in SCHEDULER_KEYS[1:]:
             value = fields.get(key)
@@ -636,7 +647,7 @@ class SlurmCluster(Cluster):
             result.signal = sig if sig < 65 else None
         elif exit_code is not None:
             result.exit_code = exit_code
-        result.timed_out = state in ("TIMEOUT", "DEADLINE")
+        result.timed_out = state in ("TIMEOUT", "DEADLINE") or watchdog is not None
         if fetch_error and not result.infra_error:
             result.launch_error = fetch_error
 
@@ -846,6 +857,41 @@ class SlurmCluster(Cluster):
             )
         )
         return checks
+
+    def _config_value(self, key: str) -> str | None:
+        """One value of `scontrol show config` (None when it cannot be read)."""
+        if key not in self._slurm_config:
+            value = None
+            try:
+                res = self._sh(f"scontrol show config | grep -E '^{key} +='", timeout=60)
+                if res.ok and "=" in res.text():
+                    value = res.text().split("=", 1)[1].strip()
+            except (TransportError, InfraError):
+                pass
+            self._slurm_config[key] = value
+        return self._slurm_config[key]
+
+    def enforcement(self, limits: Limits) -> dict[str, str]:
+        """Memory by the cgroup (task/cgroup) or SLURM's own sampling; time by SLURM, or by the
+        job's watchdog (the runner) when the limit is not whole minutes; cores by SLURM."""
+        lim = effective_limits(self.cfg, limits)
+        task_plugin = self._config_value("TaskPlugin") or ""
+        return enforcers(
+            lim,
+            memory="cgroup" if "cgroup" in task_plugin else "SLURM",
+            time="runner" if runner_enforces_time(lim.time_s) else "SLURM",
+            cores="SLURM",
+        )
+
+    def node_cpus(self) -> int | None:
+        """The most CPUs a node of the partition offers (`sinfo %c`)."""
+        part = f" -p {shlex.quote(self.cfg.partition)}" if self.cfg.partition else ""
+        try:
+            res = self._sh(f"sinfo -h{part} -o '%c'", timeout=60)
+        except (TransportError, InfraError):
+            return None
+        counts = [int(t.rstrip("+")) for t in res.text().split() if t.rstrip("+").isdigit()] if res.ok else []
+        return max(counts) if counts else None
 
     def describe(self) -> dict[str, str]:
         """Kind, submit host, partition and interpreter, for report headers."""

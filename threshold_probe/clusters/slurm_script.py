@@ -10,6 +10,7 @@ SLURM_ARRAY_TASK_ID.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Sequence
@@ -26,6 +27,20 @@ STDOUT_NAME = "stdout.log"
 STDERR_NAME = "stderr.log"
 
 _PLAIN_DIRECTIVE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+
+#: The first words of the line the job's own watchdog writes to stderr when it ends the job at a
+#: time limit SLURM cannot enforce (SLURM counts time limits in whole minutes).
+WATCHDOG_MARK = "threshold-probe: time limit"
+
+
+def slurm_minutes(time_s: float) -> float:
+    """The time SLURM is asked for: the limit rounded up to whole minutes, as SLURM counts."""
+    return float(max(1, math.ceil(time_s / 60)) * 60)
+
+
+def runner_enforces_time(time_s: float | None) -> bool:
+    """Whether the job's own watchdog enforces the time limit (it is not whole minutes)."""
+    return time_s is not None and time_s != slurm_minutes(time_s)
 
 
 @dataclass(frozen=True)
@@ -81,18 +96,35 @@ def sbatch_directives(
     if lim.memory_bytes is not None:
         opts.append(f"--mem={to_sbatch_mem(lim.memory_bytes)}")
     if lim.time_s is not None:
-        opts.append(f"--time={to_slurm_time(lim.time_s)}")
+        # Rounded up: a shorter limit is enforced in the job itself (see _watchdog_line).
+        opts.append(f"--time={to_slurm_time(slurm_minutes(lim.time_s))}")
     if config.gres:
         opts.append(f"--gres={_directive_value(config.gres)}")
     opts += list(config.sbatch_args)
     return opts
 
 
-def _command_lines(task: ScriptTask, indent: str = "") -> list[str]:
+def _watchdog_line(time_s: float) -> str:
+    """A background watchdog that kills the job at `time_s`, for limits SLURM would round up.
+
+    `$$` is this shell's pid, which the `exec` that follows hands to the runner: the watchdog
+    kills the runner itself, so SLURM records the kill (ExitCode 0:9) and the line it writes
+    to stderr says who killed it. SLURM ends the watchdog with the job's other processes.
+    """
+    message = (
+        f"{WATCHDOG_MARK} of {time_s:g}s reached: the runner killed the job"
+        " (SLURM counts time limits in whole minutes)"
+    )
+    return f"( sleep {time_s:g} && printf '%s\\n' {shlex.quote(message)} >&2 && kill -KILL $$ ) &"
+
+
+def _command_lines(task: ScriptTask, indent: str = "", watchdog_s: float | None = None) -> list[str]:
     lines = [f"{indent}cd {shlex.quote(task.folder)}"]
     lines.append(f"{indent}printf '%s\\n' \"$started\" > {STARTED_NAME}")
     for name, value in sorted(task.env.items()):
         lines.append(f"{indent}export {name}={shlex.quote(value)}")
+    if watchdog_s is not None:
+        lines.append(f"{indent}{_watchdog_line(watchdog_s)}")
     lines.append(f"{indent}exec {shlex.join(task.argv)}")
     return lines
 
@@ -139,13 +171,15 @@ def render_job_script(
         lines.append("")
         lines += list(config.setup)
     lines.append("")
+    time_s = effective_limits(config, limits).time_s
+    watchdog_s = time_s if runner_enforces_time(time_s) else None
     if len(tasks) == 1:
-        lines += _command_lines(tasks[0])
+        lines += _command_lines(tasks[0], watchdog_s=watchdog_s)
     else:
         lines.append('case "${SLURM_ARRAY_TASK_ID:?not an array task}" in')
         for i, task in enumerate(tasks):
             lines.append(f"  {i})")
-            lines += _command_lines(task, indent="    ")
+            lines += _command_lines(task, indent="    ", watchdog_s=watchdog_s)
             lines.append("    ;;")
         lines += [
             "  *)",

@@ -45,10 +45,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
-from threshold_probe.clusters.base import Check, Cluster
+from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
-from threshold_probe.models import PYTHON, JobResult, JobSpec, shared_ref
+from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
 
 #: How much of the end of stdout and stderr a JobResult keeps in memory.
 TAIL_BYTES = 4096
@@ -713,6 +713,19 @@ class SSHCluster(Cluster):
             detail=f"round trip {rtt * 1000:.1f} ms (median of 5 commands on the open connection)",
             fix=None if rtt <= SLOW_RTT_S else "probes will be slow; a closer host or a faster link helps",
         )
+
+    def enforcement(self, limits: Limits) -> dict[str, str]:
+        """Memory by RLIMIT_AS and cores by affinity, set by the launcher; time by the launcher."""
+        return enforcers(limits, memory="RLIMIT_AS", time="runner", cores="CPU affinity")
+
+    def node_cpus(self) -> int | None:
+        """CPUs the host offers (`getconf _NPROCESSORS_ONLN`)."""
+        try:
+            res = self.transport.run("getconf _NPROCESSORS_ONLN", timeout=30)
+        except TransportError:
+            return None
+        text = res.text().strip()
+        return int(text) if res.ok and text.isdigit() else None
 
     def describe(self) -> dict[str, str]:
         """Kind, host and interpreter, for report headers."""

@@ -77,6 +77,11 @@ class Pipeline(ABC):
     def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
         """Fill `obs` from the job's result and fetched files (meta.json, result.json, logs)."""
 
+    def enforcement(self, cluster: Cluster, limits: Limits) -> dict[str, str]:
+        """Who enforces each limit: the cluster's mechanisms, unless the pipeline runs the job
+        some other way (a driving pipeline overrides this)."""
+        return cluster.enforcement(limits)
+
     def new_observation(
         self, workload: Workload, cluster: str, probe_id: str, limits: Limits, started: float
     ) -> Observation:

@@ -181,6 +181,20 @@ class ClustrixPipeline(Pipeline):
         data, _ = read_json_file(result.files.get(fetch[0]))
         return result, data
 
+    def enforcement(self, cluster: Cluster, limits: Limits) -> dict[str, str]:
+        """ClustriX's SSH mode enforces no limit: the pipeline ends a job at the time limit
+        itself; memory and cores are not enforced. Its SLURM mode hands them to sbatch."""
+        if getattr(cluster.config, "type", None) != "ssh":
+            return cluster.enforcement(limits)
+        out = {}
+        if limits.memory_bytes is not None:
+            out["memory"] = "not enforced (ClustriX over SSH)"
+        if limits.time_s is not None:
+            out["time"] = "runner"
+        if limits.cores is not None:
+            out["cores"] = "not enforced (ClustriX over SSH)"
+        return out
+
     # -- dispatch -----------------------------------------------------------------------------
 
     def dispatch(
@@ -211,6 +225,10 @@ class ClustrixPipeline(Pipeline):
         obs.notes.append(f"ClustriX {_clustrix_version()} remote_work_dir: {root}")
         if self.provision_venv:
             obs.notes.append(f"job folders' venv -> {prep.get('venv')} ({prep.get('venv_how')})")
+            # ClustriX's job runs in that environment: its versions are the far side's.
+            versions = prep.get("versions")
+            if isinstance(versions, dict):
+                obs.far_side = {k: str(versions[k]) if versions.get(k) else None for k in ("python", "cloudpickle")}
 
         # ClustriX enforces no time limit in SSH mode: the probe does (plus its own set-up time).
         bound = (limits.time_s or DEFAULT_BOUND_S) + 10.0

@@ -77,8 +77,13 @@ class InlinePipeline(Pipeline):
     def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
         """Merge the runner's meta.json and result.json; note the longest argument's size."""
         obs = fill_observation(obs, result)
-        longest = max((len(a.encode()) for a in job.argv), default=0)
-        obs.notes.append(f"longest command-line argument: {longest} bytes (limit {MAX_ARG_STRLEN})")
+        # Counted with the terminating NUL, as the kernel counts it against MAX_ARG_STRLEN.
+        longest = max((len(a.encode()) + 1 for a in job.argv), default=0)
+        relation = "over" if longest > MAX_ARG_STRLEN else "within"
+        obs.notes.append(
+            f"longest command-line argument: {longest} bytes, {relation} the {MAX_ARG_STRLEN}-byte limit"
+            " on one argument (MAX_ARG_STRLEN)"
+        )
         return obs
 
 

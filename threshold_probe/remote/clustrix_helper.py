@@ -12,7 +12,8 @@ Usage, with the helper's own job folder as the working directory (it writes its 
 folder and then a bare ``python``, but never creates that venv in SSH mode, and names each job
 folder ``job_<unix second>``. So ``prepare`` pre-creates ``ROOT/job_<t>/venv`` for the next COUNT
 seconds, each a link to the Python environment of this interpreter (its venv, or one made once
-with ``--system-site-packages``): the environment ClustriX's own script expects.
+with ``--system-site-packages``): the environment ClustriX's own script expects. It also reports
+this interpreter's Python and cloudpickle versions, which are therefore those of the job.
 
 ``status`` says whether any process still runs in ROOT (by /proc/PID/cwd) and which job folders
 hold a result or an error.
@@ -31,6 +32,7 @@ import io
 import json
 import os
 import pickle
+import platform
 import signal
 import subprocess
 import sys
@@ -73,7 +75,22 @@ def prepare(workdir, probe_id, start, count):
         link = os.path.join(job, "venv")
         if not os.path.lexists(link):
             os.symlink(venv, link)
-    _write_json("prepare.json", {"root": root, "venv": venv, "venv_how": how, "home": os.path.expanduser("~")})
+    _write_json(
+        "prepare.json",
+        {"root": root, "venv": venv, "venv_how": how, "home": os.path.expanduser("~"), "versions": _versions()},
+    )
+
+
+def _versions():
+    """This interpreter's Python and cloudpickle versions: those of ClustriX's job, whose venv
+    links to this interpreter's environment."""
+    try:
+        import cloudpickle
+
+        cp = getattr(cloudpickle, "__version__", None)
+    except Exception:  # missing or broken: either way the job cannot load a function
+        cp = None
+    return {"python": platform.python_version(), "cloudpickle": cp}
 
 
 def _processes_in(root):

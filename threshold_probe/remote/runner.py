@@ -13,9 +13,9 @@ It writes two files in the working directory, each atomically (a temporary name,
     ``status`` ("started", "running", "ok" or "error"), ``stage`` (the stage running or failed:
     "setup", "deserialize", "execute" or "serialize"), ``t`` (time.time() stamps: ``runner_start``,
     ``deserialize_start``/``_end``, ``execute_start``/``_end``, ``serialize_start``/``_end``,
-    ``runner_end``), peak RSS of the process and its children in KB, CPU times, the exception
-    (type, module, message, traceback, stage), the Python and cloudpickle versions, hostname, pid,
-    the resource limits in force, and the planned exit code.
+    ``runner_end``), peak RSS of the process and its children and its peak address space in KB,
+    CPU times, the exception (type, module, message, traceback, stage), the Python and cloudpickle
+    versions, hostname, pid, the resource limits in force, and the planned exit code.
 
 ``result.json`` (only on success)
     ``type``, ``size`` (bytes of the JSON form, or of the repr when the result is not JSON-able),
@@ -94,20 +94,25 @@ def _write_json(name, data):
     os.replace(tmp, name)
 
 
+def _proc_status_kb(field):
+    """One KB field of /proc/self/status, or None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _vm_hwm_kb():
     """This process's own peak RSS from /proc (KB), or None where there is no /proc.
 
     Linux keeps ru_maxrss across execve, so a runner started by a large parent would report the
     parent's peak; VmHWM belongs to this process image alone.
     """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _proc_status_kb("VmHWM")
 
 
 def _rusage():
@@ -121,6 +126,8 @@ def _rusage():
     return {
         "rss_peak_kb_self": _vm_hwm_kb() or int(me.ru_maxrss * scale),
         "rss_peak_kb_children": int(kids.ru_maxrss * scale),
+        # Peak address space: what RLIMIT_AS limits, and so the floor a memory limit needs there.
+        "vm_peak_kb_self": _proc_status_kb("VmPeak"),
         "cpu": {
             "user": me.ru_utime,
             "system": me.ru_stime,

@@ -278,20 +278,23 @@ def attribution_score(findings: dict[str, Any]) -> float:
     return 0.5 * bool(findings.get("sufficient")) + 0.5 * bool(findings.get("necessary"))
 
 
-def limits_text(limits: dict[str, Any]) -> str:
-    """Limits as people write them: 'memory 300MB, time 120s, cores 2'."""
+def limits_text(limits: dict[str, Any], enforced_by: dict[str, str] | None = None) -> str:
+    """Limits as people write them, each with who enforced it when known:
+    'memory 300MB (RLIMIT_AS), time 3s (runner), cores 2 (CPU affinity)'."""
     from threshold_probe.units import format_memory
 
+    by = enforced_by or {}
     parts = []
     for key, value in limits.items():
         if value is None:
             continue
         if key == "memory_bytes" and isinstance(value, int):
-            parts.append(f"memory {format_memory(value)}")
+            text, name = f"memory {format_memory(value)}", "memory"
         elif key == "time_s" and isinstance(value, (int, float)):
-            parts.append(f"time {value:g}s")
+            text, name = f"time {value:g}s", "time"
         else:
-            parts.append(f"{key} {value}")
+            text, name = f"{key} {value}", key
+        parts.append(f"{text} ({by[name]})" if by.get(name) else text)
     return ", ".join(parts)
 
 

@@ -490,7 +490,7 @@ def to_html(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
         escape(when),
     ]
     if summary.limits:
-        meta.append("limits " + escape(limits_text(summary.limits) or "none"))
+        meta.append("limits " + escape(limits_text(summary.limits, summary.limits_enforced_by) or "none"))
     if summary.versions:
         meta.append(escape(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items()))))
     meta.append(f'<span id="reuse">{escape(reuse_text(summary))}</span>')

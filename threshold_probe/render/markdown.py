@@ -61,7 +61,7 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     started = dt.datetime.fromtimestamp(summary.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = [f"run `{summary.run_id}` ({summary.kind}, {summary.status})", started]
     if summary.limits:
-        facts.append("limits " + (limits_text(summary.limits) or "none"))
+        facts.append("limits " + (limits_text(summary.limits, summary.limits_enforced_by) or "none"))
     if summary.versions:
         facts.append(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
     facts.append(_cell(reuse_text(summary)))

@@ -59,7 +59,7 @@ def header(summary: RunSummary) -> RenderableType:
     grid.add_row("pipeline", summary.pipeline)
     grid.add_row("ladder", summary.ladder)
     if summary.limits:
-        grid.add_row("limits", limits_text(summary.limits) or "none")
+        grid.add_row("limits", limits_text(summary.limits, summary.limits_enforced_by) or "none")
     if summary.versions:
         grid.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
     grid.add_row("reused", reuse_text(summary))
