@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
+from tests.testbed.testbed import Testbed
 from threshold_probe.cli.app import app
 from threshold_probe.ladder import DIMENSIONS, generate, load_ladder
 from threshold_probe.ladder.workload import Workload
@@ -225,8 +226,8 @@ def clean_ladder(folder: Path, feature: str, value: int | str, base: dict[str, A
     return path
 
 
-def check_isolated(data: dict[str, Any], feature: str) -> None:
-    assert (data["last_pass"], data["first_fail"]) == (1, 2), data["message"]
+def check_isolated(data: dict[str, Any], feature: str, good: int = 1) -> None:
+    assert (data["last_pass"], data["first_fail"]) == (good, good + 1), data["message"]
     iso = data["isolate"]
     assert iso["drivers"] == [feature], iso["message"]
     assert iso["necessary"] == [feature], iso["message"]
@@ -243,3 +244,46 @@ def test_isolate_names_the_feature_not_a_size(reports: Path, feature: str, value
         reports, "bisect", "--ladder", str(ladder), "--pipeline", FUNCTION_ONLY, "--isolate", "--confirm", "0"
     )
     check_isolated(data, feature)
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+def test_clustrix_range_split_on_the_features_ladder_is_isolated_to_top_level_range_loops(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    """ClustriX's auto_parallel calls the function with `_chunk_range_i=`: the TypeError names the
+    function (`workload_17()` at a level, `workload()` in isolation's own probes), and the finding
+    must still be one failure, driven by top_level_range_loops alone."""
+    ladder = load_ladder("features")
+    first = next(n for n in ladder.numbers() if int(ladder.level(n).values["top_level_range_loops"]))
+    result = CliRunner().invoke(
+        app,
+        [
+            "--config",
+            str(testbed.config_path),
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "bisect",
+            "-C",
+            "testbed-ssh",
+            "--pipeline",
+            "clustrix",
+            "--ladder",
+            "features",
+            "--lo",
+            str(first - 1),
+            "--hi",
+            str(first),
+            "--isolate",
+            "--confirm",
+            "0",
+            "--json",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    data = json.loads(result.stdout)
+    assert (data["last_pass"], data["first_fail"]) == (first - 1, first), data["message"]
+    boundary = next(p for p in data["probes"] if p["level"] == first)
+    assert boundary["signature"] == "exception:TypeError:<func>() got an unexpected keyword argument '_chunk_range_i'"
+    check_isolated(data, "top_level_range_loops", first - 1)
