@@ -91,7 +91,7 @@ def test_folder_reports_syntax_error_and_measures_the_rest() -> None:
 
 
 def test_pickle_bytes_for_files() -> None:
-    result = measure_paths([str(ASSETS)])
+    result = measure_paths([str(ASSETS)], pickle=True)
     by = {(Path(m.path or "").name, m.qualname): m for m in result.functions}
     # Module-level functions and methods are imported and pickled by value.
     assert (by["helpers.py", "hostname"].pickle_bytes or 0) > 300
@@ -99,7 +99,9 @@ def test_pickle_bytes_for_files() -> None:
     # A nested function only exists while its parent runs; a module that fails to import has none.
     assert by["examples.py", "outer.<locals>.inner"].pickle_bytes is None
     assert by["raises_on_import.py", "survives"].pickle_bytes is None
-    assert measure_paths([str(ASSETS / "examples.py")], pickle=False).functions[0].pickle_bytes is None
+    assert [Path(e.path).name for e in result.errors if "no pickle sizes" in e.message] == ["raises_on_import.py"]
+    # Without pickle=True (the default) nothing is imported, so there is no pickle size.
+    assert measure_paths([str(ASSETS / "examples.py")]).functions[0].pickle_bytes is None
 
 
 def test_file_func_target() -> None:

@@ -42,6 +42,44 @@ def test_normalise_message(message: str, expected: str) -> None:
     assert normalise_message(message) == expected
 
 
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "workload_17() got an unexpected keyword argument '_chunk_range_i'",
+            "<func>() got an unexpected keyword argument '_chunk_range_i'",
+        ),
+        (
+            "workload() got an unexpected keyword argument '_chunk_range_i'",
+            "<func>() got an unexpected keyword argument '_chunk_range_i'",
+        ),
+        (
+            "make_workload_23.<locals>.workload_23() takes 0 positional arguments but 1 was given",
+            "<func>() takes <n> positional arguments but <n> was given",
+        ),
+        ("Workload21.workload_21() missing 1 required argument", "<func>() missing <n> required argument"),
+        ("name 'workload' is not defined", "name '<func>' is not defined"),
+        ("unexpected indent (<shipped workload_22>, line 31)", "unexpected indent (<shipped <func>>, line <n>)"),
+        (
+            "unexpected indent (<shipped features-spec-0a1b2c3d4e>, line 31)",
+            "unexpected indent (<shipped <func>>, line <n>)",
+        ),
+        ("invalid syntax (<default-spec-1234567890>, line 3)", "invalid syntax (<<func>>, line <n>)"),
+        # The English word stays: only the generated identifiers are replaced.
+        ("the workload ran out of memory", "the workload ran out of memory"),
+        ("name 'workloads' is not defined", "name 'workloads' is not defined"),
+    ],
+)
+def test_generated_function_names_are_normalised(message: str, expected: str) -> None:
+    assert normalise_message(message) == expected
+
+
+def test_the_same_failure_of_a_level_and_of_an_isolation_probe_has_one_signature() -> None:
+    level = signature("exception", "TypeError", "workload_17() got an unexpected keyword argument '_chunk_range_i'")
+    probe = signature("exception", "TypeError", "workload() got an unexpected keyword argument '_chunk_range_i'")
+    assert level == probe
+
+
 def test_signature_is_stable_across_levels_and_short_type() -> None:
     a = signature("deserialize", "_pickle.UnpicklingError", "invalid load key, '\\x00' at 0x55d1")
     b = signature("deserialize", "pickle.UnpicklingError", "invalid load key, '\\x00' at 0x9a0f")

@@ -18,7 +18,9 @@ Definitions used (also the basis of the hand-counted fixtures in tests/assets/me
 - free_vars: names the function reads from enclosing function scopes (its closure cells);
   global_refs: names it reads from the module or from imports (builtins excluded);
 - string_literal_bytes: UTF-8 bytes of every str and bytes constant, docstring included;
-- pickle_bytes: len(cloudpickle.dumps(function)), the function pickled by value;
+- pickle_bytes: len(cloudpickle.dumps(function)), the function pickled by value: for a generated
+  workload always (it is our own code), for a user's file only on request (`measure_paths(...,
+  pickle=True)`), which imports the file in a child process;
 - features: multiline_strings (str, bytes and f-string literals spanning several lines),
   nested_functions (defs inside the function), lambdas, decorators (on the function itself),
   comprehensions (list, set, dict, generator), top_level_range_loops (`for ... in range(...)`
@@ -30,9 +32,12 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
-import importlib.util
-import io
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import tokenize
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -506,37 +511,91 @@ def _python_files(folder: Path) -> list[Path]:
     return sorted(out)
 
 
-def _import_by_path(path: Path) -> Any | None:
-    """The file executed as a fresh module (None when that fails); it is left out of sys.modules."""
-    name = f"threshold_probe_measured_{abs(hash(str(path.resolve()))):x}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))
-    sink = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            spec.loader.exec_module(module)
-    except (Exception, SystemExit):  # the user's module failed to import: no pickle size
-        return None
-    finally:
-        sys.modules.pop(name, None)
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(path.parent))
-    return module
+#: Seconds a file may take to import, in the child that sizes its functions' pickles.
+PICKLE_TIMEOUT_S = 10.0
 
-
-def _lookup(module: Any, qualname: str) -> Any | None:
-    if "<locals>" in qualname:
-        return None  # a nested function only exists while its parent runs
+# The child that sizes pickles: it imports one file (its folder first on sys.path), pickles each
+# named function by value with cloudpickle, and writes {"sizes": {qualname: bytes or null}} or
+# {"error": "Type: message"} to the file named by argv[2]. Its own output goes nowhere, so whatever
+# the module prints cannot be mistaken for the answer.
+_PICKLE_CHILD = r"""
+import importlib.util, json, os, sys
+path, out, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+def answer(data):
+    with open(out, "w") as fh:
+        json.dump(data, fh)
+sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+import cloudpickle
+name = "threshold_probe_measured"
+spec = importlib.util.spec_from_file_location(name, path)
+module = importlib.util.module_from_spec(spec)
+sys.modules[name] = module
+try:
+    spec.loader.exec_module(module)
+except BaseException as exc:
+    text = str(exc).strip().splitlines()
+    answer({"error": type(exc).__name__ + (": " + text[0] if text else "")})
+    sys.exit(0)
+# Out of sys.modules, so that cloudpickle ships each function by value, as a runner would.
+sys.modules.pop(name, None)
+sizes = {}
+for qualname in names:
     obj = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
+    try:
+        sizes[qualname] = len(cloudpickle.dumps(obj)) if callable(obj) else None
+    except Exception:
+        sizes[qualname] = None
+answer({"sizes": sizes})
+"""
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _pickle_sizes(path: Path, qualnames: list[str], timeout: float) -> tuple[dict[str, int | None], str | None]:
+    """Pickled sizes of the named functions, from a child that imports the file; or why there are none.
+
+    The child runs in its own session and is killed, with anything it started there, when it
+    outlives `timeout` and once it is done.
+    """
+    with tempfile.TemporaryDirectory(prefix="probe-measure-") as tmp:
+        out = Path(tmp) / "sizes.json"
+        argv = [sys.executable, "-c", _PICKLE_CHILD, str(path), str(out), json.dumps(qualnames)]
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if code is None:
+            return {}, f"still importing after {timeout:g} s: stopped, no pickle sizes (see --pickle-timeout)"
+        try:
+            data = json.loads(out.read_text())
+        except (OSError, ValueError):
+            data = None
+    if code < 0:
+        return {}, f"crashed ({_signal_name(-code)}) while being imported: no pickle sizes"
+    if not isinstance(data, dict):
+        return {}, f"exited with code {code} while being imported: no pickle sizes"
+    if "error" in data:
+        return {}, f"importing it raised {data['error']}: no pickle sizes"
+    sizes = data.get("sizes") or {}
+    return {q: sizes.get(q) if isinstance(sizes.get(q), int) else None for q in qualnames}, None
 
 
 def _split_target(target: str) -> tuple[Path, str | None]:
@@ -547,7 +606,9 @@ def _split_target(target: str) -> tuple[Path, str | None]:
     return Path(file), func
 
 
-def _measure_file(path: Path, shown: str, func: str | None, pickle: bool, result: MeasureResult) -> None:
+def _measure_file(
+    path: Path, shown: str, func: str | None, pickle: bool, timeout: float, result: MeasureResult
+) -> None:
     try:
         with tokenize.open(path) as fh:
             source = fh.read()
@@ -569,20 +630,29 @@ def _measure_file(path: Path, shown: str, func: str | None, pickle: bool, result
             names = ", ".join(m.qualname for m in functions) or "none"
             raise UserError(f"{shown}: no function {func!r} (functions: {names})")
         functions = chosen[:1]
-    if pickle and functions:
-        module = _import_by_path(path)
-        if module is not None:
-            for m in functions:
-                obj = _lookup(module, m.qualname)
-                m.pickle_bytes = pickle_size(obj) if callable(obj) else None
+    # A nested function only exists while its parent runs: it has no pickle of its own to size.
+    reachable = [m.qualname for m in functions if "<locals>" not in m.qualname]
+    if pickle and reachable:
+        sizes, problem = _pickle_sizes(path, reachable, timeout)
+        for m in functions:
+            m.pickle_bytes = sizes.get(m.qualname)
+        if problem:
+            result.errors.append(FileError(path=shown, lineno=None, message=problem))
     result.functions.extend(functions)
 
 
-def measure_paths(targets: Sequence[str], *, pickle: bool = True) -> MeasureResult:
+def measure_paths(
+    targets: Sequence[str], *, pickle: bool = False, pickle_timeout: float = PICKLE_TIMEOUT_S
+) -> MeasureResult:
     """Metrics of every function in files, folders (recursively, *.py) and FILE:FUNC targets.
 
-    A missing path raises UserError; a file that cannot be parsed becomes a FileError and the
-    others are still measured. With `pickle`, each file is imported to size its functions' pickles.
+    Static: every file is parsed, never imported. A missing path raises UserError; a file that
+    cannot be parsed becomes a FileError and the others are still measured.
+
+    With `pickle`, each file is also imported, in a child process with the file's folder first on
+    sys.path, to size its functions' pickles: the file's top-level code runs, with whatever side
+    effects it has. A file whose import raises, exits, crashes or outlives `pickle_timeout`
+    seconds gets a FileError of one line; its functions keep their static metrics.
     """
     result = MeasureResult()
     for target in targets:
@@ -593,7 +663,7 @@ def measure_paths(targets: Sequence[str], *, pickle: bool = True) -> MeasureResu
             if func is not None:
                 raise UserError(f"{target}: FILE:FUNC needs a file, and {path} is a folder")
             for file in _python_files(path):
-                _measure_file(file, str(file), None, pickle, result)
+                _measure_file(file, str(file), None, pickle, pickle_timeout, result)
         else:
-            _measure_file(path, str(path), func, pickle, result)
+            _measure_file(path, str(path), func, pickle, pickle_timeout, result)
     return result

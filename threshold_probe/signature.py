@@ -4,9 +4,11 @@ A signature is ``class:ExceptionType:normalised message``, for example
 ``import:ModuleNotFoundError:No module named 'numpy'`` or
 ``name:NameError:name 'helper_<n>' is not defined``. Normalising replaces whatever differs
 between two runs of the same failure: numbers (levels, sizes, job ids, line numbers),
-hex addresses, long hex ids, uuids, absolute paths and quoted temporary names. So the same failure
-at level 12 and level 30 has the same signature, and a bisect that hunts it can tell it apart
-from a different one.
+hex addresses, long hex ids, uuids, absolute paths, quoted temporary names, and the names the
+generator gives a workload (``workload_17``, ``make_workload_17.<locals>.workload_17``,
+``Workload17``, an isolation probe's ``workload`` and ``default-spec-<digest>``), which become
+``<func>``. So the same failure at level 12, at level 30 and in an isolation probe has the same
+signature, and a bisect that hunts it can tell it apart from a different one.
 
 Patterns (``--match``), decided so that a plain message never surprises anyone by acting as a
 regex:
@@ -43,7 +45,26 @@ _QUOTED_TEMP = re.compile(r"(['\"])(?:tmp|temp|pymp)[\w.\-]*\1", re.IGNORECASE)
 _LONG_HEX = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}(?![0-9A-Za-z])")
 _HEX_SUFFIX = re.compile(r"(?<=_)(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)*")
+# The generator's names for a workload: the function, its factory and its class, as a dotted
+# qualname. A bare `workload` (a probe of dimension values) is a name only where code puts one:
+# before `(` or `.`, after a `.`, or between quotes; elsewhere it is the English word.
+_GEN_PART = r"(?:make_workload(?:_\d+)?|Workload\d*|workload(?:_\d+)?)"
+_GENERATED = re.compile(rf"(?<![\w.]){_GEN_PART}(?:\.(?:<locals>|{_GEN_PART}))*(?![\w])")
+# The name of a workload generated for an isolation probe: `<ladder>-spec-<10 hex digits>`.
+_SPEC_NAME = re.compile(r"(?<![\w.\-])[\w.\-]+-spec-[0-9a-f]{10}(?![\w])")
 _SPACE = re.compile(r"\s+")
+
+
+def _generated_name(match: re.Match[str]) -> str:
+    """`<func>` for a generated name; a bare `workload` only where code would put a name."""
+    name, text = match.group(0), match.string
+    if name not in ("workload", "Workload"):
+        return "<func>"
+    before = text[match.start() - 1 : match.start()]
+    after = text[match.end() : match.end() + 2]
+    called = after.startswith("(") or (after[:1] == "." and after[1:2].isidentifier())
+    quoted = before in ("'", '"') and after[:1] == before
+    return "<func>" if called or quoted else name
 
 
 def normalise_message(message: str) -> str:
@@ -54,6 +75,8 @@ def normalise_message(message: str) -> str:
     text = _WINDOWS_PATH.sub("<path>", text)
     text = _POSIX_PATH.sub("<path>", text)
     text = _QUOTED_TEMP.sub(r"\1<tmp>\1", text)
+    text = _SPEC_NAME.sub("<func>", text)
+    text = _GENERATED.sub(_generated_name, text)
     text = _LONG_HEX.sub("<hex>", text)
     text = _HEX_SUFFIX.sub("<hex>", text)
     text = _NUMBER.sub("<n>", text)

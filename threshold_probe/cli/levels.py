@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import load_ladder
-from threshold_probe.metrics import measure_paths, measure_workload
+from threshold_probe.metrics import PICKLE_TIMEOUT_S, measure_paths, measure_workload
 from threshold_probe.store import atomic_write
 
 LadderOpt = Annotated[
@@ -63,6 +65,14 @@ def levels(
         err_console.print(f"wrote {len(rows)} sources to {write}")
 
 
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Text from a user's file without terminal control sequences (an exception message is data)."""
+    return _CONTROL.sub("", text)
+
+
 SORT_FIELDS = (
     "loc", "sloc", "cc", "halstead_effort", "mi", "ast_nodes", "max_nesting", "subprocess_calls", "pickle_bytes"
 )
@@ -74,11 +84,28 @@ def measure(
     as_json: JsonOpt = False,
     top: Annotated[int | None, typer.Option("--top", help="Show only the N largest by the sort field.")] = None,
     sort: Annotated[str, typer.Option("--sort", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")] = "loc",
+    pickle: Annotated[
+        bool,
+        typer.Option(
+            "--pickle",
+            help="Also size each function's pickle (cloudpickle, by value). This imports every file, so its "
+            "top-level code runs, with its side effects (files written, processes started, network calls): "
+            "in a child process, from the current folder, with the file's folder first on sys.path, its "
+            "output discarded, stopped after --pickle-timeout seconds. Without it, nothing is imported.",
+        ),
+    ] = False,
+    pickle_timeout: Annotated[
+        float,
+        typer.Option("--pickle-timeout", min=0.1, help="Seconds a file may take to import with --pickle."),
+    ] = PICKLE_TIMEOUT_S,
 ) -> None:
-    """Static metrics of every function in files or folders, or of single functions (FILE:FUNC)."""
+    """Static metrics of every function in files or folders, or of single functions (FILE:FUNC).
+
+    Files are parsed, never imported or run, unless --pickle is given.
+    """
     if sort not in SORT_FIELDS:
         raise UserError(f"cannot sort by {sort!r}: choose one of {', '.join(SORT_FIELDS)}")
-    result = measure_paths(targets)
+    result = measure_paths(targets, pickle=pickle, pickle_timeout=pickle_timeout)
     funcs = sorted(result.functions, key=lambda f: (-(getattr(f, sort) or 0), f.path or "", f.lineno))
     if top is not None:
         funcs = funcs[:top]
@@ -96,7 +123,7 @@ def measure(
             table.add_column(col, justify="right")
         for f in funcs:
             table.add_row(
-                f"{f.path}:{f.qualname}" if f.path else f.qualname,
+                escape(printable(f"{f.path}:{f.qualname}" if f.path else f.qualname)),
                 str(f.lineno),
                 str(f.loc),
                 str(f.sloc),
@@ -111,6 +138,7 @@ def measure(
             )
         console.print(table)
         for e in result.errors:
-            err_console.print(f"[red]{e.path}:{e.lineno}:[/] {e.message}", highlight=False)
+            where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"
+            err_console.print(f"[red]{escape(where)}[/] {escape(printable(e.message))}", highlight=False)
     if result.errors and not result.functions:
         raise typer.Exit(2)

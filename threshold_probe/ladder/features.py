@@ -12,7 +12,8 @@ Each feature dimension is a count; `apply` adds that many instances to the parts
 - nested_functions, lambdas, comprehensions: defined and used in the body;
 - decorators: `@stamped` (odd) and a multi-line `@labelled(...)` call (even), both module-level
   decorators built on functools.wraps, so the loaded function is the wrapper;
-- top_level_range_loops: `for i in range(n):` loops at the function's top level, outside phases;
+- top_level_range_loops: `for i in range(n):` loops at the function's top level, outside phases,
+  before anything else in the body, so the first of them is the function's first loop;
 - default_args: parameters with large defaults built by expressions (a tuple of ints, a long
   string), so the pickle grows more than the source;
 - star_args: 1 adds `*args`, 2 adds `*args, **kwargs`.
@@ -165,8 +166,10 @@ def apply(p: Parts) -> None:
         p.params.append("**kwargs")
         p.work.append(_item(['report["extra_kwargs"] = sorted(kwargs)']))
 
+    # First in the body, before the memory's `while`: a runner that looks at a function's first
+    # loop (ClustriX's auto_parallel) sees the range loop there.
     for k in range(1, count["top_level_range_loops"] + 1):
-        p.tail.append(
+        p.head.append(
             _item(
                 [
                     f"count_{k} = 0",

@@ -7,13 +7,20 @@ generator.
 
 Layout of the function body, top to bottom:
 
-1. docstring, a `report` dict and the `tally` that simple statements compute;
-2. memory (`memory_mb`), allocated first so that it is held through everything else;
+1. docstring, a `report` dict and the `tally` that simple statements compute, then the top-level
+   range loops (`top_level_range_loops`), so that the first of them is the function's first loop;
+2. memory (`memory_mb`), allocated first among the work so that it is held through everything else;
 3. the work items (`subprocess_calls`, `data_structures`, `branches`, `loops`, `nesting_depth`,
    most syntactic features, and the padding that brings the function to `loc` lines), in
    contiguous runs over `phases` try/except blocks, or inline when `phases` is 0;
-4. top-level range loops, then runtime, output, result and payload;
+4. runtime, output, result and payload;
 5. the first failure of any phase is re-raised with its own traceback, then `return report`.
+
+A size or resource dimension never adds a syntactic feature: no module-level name but the
+imports, no closure, helper, decorator, default argument or column-0 line. The payload is a
+constant of the function itself. Only the feature dimensions (features.py) add those, so a runner
+that ships nothing but a function's source runs every level a feature does not break, and
+`isolate` never blames a size for a feature.
 
 Resource work stays outside the phases on purpose: a phase swallows `Exception`, and a
 MemoryError that a phase swallowed would turn an out-of-memory level into a pass.
@@ -25,6 +32,8 @@ method of a class `Workload<level>` (accessor `Workload<level>.workload_<level>`
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -192,6 +201,20 @@ def _result_lines(kb: int) -> list[str]:
     ]
 
 
+def _payload_lines(kb: int) -> list[str]:
+    # A constant of the function's own code, on one line: it travels wherever the function's
+    # source or code goes, so the size grows without a module global, a closure or a default.
+    # Base64 of a hash chain: deterministic, printable, no escapes, one byte of pickle per char.
+    chars = kb * 1024
+    digest = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(chars * 3 // 128 + 1))
+    text = base64.b64encode(digest).decode("ascii")[:chars]
+    return [
+        f"# Payload: {kb} KiB carried as a constant of the function; its source and pickle carry them.",
+        f'payload = b"{text}"',
+        'report["payload_sha256"] = hashlib.sha256(payload).hexdigest()',
+    ]
+
+
 # -- padding -------------------------------------------------------------------------------
 
 # Padding only touches `tally`, so it needs no scaffolding beyond the one `tally` line.
@@ -262,7 +285,7 @@ def _body(p: Parts, pad: int) -> list[str]:
     if int(v["result_kb"]):
         body.extend(_result_lines(int(v["result_kb"])))
     if int(v["payload_kb"]):
-        body.append('report["payload_sha256"] = hashlib.sha256(PAYLOAD).hexdigest()')
+        body.extend(_payload_lines(int(v["payload_kb"])))
     if needs_tally:
         body.append('report["tally"] = tally')
     body.extend(p.report_lines)
@@ -335,13 +358,6 @@ def _assemble(p: Parts) -> tuple[str, str, str | None]:
     imports = _imports(p)
     if imports:
         lines += ["", *imports]
-    if int(p.values["payload_kb"]):
-        n = int(p.values["payload_kb"]) * 32
-        lines += [
-            "",
-            f"# Payload: {int(p.values['payload_kb'])} KiB the function captures; its pickle carries them.",
-            f'PAYLOAD = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range({n}))',
-        ]
     if p.module_lines:
         lines += ["", *p.module_lines]
     accessor: str | None

@@ -31,7 +31,8 @@ class Parts:
     #: Lines above `def` (decorators), at the function's own indentation.
     decorators: list[str] = field(default_factory=list)
     params: list[str] = field(default_factory=list)
-    #: Statements right after the docstring and `report`, before memory (setup a feature needs).
+    #: Statements right after the docstring and `report`, before memory (a feature's setup, and the
+    #: top-level range loops, which must be the function's first loops).
     head: list[Item] = field(default_factory=list)
     #: Work items spread over the phases.
     work: list[Item] = field(default_factory=list)
