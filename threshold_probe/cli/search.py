@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from threshold_probe.cli.common import RichProgress, command, command_prefix, console, get_state, print_json
 from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary
+from threshold_probe.textsafe import strip_control
 
 ClusterOpt = Annotated[
     str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
@@ -122,8 +124,8 @@ def _execute(
                 shown.add(seen)
                 show_probe(record, console)
         if len(records) > 1:
-            console.print(summary.message, highlight=False)
-        console.print(f"[dim]run {summary.run_id}: {summary.reports_dir}[/]", highlight=False)
+            console.print(Text(strip_control(summary.message)), highlight=False)
+        console.print(Text(f"run {summary.run_id}: {summary.reports_dir}", style="dim"), highlight=False)
     else:
         show_summary(summary, store, console)
     return summary
