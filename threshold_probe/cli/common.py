@@ -25,12 +25,14 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from threshold_probe.config import ProbeConfig, load_config
 from threshold_probe.errors import ProbeError
 from threshold_probe.interrupts import interruptible
 from threshold_probe.models import ProbeRecord
 from threshold_probe.store import Store
+from threshold_probe.textsafe import strip_control
 
 #: stdout: tables, reports and JSON. stderr: progress, warnings and errors.
 console = Console(soft_wrap=False)
@@ -93,8 +95,9 @@ def get_state() -> AppState:
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
-    # Messages quote config and far-side text ("[nightly] ..."): data, never Rich markup.
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # The message may quote far-side text or user input: plain Text, never Rich markup.
+    line = Text.assemble(("error:", "bold red"), " ", strip_control(message).replace("\n", " "))
+    err_console.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -180,7 +183,7 @@ _VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
 def verdict_text(record: ProbeRecord) -> str:
     v = record.verdict
     style = _VERDICT_STYLE.get(v.status, "")
-    cls = f" {v.failure_class}" if v.failure_class else ""
+    cls = f" {escape(strip_control(v.failure_class))}" if v.failure_class else ""
     return f"[{style}]{v.status}{cls}[/]"
 
 
@@ -225,7 +228,7 @@ class RichProgress:
         if self.quiet and not message.startswith("warning:"):  # a warning is shown even when quiet
             return
         target = self._progress.console if self._progress is not None else err_console
-        target.print(f"[dim]{message}[/]", highlight=False)
+        target.print(Text(strip_control(message), style="dim"), highlight=False)
 
     def end(self) -> None:
         if self._progress is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from threshold_probe.cli.common import (
     RichProgress,
@@ -21,6 +22,7 @@ from threshold_probe.render.common import reuse_text
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary, gate_failure
 from threshold_probe.target import parse_args
+from threshold_probe.textsafe import strip_control
 
 ClusterOpt = Annotated[
     str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
@@ -179,10 +181,10 @@ def _execute(
                 shown.add(seen)
                 show_probe(record, console)
         if len(records) > 1:
-            console.print(summary.message, highlight=False)
+            console.print(Text(strip_control(summary.message)), highlight=False)
         if summary.reuse is not None and summary.reuse.reused:
-            console.print(reuse_text(summary), highlight=False)
-        console.print(f"[dim]run {summary.run_id}: {summary.reports_dir}[/]", highlight=False)
+            console.print(Text(strip_control(reuse_text(summary))), highlight=False)
+        console.print(Text(f"run {summary.run_id}: {summary.reports_dir}", style="dim"), highlight=False)
     else:
         show_summary(summary, store, console)
     return summary

@@ -10,29 +10,36 @@ from rich.text import Text
 from threshold_probe.models import STAGES, ProbeRecord
 from threshold_probe.store import Store
 from threshold_probe.summary import RunSummary
+from threshold_probe.textsafe import clean
 
 
 def show_probe(record: ProbeRecord, console: Console) -> None:
     """The observation of one probe: verdict, exit status, stage timings, memory and log tails."""
+    record = clean(record)  # far-side text: no escape sequences reach the terminal
     obs, v = record.observation, record.verdict
     style = {"pass": "green", "fail": "red", "skip": "yellow"}[v.status]
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+
+    def row(label: str, value: str | Text) -> None:
+        # Every value is plain Text: a log line or path holding "[/]" is not Rich markup.
+        grid.add_row(label, value if isinstance(value, Text) else Text(value))
+
     title = f"level {record.level}" if record.level is not None else obs.workload
-    head.add_row("probe", f"{record.probe_id} ({title}, {obs.pipeline} on {obs.cluster})")
-    head.add_row("verdict", Text(f"{v.status}" + (f" {v.failure_class}" if v.failure_class else ""), style=style))
+    row("probe", f"{record.probe_id} ({title}, {obs.pipeline} on {obs.cluster})")
+    row("verdict", Text(f"{v.status}" + (f" {v.failure_class}" if v.failure_class else ""), style=style))
     if v.explanation:
-        head.add_row("why", v.explanation)
+        row("why", v.explanation)
     if v.signature:
-        head.add_row("signature", v.signature)
+        row("signature", v.signature)
     job = obs.job
-    head.add_row("exit", f"code {job.exit_code}" + (f", signal {job.signal}" if job.signal else ""))
+    row("exit", f"code {job.exit_code}" + (f", signal {job.signal}" if job.signal else ""))
     if job.scheduler:
-        head.add_row("scheduler", ", ".join(f"{k}={val}" for k, val in job.scheduler.items()))
-    head.add_row("wall", f"{obs.wall_s:.3f} s")
+        row("scheduler", ", ".join(f"{k}={val}" for k, val in job.scheduler.items()))
+    row("wall", f"{obs.wall_s:.3f} s")
     if obs.peak_rss_mb is not None:
-        head.add_row("peak RSS", f"{obs.peak_rss_mb:.1f} MB")
+        row("peak RSS", f"{obs.peak_rss_mb:.1f} MB")
     if obs.limits.memory_bytes or obs.limits.time_s or obs.limits.cores:
         lim = obs.limits
         parts = []
@@ -42,27 +49,28 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
             parts.append(f"time {lim.time_s:g} s")
         if lim.cores:
             parts.append(f"cores {lim.cores}")
-        head.add_row("limits", ", ".join(parts))
+        row("limits", ", ".join(parts))
     if record.cached_from:
         source = f" of run {record.cached_from_run}" if record.cached_from_run else ""
-        head.add_row("cached", f"verdict reused from probe {record.cached_from}{source} (--fresh runs it again)")
+        row("cached", f"verdict reused from probe {record.cached_from}{source} (--fresh runs it again)")
     if job.remote_dir and obs.remote_kept:
-        head.add_row("remote dir", f"{job.remote_dir} (kept)")
+        row("remote dir", f"{job.remote_dir} (kept)")
     timings = Table(title="stage timings (s)", title_justify="left", box=None)
     stages = [s for s in (*STAGES, *sorted(set(obs.timings) - set(STAGES))) if s in obs.timings]
     for s in stages:
         timings.add_column(s, justify="right")
     timings.add_row(*(f"{obs.timings[s]:.4f}" for s in stages))
-    blocks: list[RenderableType] = [head, timings]
+    blocks: list[RenderableType] = [grid, timings]
     if v.evidence:
-        blocks.append(Panel("\n".join(v.evidence), title="evidence", border_style=style))
+        blocks.append(Panel(Text("\n".join(v.evidence)), title="evidence", border_style=style))
     for name, tail, path in (
         ("stdout", job.stdout_tail, job.stdout_path),
         ("stderr", job.stderr_tail, job.stderr_path),
     ):
         if tail.strip():
             lines = tail.rstrip().splitlines()[-12:]
-            blocks.append(Panel(Text("\n".join(lines)), title=f"{name} (tail; full log: {path})", border_style="dim"))
+            heading = Text(f"{name} (tail; full log: {path})")
+            blocks.append(Panel(Text("\n".join(lines)), title=heading, border_style="dim"))
     console.print(Panel(Group(*blocks), title="observation", border_style=style))
 
 

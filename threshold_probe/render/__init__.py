@@ -8,6 +8,7 @@ from typing import Literal, get_args
 from threshold_probe.errors import UserError
 from threshold_probe.models import ProbeRecord
 from threshold_probe.summary import RunSummary
+from threshold_probe.textsafe import clean
 
 Format = Literal["rich", "json", "md", "html", "junit"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -22,6 +23,9 @@ def render(summary: RunSummary, fmt: str, records: Sequence[ProbeRecord] = ()) -
     For "rich" this is the plain-text form of the terminal report; print it on a console with
     threshold_probe.render.terminal.print_report to keep its colours.
     """
+    # Far-side text (logs, messages, signatures) loses its terminal control sequences here, once
+    # for every format; each format then escapes its own syntax.
+    summary, records = clean(summary), clean(list(records))
     if fmt == "rich":
         from threshold_probe.render.terminal import to_text
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from threshold_probe.models import STAGES, ProbeRecord
 from threshold_probe.summary import LevelRow, ProbeSummary, RunSummary
+from threshold_probe.textsafe import strip_control
 
 #: The static metrics every report shows, with the keys metrics.py may use for each (first wins).
 METRIC_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -205,8 +206,8 @@ def read_stderr(record: ProbeRecord) -> str:
                 half = MAX_STDERR_BYTES // 2
                 cut = len(data) - MAX_STDERR_BYTES
                 data = data[:half] + f"\n[... {cut} bytes left out ...]\n".encode() + data[-half:]
-            return data.decode("utf-8", errors="replace")
-    return record.observation.job.stderr_tail
+            return strip_control(data.decode("utf-8", errors="replace"))
+    return strip_control(record.observation.job.stderr_tail)
 
 
 def failing_records(records: Sequence[ProbeRecord]) -> list[ProbeRecord]:

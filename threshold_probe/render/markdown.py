@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 from threshold_probe.models import ProbeRecord
@@ -33,6 +34,46 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+# Characters that start emphasis, code, links, HTML, entities or table cells anywhere in a line
+# (CommonMark lets any ASCII punctuation be backslash-escaped).
+_MD_SPECIAL = frozenset("\\`*_[]<>|~&")
+# What starts a heading, list, quote or rule only at the start of a line.
+_MD_LINE_START = re.compile(r"^(\s*)([#+=>-]|\d+(?=[.)]))")
+
+
+def _md(text: object) -> str:
+    """Text from a user file or the far side, shown literally inline (no emphasis, links or HTML)."""
+    flat = " ".join(str(text).split("\n"))
+    out = []
+    for i, ch in enumerate(flat):
+        if ch == "_" and 0 < i < len(flat) - 1 and flat[i - 1].isalnum() and flat[i + 1].isalnum():
+            out.append(ch)  # inside a word (memory_mb) an underscore never starts emphasis
+        else:
+            out.append(f"\\{ch}" if ch in _MD_SPECIAL else ch)
+    escaped = "".join(out)
+    match = _MD_LINE_START.match(escaped)
+    if match:
+        head = match.group(2)
+        if head[0].isdigit():  # "1." or "1)" starts a list: escape the mark after the digits
+            cut = match.end()
+            escaped = f"{escaped[:cut]}\\{escaped[cut:]}"
+        else:
+            escaped = f"{match.group(1)}\\{escaped[len(match.group(1)) :]}"
+    return escaped
+
+
+def _code(text: object) -> str:
+    """An inline code span that holds any text, backticks included (CommonMark's longer delimiter)."""
+    flat = " ".join(str(text).split("\n"))
+    longest, run = 0, 0
+    for ch in flat:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    tick = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") or longest else ""
+    return f"{tick}{pad}{flat}{pad}{tick}"
+
+
 def _yes_no(value: object) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
@@ -51,19 +92,19 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     out: list[str] = []
     ff = first_fail(summary)
     icon = "❌" if ff is not None else "✅"
-    out.append(f"## threshold-probe: {summary.cluster} / {summary.pipeline} / {summary.ladder}")
+    out.append(f"## threshold-probe: {_md(summary.cluster)} / {_md(summary.pipeline)} / {_md(summary.ladder)}")
     out.append("")
-    out.append(f"**{icon} {threshold_sentence(summary)}**")
+    out.append(f"**{icon} {_md(threshold_sentence(summary))}**")
     if summary.message and not threshold_sentence(summary).startswith(summary.message.rstrip(".")):
         out.append("")
-        out.append(summary.message)
+        out.append(_md(summary.message))
     out.append("")
     started = dt.datetime.fromtimestamp(summary.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    facts = [f"run `{summary.run_id}` ({summary.kind}, {summary.status})", started]
+    facts = [f"run {_code(summary.run_id)} ({summary.kind}, {summary.status})", started]
     if summary.limits:
-        facts.append("limits " + (limits_text(summary.limits, summary.limits_enforced_by) or "none"))
+        facts.append("limits " + _md(limits_text(summary.limits, summary.limits_enforced_by) or "none"))
     if summary.versions:
-        facts.append(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
+        facts.append(_md(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items()))))
     facts.append(_cell(reuse_text(summary)))
     out.append(" · ".join(facts))
     out.append("")
@@ -71,11 +112,12 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     failure = summary.failure
     if failure is not None:
         out.append(
-            f"**Cause:** `{failure.failure_class}`" + (f" - {failure.explanation}" if failure.explanation else "")
+            f"**Cause:** {_code(failure.failure_class)}"
+            + (f" - {_md(failure.explanation)}" if failure.explanation else "")
         )
         if failure.signature:
             out.append("")
-            out.append(f"**Signature:** `{_cell(failure.signature)}`")
+            out.append(f"**Signature:** {_code(failure.signature)}")
         if failure.evidence:
             body = "\n".join(failure.evidence)
             fence = _fence(body)
@@ -99,7 +141,7 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
             verdict,
             fmt_seconds(view.wall_s),
             fmt_mb(view.peak_mb),
-            view.failure_class or "",
+            _md(view.failure_class or ""),
         ]
         out.append("| " + " | ".join(_cell(c) for c in row) + " |")
     out.append("")
@@ -114,7 +156,7 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
             "|---|---|---|---:|---|",
         ]
         for name, f in dims:
-            row = [name, _yes_no(f.get("sufficient")), _yes_no(f.get("necessary")), f.get("threshold", "-")]
+            row = [_md(name), _yes_no(f.get("sufficient")), _yes_no(f.get("necessary")), _md(f.get("threshold", "-"))]
             row.append("yes" if name in drivers else "")
             out.append("| " + " | ".join(_cell(c) for c in row) + " |")
         out.append("")

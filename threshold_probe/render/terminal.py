@@ -33,6 +33,7 @@ from threshold_probe.render.common import (
 )
 from threshold_probe.store import Store
 from threshold_probe.summary import RunSummary
+from threshold_probe.textsafe import clean
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim", "flaky": "yellow", "-": "dim"}
 
@@ -51,18 +52,19 @@ def header(summary: RunSummary) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("run", f"{summary.run_id}  ({summary.kind}, {summary.status})")
+    # Every value is Text, never Rich markup: names and facts come from user files and the far side.
+    grid.add_row("run", Text(f"{summary.run_id}  ({summary.kind}, {summary.status})"))
     cluster = summary.cluster
     if summary.cluster_info:
         cluster += "  " + ", ".join(f"{k}={v}" for k, v in sorted(summary.cluster_info.items()))
-    grid.add_row("cluster", cluster)
-    grid.add_row("pipeline", summary.pipeline)
-    grid.add_row("ladder", summary.ladder)
+    grid.add_row("cluster", Text(cluster))
+    grid.add_row("pipeline", Text(summary.pipeline))
+    grid.add_row("ladder", Text(summary.ladder))
     if summary.limits:
-        grid.add_row("limits", limits_text(summary.limits, summary.limits_enforced_by) or "none")
+        grid.add_row("limits", Text(limits_text(summary.limits, summary.limits_enforced_by) or "none"))
     if summary.versions:
-        grid.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items())))
-    grid.add_row("reused", reuse_text(summary))
+        grid.add_row("versions", Text(", ".join(f"{k} {v}" for k, v in sorted(summary.versions.items()))))
+    grid.add_row("reused", Text(reuse_text(summary)))
     took = ""
     if summary.finished_at is not None:
         took = f"  (took {fmt_seconds(summary.finished_at - summary.started_at)})"
@@ -89,7 +91,7 @@ def level_table(summary: RunSummary) -> Table:
         cells += [fmt_number(metric(view.metrics, key)) for key, _l, _n in METRIC_COLUMNS]
         verdict = Text(view.verdict, style=VERDICT_STYLE.get(view.verdict, ""))
         row: list[str | Text] = [*cells, verdict, fmt_seconds(view.wall_s), fmt_mb(view.peak_mb)]
-        row.append(view.failure_class or "")
+        row.append(Text(view.failure_class or ""))
         table.add_row(*row, style="on grey15" if view.level == ff else None)
     return table
 
@@ -176,10 +178,10 @@ def isolate_table(summary: RunSummary) -> Table | None:
         threshold = findings.get("threshold")
         table.add_row(
             Text(name + (" (driver)" if name in drivers else ""), style="bold" if name in drivers else ""),
-            f"{findings.get('low_value', '-')} -> {findings.get('high_value', '-')}",
+            Text(f"{findings.get('low_value', '-')} -> {findings.get('high_value', '-')}"),
             _yes_no(findings.get("sufficient")),
             _yes_no(findings.get("necessary")),
-            "-" if threshold is None else str(threshold),
+            Text("-" if threshold is None else str(threshold)),
             bar,
         )
     return table
@@ -216,7 +218,7 @@ def renderables(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> lis
         table.add_column("probe")
         table.add_column("folder", overflow="fold")  # a path the user copies: wrap, never cut
         for level, probe_id, folder in kept:
-            table.add_row("-" if level is None else str(level), probe_id, folder)
+            table.add_row("-" if level is None else str(level), Text(probe_id), Text(folder))
         blocks.append(table)
     return blocks
 
@@ -230,6 +232,8 @@ def print_report(
     """Print the report on a Rich console; with a store, the run's probes add stderr evidence."""
     if not records and store is not None:
         records = store.probes(summary.run_id)
+    # Far-side text loses its terminal control sequences before anything is printed.
+    summary, records = clean(summary), clean(list(records))
     for block in renderables(summary, records):
         console.print(block)
 
