@@ -28,6 +28,10 @@ from threshold_probe.errors import InfraError
 DIGEST_CHARS = 16
 
 
+class WorkdirError(InfraError):
+    """The workdir cannot be made, or is not safe to use (another user's, or writable by others)."""
+
+
 def content_digest(data: bytes) -> str:
     """The name of a shared file's folder: the start of the SHA-256 of its content."""
     return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
@@ -62,10 +66,10 @@ def secure_workdir(path: Path, what: str) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o700)
     except OSError as exc:
-        raise InfraError(f"{what}: cannot create workdir {path}: {exc.strerror or exc}") from None
+        raise WorkdirError(f"{what}: cannot create workdir {path}: {exc.strerror or exc}") from None
     problem = workdir_problem(path)
     if problem is not None:
-        raise InfraError(f"{what}: refusing workdir {path}: {problem}")
+        raise WorkdirError(f"{what}: refusing workdir {path}: {problem}")
 
 
 def _private_folder(path: Path) -> None:
@@ -163,6 +167,7 @@ def remote_verify_script(shared: str) -> str:
 
 
 __all__ = [
+    "WorkdirError",
     "content_digest",
     "remote_stage_commands",
     "remote_verify_script",
