@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster
 from threshold_probe.clusters.local import read_tail
 from threshold_probe.clusters.slurm_script import (
@@ -843,11 +844,8 @@ class SlurmCluster(Cluster):
             return checks
         checks.append(Check(name="workdir", status="ok", detail=f"{wd} is writable and private"))
         checks.extend(self._check_staged(wd))
-        code = (
-            "import sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
-            "except Exception:\n cp = 'missing'\n"
-            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))"
-        )
+        # A real pickle made here, loaded and run on a compute node (see pickle_check).
+        code = pickle_check.check_script()
         script = render_job_script(
             self.cfg,
             Limits(memory_bytes=256 * 1024**2, time_s=120, cores=1),
@@ -857,14 +855,14 @@ class SlurmCluster(Cluster):
             error=f"{check_dir}/out.log",
         )
         res = self._sh(
-            f"cd {q(check_dir)} && cat > job.sh && sbatch --wait --quiet job.sh >/dev/null; "
+            f"umask 077; cd {q(check_dir)} && cat > job.sh && sbatch --wait --quiet job.sh >/dev/null; "
             f"rc=$?; cat out.log 2>/dev/null; cd / && rm -rf -- {q(check_dir)}; exit $rc",
             stdin=script.encode(),
             timeout=max(180.0, self.cfg.command_timeout),
         )
         out = res.text()
-        found = next((ln for ln in out.splitlines() if ln.startswith("PY ")), None)
-        if found is None:
+        facts, outcome = pickle_check.parse_output(out)
+        if facts is None:
             detail = sbatch_error_line(res.error_text() or out) if (res.error_text() or out) else "no output"
             checks.append(
                 Check(
@@ -875,24 +873,13 @@ class SlurmCluster(Cluster):
                 )
             )
             return checks
-        _, version, _, cp = found.split(maxsplit=3)
-        ok = tuple(int(x) for x in version.split(".")[:2]) >= (3, 8)
-        checks.append(
-            Check(
-                name="python",
-                status="ok" if ok else "fail",
-                detail=f"{self.cfg.python} on a compute node is Python {version}",
-                fix=None if ok else "the runner needs Python 3.8 or newer",
-            )
-        )
-        checks.append(
-            Check(
-                name="cloudpickle",
-                status="ok" if cp != "missing" else "fail",
-                detail=f"cloudpickle {cp}"
-                if cp != "missing"
-                else "cloudpickle is not importable on a compute node",
-                fix=None if cp != "missing" else f"{self.cfg.python} -m pip install cloudpickle",
+        checks.extend(
+            pickle_check.version_checks(
+                facts,
+                outcome,
+                python_label=self.cfg.python,
+                where="on a compute node",
+                ended=f"the job failed: sbatch --wait exit status {res.exit_code}",
             )
         )
         return checks

@@ -28,7 +28,6 @@ not retried.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import hashlib
@@ -37,7 +36,6 @@ import os
 import secrets
 import shlex
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -45,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
@@ -582,29 +581,11 @@ class SSHCluster(Cluster):
         return checks
 
     def _check_python(self) -> list[Check]:
-        import cloudpickle
-
-        here_py = ".".join(str(v) for v in sys.version_info[:3])
-        here_cp = str(cloudpickle.__version__)
-        blob = base64.b64encode(_probe_pickle()).decode()
-        script = (
-            "import base64, json, sys\n"
-            "out = {'python': '%d.%d.%d' % sys.version_info[:3], 'executable': sys.executable}\n"
-            "try:\n"
-            "    import cloudpickle\n"
-            "    out['cloudpickle'] = cloudpickle.__version__\n"
-            "except Exception as e:\n"
-            "    out['cloudpickle_error'] = '%s: %s' % (type(e).__name__, e)\n"
-            "if 'cloudpickle' in out:\n"
-            "    try:\n"
-            f"        f = cloudpickle.loads(base64.b64decode('{blob}'))\n"
-            "        out['loaded'] = f(20)\n"
-            "    except Exception as e:\n"
-            "        out['load_error'] = '%s: %s' % (type(e).__name__, e)\n"
-            "print(json.dumps(out))\n"
+        res = self.transport.run(
+            f"exec {self._python_command()} -", stdin=pickle_check.check_script().encode(), timeout=60
         )
-        res = self.transport.run(f"exec {self._python_command()} -", stdin=script.encode(), timeout=60)
-        if not res.ok:
+        facts, outcome = pickle_check.parse_output(res.text())
+        if facts is None:
             last = (res.error_text().splitlines() or [f"exit status {res.exit_code}"])[-1]
             return [
                 Check(
@@ -614,57 +595,12 @@ class SSHCluster(Cluster):
                     fix=f"set clusters.{self.name}.python to an interpreter there (e.g. /usr/bin/python3)",
                 )
             ]
-        try:
-            facts = json.loads(res.text().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return [Check(name="python", status="fail", detail=f"unexpected output: {res.text()[:200]!r}")]
-        self._python_version = str(facts["python"])
-        there = tuple(int(x) for x in self._python_version.split(".")[:2])
-        checks = [
-            Check(
-                name="python",
-                status="ok" if there >= (3, 8) else "fail",
-                detail=f"{self.cfg.python} is Python {self._python_version} ({facts.get('executable')})",
-                fix=None if there >= (3, 8) else "the runner needs Python 3.8 or newer on the far side",
-            )
-        ]
-        if "cloudpickle" not in facts:
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="fail",
-                    detail=f"cloudpickle does not import there: {facts.get('cloudpickle_error')}",
-                    fix=f"{self.cfg.python} -m pip install 'cloudpickle=={here_cp}' on the far side",
-                )
-            )
-            return checks
-        cp = str(facts["cloudpickle"])
-        if facts.get("loaded") == 20 * 21 // 2 + 7:
-            same = cp == here_cp and there == tuple(sys.version_info[:2])
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="ok" if same else "warn",
-                    detail=f"cloudpickle {cp} there loads what cloudpickle {here_cp} "
-                    f"(Python {here_py}) writes here",
-                    fix=None
-                    if same
-                    else f"use the same Python minor version and cloudpickle on both sides "
-                    f"(here: Python {here_py}, cloudpickle {here_cp})",
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="fail",
-                    detail=f"cloudpickle {cp} there cannot load what cloudpickle {here_cp} "
-                    f"(Python {here_py}) writes here: {facts.get('load_error') or facts.get('loaded')}",
-                    fix=f"use Python {sys.version_info[0]}.{sys.version_info[1]} and cloudpickle {here_cp} "
-                    f"on the far side (functions are pickled by value, as bytecode)",
-                )
-            )
-        return checks
+        self._python_version = str(facts.get("python"))
+        # paramiko does not pass on the signal that ended a command: a crash shows as no status.
+        ended = f"exit status {res.exit_code}" if res.exit_code is not None else "killed by a signal"
+        return pickle_check.version_checks(
+            facts, outcome, python_label=str(self.cfg.python), where="there", ended=ended
+        )
 
     def _check_workdir(self) -> list[Check]:
         w = quote_path(self.cfg.workdir)
@@ -714,24 +650,3 @@ class SSHCluster(Cluster):
         if self._python_version:
             facts["python_version"] = self._python_version
         return facts
-
-
-def _probe_pickle() -> bytes:
-    """A function pickled BY VALUE (as the native pipeline ships workloads), for preflight."""
-    import types
-
-    import cloudpickle
-
-    module = types.ModuleType("threshold_probe_preflight_check")
-    exec(
-        compile(
-            "OFFSET = 7\ndef check(n):\n    return sum(range(n + 1)) + OFFSET\n",
-            "<preflight>",
-            "exec",
-        ),
-        module.__dict__,
-    )
-    # The module is not in sys.modules, so cloudpickle must ship the function by value.
-    data: bytes = cloudpickle.dumps(module.check)
-    return data
-
