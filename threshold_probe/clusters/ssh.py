@@ -45,6 +45,7 @@ from typing import IO, Any
 
 from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster
+from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
 from threshold_probe.models import PYTHON, JobResult, JobSpec, shared_ref
@@ -317,12 +318,20 @@ class SSHCluster(Cluster):
         rel = f"shared/{digest}/{LAUNCHER_NAME}"
         # One round trip: make the workdir and a fresh session folder, write the launcher.
         w = quote_path(self.cfg.workdir)
+        # A workdir another user owns or can write to is refused; a launcher a full disk cut
+        # short goes with its session folder, which is never used.
         cmd = (
-            f"umask 077 && mkdir -p -- {w} && cd -- {w} "
+            f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
             f"&& d=$(mktemp -d tp-XXXXXXXX) && cd -- \"$d\" && mkdir -p shared/{digest} "
-            f"&& cat > {rel} && pwd -P"
+            f"&& {{ cat > {rel} || {{ cd .. && rm -rf -- \"$d\"; exit 1; }}; }} && pwd -P"
         )
         res = self.transport.run(cmd, stdin=launcher, timeout=self.cfg.command_timeout)
+        if res.exit_code == UNSAFE_WORKDIR:
+            raise TransportError(
+                f"{self.name}: refusing workdir {self.cfg.workdir}: {res.error_text()}",
+                retryable=False,
+                fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
+            )
         if not res.ok:
             raise TransportError(
                 f"{self.name}: cannot create a folder in workdir {self.cfg.workdir!r}: "
@@ -605,10 +614,19 @@ class SSHCluster(Cluster):
     def _check_workdir(self) -> list[Check]:
         w = quote_path(self.cfg.workdir)
         res = self.transport.run(
-            f"mkdir -p -- {w} && cd -- {w} && t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- \"$t\" "
-            f"&& df -Pk . | tail -n 1",
+            f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
+            f"&& t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- \"$t\" && df -Pk . | tail -n 1",
             timeout=60,
         )
+        if res.exit_code == UNSAFE_WORKDIR:
+            return [
+                Check(
+                    name="workdir",
+                    status="fail",
+                    detail=f"{self.cfg.workdir} there is {res.error_text()}",
+                    fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
+                )
+            ]
         if not res.ok:
             return [
                 Check(

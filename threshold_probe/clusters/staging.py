@@ -133,6 +133,23 @@ def stage_shared(workdir: Path, name: str, data: bytes, mode: int = 0o600) -> Pa
     return path
 
 
+#: Exit status of `remote_workdir_guard` when the workdir is not safe; its stderr says why.
+UNSAFE_WORKDIR = 86
+
+
+def remote_workdir_guard() -> str:
+    """Shell lines, run inside the workdir, that stop with UNSAFE_WORKDIR and one line on stderr
+    (`owned by X, not by Y` or `writable by others (mode M)`) when it is not safe to use."""
+    return (
+        "if [ ! -O . ]; then "
+        'echo "owned by $(stat -L -c %U .), not by $(id -un)" >&2; '
+        f"exit {UNSAFE_WORKDIR}; fi; "
+        'if [ -n "$(find . -maxdepth 0 -perm /022)" ]; then '
+        'echo "writable by others (mode $(stat -L -c %a .))" >&2; '
+        f"exit {UNSAFE_WORKDIR}; fi"
+    )
+
+
 def remote_stage_commands(incoming: str, final: str, data: bytes) -> str:
     """Shell lines that move a shared file just unpacked at `incoming` to `final` unless `final`
     is already a good copy (a regular file of this user with the right SHA-256).
@@ -167,10 +184,12 @@ def remote_verify_script(shared: str) -> str:
 
 
 __all__ = [
+    "UNSAFE_WORKDIR",
     "WorkdirError",
     "content_digest",
     "remote_stage_commands",
     "remote_verify_script",
+    "remote_workdir_guard",
     "secure_workdir",
     "stage_shared",
     "workdir_problem",
