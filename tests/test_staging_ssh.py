@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -97,3 +98,22 @@ def test_a_disk_that_fills_while_staging_leaves_nothing_behind(far: dict[str, An
     finally:
         cluster.close()
     assert diagnose(obs).status == "pass"
+
+
+def test_probe_folders_payloads_and_logs_are_private(far: dict[str, Any], tmp_path: Path) -> None:
+    cluster = make_cluster("s", load_config(far["config"]))
+    workload = Workload(name="w", source=FUNC, func_name="workload")
+    job = make_pipeline("native").build(workload, "kept", Limits(time_s=60), tmp_path / "kept")
+    job.keep_remote = True
+    cluster.open()
+    try:
+        result = cluster.execute(job)
+    finally:
+        cluster.close()
+    assert result.exit_code == 0, result
+    job_dir = Path(result.remote_dir or "")
+    for folder in (far["root"], job_dir.parent, job_dir):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for name in ("payload.pkl", "meta.json", "result.json", "stdout.log", "stderr.log"):
+        mode = stat.S_IMODE((job_dir / name).stat().st_mode)
+        assert mode & 0o077 == 0, (name, oct(mode))

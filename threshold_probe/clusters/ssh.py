@@ -448,7 +448,8 @@ class SSHCluster(Cluster):
             f"import sys; sys.path.insert(0, {os.path.dirname(launcher)!r}); "
             f"import {LAUNCHER_NAME[:-3]}; {LAUNCHER_NAME[:-3]}.run()"
         )
-        command = f"exec {self._python_command()} -S -c {shlex.quote(boot)}"
+        # umask 077: the probe's folder, its payload and whatever the job writes stay private.
+        command = f"umask 077; exec {self._python_command()} -S -c {shlex.quote(boot)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs
         # (transfers included, hence the margin).
         bound = time_s + self.cfg.command_timeout
