@@ -5,6 +5,7 @@ preflights load a real pickle made here and say what to install."""
 from __future__ import annotations
 
 import platform
+import sys
 from pathlib import Path
 
 import cloudpickle
@@ -34,7 +35,8 @@ LOOP = "def workload():\n    s = 0\n    for i in range(10):\n        s += i\n   
 
 @pytest.fixture(scope="module")
 def py312() -> str:
-    return far_python("3.12")
+    """Python 3.12 on the far side (3.11 when the client itself is 3.12): another minor version."""
+    return far_python("3.12" if sys.version_info[:2] != (3, 12) else "3.11")
 
 
 def far_version(python: str) -> str:
