@@ -573,6 +573,9 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
             return _fail("oom", evidence + oom_lines + _limit_line(obs, "memory"), name, "killed")
         if signum == _signal.SIGXCPU or _TIME_LOG.search(stderr):
             return _fail("timeout", evidence + _log_lines(_TIME_LOG, stderr), name, "time limit")
+        skew = _crash_from_skew(obs, signum, client)
+        if skew is not None:
+            return skew
         return _fail("killed", evidence + _tail_lines(stderr), name, "", f"the job was ended by {name}")
 
     # 9. Patterns in the logs.
@@ -617,6 +620,41 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
     elif job.exit_code:
         explanation = f"the process exited with code {job.exit_code} without writing a result"
     return _fail("no_result", evidence, "", f"exit {job.exit_code}", explanation)
+
+
+#: Signals of an interpreter that crashed on code it cannot run (bytecode of another version).
+_CRASH_SIGNALS = {_signal.SIGSEGV, _signal.SIGBUS, _signal.SIGILL, _signal.SIGFPE, _signal.SIGABRT}
+#: Pipelines that ship source text, not bytecode: a crash there is not a version difference.
+_SOURCE_PIPELINES = {"source", "inline"}
+
+
+def _crash_from_skew(obs: Observation, signum: int, client: dict[str, str | None]) -> Verdict | None:
+    """A crash while loading or running a function pickled by another Python minor version.
+
+    A function pickled by value carries its bytecode, which only the same minor version runs:
+    3.12 loading 3.11 bytecode can die with SIGSEGV instead of raising. So a crash signal is
+    `deserialize` when the runner was loading the payload, or when the two Pythons differ.
+    """
+    meta = obs.meta or {}
+    if signum not in _CRASH_SIGNALS or obs.pipeline in _SOURCE_PIPELINES or not meta:
+        return None
+    versions, differs = _version_lines(meta, client)
+    remote_py = str(meta.get("python") or "")
+    minor_differs = bool(remote_py and client["python"]) and (
+        remote_py.split(".")[:2] != str(client["python"]).split(".")[:2]
+    )
+    if not (minor_differs or meta.get("stage") in ("setup", "deserialize")):
+        return None
+    name = signal_name(signum)
+    evidence = [f"the process was ended by {name}", f"the runner was in stage {meta.get('stage')}", *versions]
+    r_cp = meta.get("cloudpickle") or "missing"
+    explanation = (
+        f"the far side crashed ({name}) on a function pickled by Python {client['python']} / cloudpickle "
+        f"{client['cloudpickle']} and loaded by Python {remote_py or 'unknown'} / cloudpickle {r_cp}"
+    )
+    if differs:
+        explanation += "; a function pickled by value only runs on the same Python minor version"
+    return _fail("deserialize", evidence, name, "crashed loading the function", explanation)
 
 
 def _looks_like_load_failure(report: ExceptionReport) -> bool:

@@ -5,17 +5,17 @@
   killed with SIGKILL, children included, and the result says `timed_out`;
 - cores: the child is pinned to the first N cores this process may use.
 
-Each job runs in a fresh folder under `workdir` (default: a per-user folder in the system temp
-folder). Its stdout and stderr go straight to `stdout.log` and `stderr.log` in the job's
-`local_dir`, so a workload can write any amount without a pipe filling up. Fetched files are
-copied to `local_dir`. Shared files (the runner) are staged once per content hash.
+Each job runs in a fresh private folder under `workdir` (default: `threshold-probe/work` in the
+user's cache folder; clusters/staging.py says what a workdir must be). Its stdout and stderr go
+straight to `stdout.log` and `stderr.log` in the job's `local_dir`, so a workload can write any
+amount without a pipe filling up. Fetched files are copied to `local_dir`. Shared files (the
+runner) are staged once per content hash, and checked against that hash before each use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import resource
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem, write_private
 from threshold_probe.config import LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
@@ -65,7 +66,9 @@ def _format_oserror(exc: BaseException) -> str:
 
 
 def _default_workdir() -> Path:
-    return Path(tempfile.gettempdir()) / f"threshold-probe-{os.getuid()}"
+    # Not a fixed name in the shared temp folder: another user could create it first.
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "threshold-probe" / "work"
 
 
 def _first_cores(n: int) -> set[int]:
@@ -107,11 +110,8 @@ class LocalCluster(Cluster):
     # -- lifecycle --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the work folder; raises InfraError when it cannot be created."""
-        try:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InfraError(f"local cluster: cannot create workdir {self.workdir}: {exc.strerror}") from None
+        """Create the work folder (private); InfraError when it cannot be made or is not ours alone."""
+        secure_workdir(self.workdir, "local cluster")
 
     def close(self) -> None:
         """Kill anything still running; safe to call twice."""
@@ -128,17 +128,8 @@ class LocalCluster(Cluster):
     # -- staging ----------------------------------------------------------------------------
 
     def _stage_shared(self, name: str, data: bytes) -> Path:
-        """Stage a shared file once under a content-hashed name; returns its path."""
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        folder = self.workdir / "shared" / digest
-        path = folder / Path(name).name
-        if path.is_file() and path.stat().st_size == len(data):
-            return path
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
+        """A shared file under its content hash, checked against it (written anew when it differs)."""
+        return stage_shared(self.workdir, name, data)
 
     def _resolve_argv(self, argv: list[str], shared_paths: dict[str, Path]) -> list[str]:
         out = []
@@ -173,7 +164,11 @@ class LocalCluster(Cluster):
         # Stage in: a fresh job folder, the job's files, the shared files.
         t0 = time.time()
         try:
-            self.workdir.mkdir(parents=True, exist_ok=True)
+            secure_workdir(self.workdir, "local cluster")
+        except InfraError as exc:
+            result.infra_error = str(exc)
+            return result
+        try:
             job_dir = Path(tempfile.mkdtemp(prefix=f"{_safe_name(job.probe_id)}-", dir=self.workdir))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -186,8 +181,8 @@ class LocalCluster(Cluster):
             shared_paths = {name: self._stage_shared(name, data) for name, data in job.shared.items()}
             for name, data in job.files.items():
                 target = job_dir / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                write_private(target, data)
         except OSError as exc:
             # A full disk or a quota: the transfer failed, not the infrastructure.
             result.launch_error = f"stage_in: {_format_oserror(exc)}"
@@ -255,6 +250,7 @@ class LocalCluster(Cluster):
                             start_new_session=True,
                             preexec_fn=_make_preexec(limits),  # limits are set in the child
                             close_fds=True,
+                            umask=0o077,  # what the job writes in its folder stays private
                         )
                     except OSError as exc:
                         if exc.errno in (errno.ENOENT, errno.EACCES) and exc.filename in (self.python, argv[0]):
@@ -404,10 +400,22 @@ class LocalCluster(Cluster):
                 )
             )
         try:
-            self.workdir.mkdir(parents=True, exist_ok=True)
+            secure_workdir(self.workdir, "local cluster")
+        except InfraError as exc:
+            problem = workdir_problem(self.workdir)
+            checks.append(
+                Check(
+                    name="workdir",
+                    status="fail",
+                    detail=f"{self.workdir}: {problem}" if problem else str(exc),
+                    fix="set clusters.<name>.workdir to a folder that only this user owns and can write",
+                )
+            )
+            return checks
+        try:
             with tempfile.NamedTemporaryFile(dir=self.workdir):
                 pass
-            checks.append(Check(name="workdir", status="ok", detail=f"{self.workdir} is writable"))
+            checks.append(Check(name="workdir", status="ok", detail=f"{self.workdir} is writable and private"))
             free = shutil.disk_usage(self.workdir).free
             checks.append(
                 Check(

@@ -3,8 +3,9 @@
 The cluster talks to SLURM only through a Transport: LocalTransport for a SLURM on this machine
 (`host` unset), SSHTransport for a login node. One probe costs a few round trips:
 
-1. stage and submit: one command extracts a tar of the job folder (and, the first time, the
-   content-hashed runner) and runs `sbatch --parsable`;
+1. stage and submit: one command extracts a tar of the job folder and the shared files (the
+   runner), moves each shared file to its content-hashed name unless a good copy is already
+   there (see clusters/staging.py), and runs `sbatch --parsable`, all under umask 077;
 2. watch: the cluster's one watcher asks `squeue` about every live job at once per poll, then
    `scontrol show job -o` (and `sacct`/`sacct -c`) once they are final;
 3. fetch: one command streams back a tar of meta.json, result.json and the log tails, then
@@ -18,7 +19,6 @@ sbatch's own line; a controller that cannot be reached becomes an infrastructure
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import secrets
 import shlex
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.clusters.local import read_tail
 from threshold_probe.clusters.slurm_script import (
@@ -58,6 +59,12 @@ from threshold_probe.clusters.slurm_state import (
     slurm_timestamp,
 )
 from threshold_probe.clusters.slurm_watch import SlurmWatcher, Ticket, record_of
+from threshold_probe.clusters.staging import (
+    WorkdirError,
+    content_digest,
+    remote_stage_commands,
+    remote_verify_script,
+)
 from threshold_probe.clusters.transport import (
     CommandResult,
     LocalTransport,
@@ -100,6 +107,8 @@ class _Batch:
     tickets: list[Ticket] = field(default_factory=list)
     stage_in_s: float = 0.0
     connect_s: float = 0.0
+    #: Names this submission's shared files while they are unpacked (`.<name>.<token>.part`).
+    token: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property
     def is_array(self) -> bool:
@@ -109,6 +118,16 @@ class _Batch:
 def _safe_name(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
     return keep[:48] or "job"
+
+
+def _stage_error_line(err: str) -> str:
+    """The line of a failed unpack that says why (tar's last line only says that it failed)."""
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    for line in lines:
+        if "No space left" in line or "quota" in line.lower():
+            return line
+    meaningful = [line for line in lines if "Exiting with failure status" not in line]
+    return (meaningful or lines or ["tar failed"])[-1]
 
 
 class SlurmCluster(Cluster):
@@ -124,7 +143,6 @@ class SlurmCluster(Cluster):
         self.base_dir = base_dir
         self._transport: Transport | None = None
         self._workdir: str | None = None
-        self._staged: set[str] = set()
         self._unreported_connect_s = 0.0
         self._lock = threading.Lock()
         self._transport_lock = threading.Lock()
@@ -206,8 +224,30 @@ class SlurmCluster(Cluster):
             wd = f"{home}/{wd[2:]}"
         elif not wd.startswith("/"):
             wd = f"{home}/{wd}"
-        self._workdir = wd.rstrip("/") or "/"
+        wd = wd.rstrip("/") or "/"
+        self._check_workdir(wd)
+        self._workdir = wd
         return self._workdir
+
+    def _check_workdir(self, wd: str) -> None:
+        """Create the workdir private; WorkdirError when another user owns it or others can write to it."""
+        q = shlex.quote(wd)
+        res = self.transport.run(
+            f"umask 077; mkdir -p -- {q} && stat -L -c '%u %a %U' -- {q} && id -u && id -un",
+            timeout=self.cfg.command_timeout,
+        )
+        lines = res.text().split("\n")
+        if not res.ok or len(lines) < 3:
+            raise WorkdirError(f"{self.name}: cannot create workdir {wd}: {res.error_text() or res.exit_code}")
+        try:
+            uid_text, mode_text, owner = lines[0].split(maxsplit=2)
+            owner_uid, mode, me = int(uid_text), int(mode_text, 8), int(lines[1])
+        except ValueError:
+            raise WorkdirError(f"{self.name}: cannot read the owner of workdir {wd}: {lines[0]!r}") from None
+        if owner_uid != me:
+            raise WorkdirError(f"{self.name}: refusing workdir {wd}: owned by {owner}, not by {lines[2].strip()}")
+        if mode & 0o022:
+            raise WorkdirError(f"{self.name}: refusing workdir {wd}: writable by others (mode {mode:o})")
 
     def open(self) -> None:
         """Connect (SSH) and find the workdir; raises InfraError when the host is unusable."""
@@ -223,8 +263,7 @@ class SlurmCluster(Cluster):
     # -- building a submission --------------------------------------------------------------------
 
     def _shared_path(self, name: str, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        return f"{self._resolve_workdir()}/shared/{digest}/{Path(name).name}"
+        return f"{self._resolve_workdir()}/shared/{content_digest(data)}/{Path(name).name}"
 
     def _resolve_argv(self, job: JobSpec, shared: dict[str, str]) -> list[str]:
         out = []
@@ -277,21 +316,27 @@ class SlurmCluster(Cluster):
         )
 
     def _archive(self, batch: _Batch, limits: Limits) -> tuple[bytes, list[str]]:
-        """A tar (paths relative to the workdir) of every job folder, the script and new shared files."""
+        """A tar (paths relative to the workdir) of every job folder, the script and the shared files.
+
+        Shared files go in under a temporary name of this submission; the returned shell lines
+        (run in the workdir) put each in place unless a good copy is already there. So a copy
+        that a full disk cut short, or that someone changed, is never used again.
+        """
         wd = self._resolve_workdir()
         buf = io.BytesIO()
-        new_shared: list[str] = []
+        stage_lines: list[str] = []
+        shipped: set[str] = set()
         argvs: list[list[str]] = []
         now = time.time()
 
-        def add(tar: tarfile.TarFile, path: str, data: bytes, mode: int = 0o644) -> None:
+        def add(tar: tarfile.TarFile, path: str, data: bytes, mode: int = 0o600) -> None:
             info = tarfile.TarInfo(path[len(wd) + 1 :])
             info.size, info.mode, info.mtime = len(data), mode, int(now)
             tar.addfile(info, io.BytesIO(data))
 
         def add_dir(tar: tarfile.TarFile, path: str) -> None:
             info = tarfile.TarInfo(path[len(wd) + 1 :])
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(now)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, int(now)
             tar.addfile(info)
 
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -302,17 +347,21 @@ class SlurmCluster(Cluster):
                 for sname, data in job.shared.items():
                     path = self._shared_path(sname, data)
                     shared[sname] = path
-                    if path not in self._staged and path not in new_shared:
-                        add_dir(tar, path.rsplit("/", 1)[0])
-                        add(tar, path, data)
-                        new_shared.append(path)
+                    if path not in shipped:
+                        shared_dir, base = path.rsplit("/", 1)
+                        incoming = f"{shared_dir}/.{base}.{batch.token}.part"
+                        add_dir(tar, shared_dir)
+                        add(tar, incoming, data)
+                        rel = path[len(wd) + 1 :]
+                        stage_lines.append(remote_stage_commands(incoming[len(wd) + 1 :], rel, data))
+                        shipped.add(path)
                 if folder != batch.base:
                     add_dir(tar, folder)
                 for fname, data in job.files.items():
                     add(tar, f"{folder}/{fname.lstrip('/')}", data)
                 argvs.append(self._resolve_argv(job, shared))
-            add(tar, f"{batch.base}/job.sh", self.job_script(batch, limits, argvs).encode(), 0o755)
-        return buf.getvalue(), new_shared
+            add(tar, f"{batch.base}/job.sh", self.job_script(batch, limits, argvs).encode(), 0o700)
+        return buf.getvalue(), stage_lines
 
     # -- submit ---------------------------------------------------------------------------------
 
@@ -327,26 +376,28 @@ class SlurmCluster(Cluster):
                 return JobResult(infra_error=f"connect: {exc}")
         t0 = time.time()
         try:
-            data, new_shared = self._archive(batch, limits)
+            data, stage_lines = self._archive(batch, limits)
         except InfraError as exc:
             return JobResult(infra_error=str(exc))
         wd = quote_path(self._resolve_workdir())
-        # --skip-old-files: a shared file already staged (same content, same hashed name) is
-        # left alone, so a job of another run reading it never sees it replaced.
+        # umask 077: every folder and file made here, and by the job itself (sbatch passes the
+        # umask on), is private. A shared file is replaced only by a rename, so a job of
+        # another run reading it never sees it half written.
+        staging = " && ".join(["cd -- " + wd, *stage_lines])
         cmd = (
-            f"{{ mkdir -p {wd} && tar --skip-old-files -xf - -C {wd} && cd {shlex.quote(batch.base)}; }} "
-            f"|| exit {_STAGE_FAILED}; "
+            f"umask 077; {{ mkdir -p {wd} && tar --no-same-owner --no-same-permissions -xf - -C {wd} "
+            f"&& {staging} && cd {shlex.quote(batch.base)}; }} "
+            # A failed unpack (a full disk) leaves no part of a shared file behind.
+            f"|| {{ cd -- {wd} 2>/dev/null && rm -f -- shared/*/.*.{batch.token}.part; exit {_STAGE_FAILED}; }}; "
             'printf "submit %s\\n" "$(date +%s.%N)"; '
             "sbatch --parsable job.sh"
         )
         # A signal between "sbatch answered" and "job recorded" would leave a job nobody cancels:
         # hold it until the job id is in _active, where cancel_all finds it.
         with held():
-            return self._sbatch(batch, cmd, data, new_shared, t0)
+            return self._sbatch(batch, cmd, data, t0)
 
-    def _sbatch(
-        self, batch: _Batch, cmd: str, data: bytes, new_shared: list[str], t0: float
-    ) -> JobResult | None:
+    def _sbatch(self, batch: _Batch, cmd: str, data: bytes, t0: float) -> JobResult | None:
         try:
             res = self._sh(cmd, stdin=data)
         except TransportError as exc:
@@ -355,8 +406,7 @@ class SlurmCluster(Cluster):
         batch.submitted_at = t0
         err = res.error_text()
         if res.exit_code == _STAGE_FAILED:
-            last = err.splitlines()[-1] if err else "tar failed"
-            return JobResult(launch_error=f"stage_in: {last}")
+            return JobResult(launch_error=f"stage_in: {_stage_error_line(err)}")
         if res.timed_out:
             return JobResult(
                 infra_error=f"submit: sbatch did not answer within {self.cfg.command_timeout:g}s"
@@ -377,7 +427,6 @@ class SlurmCluster(Cluster):
                 stderr_tail=err[-4096:],
                 scheduler={"JobState": REJECTED, "Reason": line},
             )
-        self._staged.update(new_shared)
         batch.job_id = job_id
         with self._lock:
             self._active.add(job_id)
@@ -731,12 +780,17 @@ class SlurmCluster(Cluster):
         checks: list[Check] = []
         try:
             wd = self._resolve_workdir()
-        except (TransportError, InfraError) as exc:
+        except WorkdirError as exc:
             return [
                 Check(
-                    name="reach", status="fail", detail=str(exc), fix="check host, user and key in the config"
+                    name="workdir",
+                    status="fail",
+                    detail=str(exc),
+                    fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
                 )
             ]
+        except (TransportError, InfraError) as exc:
+            return [Check(name="reach", status="fail", detail=str(exc), fix="check host, user and key in the config")]
         try:
             res = self._sh("sinfo -h -o '%P|%a|%D|%T'", timeout=60)
         except TransportError as exc:
@@ -786,7 +840,8 @@ class SlurmCluster(Cluster):
         q = shlex.quote
         check_dir = f"{wd}/jobs/preflight-{secrets.token_hex(3)}"
         res = self._sh(
-            f"mkdir -p {q(check_dir)} && touch {q(check_dir)}/.w && df -Pk {q(wd)} | tail -1", timeout=60
+            f"umask 077; mkdir -p {q(check_dir)} && touch {q(check_dir)}/.w && df -Pk {q(wd)} | tail -1",
+            timeout=60,
         )
         if not res.ok:
             checks.append(
@@ -798,12 +853,10 @@ class SlurmCluster(Cluster):
                 )
             )
             return checks
-        checks.append(Check(name="workdir", status="ok", detail=f"{wd} is writable"))
-        code = (
-            "import sys\ntry:\n import cloudpickle; cp = cloudpickle.__version__\n"
-            "except Exception:\n cp = 'missing'\n"
-            "print('PY %d.%d.%d CP %s' % (sys.version_info[:3] + (cp,)))"
-        )
+        checks.append(Check(name="workdir", status="ok", detail=f"{wd} is writable and private"))
+        checks.extend(self._check_staged(wd))
+        # A real pickle made here, loaded and run on a compute node (see pickle_check).
+        code = pickle_check.check_script()
         script = render_job_script(
             self.cfg,
             Limits(memory_bytes=256 * 1024**2, time_s=120, cores=1),
@@ -813,14 +866,14 @@ class SlurmCluster(Cluster):
             error=f"{check_dir}/out.log",
         )
         res = self._sh(
-            f"cd {q(check_dir)} && cat > job.sh && sbatch --wait --quiet job.sh >/dev/null; "
+            f"umask 077; cd {q(check_dir)} && cat > job.sh && sbatch --wait --quiet job.sh >/dev/null; "
             f"rc=$?; cat out.log 2>/dev/null; cd / && rm -rf -- {q(check_dir)}; exit $rc",
             stdin=script.encode(),
             timeout=max(180.0, self.cfg.command_timeout),
         )
         out = res.text()
-        found = next((ln for ln in out.splitlines() if ln.startswith("PY ")), None)
-        if found is None:
+        facts, outcome = pickle_check.parse_output(out)
+        if facts is None:
             detail = sbatch_error_line(res.error_text() or out) if (res.error_text() or out) else "no output"
             checks.append(
                 Check(
@@ -831,31 +884,54 @@ class SlurmCluster(Cluster):
                 )
             )
             return checks
-        _, version, _, cp = found.split(maxsplit=3)
         # The submit host as its shell names itself: a job may land on any node of the partition
         # (the partition is in the config), so the compute node would change the fingerprint at random.
         named = self._sh("hostname", timeout=30)
         host = named.text().strip() if named.ok else ""
-        self._far_side = {"python": version, "cloudpickle": cp, "hostname": host}
-        ok = tuple(int(x) for x in version.split(".")[:2]) >= (3, 8)
-        checks.append(
-            Check(
-                name="python",
-                status="ok" if ok else "fail",
-                detail=f"{self.cfg.python} on a compute node is Python {version}",
-                fix=None if ok else "the runner needs Python 3.8 or newer",
+        self._far_side = {
+            "python": str(facts.get("python")),
+            "cloudpickle": str(facts.get("cloudpickle")),
+            "hostname": host,
+        }
+        checks.extend(
+            pickle_check.version_checks(
+                facts,
+                outcome,
+                python_label=self.cfg.python,
+                where="on a compute node",
+                ended=f"the job failed: sbatch --wait exit status {res.exit_code}",
             )
         )
-        checks.append(
-            Check(
-                name="cloudpickle",
-                status="ok" if cp != "missing" else "fail",
-                detail=f"cloudpickle {cp}"
-                if cp != "missing"
-                else "cloudpickle is not importable on a compute node",
-                fix=None if cp != "missing" else f"{self.cfg.python} -m pip install cloudpickle",
+        return checks
+
+    def _check_staged(self, wd: str) -> list[Check]:
+        """Every staged shared file against its content hash; damaged ones are removed (restaged)."""
+        try:
+            res = self._sh(remote_verify_script(f"{wd}/shared"), timeout=120)
+        except TransportError as exc:
+            return [Check(name="staged", status="warn", detail=f"cannot check the staged files: {exc}")]
+        checks: list[Check] = []
+        total = "0"
+        for line in res.text().splitlines():
+            if line.startswith("BAD "):
+                parts = line.split(maxsplit=3)
+                if len(parts) < 4:
+                    continue
+                _, rel, size, why = parts
+                checks.append(
+                    Check(
+                        name="staged",
+                        status="warn",
+                        detail=f"{wd}/shared/{rel} was damaged ({size} bytes, {why}): removed, "
+                        "it is staged again by the next probe",
+                    )
+                )
+            elif line.startswith("OK "):
+                total = line.split()[1]
+        if not checks:
+            checks.append(
+                Check(name="staged", status="ok", detail=f"{total} staged file(s) in {wd}/shared match their hashes")
             )
-        )
         return checks
 
     def _config_value(self, key: str) -> str | None:

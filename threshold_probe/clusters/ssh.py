@@ -28,7 +28,6 @@ not retried.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import hashlib
@@ -37,7 +36,6 @@ import os
 import secrets
 import shlex
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -45,7 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
@@ -318,12 +318,20 @@ class SSHCluster(Cluster):
         rel = f"shared/{digest}/{LAUNCHER_NAME}"
         # One round trip: make the workdir and a fresh session folder, write the launcher.
         w = quote_path(self.cfg.workdir)
+        # A workdir another user owns or can write to is refused; a launcher a full disk cut
+        # short goes with its session folder, which is never used.
         cmd = (
-            f"umask 077 && mkdir -p -- {w} && cd -- {w} "
+            f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
             f"&& d=$(mktemp -d tp-XXXXXXXX) && cd -- \"$d\" && mkdir -p shared/{digest} "
-            f"&& cat > {rel} && pwd -P"
+            f"&& {{ cat > {rel} || {{ cd .. && rm -rf -- \"$d\"; exit 1; }}; }} && pwd -P"
         )
         res = self.transport.run(cmd, stdin=launcher, timeout=self.cfg.command_timeout)
+        if res.exit_code == UNSAFE_WORKDIR:
+            raise TransportError(
+                f"{self.name}: refusing workdir {self.cfg.workdir}: {res.error_text()}",
+                retryable=False,
+                fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
+            )
         if not res.ok:
             raise TransportError(
                 f"{self.name}: cannot create a folder in workdir {self.cfg.workdir!r}: "
@@ -440,7 +448,8 @@ class SSHCluster(Cluster):
             f"import sys; sys.path.insert(0, {os.path.dirname(launcher)!r}); "
             f"import {LAUNCHER_NAME[:-3]}; {LAUNCHER_NAME[:-3]}.run()"
         )
-        command = f"exec {self._python_command()} -S -c {shlex.quote(boot)}"
+        # umask 077: the probe's folder, its payload and whatever the job writes stay private.
+        command = f"umask 077; exec {self._python_command()} -S -c {shlex.quote(boot)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs
         # (transfers included, hence the margin).
         bound = time_s + self.cfg.command_timeout
@@ -582,30 +591,11 @@ class SSHCluster(Cluster):
         return checks
 
     def _check_python(self) -> list[Check]:
-        import cloudpickle
-
-        here_py = ".".join(str(v) for v in sys.version_info[:3])
-        here_cp = str(cloudpickle.__version__)
-        blob = base64.b64encode(_probe_pickle()).decode()
-        script = (
-            "import base64, json, socket, sys\n"
-            "out = {'python': '%d.%d.%d' % sys.version_info[:3], 'executable': sys.executable,"
-            " 'hostname': socket.gethostname()}\n"
-            "try:\n"
-            "    import cloudpickle\n"
-            "    out['cloudpickle'] = cloudpickle.__version__\n"
-            "except Exception as e:\n"
-            "    out['cloudpickle_error'] = '%s: %s' % (type(e).__name__, e)\n"
-            "if 'cloudpickle' in out:\n"
-            "    try:\n"
-            f"        f = cloudpickle.loads(base64.b64decode('{blob}'))\n"
-            "        out['loaded'] = f(20)\n"
-            "    except Exception as e:\n"
-            "        out['load_error'] = '%s: %s' % (type(e).__name__, e)\n"
-            "print(json.dumps(out))\n"
+        res = self.transport.run(
+            f"exec {self._python_command()} -", stdin=pickle_check.check_script().encode(), timeout=60
         )
-        res = self.transport.run(f"exec {self._python_command()} -", stdin=script.encode(), timeout=60)
-        if not res.ok:
+        facts, outcome = pickle_check.parse_output(res.text())
+        if facts is None:
             last = (res.error_text().splitlines() or [f"exit status {res.exit_code}"])[-1]
             return [
                 Check(
@@ -615,70 +605,34 @@ class SSHCluster(Cluster):
                     fix=f"set clusters.{self.name}.python to an interpreter there (e.g. /usr/bin/python3)",
                 )
             ]
-        try:
-            facts = json.loads(res.text().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return [Check(name="python", status="fail", detail=f"unexpected output: {res.text()[:200]!r}")]
-        self._python_version = str(facts["python"])
+        self._python_version = str(facts.get("python"))
         self._far_side = {
             "python": self._python_version,
             "cloudpickle": str(facts.get("cloudpickle")),
             "hostname": str(facts.get("hostname")),
         }
-        there = tuple(int(x) for x in self._python_version.split(".")[:2])
-        checks = [
-            Check(
-                name="python",
-                status="ok" if there >= (3, 8) else "fail",
-                detail=f"{self.cfg.python} is Python {self._python_version} ({facts.get('executable')})",
-                fix=None if there >= (3, 8) else "the runner needs Python 3.8 or newer on the far side",
-            )
-        ]
-        if "cloudpickle" not in facts:
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="fail",
-                    detail=f"cloudpickle does not import there: {facts.get('cloudpickle_error')}",
-                    fix=f"{self.cfg.python} -m pip install 'cloudpickle=={here_cp}' on the far side",
-                )
-            )
-            return checks
-        cp = str(facts["cloudpickle"])
-        if facts.get("loaded") == 20 * 21 // 2 + 7:
-            same = cp == here_cp and there == tuple(sys.version_info[:2])
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="ok" if same else "warn",
-                    detail=f"cloudpickle {cp} there loads what cloudpickle {here_cp} "
-                    f"(Python {here_py}) writes here",
-                    fix=None
-                    if same
-                    else f"use the same Python minor version and cloudpickle on both sides "
-                    f"(here: Python {here_py}, cloudpickle {here_cp})",
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="fail",
-                    detail=f"cloudpickle {cp} there cannot load what cloudpickle {here_cp} "
-                    f"(Python {here_py}) writes here: {facts.get('load_error') or facts.get('loaded')}",
-                    fix=f"use Python {sys.version_info[0]}.{sys.version_info[1]} and cloudpickle {here_cp} "
-                    f"on the far side (functions are pickled by value, as bytecode)",
-                )
-            )
-        return checks
+        # paramiko does not pass on the signal that ended a command: a crash shows as no status.
+        ended = f"exit status {res.exit_code}" if res.exit_code is not None else "killed by a signal"
+        return pickle_check.version_checks(
+            facts, outcome, python_label=str(self.cfg.python), where="there", ended=ended
+        )
 
     def _check_workdir(self) -> list[Check]:
         w = quote_path(self.cfg.workdir)
         res = self.transport.run(
-            f"mkdir -p -- {w} && cd -- {w} && t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- \"$t\" "
-            f"&& df -Pk . | tail -n 1",
+            f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
+            f"&& t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- \"$t\" && df -Pk . | tail -n 1",
             timeout=60,
         )
+        if res.exit_code == UNSAFE_WORKDIR:
+            return [
+                Check(
+                    name="workdir",
+                    status="fail",
+                    detail=f"{self.cfg.workdir} there is {res.error_text()}",
+                    fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
+                )
+            ]
         if not res.ok:
             return [
                 Check(
@@ -733,24 +687,3 @@ class SSHCluster(Cluster):
         if self._python_version:
             facts["python_version"] = self._python_version
         return facts
-
-
-def _probe_pickle() -> bytes:
-    """A function pickled BY VALUE (as the native pipeline ships workloads), for preflight."""
-    import types
-
-    import cloudpickle
-
-    module = types.ModuleType("threshold_probe_preflight_check")
-    exec(
-        compile(
-            "OFFSET = 7\ndef check(n):\n    return sum(range(n + 1)) + OFFSET\n",
-            "<preflight>",
-            "exec",
-        ),
-        module.__dict__,
-    )
-    # The module is not in sys.modules, so cloudpickle must ship the function by value.
-    data: bytes = cloudpickle.dumps(module.check)
-    return data
-

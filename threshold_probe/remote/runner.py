@@ -278,6 +278,10 @@ class Runner:
             # Imported here so that a missing cloudpickle is a deserialize failure on record.
             import cloudpickle
 
+            # On record before loading: an interpreter that crashes on a payload of another Python
+            # version (SIGSEGV, no exception) still leaves both versions and the stage behind.
+            with contextlib.suppress(Exception):
+                self.checkpoint("started", "deserialize")
             payload = cloudpickle.loads(data)
             del data
             func, args, kwargs = _unpack(payload)
