@@ -313,6 +313,57 @@ def _stderr_text(obs: Observation) -> str:
     return obs.job.stderr_tail
 
 
+_FAULT_HEADER = re.compile(r"^(Fatal Python error: .*|Timeout \([0-9:.]+\)!)\s*$")
+_FAULT_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>.+?)\s*$')
+#: Frames of threshold-probe's own far-side code: where the workload was called from, not where it was.
+_OWN_FILES = ("runner.py", "source_runner.py", "launcher.py", "clustrix_helper.py")
+STACK_EVIDENCE_FRAMES = 8
+
+
+def python_stack(stderr: str) -> tuple[str, list[tuple[str, int, str]]] | None:
+    """The last stack faulthandler wrote (a crash, SIGTERM, or the dump just before the time limit):
+    its header and the frames of the thread it names first, most recent first, without the runner's."""
+    lines = stderr.splitlines()
+    start = None
+    for i, line in enumerate(lines):
+        header_line = bool(_FAULT_HEADER.match(line.strip()))
+        if header_line or (start is None and line.startswith(("Current thread 0x", "Thread 0x"))):
+            start = i
+    if start is None:
+        return None
+    header = lines[start].strip()
+    frames: list[tuple[str, int, str]] = []
+    seen_thread = False
+    for line in lines[start + 1 :] if _FAULT_HEADER.match(header) else lines[start:]:
+        if line.startswith(("Current thread 0x", "Thread 0x")):
+            if seen_thread:
+                break  # the first thread listed is the one that crashed or was running
+            seen_thread = True
+            continue
+        m = _FAULT_FRAME.match(line)
+        if m:
+            if not m.group("file").endswith(_OWN_FILES):
+                frames.append((m.group("file"), int(m.group("line")), m.group("func")))
+        elif frames and not line.strip():
+            break
+    return (header, frames) if frames else None
+
+
+def _stack_lines(stderr: str, when: str) -> list[str]:
+    """Evidence from a faulthandler stack: where the workload was, then its innermost frames."""
+    found = python_stack(stderr)
+    if found is None:
+        return []
+    header, frames = found
+    file, line, func = frames[0]
+    out = [f"was in {func} at {file}:{line} {when}"]
+    if header.startswith("Fatal Python error"):
+        out.append(header)
+    out.append("Python stack (most recent call first):")
+    out += [f'  File "{f}", line {n} in {fn}' for f, n, fn in frames[:STACK_EVIDENCE_FRAMES]]
+    return out
+
+
 def _log_lines(pattern: re.Pattern[str], *texts: str, limit: int = 3) -> list[str]:
     found = []
     for text in texts:
@@ -510,6 +561,7 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
         evidence += _limit_line(obs, "time")
         if meta.get("stage"):
             evidence.append(f"the runner was in stage {meta['stage']}")
+        evidence += _stack_lines(stderr, "just before the time limit")
         return _fail("timeout", evidence, "", "time limit")
 
     # 5. The scheduler's word.
@@ -576,7 +628,8 @@ def _diagnose(obs: Observation, client: dict[str, str | None] | None) -> Verdict
         skew = _crash_from_skew(obs, signum, client)
         if skew is not None:
             return skew
-        return _fail("killed", evidence + _tail_lines(stderr), name, "", f"the job was ended by {name}")
+        stack = _stack_lines(stderr, f"when {name} ended it")
+        return _fail("killed", evidence + (stack or _tail_lines(stderr)), name, "", f"the job was ended by {name}")
 
     # 9. Patterns in the logs.
     if oom_lines:

@@ -15,6 +15,7 @@ always dispatch, and a resumed run never dispatches a probe that had finished.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -39,9 +40,14 @@ class ProbeRequest:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def new_probe_id(level: int | None) -> str:
-    """A probe id: the level (or `spec`) and a random suffix."""
-    tag = f"L{level:03d}" if level is not None else "spec"
+def new_probe_id(level: int | None, workload: Workload | None = None) -> str:
+    """A probe id: the level (a user's function: its name; else `spec`) and a random suffix."""
+    if level is not None:
+        tag = f"L{level:03d}"
+    elif workload is not None and workload.filename is not None:
+        tag = re.sub(r"[^A-Za-z0-9_]+", "_", workload.func_name)[:24] or "spec"
+    else:
+        tag = "spec"
     return f"{tag}-{secrets.token_hex(3)}"
 
 
@@ -149,7 +155,7 @@ class Prober:
                 out[i] = hit
                 continue
             if hit is not None:
-                probe_id = new_probe_id(req.level)
+                probe_id = new_probe_id(req.level, req.workload)
                 self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
                 record = hit.model_copy(
                     update={
@@ -164,7 +170,7 @@ class Prober:
                 )
                 out[i] = self._finish(record, key)
                 continue
-            todo.append((i, req, new_probe_id(req.level), key, attempt))
+            todo.append((i, req, new_probe_id(req.level, req.workload), key, attempt))
         if not todo:
             return [r for r in out if r is not None]
         batched = self.cluster.concurrent and len(todo) > 1 and _uses_default_dispatch(self.pipeline)

@@ -355,6 +355,12 @@ class Run:
             ship_local_modules=options.ship_local_modules,
         )
 
+    def ladder_label(self) -> str:
+        """What the run probed, as runs, history and reports name it: the ladder, or the user's function."""
+        if self._function_request is not None:
+            return self._function_request.workload.name
+        return self.ladder.name
+
     # plumbing ----------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         """What it takes to run this search again: stored with the run, read by --resume."""
@@ -592,7 +598,7 @@ class Run:
             status=status,
             cluster=self.cluster.name,
             pipeline=self.pipeline.name,
-            ladder=self.ladder.name,
+            ladder=self.ladder_label(),
             limits=self.limits.model_dump(),
             limits_enforced_by=dict(self.enforced_by),
             warnings=list(self.warnings),
@@ -799,7 +805,7 @@ class Run:
                 kind=self.kind,
                 cluster=self.cluster.name,
                 pipeline=self.pipeline.name,
-                ladder=self.ladder.name,
+                ladder=self.ladder_label(),
                 status="running",
                 started_at=self.started_at,
                 params=self.params(),

@@ -214,7 +214,7 @@ class RichProgress:
         if self.quiet:
             return
         obs = record.observation
-        where = f"level {record.level}" if record.level is not None else "spec"
+        where = f"level {record.level}" if record.level is not None else obs.workload
         cached = " (cached)" if record.cached_from else ""
         peak = f"{obs.peak_rss_mb:.0f} MB" if obs.peak_rss_mb is not None else "-"
         line = f"  {where:<10} {verdict_text(record)}  {obs.wall_s:6.2f}s  {peak}{cached}"

@@ -37,6 +37,12 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
     row("exit", f"code {job.exit_code}" + (f", signal {job.signal}" if job.signal else ""))
     if job.scheduler:
         row("scheduler", ", ".join(f"{k}={val}" for k, val in job.scheduler.items()))
+    if obs.result:
+        res = obs.result
+        size = res.get("size")
+        shown = f"{res.get('type', '?')}" + (f", {size:,} bytes" if isinstance(size, int) else "")
+        head = str(res.get("repr") or "")
+        row("result", f"{shown}: {head}" if head else shown)
     row("wall", f"{obs.wall_s:.3f} s")
     if obs.peak_rss_mb is not None:
         row("peak RSS", f"{obs.peak_rss_mb:.1f} MB")

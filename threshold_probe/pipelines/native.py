@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,6 +16,21 @@ from threshold_probe.remote import runner_source
 
 PAYLOAD_NAME = "payload.pkl"
 RUNNER_NAME = "runner.py"
+#: The workload's source beside the payload (the runner puts it in linecache), and the time limit
+#: the runner dumps every thread's stack just before (remote/runner.py).
+SOURCE_NAME = "source.json"
+TIME_LIMIT_ENV = "TP_TIME_LIMIT"
+
+
+def source_file(workload: Workload) -> bytes:
+    """source.json: the file name tracebacks should show, and its text."""
+    name = workload.filename or f"<{workload.name}>"
+    return json.dumps({"filename": name, "source": workload.source}).encode()
+
+
+def runner_env(limits: Limits) -> dict[str, str]:
+    """What the runner needs to know of the limits: the time limit, for the stack dump before it."""
+    return {TIME_LIMIT_ENV: repr(float(limits.time_s))} if limits.time_s else {}
 
 
 def pickle_workload(workload: Workload) -> bytes:
@@ -37,9 +53,10 @@ class NativePipeline(Pipeline):
         """A job with the pickled function as payload and the runner as a shared file."""
         return JobSpec(
             probe_id=probe_id,
-            files={PAYLOAD_NAME: pickle_workload(workload)},
+            files={PAYLOAD_NAME: pickle_workload(workload), SOURCE_NAME: source_file(workload)},
             shared={RUNNER_NAME: runner_source()},
             argv=[PYTHON, shared_ref(RUNNER_NAME), PAYLOAD_NAME],
+            env=runner_env(limits),
             limits=limits,
             fetch=[META_NAME, RESULT_NAME],
             local_dir=local_dir,

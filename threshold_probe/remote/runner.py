@@ -49,13 +49,16 @@ import time
 _RUNNER_START = time.time()
 
 import contextlib  # noqa: E402
+import faulthandler  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+import types  # noqa: E402
 
 try:  # pragma: no cover - resource exists on every POSIX system
     import resource
@@ -288,6 +291,8 @@ class Runner:
         except BaseException as exc:
             self.stamp("deserialize_end")
             return self.finish(self.fail(exc, "deserialize"))
+        with contextlib.suppress(Exception):  # tracebacks without file names are still tracebacks
+            attach_source(func, os.path.dirname(os.path.abspath(self.payload_path)))
         self.stamp("deserialize_end")
         with contextlib.suppress(Exception):  # the final write will report it
             self.checkpoint("running", "execute")
@@ -298,8 +303,12 @@ class Runner:
             result = func(*args, **kwargs)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are workload failures too
             self.stamp("execute_end")
+            with contextlib.suppress(Exception):
+                faulthandler.cancel_dump_traceback_later()
             return self.finish(self.fail(exc, "execute"))
         self.stamp("execute_end")
+        with contextlib.suppress(Exception):
+            faulthandler.cancel_dump_traceback_later()
         self.meta["stage"] = "serialize"
 
         # --- serialize -----------------------------------------------------------------
@@ -347,6 +356,73 @@ def summarize(result, cloudpickle):
     }
 
 
+#: The workload's source, shipped beside the payload: {"filename": ..., "source": ...}.
+SOURCE_NAME = "source.json"
+#: The probe's time limit in seconds, so that the stacks can be dumped just before the kill.
+TIME_LIMIT_ENV = "TP_TIME_LIMIT"
+#: Marker cloudpickle gives the code of every function it ships by value.
+_DYNAMIC = "<dynamic-code>"
+
+
+def _renamed(code, filename):
+    """`code` and every code object nested in it, with co_filename set to `filename`."""
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, types.CodeType) and c.co_filename == _DYNAMIC else c
+        for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def attach_source(func, folder="."):
+    """Give the workload's functions back their file name and lines, for tracebacks.
+
+    cloudpickle names the code it ships by value <dynamic-code>; the source travels apart in
+    source.json, so that the pickled size stays what a runner would ship. Every function of the
+    workload's module (the same globals) is renamed, and its lines go into linecache.
+    """
+    path = os.path.join(folder, SOURCE_NAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            shipped = json.load(fh)
+        filename, text = str(shipped["filename"]), str(shipped["source"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    import linecache
+
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    target = getattr(func, "func", func)  # functools.partial binds a user's arguments
+    scope = getattr(target, "__globals__", None)
+    candidates = [target]
+    if isinstance(scope, dict):
+        candidates += [v for v in list(scope.values()) if isinstance(v, types.FunctionType)]
+        candidates += [
+            m for v in list(scope.values()) if isinstance(v, type) for m in vars(v).values()
+            if isinstance(m, (types.FunctionType, staticmethod, classmethod))
+        ]
+    for obj in candidates:
+        fn = getattr(obj, "__func__", obj)
+        code = getattr(fn, "__code__", None)
+        if isinstance(code, types.CodeType) and code.co_filename == _DYNAMIC:
+            with contextlib.suppress(Exception):
+                fn.__code__ = _renamed(code, filename)
+
+
+def watch_for_crashes():
+    """A Python stack on stderr for a crash (SIGSEGV, SIGABRT, SIGBUS, ...), for SIGTERM (a
+    scheduler's kill at its time limit), and just before the probe's own time limit."""
+    with contextlib.suppress(Exception):
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+    with contextlib.suppress(Exception):
+        faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
+    limit = os.environ.get(TIME_LIMIT_ENV)
+    if limit:
+        with contextlib.suppress(ValueError, RuntimeError):
+            seconds = float(limit) - (time.time() - _RUNNER_START)
+            # Just before the kill: a tenth of the limit early, at most a second.
+            early = min(1.0, 0.1 * float(limit))
+            faulthandler.dump_traceback_later(max(0.05, seconds - early), exit=False, file=sys.stderr)
+
+
 def _safe_repr(obj):
     try:
         return repr(obj)
@@ -360,6 +436,7 @@ def main(argv=None):
     if len(args) != 1:
         sys.stderr.write("usage: python runner.py payload.pkl\n")
         return EXIT_SETUP
+    watch_for_crashes()
     code = Runner(args[0]).run()
     # The workload may have buffered output; flush it before the interpreter tears down.
     for stream in (sys.stdout, sys.stderr):
