@@ -135,3 +135,22 @@ def test_ssh_fingerprint_sees_the_far_side_and_a_config_change_reuses_nothing(te
     other = probe(tmp_path, *args, config=moved).json()
     assert other["reuse"]["reused"] == 0 and not any(p["cached"] for p in other["probes"])
     assert other["cell"]["fingerprint"]["config"]["workdir"] == "~/.threshold-probe-other"
+
+
+def test_runs_of_user_functions_are_keyed_by_function(tmp_path: Path) -> None:
+    funcs = tmp_path / "funcs.py"
+    funcs.write_text("def small():\n    return 1\n\n\ndef other():\n    return 2\n")
+    cfg = _config(tmp_path / "probe.toml", sys.executable)
+    runs = {}
+    for name in ("small", "other", "small"):
+        res = probe(tmp_path, "run", "--function", f"{funcs}:{name}", "--json", "--quiet", "--fresh", config=cfg)
+        assert res.code == 0, res.err
+        runs.setdefault(name, []).append(res.json())
+    a, b = runs["small"][0], runs["other"][0]
+    cmp = probe(tmp_path, "compare", a["run_id"], b["run_id"], "--json", config=cfg).json()
+    assert cmp["same_cell"] is False
+    assert cmp["differences"] == [f"function: {funcs}:small -> {funcs}:other"]
+    same = probe(tmp_path, "compare", a["run_id"], runs["small"][1]["run_id"], "--json", config=cfg).json()
+    assert same["same_cell"] is True and same["differences"] == []
+    cells = probe(tmp_path, "history", "--json", config=cfg).json()["cells"]
+    assert sorted(len(c["run_ids"]) for c in cells.values()) == [1, 2]
