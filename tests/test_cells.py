@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import pytest
 
 from tests.test_report_support import MEMORY_LADDER, probe
 from tests.test_runner import _cached_venv
+from tests.testbed.fixtures import write_config
+from tests.testbed.testbed import Testbed
 
 
 def _config(path: Path, python: str, memory: str = "400MB") -> Path:
@@ -112,3 +115,42 @@ def test_history_groups_runs_by_cell(tmp_path: Path) -> None:
     assert "levels 2..5" in by_runs[(part["run_id"],)]["label"]
     text = probe(tmp_path, "history", config=cfg)
     assert text.code == 0 and "levels 2..5" in " ".join(text.out.split())
+
+
+@pytest.mark.ssh
+def test_ssh_fingerprint_sees_the_far_side_and_a_config_change_reuses_nothing(testbed: Testbed, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh", memory="400MB")})
+    # The same cluster name, host and interpreter; another workdir: another resolved config.
+    moved = write_config(
+        tmp_path / "moved.toml",
+        {"c": testbed.cluster_table("ssh", memory="400MB", workdir="~/.threshold-probe-other")},
+    )
+    args = ("sweep", "--ladder", str(MEMORY_LADDER), "--to", "3", "--cluster", "c", "--json", "--quiet")
+    first = probe(tmp_path, *args, config=config).json()
+    far = first["cell"]["fingerprint"]["far_side"]
+    assert far["python"] and far["cloudpickle"] == cloudpickle.__version__ and far["hostname"]
+    again = probe(tmp_path, *args, config=config).json()
+    assert again["reuse"]["reused"] == 3 and again["reuse"]["runs"] == [first["run_id"]]
+    assert again["cell"] == first["cell"]
+    other = probe(tmp_path, *args, config=moved).json()
+    assert other["reuse"]["reused"] == 0 and not any(p["cached"] for p in other["probes"])
+    assert other["cell"]["fingerprint"]["config"]["workdir"] == "~/.threshold-probe-other"
+
+
+def test_runs_of_user_functions_are_keyed_by_function(tmp_path: Path) -> None:
+    funcs = tmp_path / "funcs.py"
+    funcs.write_text("def small():\n    return 1\n\n\ndef other():\n    return 2\n")
+    cfg = _config(tmp_path / "probe.toml", sys.executable)
+    runs = {}
+    for name in ("small", "other", "small"):
+        res = probe(tmp_path, "run", "--function", f"{funcs}:{name}", "--json", "--quiet", "--fresh", config=cfg)
+        assert res.code == 0, res.err
+        runs.setdefault(name, []).append(res.json())
+    a, b = runs["small"][0], runs["other"][0]
+    cmp = probe(tmp_path, "compare", a["run_id"], b["run_id"], "--json", config=cfg).json()
+    assert cmp["same_cell"] is False
+    assert cmp["differences"] == [f"function: {funcs}:small -> {funcs}:other"]
+    same = probe(tmp_path, "compare", a["run_id"], runs["small"][1]["run_id"], "--json", config=cfg).json()
+    assert same["same_cell"] is True and same["differences"] == []
+    cells = probe(tmp_path, "history", "--json", config=cfg).json()["cells"]
+    assert sorted(len(c["run_ids"]) for c in cells.values()) == [1, 2]

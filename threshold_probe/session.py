@@ -464,8 +464,12 @@ class Run:
 
         Without a preflight the far side is unknown, so verdicts of other runs are not reused.
         """
-        pipeline = {"name": self.pipeline.name, "as_given": self.pipeline_arg,
-                    "class": f"{type(self.pipeline).__module__}:{type(self.pipeline).__qualname__}"}
+        kind = type(self.pipeline)
+        pipeline = {
+            "name": self.pipeline.name,
+            "as_given": self.pipeline_arg,
+            "class": f"{kind.__module__}:{kind.__qualname__}",
+        }
         self.fingerprint = fingerprint(
             self.cluster.name, self.cluster.config, self.cluster.far_side(), pipeline, __version__
         )
@@ -506,9 +510,8 @@ class Run:
             src = r.cached_from_run or "an earlier run"
             if src not in runs:
                 runs.append(src)
-        return ReuseSummary(
-            reused=len(reused), probes=len(records), runs=sorted(runs), note=self.reuse_note
-        )
+        return ReuseSummary(reused=len(reused), probes=len(records), runs=sorted(runs), note=self.reuse_note)
+
     def check_limits(self) -> None:
         """Learn who enforces each limit; refuse a memory limit below what a bare runner needs
         there (UserError, exit 2); warn about more cores than a node has."""
