@@ -248,14 +248,19 @@ def test_isolate_names_the_feature_not_a_size(reports: Path, feature: str, value
 
 @pytest.mark.ssh
 @pytest.mark.slow
-def test_clustrix_range_split_on_the_features_ladder_is_isolated_to_top_level_range_loops(
-    testbed: Testbed, tmp_path: Path
-) -> None:
-    """ClustriX's auto_parallel calls the function with `_chunk_range_i=`: the TypeError names the
-    function (`workload_17()` at a level, `workload()` in isolation's own probes), and the finding
-    must still be one failure, driven by top_level_range_loops alone."""
-    ladder = load_ladder("features")
-    first = next(n for n in ladder.numbers() if int(ladder.level(n).values["top_level_range_loops"]))
+def test_clustrix_range_split_is_isolated_to_top_level_range_loops(testbed: Testbed, tmp_path: Path) -> None:
+    """ClustriX's auto_parallel calls the function with `_chunk_range_i=` when its first loop is a
+    range loop. The TypeError names the function (`workload_2()` at the level, `workload()` in
+    isolation's own probes): one failure all the same, driven by top_level_range_loops alone,
+    although memory's `while` loop and the tuple loops of `loops` and `nesting_depth` grow too."""
+    base = {"loc": 20, "memory_mb": 8, "loops": 1}
+    grown = {"loc": 40, "memory_mb": 24, "loops": 2, "nesting_depth": 2, "payload_kb": 8}
+    lines = ['name = "range-split"']
+    for values in (base, {**grown, "top_level_range_loops": 1}):
+        lines += ["", "[[levels]]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+    ladder = tmp_path / "range-split.toml"
+    ladder.write_text("\n".join(lines) + "\n")
+    args = ["bisect", "-C", "testbed-ssh", "--pipeline", "clustrix", "--ladder", str(ladder), "--isolate"]
     result = CliRunner().invoke(
         app,
         [
@@ -263,18 +268,7 @@ def test_clustrix_range_split_on_the_features_ladder_is_isolated_to_top_level_ra
             str(testbed.config_path),
             "--reports-dir",
             str(tmp_path / "r"),
-            "bisect",
-            "-C",
-            "testbed-ssh",
-            "--pipeline",
-            "clustrix",
-            "--ladder",
-            "features",
-            "--lo",
-            str(first - 1),
-            "--hi",
-            str(first),
-            "--isolate",
+            *args,
             "--confirm",
             "0",
             "--json",
@@ -283,7 +277,7 @@ def test_clustrix_range_split_on_the_features_ladder_is_isolated_to_top_level_ra
     )
     assert result.exit_code == 0, (result.stdout, result.stderr)
     data = json.loads(result.stdout)
-    assert (data["last_pass"], data["first_fail"]) == (first - 1, first), data["message"]
-    boundary = next(p for p in data["probes"] if p["level"] == first)
+    assert data["first_fail"] == 2, data["message"]
+    boundary = next(p for p in data["probes"] if p["level"] == 2)
     assert boundary["signature"] == "exception:TypeError:<func>() got an unexpected keyword argument '_chunk_range_i'"
-    check_isolated(data, "top_level_range_loops", first - 1)
+    check_isolated(data, "top_level_range_loops")

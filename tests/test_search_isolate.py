@@ -250,6 +250,23 @@ def test_a_flaky_one_dimension_probe_leaves_that_dimension_undecided() -> None:
     )
 
 
+def test_a_driver_whose_lowering_could_not_be_tested_is_not_said_to_survive_it() -> None:
+    """Memory alone fails; the bad spec with memory lowered is never judged (every probe skipped).
+    The sentence must not claim that lowering memory "does not remove" the failure."""
+
+    def verdict(spec: Spec) -> Outcome:
+        if spec["memory_mb"] < 380 and spec["loc"] == 80:
+            return "skip"
+        return fails_on_memory(spec)
+
+    result = isolate(level(7), level(8), SpecRecorder(verdict))
+    memory = next(f for f in result.findings if f.dimension == "memory_mb")
+    assert (memory.sufficient, memory.necessary) == (True, None)
+    assert "does not remove it" not in result.message
+    assert result.message.startswith("`memory_mb` alone is enough to cause the failure (threshold 380);")
+    assert "`memory_mb` was not decided: could not be tested when lowered alone" in result.message
+
+
 def test_skipped_probes_are_retried_within_the_budget() -> None:
     tries: dict[str, int] = {}
 

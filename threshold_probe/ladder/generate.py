@@ -33,6 +33,7 @@ method of a class `Workload<level>` (accessor `Workload<level>.workload_<level>`
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -201,16 +202,21 @@ def _result_lines(kb: int) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=4)
+def _payload_line(kb: int) -> str:
+    """`payload = b"..."` with `kb` KiB of base64 of a SHAKE-256 stream: deterministic, printable,
+    no escapes, one byte of pickle a character. Built once: the body is assembled several times."""
+    chars = kb * 1024
+    stream = hashlib.shake_256(b"threshold-probe payload").digest(chars * 3 // 4 + 3)
+    return 'payload = b"' + base64.b64encode(stream).decode("ascii")[:chars] + '"'
+
+
 def _payload_lines(kb: int) -> list[str]:
     # A constant of the function's own code, on one line: it travels wherever the function's
     # source or code goes, so the size grows without a module global, a closure or a default.
-    # Base64 of a hash chain: deterministic, printable, no escapes, one byte of pickle per char.
-    chars = kb * 1024
-    digest = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(chars * 3 // 128 + 1))
-    text = base64.b64encode(digest).decode("ascii")[:chars]
     return [
         f"# Payload: {kb} KiB carried as a constant of the function; its source and pickle carry them.",
-        f'payload = b"{text}"',
+        _payload_line(kb),
         'report["payload_sha256"] = hashlib.sha256(payload).hexdigest()',
     ]
 

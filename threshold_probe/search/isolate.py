@@ -543,7 +543,8 @@ def _finding_message(findings: Sequence[DimensionFinding], result: IsolateResult
         else:
             others = [g for g in necessary if g is not f]
             head = f"{name(f)} alone is enough to cause the failure{threshold(f)}"
-            if not others:
+            # Only a lowering that was judged (and still failed) may be said not to remove it.
+            if not others and f.necessary is False:
                 head += ", though lowering it alone does not remove it"
     elif sufficient:
         head = "Each of " + _and([name(f) + threshold(f) for f in sufficient]) + " causes the failure on its own"
