@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from threshold_probe.cli.common import command, console, get_state, print_json
 from threshold_probe.compare import Comparison, compare_runs
 from threshold_probe.errors import UserError
 from threshold_probe.render.common import fmt_seconds
 from threshold_probe.summary import RunSummary
+from threshold_probe.textsafe import strip_control
 
 
 def _load(run_id: str) -> RunSummary:
-    info = get_state().store().get_run(run_id)
+    info = get_state().store(readonly=True).get_run(run_id)
     if info.summary is None:
         raise UserError(f"run {info.run_id} has no summary yet (status {info.status})")
     return RunSummary.model_validate(info.summary)
@@ -24,7 +27,9 @@ def _load(run_id: str) -> RunSummary:
 def print_comparison(cmp: Comparison) -> None:
     """The comparison as Rich text: threshold, flipped levels, metric and timing changes."""
     colour = "red" if cmp.regressed else "green"
-    console.print(f"[bold]{cmp.run_a}[/] ({cmp.cell_a}) -> [bold]{cmp.run_b}[/] ({cmp.cell_b})", highlight=False)
+    # Run ids and cell names come from the journal and user files: escaped, never markup.
+    a, b, cell_a, cell_b = (escape(strip_control(str(x))) for x in (cmp.run_a, cmp.run_b, cmp.cell_a, cmp.cell_b))
+    console.print(f"[bold]{a}[/] ({cell_a}) -> [bold]{b}[/] ({cell_b})", highlight=False)
     if not cmp.same_cell:
         console.print("[yellow]note: the runs are of different cluster/pipeline/ladder cells[/]")
     console.print(
@@ -33,9 +38,10 @@ def print_comparison(cmp: Comparison) -> None:
         highlight=False,
     )
     if cmp.failure_class_a != cmp.failure_class_b:
-        console.print(f"failure class: {cmp.failure_class_a} -> {cmp.failure_class_b}", highlight=False)
+        classes = f"{cmp.failure_class_a} -> {cmp.failure_class_b}"
+        console.print(Text(f"failure class: {strip_control(classes)}"), highlight=False)
     for line in cmp.regressions:
-        console.print(f"[bold red]regression:[/] {line}", highlight=False)
+        console.print(f"[bold red]regression:[/] {escape(strip_control(line))}", highlight=False)
     if cmp.flipped:
         table = Table(title="levels that flipped", title_justify="left")
         for col in ("level", "before", "after", "class before", "class after"):

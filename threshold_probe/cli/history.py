@@ -24,7 +24,7 @@ def history(
 ) -> None:
     """Show the threshold (first failing level) of every past run, oldest first, with a sparkline."""
     entries = load_history(
-        get_state().store(), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
+        get_state().store(readonly=True), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
     )
     groups = by_cell(entries)
     if as_json:

@@ -24,7 +24,8 @@ def runs(
     A run shows 'stopped' when its probe process is gone without finishing it (for example
     after kill -9): `probe sweep|bisect|isolate --resume RUN_ID` continues it.
     """
-    infos = get_state().store().runs(limit=limit, cluster=cluster, kind=kind)
+    store = get_state().store(readonly=True)
+    infos = store.runs(limit=limit, cluster=cluster, kind=kind)
     if as_json:
         print_json(
             [
@@ -34,7 +35,7 @@ def runs(
                     "cluster": i.cluster,
                     "pipeline": i.pipeline,
                     "ladder": i.ladder,
-                    "status": display_status(i),
+                    "status": display_status(i, store),
                     "started_at": i.started_at,
                     "finished_at": i.finished_at,
                     "last_pass": (i.summary or {}).get("last_pass"),
@@ -62,7 +63,7 @@ def runs(
             i.pipeline,
             i.ladder,
             started,
-            display_status(i),
+            display_status(i, store),
             str(s.get("first_fail", "")) if s.get("first_fail") is not None else "-",
             (s.get("failure") or {}).get("class", "-"),
         )
