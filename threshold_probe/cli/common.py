@@ -107,6 +107,11 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def safe(text: object) -> str:
+    """Far-side or user text for a Rich markup string: control sequences stripped, markup escaped."""
+    return escape(strip_control(str(text)))
+
+
 def command_prefix() -> str:
     """How this invocation called the tool, with its global options: the start of a resume command."""
     parts = ["probe"]

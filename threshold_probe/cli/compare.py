@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.compare import Comparison, compare_runs
 from threshold_probe.errors import UserError
 from threshold_probe.render.common import fmt_seconds
@@ -48,7 +48,8 @@ def print_comparison(cmp: Comparison) -> None:
             table.add_column(col)
         for f in cmp.flipped:
             style = "red" if f.regression else "green"
-            table.add_row(str(f.level), f.before, f"[{style}]{f.after}[/]", f.class_before or "-", f.class_after or "-")
+            before, after = safe(f.class_before or "-"), safe(f.class_after or "-")
+            table.add_row(str(f.level), f.before, f"[{style}]{f.after}[/]", before, after)
         console.print(table)
     if cmp.metric_changes:
         table = Table(title="metric changes", title_justify="left")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.history import by_cell, sparkline
 from threshold_probe.history import history as load_history
 
@@ -68,12 +68,12 @@ def history(
             ff = "-"
         table.add_row(
             started,
-            e.run_id,
+            safe(e.run_id),
             e.kind,
-            e.cell,
+            safe(e.cell),  # names from user files: never markup
             ff,
             "-" if e.last_pass is None else str(e.last_pass),
-            e.failure_class or "-",
+            safe(e.failure_class or "-"),
             e.status,
         )
     console.print(table)
@@ -86,5 +86,5 @@ def history(
         ends = [e.first_fail for e in items]
         first = next((v for v in ends if v is not None), None)
         last = next((v for v in reversed(ends) if v is not None), None)
-        spark.add_row(cell, str(len(items)), sparkline(items), f"{first} -> {last}")
+        spark.add_row(safe(cell), str(len(items)), sparkline(items), f"{first} -> {last}")
     console.print(spark)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import load_ladder
 from threshold_probe.metrics import measure_paths, measure_workload
@@ -111,6 +111,6 @@ def measure(
             )
         console.print(table)
         for e in result.errors:
-            err_console.print(f"[red]{e.path}:{e.lineno}:[/] {e.message}", highlight=False)
+            err_console.print(f"[red]{safe(e.path)}:{e.lineno}:[/] {safe(e.message)}", highlight=False)
     if result.errors and not result.functions:
         raise typer.Exit(2)

@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.nightly import STATUS_COLOURS, NightlyCell, run_nightly
 
 
 def _cell_done(cell: NightlyCell) -> None:
     what = cell.threshold or cell.error or ""
-    err_console.print(f"  {cell.label}: {cell.status} {what}", highlight=False, soft_wrap=True)
+    err_console.print(f"  {safe(cell.label)}: {cell.status} {safe(what)}", highlight=False, soft_wrap=True)
 
 
 @command
@@ -65,9 +65,9 @@ def nightly(
         console.print(table)
         for c in result.cells:
             for line in c.regressions:
-                console.print(f"[bold red]regression[/] {c.label}: {line}", highlight=False)
+                console.print(f"[bold red]regression[/] {safe(c.label)}: {safe(line)}", highlight=False)
         for name, why in result.unreachable.items():
-            console.print(f"[bold magenta]unreachable[/] {name}: {why}", highlight=False, soft_wrap=True)
+            console.print(f"[bold magenta]unreachable[/] {safe(name)}: {safe(why)}", highlight=False, soft_wrap=True)
         console.print(f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False)
         if result.notified is not None:
             console.print(f"notified: {result.notified}", highlight=False)
