@@ -252,8 +252,18 @@ def test_a_dead_ssh_session_folder_is_removed_by_the_next_run(testbed: Testbed, 
         proc.communicate()
     assert len(dead) == 1
     time.sleep(1.0)
-    again = run(tmp_path, "--config", config, "run", "--cluster", "testbed-ssh", "--level", "1",
-                "--ladder", str(ASSETS / "ladders" / "slow6.toml"))
+    again = run(
+        tmp_path,
+        "--config",
+        config,
+        "run",
+        "--cluster",
+        "testbed-ssh",
+        "--level",
+        "1",
+        "--ladder",
+        str(ASSETS / "ladders" / "slow6.toml"),
+    )
     assert again.returncode == 0, again.stderr
     assert not (_sessions(testbed) & dead), "the dead session's folder is still there"
     said: Any = " ".join(again.stderr.split())
