@@ -13,6 +13,9 @@ builds the RunSummary that every report renders.
 - Resume: a resumed run keeps its id and parameters and replays its journal (see
   threshold_probe/probe.py), so the search takes the same path without dispatching finished
   probes again; the probe that was in flight is marked cancelled and runs again.
+- Ownership: one process runs a run, holding its lock (Store.own_run) for the run's life; and
+  before its first probe a run cancels and removes the far-side work that dead processes left
+  on its cluster, as the journal recorded it (Run._reap_leftovers).
 """
 
 from __future__ import annotations
