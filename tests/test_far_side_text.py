@@ -107,3 +107,26 @@ def test_report_to_a_file_and_error_lines_are_inert(noisy_run: tuple[Path, str])
     assert bad.returncode == 2
     assert_inert(bad)
     assert bad.stderr.count("\n") == 1 and "[/]" in bad.stderr
+
+
+def test_a_ladder_named_with_markup_and_escapes_lists_and_compares(noisy_run: tuple[Path, str]) -> None:
+    """Names from user files reach the runs table, history and compare: shown as text."""
+    workspace, _ = noisy_run
+    ladder = workspace / "hostile.toml"
+    ladder.write_text(
+        'name = "[/]lad\\u001b[2Jder\\u001b]0;pwned\\u0007"\n'
+        'description = "markup [bold]x[/] and escapes"\n'
+        "[ramp]\ncount = 2\nloc = { start = 10, step = 10 }\n"
+    )
+    for level in ("1", "2"):
+        res = probe(workspace, "run", "--ladder", str(ladder), "--level", level)
+        assert res.returncode == 0, res.stderr
+        assert_inert(res)
+    runs = json.loads(probe(workspace, "runs", "--json").stdout)
+    ids = [r["run_id"] for r in runs if "lad" in r["ladder"]]
+    assert len(ids) == 2
+    for args in (("runs",), ("history",), ("compare", ids[1], ids[0]), ("report", ids[0])):
+        res = probe(workspace, *args)
+        assert res.returncode == 0, (args, res.stderr)
+        assert_inert(res)
+        assert "[/]lad" in res.stdout, (args, res.stdout)

@@ -254,8 +254,8 @@ def test_a_run_still_going_is_not_resumed_twice(workspace: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         busy = probe(workspace, "bisect", "--resume")
-        assert busy.returncode == 2
-        assert f"is still running (process {proc.pid} on this host)" in busy.stderr
+        assert busy.returncode == 3
+        assert f"is being run by pid {proc.pid} right now" in " ".join(busy.stderr.split())
     finally:
         proc.terminate()  # SIGTERM: it cancels its probe and journals
         _, err = proc.communicate(timeout=60)

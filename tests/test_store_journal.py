@@ -86,13 +86,13 @@ def test_run_ids_resolve_by_prefix_and_unknown_ones_are_user_errors(store: Store
     assert [r.run_id for r in store.runs(kind="sweep")] == ["20260101-000000-sweep-bbbb"]
 
 
-def test_an_unreadable_journal_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_an_unreadable_journal_is_one_line_exit_3(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "probe.db").write_bytes(b"this is not a database" * 100)
     result = CliRunner().invoke(app, ["--reports-dir", str(reports), "runs"], env={"PROBE_CONFIG": None})
-    assert result.exit_code == 2
-    assert "cannot open journal" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 3
+    assert "is damaged" in result.stderr and "Traceback" not in result.stderr
 
 
 # -- the cache, through the CLI ----------------------------------------------------------------

@@ -21,6 +21,18 @@ class InfraError(ProbeError):
     exit_code = 3
 
 
+class RunBusy(ProbeError):
+    """Another process owns the run (it is running it right now): exit 3."""
+
+    exit_code = 3
+
+
+class JournalError(ProbeError):
+    """The journal or the reports folder cannot be used: empty, damaged, full or read-only (exit 3)."""
+
+    exit_code = 3
+
+
 class Interrupted(ProbeError):
     """SIGINT (exit 130) or SIGTERM (exit 143) stopped a run."""
 

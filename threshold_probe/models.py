@@ -157,3 +157,24 @@ class ProbeRecord(BaseModel):
     cached_from: str | None = None
     #: The run of that earlier probe.
     cached_from_run: str | None = None
+
+
+class RemoteWork(BaseModel):
+    """Far-side work that must not outlive the process that made it.
+
+    A SLURM job (or job array) with its folder, or an SSH session folder. A cluster reports each
+    one when it appears (before sbatch, so that a job is never unknown to the journal), when its
+    job id is known, and when it is gone; what a killed process leaves `live` is cancelled and
+    removed later (Cluster.reap).
+    """
+
+    kind: Literal["slurm-job", "ssh-session"]
+    #: Absolute folder on the far side, unique on its cluster.
+    folder: str
+    #: The scheduler's job name, unique to the submission: cancels a job whose id never came back.
+    job_name: str | None = None
+    job_id: str | None = None
+    #: `live` until the job is gone and its folder removed (or kept on purpose: `keep`).
+    state: Literal["live", "done"] = "live"
+    #: Folders run with --keep-remote: the job is cancelled, the folder stays.
+    keep: bool = False

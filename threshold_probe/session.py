@@ -13,6 +13,9 @@ builds the RunSummary that every report renders.
 - Resume: a resumed run keeps its id and parameters and replays its journal (see
   threshold_probe/probe.py), so the search takes the same path without dispatching finished
   probes again; the probe that was in flight is marked cancelled and runs again.
+- Ownership: one process runs a run, holding its lock (Store.own_run) for the run's life; and
+  before its first probe a run cancels and removes the far-side work that dead processes left
+  on its cluster, as the journal recorded it (Run._reap_leftovers).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from threshold_probe.cell import Cell, Fingerprint, fingerprint, ladder_hash
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import InfraError, Interrupted, ProbeError, UserError
+from threshold_probe.errors import InfraError, Interrupted, JournalError, ProbeError, UserError
 from threshold_probe.floor import cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
@@ -48,7 +51,7 @@ from threshold_probe.probe import Prober, ProbeRequest
 from threshold_probe.search import Outcome, bisect, isolate, sweep
 from threshold_probe.search.base import describe_levels
 from threshold_probe.signature import compile_pattern, matches
-from threshold_probe.store import RunInfo, Store
+from threshold_probe.store import RunInfo, RunLock, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, ReuseSummary, RunSummary, ScaleSummary
 from threshold_probe.target import ScaledLadder, load_target, scaled_ladder
 from threshold_probe.units import format_memory, parse_memory_limit, parse_time_limit
@@ -328,6 +331,9 @@ class Run:
         self.enforced_by: dict[str, str] = {}
         #: Things the user should know that do not stop the run (shown even with --quiet).
         self.warnings: list[str] = []
+        # Far-side work goes into the journal as it appears: what a killed process leaves is
+        # cancelled and removed by the next run on this cluster (see _reap_leftovers).
+        self.cluster.on_remote = lambda work: store.record_remote(self.run_id, self.cluster.name, work)
         self.prober = Prober(
             run_id=self.run_id,
             cluster=self.cluster,
@@ -396,7 +402,7 @@ class Run:
             note = f"in progress; if its process was killed, resume with: {self.resume_command()}"
             partial = self.summary("running", {"status": "running", "message": note}, self._levels, partial=True)
             self.store.save_partial(self.run_id, partial.model_dump(mode="json", by_alias=True))
-        except (OSError, sqlite3.Error) as exc:  # a report that cannot be written must not stop the search
+        except (OSError, sqlite3.Error, JournalError) as exc:  # a report that cannot be written: go on
             self._note(f"could not save the partial report: {exc}")
 
     def _note(self, message: str) -> None:
@@ -796,6 +802,40 @@ class Run:
         return out
 
     def execute(self) -> RunSummary:
+        """Own the run (RunBusy, exit 3, when another process runs it), then run it to its end.
+
+        The lock is held until this returns or raises; the kernel drops it if the process dies.
+        """
+        owner = self.store.own_run(self.run_id)
+        try:
+            return self._execute()
+        finally:
+            owner.release()
+
+    def _reap_leftovers(self) -> None:
+        """Cancel and remove what dead processes left on this cluster, as the journal recorded it.
+
+        This run's own leftovers (a resumed run: jobs of the process that was killed) come first,
+        so that no job of the old process runs beside a new one. Leftovers of other runs are
+        reaped only while their lock is held here, so a run that is alive is never touched.
+        """
+        for run_id, works in self.store.remote_leftovers(self.cluster.name).items():
+            lock = None
+            if run_id != self.run_id:
+                got = self.store.try_own_run(run_id)
+                if not isinstance(got, RunLock):
+                    continue  # alive: its work is its own
+                lock = got
+            try:
+                for work, line in self.cluster.reap(works):
+                    self.store.record_remote(run_id, self.cluster.name, work.model_copy(update={"state": "done"}))
+                    whose = "this run's stopped process" if run_id == self.run_id else f"stopped run {run_id}"
+                    self._note(f"left by {whose}: {line}")
+            finally:
+                if lock is not None:
+                    lock.release()
+
+    def _execute(self) -> RunSummary:
         """Run the search to the end; journal and write run.json whatever happens.
 
         SIGINT/SIGTERM (Interrupted) cancel what runs on the cluster, mark the probe in flight
@@ -829,6 +869,7 @@ class Run:
             except InfraError as exc:
                 raise InfraError(f"cluster {self.cluster.name!r}: {exc}") from None
             try:
+                self._reap_leftovers()
                 if self.options.preflight:
                     self.preflight()
                 self.settle_fingerprint()
@@ -934,12 +975,7 @@ def resume_search(
     else:
         info = store.get_run(run_id)
     p = info.params
-    alive = _still_running(info)
-    if alive is not None:
-        raise UserError(
-            f"run {info.run_id} is still running (process {alive} on this host): stop it first,"
-            " then resume it"
-        )
+    # Whether another process runs it is settled atomically when the run is owned (Run.execute).
     if kind is not None and p.get("kind") != kind:
         raise UserError(
             f"run {info.run_id} is a {p.get('kind')} run, not a {kind}: resume it with probe {p.get('kind')}"
@@ -961,31 +997,10 @@ def resume_search(
     return run.execute()
 
 
-def _still_running(info: RunInfo) -> int | None:
-    """The pid of the probe process that still runs this run on this host, or None.
-
-    Two processes on one run would dispatch the same probes twice. A killed run keeps status
-    'running', so the owner's pid is checked, and only counted when it is still a probe process.
-    """
-    owner = info.params.get("owner") or {}
-    pid = owner.get("pid")
-    if info.status != "running" or owner.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return None
-    if pid == os.getpid():
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # gone (or no /proc here)
-        return None
-    args = [Path(a.decode(errors="replace")).name for a in cmdline.split(b"\0")[:2]]
-    return pid if b"threshold_probe" in cmdline or "probe" in args else None
-
-
-def display_status(info: RunInfo) -> str:
-    """A run's status as a user should read it: a 'running' run whose probe process on this
-    host is gone (killed with -9, or the machine rebooted) is 'stopped', and resumable."""
-    owner = info.params.get("owner") or {}
-    if info.status == "running" and owner.get("host") == socket.gethostname() and _still_running(info) is None:
+def display_status(info: RunInfo, store: Store) -> str:
+    """A run's status as a user should read it: a 'running' run that no process owns any more
+    (killed with -9, or the machine rebooted) is 'stopped', and resumable."""
+    if info.status == "running" and store.run_owner(info.run_id) is None:
         return "stopped"
     return info.status
 

@@ -17,12 +17,17 @@ committed state, which the next open recovers.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import shutil
+import socket
 import sqlite3
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,8 +35,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from threshold_probe.errors import UserError
-from threshold_probe.models import Limits, ProbeRecord
+from threshold_probe.errors import JournalError, RunBusy, UserError
+from threshold_probe.models import Limits, ProbeRecord, RemoteWork
+
+#: In a run's folder: locked (flock) by the one process that runs the run, for as long as it runs.
+#: It holds "PID HOST" of that process. The kernel drops the lock when the process dies, even
+#: with kill -9, so a lock that can be taken means nobody runs the run.
+OWNER_FILE = ".owner"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -60,6 +70,19 @@ CREATE TABLE IF NOT EXISTS probes (
     signature TEXT,
     record TEXT
 );
+CREATE TABLE IF NOT EXISTS remote_work (
+    cluster TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    job_name TEXT,
+    job_id TEXT,
+    state TEXT NOT NULL,
+    keep INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (cluster, folder)
+);
+CREATE INDEX IF NOT EXISTS remote_work_live ON remote_work(cluster, state);
 CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id);
 CREATE INDEX IF NOT EXISTS probes_cache ON probes(cache_key, state);
 """
@@ -113,17 +136,168 @@ def cache_key(workload_hash: str, pipeline: str, cluster: str, limits: Limits) -
     return f"{workload_hash[:20]}|{pipeline}|{cluster}|{lim}"
 
 
+def _disk_full(path: Path) -> bool:
+    # SQLite says "disk I/O error" when the WAL index cannot grow on a full disk.
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def journal_error(path: Path, exc: sqlite3.Error) -> JournalError:
+    """One line for a journal that cannot be used: the path, what went wrong, and what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "malformed" in low or "not a database" in low or "encrypted" in low:
+        return JournalError(
+            f"journal {path} is damaged ({text}): move it away (mv {path} {path}.damaged) to start a new"
+            f" journal, or try `sqlite3 {path} .recover`; each run keeps its run.json in its folder"
+        )
+    if "full" in low or ("i/o error" in low and _disk_full(path)):
+        return JournalError(
+            f"cannot write journal {path}: the disk is full: free space there, or use --reports-dir"
+            " on another disk"
+        )
+    if "readonly" in low or "read-only" in low:
+        return JournalError(
+            f"journal {path} is read-only: `probe runs`, `report`, `history` and `compare` can read it;"
+            " copy the reports folder somewhere writable to run probes"
+        )
+    if "locked" in low or "busy" in low:
+        return JournalError(f"journal {path} stayed locked by another process ({text}): try again")
+    if "i/o error" in low:
+        return JournalError(
+            f"cannot read or write journal {path} ({text}): check the disk, or use --reports-dir on another one"
+        )
+    if "unable to open" in low:
+        return JournalError(f"cannot open journal {path} ({text}): check that its folder exists and is readable")
+    return JournalError(f"journal {path}: {text}")
+
+
+class _JournalConnection(sqlite3.Connection):
+    """A connection whose statements fail with one JournalError line (path, cause, what to do)."""
+
+    journal_path: Path = Path("probe.db")
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # a mistake in this code, not a state of the journal
+        except sqlite3.DatabaseError as exc:
+            raise journal_error(self.journal_path, exc) from None
+
+
+class RunLock:
+    """Ownership of one run by this process: an exclusive flock on the run's OWNER_FILE."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Give the run up (closing the file drops the lock); safe to call twice."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _owner_text(fd: int) -> str:
+    """'pid N on HOST' from an owner file, waiting briefly for an owner that is just writing it."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        pid, _, host = text.partition(" ")
+        if pid.isdigit():
+            return f"pid {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
+        if time.monotonic() > deadline:
+            return "another process"
+        time.sleep(0.02)
+
+
 class Store:
     """The journal and artifact folders under one reports directory."""
 
-    def __init__(self, reports_dir: Path) -> None:
+    def __init__(self, reports_dir: Path, readonly: bool = False) -> None:
+        """Open the journal under `reports_dir` (made if missing).
+
+        `readonly` (the commands that only read: runs, report, history, compare) opens it with
+        SQLite's mode=ro, so that a journal on a read-only disk or a CI artifact still loads.
+        """
         self.root = reports_dir
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create reports folder {reports_dir}: {exc.strerror}") from None
         self.db_path = self.root / "probe.db"
-        self._db = self._open()
+        try:
+            # A journal never written to has no tables yet: the normal open gives it its schema.
+            self.readonly = readonly and self.db_path.stat().st_size > 0
+        except OSError:
+            self.readonly = False
+        if not self.readonly:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"cannot create reports folder {reports_dir}: {exc.strerror}") from None
+        self._refuse_truncated()
+        # Clusters report far-side work from their own threads (a SLURM job array per group of
+        # limits, SSH probes in parallel): one connection, one transaction at a time.
+        self._lock = threading.RLock()
+        self._db = self._open_readonly() if self.readonly else self._open()
+
+    def _refuse_truncated(self) -> None:
+        """A zero-byte journal beside run folders lost its runs: never start a new one over it."""
+        try:
+            empty = self.db_path.stat().st_size == 0
+        except OSError:
+            return
+        if not empty:
+            return
+        try:
+            runs = [d for d in self.root.iterdir() if (d / "run.json").is_file()]
+        except OSError:
+            runs = []
+        if runs:
+            raise JournalError(
+                f"journal {self.db_path} is empty (0 bytes) but {self.root} holds {len(runs)} run"
+                f" folder{'s' if len(runs) != 1 else ''}: restore probe.db from a backup, or move it away"
+                f" (mv {self.db_path} {self.db_path}.empty) to start a new journal; each run keeps its run.json"
+            )
+
+    def _connect(self, target: str, uri: bool = False) -> _JournalConnection:
+        db = sqlite3.connect(
+            target,
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri,
+            factory=_JournalConnection,
+        )
+        assert isinstance(db, _JournalConnection)
+        db.journal_path = self.db_path
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """mode=ro; immutable=1 when SQLite cannot even make its shared-memory file (a read-only
+        folder or a full disk, holding a WAL journal that no process is writing: what the last
+        writer had not checkpointed is then not seen)."""
+        base = "file:" + urllib.parse.quote(str(self.db_path.resolve()))
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            db: sqlite3.Connection | None = None
+            try:
+                db = self._connect(base + query, uri=True)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except JournalError as exc:
+                if db is not None:
+                    db.close()
+                # Damage stays damage; anything else (no -shm can be made: a read-only folder,
+                # a full disk) is worth the immutable open, which needs no file beside the journal.
+                if "damaged" in str(exc) or "immutable" in query:
+                    raise
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                if "immutable" in query:
+                    raise journal_error(self.db_path, exc) from None
+        raise AssertionError("unreachable")
 
     def _open(self) -> sqlite3.Connection:
         """Open the journal. Switching a new file to WAL takes a lock that does not wait on the
@@ -132,19 +306,24 @@ class Store:
         while True:
             db: sqlite3.Connection | None = None
             try:
-                db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+                db = self._connect(str(self.db_path))
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(SCHEMA)
                 return db
-            except sqlite3.OperationalError as exc:
+            except JournalError as exc:
                 if db is not None:
                     db.close()
                 if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
+                    raise
                 time.sleep(0.05)
-            except sqlite3.DatabaseError as exc:
-                raise UserError(f"cannot open journal {self.db_path}: {exc}") from None
+            except sqlite3.Error as exc:  # connect and executescript are not wrapped
+                if db is not None:
+                    db.close()
+                if "locked" in str(exc) and time.monotonic() <= deadline:
+                    time.sleep(0.05)
+                    continue
+                raise journal_error(self.db_path, exc) from None
 
     def close(self) -> None:
         """Close the journal."""
@@ -152,13 +331,101 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ownership --------------------------------------------------------------------------
+    def own_run(self, run_id: str) -> RunLock:
+        """Become the one process that runs `run_id`; RunBusy (exit 3) naming the owner if another is.
+
+        Atomic: the kernel grants the exclusive lock to one process only, so two resumes started
+        together cannot both pass (a check of the journal followed by a write could).
+        """
+        lock = self.try_own_run(run_id)
+        if isinstance(lock, RunLock):
+            return lock
+        raise RunBusy(
+            f"run {run_id} is being run by {lock} right now: wait for it to end, or stop that process,"
+            " then resume it"
+        )
+
+    def try_own_run(self, run_id: str) -> RunLock | str:
+        """The run's lock, or who holds it ('pid N' or 'pid N on HOST')."""
+        path = self.run_dir(run_id) / OWNER_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
-            yield self._db
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return _owner_text(fd)
+            finally:
+                os.close(fd)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            os.close(fd)
             raise
-        self._db.execute("COMMIT")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        return RunLock(path, fd)
+
+    def run_owner(self, run_id: str) -> str | None:
+        """Who runs `run_id` right now ('pid N'), or None when no process does. Never writes."""
+        try:
+            fd = os.open(self.run_dir(run_id) / OWNER_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _owner_text(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    # far-side work ----------------------------------------------------------------------
+    def record_remote(self, run_id: str, cluster: str, work: RemoteWork) -> None:
+        """Journal far-side work of a run as it appears, gets its job id, or is gone."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO remote_work (cluster, folder, run_id, kind, job_name, job_id, state, keep, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(cluster, folder) DO UPDATE SET"
+                " job_name=coalesce(excluded.job_name, job_name), job_id=coalesce(excluded.job_id, job_id),"
+                " state=excluded.state, keep=max(keep, excluded.keep), updated_at=excluded.updated_at",
+                (
+                    cluster,
+                    work.folder,
+                    run_id,
+                    work.kind,
+                    work.job_name,
+                    work.job_id,
+                    work.state,
+                    int(work.keep),
+                    time.time(),
+                ),
+            )
+
+    def remote_leftovers(self, cluster: str) -> dict[str, list[RemoteWork]]:
+        """Far-side work on `cluster` still `live` in the journal, by run id."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, kind, folder, job_name, job_id, keep FROM remote_work"
+                " WHERE cluster=? AND state='live' ORDER BY updated_at",
+                (cluster,),
+            ).fetchall()
+        out: dict[str, list[RemoteWork]] = {}
+        for run_id, kind, folder, job_name, job_id, keep in rows:
+            out.setdefault(run_id, []).append(
+                RemoteWork(kind=kind, folder=folder, job_name=job_name, job_id=job_id, keep=bool(keep))
+            )
+        return out
 
     # runs -------------------------------------------------------------------------------
     def new_run_id(self, kind: str) -> str:

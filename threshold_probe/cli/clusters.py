@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.clusters import make_cluster
 from threshold_probe.errors import EXIT_INFRA, InfraError
 
@@ -102,9 +102,11 @@ def check(
     else:
         for c in checks:
             style = _STATUS_STYLE.get(c.status, "")
-            fix = f" [dim]- fix: {c.fix}[/]" if c.fix and c.status != "ok" else ""
-            # soft_wrap: one problem is one line, whatever the terminal width.
-            console.print(f"[{style}]{c.status:<4}[/] {c.name:<12} {c.detail}{fix}", highlight=False, soft_wrap=True)
+            fix = f" [dim]- fix: {safe(c.fix)}[/]" if c.fix and c.status != "ok" else ""
+            # soft_wrap: one problem is one line, whatever the terminal width. The detail quotes
+            # the far side (an sbatch error, a Python version line): escaped, never markup.
+            line = f"[{style}]{c.status:<4}[/] {safe(c.name):<12} {safe(c.detail)}{fix}"
+            console.print(line, highlight=False, soft_wrap=True)
     if not usable:
         if as_json:
             raise typer.Exit(code=EXIT_INFRA)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import json
 import os
 import shlex
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -28,15 +30,18 @@ from rich.progress import (
 from rich.text import Text
 
 from threshold_probe.config import ProbeConfig, load_config
-from threshold_probe.errors import ProbeError
+from threshold_probe.errors import EXIT_INFRA, ProbeError
 from threshold_probe.interrupts import interruptible
 from threshold_probe.models import ProbeRecord
-from threshold_probe.store import Store
+from threshold_probe.store import Store, journal_error
 from threshold_probe.textsafe import strip_control
 
 #: stdout: tables, reports and JSON. stderr: progress, warnings and errors.
 console = Console(soft_wrap=False)
 err_console = Console(stderr=True)
+
+#: A disk that cannot take what the run writes (reports, logs): exit 3 with the path, no traceback.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,9 +73,10 @@ class AppState:
         path = Path(cfg.reports_dir).expanduser()
         return path if path.is_absolute() else (cfg.base_dir / path)
 
-    def store(self) -> Store:
+    def store(self, readonly: bool = False) -> Store:
+        """The journal; `readonly` for commands that only read it (works on a read-only journal)."""
         if self._store is None:
-            self._store = Store(self.resolved_reports_dir())
+            self._store = Store(self.resolved_reports_dir(), readonly=readonly)
         return self._store
 
     def close(self) -> None:
@@ -99,6 +105,11 @@ def fail(message: str, code: int) -> typer.Exit:
     line = Text.assemble(("error:", "bold red"), " ", strip_control(message).replace("\n", " "))
     err_console.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def safe(text: object) -> str:
+    """Far-side or user text for a Rich markup string: control sequences stripped, markup escaped."""
+    return escape(strip_control(str(text)))
 
 
 def command_prefix() -> str:
@@ -158,6 +169,26 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except sqlite3.DatabaseError as exc:
+            # Damage found while reading rows (the statement itself started fine).
+            if state.debug:
+                traceback.print_exc()
+            path = state._store.db_path if state._store is not None else Path("probe.db")
+            raise fail(str(journal_error(path, exc)), EXIT_INFRA) from None
+        except OSError as exc:
+            if exc.errno not in _DISK_ERRNOS:
+                if state.debug:
+                    traceback.print_exc()
+                    raise
+                message = f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+                raise fail(message, 1) from None
+            if state.debug:
+                traceback.print_exc()
+            where = exc.filename or state.resolved_reports_dir()
+            raise fail(
+                f"cannot write {where}: {exc.strerror}: free space there, or use --reports-dir on another disk",
+                EXIT_INFRA,
+            ) from None
         except Exception as exc:
             if state.debug:
                 traceback.print_exc()

@@ -7,16 +7,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.compare import Comparison, compare_runs
 from threshold_probe.errors import UserError
 from threshold_probe.render.common import fmt_seconds
 from threshold_probe.summary import RunSummary
+from threshold_probe.textsafe import strip_control
 
 
 def _load(run_id: str) -> RunSummary:
-    info = get_state().store().get_run(run_id)
+    info = get_state().store(readonly=True).get_run(run_id)
     if info.summary is None:
         raise UserError(f"run {info.run_id} has no summary yet (status {info.status})")
     return RunSummary.model_validate(info.summary)
@@ -45,16 +47,18 @@ def print_comparison(cmp: Comparison) -> None:
         highlight=False,
     )
     if cmp.failure_class_a != cmp.failure_class_b:
-        console.print(f"failure class: {cmp.failure_class_a} -> {cmp.failure_class_b}", highlight=False)
+        classes = f"{cmp.failure_class_a} -> {cmp.failure_class_b}"
+        console.print(Text(f"failure class: {strip_control(classes)}"), highlight=False)
     for line in cmp.regressions:
-        console.print(f"[bold red]regression:[/] {line}", highlight=False)
+        console.print(f"[bold red]regression:[/] {escape(strip_control(line))}", highlight=False)
     if cmp.flipped:
         table = Table(title="levels that flipped", title_justify="left")
         for col in ("level", "before", "after", "class before", "class after"):
             table.add_column(col)
         for f in cmp.flipped:
             style = "red" if f.regression else "green" if cmp.same_cell else "yellow"
-            table.add_row(str(f.level), f.before, f"[{style}]{f.after}[/]", f.class_before or "-", f.class_after or "-")
+            before, after = safe(f.class_before or "-"), safe(f.class_after or "-")
+            table.add_row(str(f.level), f.before, f"[{style}]{f.after}[/]", before, after)
         console.print(table)
     if cmp.metric_changes:
         table = Table(title="metric changes", title_justify="left")

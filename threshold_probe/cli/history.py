@@ -6,10 +6,9 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.history import by_cell, sparkline
 from threshold_probe.history import history as load_history
 
@@ -29,7 +28,7 @@ def history(
     level range: only runs of one cell make a trend.
     """
     entries = load_history(
-        get_state().store(), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
+        get_state().store(readonly=True), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
     )
     groups = by_cell(entries)
     if as_json:
@@ -74,12 +73,12 @@ def history(
             ff = "-"
         table.add_row(
             started,
-            e.run_id,
+            safe(e.run_id),
             e.kind,
-            escape(e.cell),
+            safe(e.cell),  # names from user files: never markup
             ff,
             "-" if e.last_pass is None else str(e.last_pass),
-            e.failure_class or "-",
+            safe(e.failure_class or "-"),
             e.status,
         )
     console.print(table)
@@ -94,5 +93,5 @@ def history(
         ends = [e.first_fail for e in items]
         first = next((v for v in ends if v is not None), None)
         last = next((v for v in reversed(ends) if v is not None), None)
-        spark.add_row(escape(items[0].cell), str(len(items)), sparkline(items), f"{first} -> {last}")
+        spark.add_row(safe(items[0].cell), str(len(items)), sparkline(items), f"{first} -> {last}")
     console.print(spark)

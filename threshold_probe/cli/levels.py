@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import load_ladder
 from threshold_probe.metrics import PICKLE_TIMEOUT_S, measure_paths, measure_workload
@@ -139,6 +139,6 @@ def measure(
         console.print(table)
         for e in result.errors:
             where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"
-            err_console.print(f"[red]{escape(where)}[/] {escape(printable(e.message))}", highlight=False)
+            err_console.print(f"[red]{safe(where)}[/] {safe(e.message)}", highlight=False)
     if result.errors and not result.functions:
         raise typer.Exit(2)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.nightly import STATUS_COLOURS, NightlyCell, run_nightly
 
 
@@ -20,7 +20,7 @@ def _cell_done(cell: NightlyCell) -> None:
         parts.append(f"baseline {cell.baseline_text}")
     parts.append(cell.change_text)
     err_console.print(
-        f"  {escape(cell.label)}: {cell.status}: " + escape("; ".join(p for p in parts if p)),
+        f"  {safe(cell.label)}: {cell.status}: " + safe("; ".join(p for p in parts if p)),
         highlight=False,
         soft_wrap=True,
     )
@@ -75,16 +75,16 @@ def nightly(
         console.print(table)
         for c in result.cells:
             for line in c.regressions:
-                console.print(f"[bold red]regression[/] {escape(c.label)}: {escape(line)}", highlight=False)
+                console.print(f"[bold red]regression[/] {safe(c.label)}: {safe(line)}", highlight=False)
             if c.status == "new-baseline":
                 console.print(
-                    f"[bold blue]new baseline[/] {escape(c.label)}: {escape('; '.join(c.changes))}"
+                    f"[bold blue]new baseline[/] {safe(c.label)}: {safe('; '.join(c.changes))}"
                     f" (was {c.previous_run}; not a regression)",
                     highlight=False,
                     soft_wrap=True,
                 )
         for name, why in result.unreachable.items():
-            console.print(f"[bold magenta]unreachable[/] {name}: {why}", highlight=False, soft_wrap=True)
+            console.print(f"[bold magenta]unreachable[/] {safe(name)}: {safe(why)}", highlight=False, soft_wrap=True)
         console.print(f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False)
         if result.notified is not None:
             console.print(f"notified: {result.notified}", highlight=False)

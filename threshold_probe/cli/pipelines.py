@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from threshold_probe.cli.common import RichProgress, command, console, get_state, print_json
+from threshold_probe.cli.common import RichProgress, command, console, get_state, print_json, safe
 from threshold_probe.compare_pipelines import (
     REFERENCE,
     CompareKind,
@@ -20,6 +20,7 @@ from threshold_probe.compare_pipelines import (
 )
 from threshold_probe.errors import UserError
 from threshold_probe.session import LimitOverrides, SearchOptions
+from threshold_probe.textsafe import strip_control
 
 _STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "flaky": "magenta"}
 
@@ -40,15 +41,15 @@ def show_comparison(cmp: PipelineComparison, out: Console) -> None:
     out.print(table)
     for t in cmp.thresholds:
         style = "bold red" if t.owner == "pipeline" else "bold" if t.first_fail is not None else "dim"
-        out.print(f"[{style}]{t.statement}[/]", highlight=False)
+        out.print(f"[{style}]{safe(t.statement)}[/]", highlight=False)
         for line in t.evidence[:3]:
-            out.print(f"    {line}", highlight=False, markup=False)
+            out.print(f"    {strip_control(line)}", highlight=False, markup=False)
     statements = {t.statement for t in cmp.thresholds}
     for line in cmp.findings:
         if line not in statements:
-            out.print(f"[bold yellow]{line}[/]", highlight=False)
+            out.print(f"[bold yellow]{safe(line)}[/]", highlight=False)
     if not cmp.findings:
-        out.print(f"[dim]no threshold found that belongs to a pipeline rather than to {cmp.cluster!r}[/]")
+        out.print(f"[dim]no threshold found that belongs to a pipeline rather than to {safe(repr(cmp.cluster))}[/]")
 
 
 def run_compare_command(

@@ -36,7 +36,7 @@ def report(
         fmt = "json"
     if fmt not in FORMATS:
         raise UserError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    store = get_state().store()
+    store = get_state().store(readonly=True)
     info = store.get_run(run_id)
     if info.summary is None:
         raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, print_json
+from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.session import display_status
 
 
@@ -24,7 +24,8 @@ def runs(
     A run shows 'stopped' when its probe process is gone without finishing it (for example
     after kill -9): `probe sweep|bisect|isolate --resume RUN_ID` continues it.
     """
-    infos = get_state().store().runs(limit=limit, cluster=cluster, kind=kind)
+    store = get_state().store(readonly=True)
+    infos = store.runs(limit=limit, cluster=cluster, kind=kind)
     if as_json:
         print_json(
             [
@@ -34,7 +35,7 @@ def runs(
                     "cluster": i.cluster,
                     "pipeline": i.pipeline,
                     "ladder": i.ladder,
-                    "status": display_status(i),
+                    "status": display_status(i, store),
                     "started_at": i.started_at,
                     "finished_at": i.finished_at,
                     "last_pass": (i.summary or {}).get("last_pass"),
@@ -55,15 +56,16 @@ def runs(
     for i in infos:
         s = i.summary or {}
         started = dt.datetime.fromtimestamp(i.started_at).strftime("%Y-%m-%d %H:%M")
+        # Names come from user files and the journal: escaped, never Rich markup.
         table.add_row(
-            i.run_id,
-            i.kind,
-            i.cluster,
-            i.pipeline,
-            i.ladder,
+            safe(i.run_id),
+            safe(i.kind),
+            safe(i.cluster),
+            safe(i.pipeline),
+            safe(i.ladder),
             started,
-            display_status(i),
+            display_status(i, store),
             str(s.get("first_fail", "")) if s.get("first_fail") is not None else "-",
-            (s.get("failure") or {}).get("class", "-"),
+            safe((s.get("failure") or {}).get("class", "-")),
         )
     console.print(table)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from threshold_probe.models import JobResult, JobSpec, Limits
+from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 
 
 class Check(BaseModel):
@@ -33,6 +33,20 @@ class Cluster(ABC):
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
         self.config = config
+        #: Told about far-side work as it appears and goes (the run journals it), so that what a
+        #: process killed with -9 leaves behind can be cancelled and removed later (reap).
+        self.on_remote: Callable[[RemoteWork], None] | None = None
+
+    def _remote(self, work: RemoteWork) -> None:
+        if self.on_remote is not None:
+            self.on_remote(work)
+
+    def reap(self, leftovers: Sequence[RemoteWork]) -> list[tuple[RemoteWork, str]]:
+        """Cancel and remove far-side work that a dead process left behind (must not raise).
+
+        Returns each piece of work that is now gone, with one line saying what was done to it.
+        """
+        return []
 
     def open(self) -> None:
         """Connect or prepare; called once before the first job. Raises InfraError when unusable."""

@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster, enforcers
@@ -77,7 +77,7 @@ from threshold_probe.clusters.transport import (
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
-from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
+from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, RemoteWork, shared_ref
 
 #: How much of the end of each log the fetch brings back (the whole log stays on the far side
 #: with keep_remote). Enough for any traceback and for SLURM's own kill messages.
@@ -392,10 +392,23 @@ class SlurmCluster(Cluster):
             'printf "submit %s\\n" "$(date +%s.%N)"; '
             "sbatch --parsable job.sh"
         )
+        # Journalled before sbatch runs: a client killed with -9 at any later point leaves a job
+        # that a resume finds (by id, or by its unique name if the id never came back).
+        self._remote(self._work(batch))
         # A signal between "sbatch answered" and "job recorded" would leave a job nobody cancels:
         # hold it until the job id is in _active, where cancel_all finds it.
         with held():
             return self._sbatch(batch, cmd, data, t0)
+
+    def _work(self, batch: _Batch, state: Literal["live", "done"] = "live") -> RemoteWork:
+        return RemoteWork(
+            kind="slurm-job",
+            folder=batch.base,
+            job_name=self._job_name(batch),
+            job_id=batch.job_id or None,
+            state=state,
+            keep=any(job.keep_remote for job in batch.jobs),
+        )
 
     def _sbatch(self, batch: _Batch, cmd: str, data: bytes, t0: float) -> JobResult | None:
         try:
@@ -430,6 +443,7 @@ class SlurmCluster(Cluster):
         batch.job_id = job_id
         with self._lock:
             self._active.add(job_id)
+        self._remote(self._work(batch))
         self.submissions.append((job_id, len(batch.jobs)))
         return None
 
@@ -503,6 +517,7 @@ class SlurmCluster(Cluster):
         if failed is not None:
             if failed.infra_error is None:
                 self._remove_remote(batch)
+                self._remote(self._work(batch, "done"))
             return [self._finish_unsubmitted(failed, job, batch) for job in jobs]
         keys = (
             [JobKey(batch.job_id, i) for i in range(len(jobs))] if batch.is_array else [JobKey(batch.job_id)]
@@ -518,7 +533,9 @@ class SlurmCluster(Cluster):
             raise
         with self._lock:
             self._active.discard(batch.job_id)
-        return self._collect(batch, limits)
+        results = self._collect(batch, limits)
+        self._remote(self._work(batch, "done"))
+        return results
 
     def _wait(self, batch: _Batch) -> None:
         """Wait for every ticket; past queue_timeout, cancel what has not started (a skip)."""
@@ -764,6 +781,47 @@ class SlurmCluster(Cluster):
             time.sleep(0.2)
         with self._lock:
             self._active.difference_update(ids)
+
+    def reap(self, leftovers: Sequence[RemoteWork]) -> list[tuple[RemoteWork, str]]:
+        """Cancel the jobs a dead process left (by id, else by their unique name), wait until none
+        is live, then remove their folders (those kept with keep_remote stay)."""
+        jobs = [w for w in leftovers if w.kind == "slurm-job"]
+        if not jobs:
+            return []
+        try:
+            wd = self._resolve_workdir()
+            ids: dict[str, str] = {}
+            for w in jobs:
+                if w.job_id:
+                    ids[w.folder] = w.job_id
+                elif w.job_name:
+                    # Killed between sbatch and its answer: the name is unique to that submission.
+                    res = self._sh(f"squeue -h --name={shlex.quote(w.job_name)} -o %F", timeout=30)
+                    found = res.text().split() if res.ok else []
+                    if found:
+                        ids[w.folder] = found[0]
+            live: set[str] = set()
+            if ids:
+                res = self._sh(f"squeue -h -j {','.join(sorted(set(ids.values())))} -o %F", timeout=30)
+                live = set(res.text().split()) if res.ok else set()
+            self._cancel(sorted(live))
+            # Only folders this cluster makes: a journal row never removes anything else.
+            gone = [w for w in jobs if not w.keep and w.folder.startswith(f"{wd}/jobs/") and "/.." not in w.folder]
+            if gone:
+                res = self._sh("cd / && rm -rf -- " + " ".join(shlex.quote(w.folder) for w in gone), timeout=120)
+                if not res.ok:
+                    gone = []
+        except (TransportError, InfraError):
+            return []
+        out = []
+        for w in jobs:
+            job_id = ids.get(w.folder)
+            did = f"cancelled SLURM job {job_id}" if job_id in live else f"SLURM job {job_id or w.job_name} had ended"
+            if w in gone:
+                out.append((w, f"{did}; removed {w.folder}"))
+            elif w.keep:
+                out.append((w, f"{did}; kept {w.folder} (--keep-remote)"))
+        return out
 
     def cancel_all(self) -> None:
         """scancel every job this object submitted that may still be live, and wait until gone."""

@@ -33,6 +33,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shlex
 import statistics
@@ -48,7 +49,7 @@ from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
-from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
+from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, RemoteWork, shared_ref
 
 #: How much of the end of stdout and stderr a JobResult keeps in memory.
 TAIL_BYTES = 4096
@@ -262,6 +263,7 @@ class SSHCluster(Cluster):
         if session is not None and self._transport is not None:
             with contextlib.suppress(TransportError):
                 self._remove_session(session, kept)
+                self._remote(RemoteWork(kind="ssh-session", folder=session, state="done", keep=bool(kept)))
         if self._transport is not None:
             self._transport.close()
 
@@ -287,6 +289,27 @@ class SSHCluster(Cluster):
             parts.append(f"rm -rf -- {shlex.quote(a.job_dir)}")
         with contextlib.suppress(Exception):
             self.transport.run("; ".join(parts) + "; true", timeout=min(10.0, self.cfg.connect_timeout))
+
+    def reap(self, leftovers: Sequence[RemoteWork]) -> list[tuple[RemoteWork, str]]:
+        """Remove the session folders of dead clients (their launchers ended with the connection)."""
+        # Only session folders this cluster makes (WORKDIR/tp-XXXXXXXX), and none kept on purpose.
+        folders = [
+            w
+            for w in leftovers
+            if w.kind == "ssh-session" and not w.keep and re.fullmatch(r"/[^\0]*/tp-[A-Za-z0-9]{8}", w.folder)
+            and "/.." not in w.folder
+        ]
+        if not folders:
+            return []
+        try:
+            res = self.transport.run(
+                "cd / && rm -rf -- " + " ".join(shlex.quote(w.folder) for w in folders), timeout=60
+            )
+        except TransportError:
+            return []
+        if not res.ok:
+            return []
+        return [(w, f"removed SSH session folder {w.folder}") for w in folders]
 
     def _remove_session(self, session: str, kept: list[str]) -> None:
         q = shlex.quote(session)
@@ -341,6 +364,8 @@ class SSHCluster(Cluster):
             )
         self._session = res.text().strip().splitlines()[-1]
         self._staged = {f"{digest}/{LAUNCHER_NAME}": f"{self._session}/{rel}"}
+        # Journalled, so that the folder of a session whose client was killed is removed later.
+        self._remote(RemoteWork(kind="ssh-session", folder=self._session))
         return took
 
     def _stage_shared(self, name: str, data: bytes) -> str:
@@ -488,6 +513,8 @@ class SSHCluster(Cluster):
         if job.keep_remote:
             with self._lock:
                 self._kept.append(job_dir)
+                if self._session is not None:
+                    self._remote(RemoteWork(kind="ssh-session", folder=self._session, keep=True))
         status = reader.status
         if res.timed_out and status is None:
             result.infra_error = f"{self.name}: no answer from the far side within {bound:g}s"
