@@ -181,3 +181,24 @@ def test_a_workdir_others_can_write_to_is_refused(far: dict[str, Any], tmp_path:
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "writable by others" in lines[0] and far["name"] in lines[0], lines
     assert list(root.iterdir()) == []
+
+
+def test_a_runner_of_the_same_size_planted_by_another_user_is_never_run(far: dict[str, Any], tmp_path: Path) -> None:
+    config = config_for(far, tmp_path, f"~/{far['name']}")
+    _, first = dispatch(config, tmp_path, "first")
+    assert first.status == "pass", first
+    runner = staged_runner(far["root"])
+    size = runner.stat().st_size
+    # Somewhere the test user can write: the planted code would run as that user.
+    marker = Path("/tmp") / f"tp-planted-{os.getpid()}-{time.monotonic_ns()}"
+    evil = f"open({str(marker)!r}, 'w').write('ran')\n".encode()
+    evil += b"#" * (size - len(evil) - 1) + b"\n"
+    runner.unlink()
+    runner.write_bytes(evil)  # as root: another user's file of the same size
+    try:
+        _, again = dispatch(config, tmp_path, "again")
+        assert not marker.exists(), "the planted runner ran"
+        assert again.status == "pass", again
+        assert runner.stat().st_uid == far["tb"].home.stat().st_uid
+    finally:
+        marker.unlink(missing_ok=True)

@@ -705,8 +705,10 @@ def _crash_from_skew(obs: Observation, signum: int, client: dict[str, str | None
         f"the far side crashed ({name}) on a function pickled by Python {client['python']} / cloudpickle "
         f"{client['cloudpickle']} and loaded by Python {remote_py or 'unknown'} / cloudpickle {r_cp}"
     )
-    if differs:
+    if minor_differs:
         explanation += "; a function pickled by value only runs on the same Python minor version"
+    elif differs:
+        explanation += "; use the same cloudpickle version on both sides"
     return _fail("deserialize", evidence, name, "crashed loading the function", explanation)
 
 

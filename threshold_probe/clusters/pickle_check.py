@@ -136,7 +136,7 @@ def version_checks(
             Check(
                 name="cloudpickle",
                 status="ok" if same else "warn",
-                detail=f"a function pickled here loads and runs {where} ({pair})",
+                detail=f"cloudpickle {cp} {where} loads what cloudpickle {here_cp} writes here, and runs it ({pair})",
                 fix=None if same else install,
             )
         )
