@@ -13,6 +13,11 @@ builds the RunSummary that every report renders.
 - Resume: a resumed run keeps its id and parameters and replays its journal (see
   threshold_probe/probe.py), so the search takes the same path without dispatching finished
   probes again; the probe that was in flight is marked cancelled and runs again.
+- A lost cluster (ClusterLost, from the prober) ends the run as ``interrupted``, with exit 3 and
+  one line naming the cause, what is known so far and the resume command; the run stores no
+  boundary. A resume whose cluster is still unusable leaves the run interrupted, too.
+- Only a boundary whose levels were both tested is stored: an inconclusive search (untested
+  levels between its last pass and first failure) stores none and says what stood in the way.
 """
 
 from __future__ import annotations
@@ -36,15 +41,16 @@ from threshold_probe import __version__
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import InfraError, Interrupted, UserError
+from threshold_probe.errors import ClusterLost, InfraError, Interrupted, UserError
 from threshold_probe.ladder import Ladder, Workload, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
 from threshold_probe.models import Limits, ProbeRecord
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.probe import Prober, ProbeRequest
+from threshold_probe.runlog import run_log
 from threshold_probe.search import Outcome, bisect, isolate, sweep
-from threshold_probe.search.base import describe_levels
+from threshold_probe.search.base import LevelOutcomes, describe_levels, judge
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, RunSummary
@@ -539,13 +545,16 @@ class Run:
                 self.progress.begin(f"sweeping levels {levels[0]}..{levels[-1]}", len(levels) * repeat)
             batch = len(levels) if self.cluster.concurrent else max(1, opts.parallel)
             sres = sweep(levels, self.level_oracle, repeat=repeat, batch=batch)
-            return {
-                "status": sres.status,
-                "message": sres.message,
-                "last_pass": sres.last_good,
-                "first_fail": sres.first_bad,
-                "flaky_band": sres.flaky_band,
-            }
+            return self._tested_boundary(
+                levels,
+                {
+                    "status": sres.status,
+                    "message": sres.message,
+                    "last_pass": sres.last_good,
+                    "first_fail": sres.first_bad,
+                    "flaky_band": sres.flaky_band,
+                },
+            )
         if self.progress:
             self.progress.begin(f"bisecting levels {levels[0]}..{levels[-1]}", None)
         bres = bisect(
@@ -555,15 +564,18 @@ class Run:
             repeat=repeat,
             confirm=opts.confirm,
         )
-        result: dict[str, Any] = {
-            "status": bres.status,
-            "message": bres.message,
-            "last_pass": bres.last_good,
-            "first_fail": bres.first_bad,
-            "flaky_band": bres.flaky_band,
-            "search_probes": bres.search_probes,
-            "confirm_probes": bres.confirm_probes,
-        }
+        result: dict[str, Any] = self._tested_boundary(
+            levels,
+            {
+                "status": bres.status,
+                "message": bres.message,
+                "last_pass": bres.last_good,
+                "first_fail": bres.first_bad,
+                "flaky_band": bres.flaky_band,
+                "search_probes": bres.search_probes,
+                "confirm_probes": bres.confirm_probes,
+            },
+        )
         if opts.isolate:
             if bres.status == "found" and bres.last_good is not None and bres.first_bad is not None:
                 if self.hunt is None:
@@ -574,6 +586,23 @@ class Run:
                 result["message"] = f"{bres.message}. {iso['message']}"
             else:
                 result["message"] = f"{bres.message}; no clean boundary, so nothing to isolate"
+        return result
+
+    def _tested_boundary(self, levels: Sequence[int], result: dict[str, Any]) -> dict[str, Any]:
+        """Drop a boundary that rests on untested levels, and name what kept them untested.
+
+        An inconclusive search brackets the threshold between a pass and a failure with
+        untested levels between them; "the lowest level fails" with untested levels below it
+        is no more certain. Neither is a threshold, so neither goes into the journal or history.
+        """
+        status = result["status"]
+        untested_below = status == "lowest_fails" and result.get("first_fail") != min(levels)
+        if status != "inconclusive" and not untested_below:
+            return result
+        causes = _skip_causes(self.prober.records)
+        if causes:
+            result["message"] = f"{result['message']} ({causes})"
+        result["last_pass"] = result["first_fail"] = None
         return result
 
     def _boundary_signature(self, level: int) -> str | None:
@@ -615,6 +644,58 @@ class Run:
         out.update(good_level=good, bad_level=bad, hunted=self.hunt)
         return out
 
+    def _lost(self, cause: str) -> InfraError:
+        """End the run as interrupted because its cluster is lost; the error to raise (exit 3).
+
+        The probe in flight has no verdict (it runs again on resume) and no boundary is stored:
+        the message says what is known so far instead.
+        """
+        self.cluster.cancel_all()
+        self.store.cancel_unfinished(self.run_id)
+        cause = " ".join(cause.split())  # one line, whatever the far side said
+        message = f"run {self.run_id} interrupted: {cause}; {self._so_far()}"
+        if self.kind != "run":
+            message += f"; resume with: {self.resume_command()}"
+        partial = self.summary("interrupted", {"status": "interrupted", "message": message}, self._levels)
+        self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
+        return InfraError(message)
+
+    def _so_far(self) -> str:
+        """What the probes so far say about the boundary, claiming nothing that was not tested."""
+        if self.kind not in ("sweep", "bisect") or not self._levels:
+            return "no answer yet"
+        order = sorted(set(self._levels))
+        data: dict[int, LevelOutcomes] = {}
+        for r in self.prober.records:
+            if r.level is not None and r.level in order:
+                hunt = self._hunt_of.get(r.probe_id, self.options.match)
+                data.setdefault(r.level, LevelOutcomes(r.level)).outcomes.append(_outcome(r, hunt))
+        v = judge(order, data)
+        good, bad = v.last_good, v.first_bad
+        if v.status == "flaky":
+            return f"so far {v.message}"
+        if good is not None and bad is not None:
+            between = [n for n in order if good < n < bad]
+            if not between:
+                return f"so far level {good} passes and level {bad} fails (not yet confirmed)"
+            return f"undecided between levels {good} and {bad}: {describe_levels(between)} not tested yet"
+        if good is not None:
+            return f"no failure up to level {good} so far"
+        if bad is not None:
+            return f"level {bad} fails, and no level below it was tested"
+        return "no level decided yet"
+
+    def _end_with_error(self, exc: BaseException) -> None:
+        """Journal the run as ended by an error (the error itself is raised by the caller)."""
+        self.cluster.cancel_all()
+        self.store.cancel_unfinished(self.run_id)
+        try:
+            failed = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+            err = self.summary("error", failed, self._levels)
+            self.store.finish_run(self.run_id, "error", err.model_dump(mode="json", by_alias=True))
+        except Exception:  # the original error matters more than a report of it
+            self.store.set_run_status(self.run_id, "error")
+
     def execute(self) -> RunSummary:
         """Run the search to the end; journal and write run.json whatever happens.
 
@@ -634,6 +715,10 @@ class Run:
                 params=self.params(),
             )
         )
+        with run_log(self.store.run_dir(self.run_id) / "run.log"):
+            return self._execute()
+
+    def _execute(self) -> RunSummary:
         if self.resuming:
             cancelled = self.store.cancel_unfinished(self.run_id)
             done = len(self.store.probes(self.run_id))
@@ -670,15 +755,16 @@ class Run:
             partial = self.summary("interrupted", {"status": "interrupted", "message": message}, self._levels)
             self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
             raise Interrupted(message, signum) from None
+        except ClusterLost as exc:
+            raise self._lost(exc.cause) from None
+        except InfraError as exc:
+            if not self.resuming:
+                self._end_with_error(exc)
+                raise
+            # The cluster is still unusable: the run stays resumable, as it was.
+            raise self._lost(str(exc)) from None
         except BaseException as exc:
-            self.cluster.cancel_all()
-            self.store.cancel_unfinished(self.run_id)
-            try:
-                failed = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
-                err = self.summary("error", failed, self._levels)
-                self.store.finish_run(self.run_id, "error", err.model_dump(mode="json", by_alias=True))
-            except Exception:  # the original error matters more than a report of it
-                self.store.set_run_status(self.run_id, "error")
+            self._end_with_error(exc)
             raise
         finally:
             if self.progress:
@@ -686,6 +772,17 @@ class Run:
         summary = self.summary("completed", search, self._levels)
         self.store.finish_run(self.run_id, "completed", summary.model_dump(mode="json", by_alias=True))
         return summary
+
+
+def _skip_causes(records: Sequence[ProbeRecord]) -> str:
+    """The infrastructure trouble behind skipped probes, most frequent first: 'a; b', or ''."""
+    counts: dict[str, int] = {}
+    for r in records:
+        cause = r.observation.job.infra_error if r.verdict.status == "skip" else None
+        if cause:
+            counts[cause] = counts.get(cause, 0) + 1
+    top = sorted(counts, key=lambda c: -counts[c])[:2]
+    return "; ".join(top)
 
 
 def _signal_name(signum: int) -> str:
