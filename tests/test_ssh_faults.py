@@ -349,6 +349,10 @@ def test_sshd_killed_and_kept_down_mid_bisect_interrupts_the_run_then_resume_fin
     assert run["status"] == "interrupted"
     assert "undecided between levels" in line and "undecided between levels" in run["summary"]["message"]
     assert_no_untested_boundary(reports, config, run["run_id"])
+    # Resumed while the host is still down: the run stays interrupted, and says so again.
+    still = run_cli(config, reports, "bisect", "--resume", run["run_id"], "--quiet")
+    assert_one_line_interrupt(still, run["run_id"], "connection refused")
+    assert only_run(reports)["status"] == "interrupted"
     # The host is back: the run finishes with the true answer.
     spare.start()
     resume = ["bisect", "--resume", run["run_id"]] if how == "by-id" else ["bisect", "--resume"]

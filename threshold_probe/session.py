@@ -715,10 +715,6 @@ class Run:
                 params=self.params(),
             )
         )
-        with run_log(self.store.run_dir(self.run_id) / "run.log"):
-            return self._execute()
-
-    def _execute(self) -> RunSummary:
         if self.resuming:
             cancelled = self.store.cancel_unfinished(self.run_id)
             done = len(self.store.probes(self.run_id))
@@ -774,6 +770,13 @@ class Run:
         return summary
 
 
+def _execute_logged(run: Run) -> RunSummary:
+    """Run.execute with what libraries log (paramiko's connection errors) kept in the run's
+    run.log, not printed on the terminal."""
+    with run_log(run.store.run_dir(run.run_id) / "run.log"):
+        return run.execute()
+
+
 def _skip_causes(records: Sequence[ProbeRecord]) -> str:
     """The infrastructure trouble behind skipped probes, most frequent first: 'a; b', or ''."""
     counts: dict[str, int] = {}
@@ -822,7 +825,7 @@ def run_search(
         progress=progress,
         command_prefix=command_prefix,
     )
-    return run.execute()
+    return _execute_logged(run)
 
 
 def resume_search(
@@ -873,7 +876,7 @@ def resume_search(
         started_at=info.started_at,
         command_prefix=command_prefix,
     )
-    return run.execute()
+    return _execute_logged(run)
 
 
 def _still_running(info: RunInfo) -> int | None:
