@@ -63,3 +63,6 @@ def test_a_bisect_with_an_untested_level_between_its_pass_and_failure_stores_no_
     code, out, err = invoke(tmp_path, "report", run_id)
     assert code == 0, err
     assert "first to fail" not in out and "undecided between levels 3 and 5" in " ".join(out.split())
+    code, out, err = invoke(tmp_path, "report", run_id, "--format", "md")
+    assert code == 0, err
+    assert "❌" not in out and "✅" not in out and "undecided between levels 3 and 5" in out

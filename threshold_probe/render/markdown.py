@@ -48,7 +48,8 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     """The report as GitHub-flavoured Markdown."""
     out: list[str] = []
     ff = first_fail(summary)
-    icon = "❌" if ff is not None else "✅"
+    undecided = summary.status != "completed" or summary.search_status == "inconclusive"
+    icon = "❌" if ff is not None else ("❔" if undecided else "✅")
     out.append(f"## threshold-probe: {summary.cluster} / {summary.pipeline} / {summary.ladder}")
     out.append("")
     out.append(f"**{icon} {threshold_sentence(summary)}**")
