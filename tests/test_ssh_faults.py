@@ -7,9 +7,16 @@ testbed code, with the testbed's user and keys.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,10 @@ from threshold_probe.pipelines import make_pipeline
 from threshold_probe.store import Store
 
 pytestmark = pytest.mark.ssh
+
+#: Sixteen levels; memory jumps past 300 MB at level 11, so the true answer under --memory 300MB
+#: is "level 11 is the first to fail" (level 10 the last to pass).
+RESUME16 = str(Path(__file__).parent / "assets" / "ladders" / "resume16.toml")
 
 SLOW_LADDER = """
 name = "ssh-slow"
@@ -134,24 +145,25 @@ def test_reject_policy_refuses_unknown_and_changed_keys_with_a_fix(
 # -- a server that dies or hangs --------------------------------------------------------------
 
 
-def test_sshd_killed_mid_sweep_gives_skips_not_failures_and_the_run_completes(
+def test_sshd_killed_mid_sweep_and_back_within_the_retry_budget_the_run_completes(
     testbed: Testbed, spare: SSHHost, tmp_path: Path
 ) -> None:
     ladder = tmp_path / "slow.toml"
     ladder.write_text(SLOW_LADDER)
     known = tmp_path / "known_hosts"
     known.write_text(spare.known_hosts_line())
+    # A budget of 1 + 2 + 4 s of backoff: longer than the 2.5 s sshd stays down.
     table = spare_table(
-        testbed, spare, retries=1, retry_backoff=1.0, connect_timeout=3.0, known_hosts=str(known)
+        testbed, spare, retries=3, retry_backoff=1.0, connect_timeout=3.0, known_hosts=str(known)
     )
     config = write_config(tmp_path / "probe.toml", {"spare": table})
     reports = tmp_path / "reports"
     args = ["--config", str(config), "--reports-dir", str(reports), "sweep", "--cluster", "spare",
-            "--ladder", str(ladder), "--json", "--quiet"]
+            "--ladder", str(ladder), "--json", "--quiet", "--fresh"]
     outcome: dict[str, Any] = {}
 
     def sweep() -> None:
-        result = CliRunner().invoke(app, [*args, "--fresh"])
+        result = CliRunner().invoke(app, args)
         outcome["code"], outcome["out"], outcome["err"] = result.exit_code, result.stdout, result.stderr
 
     worker = threading.Thread(target=sweep)
@@ -165,22 +177,28 @@ def test_sshd_killed_mid_sweep_gives_skips_not_failures_and_the_run_completes(
     assert outcome["code"] == 0, outcome["err"]
     summary = json.loads(outcome["out"])
     assert summary["status"] == "completed"
-    verdicts = [p["verdict"] for p in summary["probes"]]
-    assert "fail" not in verdicts, "infrastructure trouble never marks a level failed"
-    assert "skip" in verdicts and "pass" in verdicts, verdicts
+    # The probe in flight was retried once the host was back: every level passes, none is lost.
+    per_level = {p["level"]: p["verdict"] for p in summary["probes"]}
+    assert per_level == dict.fromkeys(range(1, 11), "pass"), summary["probes"]
     assert summary["first_fail"] is None
-    # Each skip carries its cause.
-    records = Store(reports).probes(summary["run_id"])
-    causes = [r.verdict.explanation or "" for r in records if r.verdict.status == "skip"]
-    assert causes and all((f":{spare.port}" in c or "spare:" in c) for c in causes), causes
-    # The levels after sshd came back passed, and a new sweep completes the skipped ones.
-    last = max(p["level"] for p in summary["probes"])
-    assert any(p["level"] == last and p["verdict"] == "pass" for p in summary["probes"])
-    again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0, again.stderr
-    rerun = json.loads(again.stdout)
-    per_level = {p["level"]: p["verdict"] for p in rerun["probes"]}
-    assert set(per_level.values()) == {"pass"} and len(per_level) == 10
+
+
+def test_sshd_killed_and_kept_down_mid_sweep_claims_no_threshold(
+    testbed: Testbed, spare: SSHHost, tmp_path: Path
+) -> None:
+    ladder = tmp_path / "slow.toml"
+    ladder.write_text(SLOW_LADDER)
+    config, reports = lost_host_setup(testbed, spare, tmp_path)
+    args = ("sweep", "--cluster", "spare", "--ladder", str(ladder), "--fresh", "--quiet")
+    result, _took = start_then_fault(config, reports, 2, spare.kill, *args)
+    run = only_run(reports)
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "connection refused" in line and f"sweep --resume {run['run_id']}" in line, line
+    assert run["status"] == "interrupted"
+    assert_no_untested_boundary(reports, config, run["run_id"])
+    skipped = [r for r in Store(reports).probes(run["run_id"]) if r.verdict.status == "skip"]
+    assert not skipped, "the probe that met the lost host is not a finished skip: it runs again on resume"
 
 
 def test_hung_sshd_banner_timeout_is_a_skip(testbed: Testbed, spare: SSHHost, tmp_path: Path) -> None:
@@ -201,3 +219,233 @@ def test_hung_sshd_banner_timeout_is_a_skip(testbed: Testbed, spare: SSHHost, tm
     obs = probe(cluster, tmp_path, "back")
     cluster.close()
     assert diagnose(obs).status == "pass", obs.job
+
+
+# -- a host lost in the middle of a run -------------------------------------------------------
+#
+# These run `probe` as a real process, so that what reaches the terminal (stderr) is exactly
+# what a user sees, paramiko's own logging included.
+
+
+def cli(config: Path, reports: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(reports), *args]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+
+
+def run_cli(config: Path, reports: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli(config, reports, *args), env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def finished_probes(reports: Path) -> int:
+    db = reports / "probe.db"
+    if not db.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(db, timeout=5)) as con:
+            return int(con.execute("SELECT COUNT(*) FROM probes WHERE state='done'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def start_then_fault(
+    config: Path, reports: Path, after: int, fault: Any, *args: str, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Start `probe ARGS`, cause `fault()` once `after` probes finished; (the result, seconds from
+    the fault to the end of the process)."""
+    proc = subprocess.Popen(
+        cli(config, reports, *args), env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while finished_probes(reports) < after:
+            assert proc.poll() is None, f"probe ended before the fault: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no probe finished in time"
+            time.sleep(0.05)
+        fault()
+        faulted = time.monotonic()
+        out, err = proc.communicate(timeout=timeout)
+        took = time.monotonic() - faulted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), took
+
+
+def only_run(reports: Path) -> dict[str, Any]:
+    infos = Store(reports).runs()
+    assert len(infos) == 1, [i.run_id for i in infos]
+    info = infos[0]
+    return {"run_id": info.run_id, "status": info.status, "summary": info.summary or {}}
+
+
+def assert_one_line_interrupt(result: subprocess.CompletedProcess[str], run_id: str, *causes: str) -> str:
+    """Exit 3, one line on stderr naming the cause and the resume command, no traceback."""
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"one line, not: {result.stderr!r}"
+    line = lines[0]
+    assert "Traceback" not in result.stderr and "paramiko" not in result.stderr.lower(), result.stderr
+    for cause in causes:
+        assert cause in line, line
+    assert "interrupted" in line and f"bisect --resume {run_id}" in line, line
+    return line
+
+
+def assert_no_untested_boundary(reports: Path, config: Path, run_id: str) -> None:
+    """Neither the journal, nor `probe runs`, nor `probe history` claims a threshold."""
+    runs = json.loads(run_cli(config, reports, "runs", "--json").stdout)
+    mine = [r for r in runs if r["run_id"] == run_id]
+    assert mine and mine[0]["status"] == "interrupted", mine
+    assert mine[0]["first_fail"] is None and mine[0]["last_pass"] is None, mine
+    history = json.loads(run_cli(config, reports, "history", "--json").stdout)
+    assert [e["first_fail"] for e in history["runs"] if e["run_id"] == run_id] in ([], [None]), history
+
+
+def assert_resumed_to_the_true_answer(reports: Path, config: Path, run_id: str, *resume: str) -> None:
+    done_before = {r.probe_id for r in Store(reports).probes(run_id)}
+    result = run_cli(config, reports, *resume, "--json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["run_id"] == run_id and summary["status"] == "completed"
+    assert (summary["last_pass"], summary["first_fail"]) == (10, 11), summary["message"]
+    assert summary["failure"]["class"] == "oom"
+    # No finished probe ran twice: per workload and attempt, exactly one finished probe.
+    with closing(sqlite3.connect(reports / "probe.db")) as con:
+        rows = con.execute(
+            "SELECT cache_key, attempt, COUNT(*) FROM probes WHERE run_id=? AND state='done' GROUP BY 1, 2",
+            (run_id,),
+        ).fetchall()
+    assert rows and all(n == 1 for _, _, n in rows), rows
+    assert done_before <= {p["probe_id"] for p in summary["probes"]}, "the finished probes are reused"
+
+
+def lost_host_setup(testbed: Testbed, spare: SSHHost, tmp_path: Path, **table: Any) -> tuple[Path, Path]:
+    known = tmp_path / "known_hosts"
+    known.write_text(spare.known_hosts_line())
+    settings: dict[str, Any] = {"retries": 2, "retry_backoff": 0.5, "connect_timeout": 3.0, "known_hosts": str(known)}
+    settings.update(table)
+    config = write_config(tmp_path / "probe.toml", {"spare": spare_table(testbed, spare, **settings)})
+    return config, tmp_path / "reports"
+
+
+BISECT_ARGS = ("bisect", "--cluster", "spare", "--ladder", RESUME16, "--memory", "300MB", "--fresh", "--quiet")
+
+
+@pytest.mark.parametrize("how", ["by-id", "latest"])
+def test_sshd_killed_and_kept_down_mid_bisect_interrupts_the_run_then_resume_finishes(
+    testbed: Testbed, spare: SSHHost, tmp_path: Path, how: str
+) -> None:
+    config, reports = lost_host_setup(testbed, spare, tmp_path)
+    result, took = start_then_fault(config, reports, 3, spare.kill, *BISECT_ARGS)
+    run = only_run(reports)
+    line = assert_one_line_interrupt(result, run["run_id"], "connection refused")
+    assert took < 30, f"the retry budget (about 1.5 s) ends the run, not {took:.0f} s of skips"
+    assert run["status"] == "interrupted"
+    assert "undecided between levels" in line and "undecided between levels" in run["summary"]["message"]
+    assert_no_untested_boundary(reports, config, run["run_id"])
+    # Resumed while the host is still down: the run stays interrupted, and says so again.
+    still = run_cli(config, reports, "bisect", "--resume", run["run_id"], "--quiet")
+    assert_one_line_interrupt(still, run["run_id"], "connection refused")
+    assert only_run(reports)["status"] == "interrupted"
+    # The host is back: the run finishes with the true answer.
+    spare.start()
+    resume = ["bisect", "--resume", run["run_id"]] if how == "by-id" else ["bisect", "--resume"]
+    assert_resumed_to_the_true_answer(reports, config, run["run_id"], *resume)
+
+
+def test_host_key_changed_mid_bisect_interrupts_the_run_at_once(
+    testbed: Testbed, spare: SSHHost, tmp_path: Path
+) -> None:
+    # A budget of 2 + 4 + 8 s: a fault that is retried would take longer than the bound below.
+    config, reports = lost_host_setup(testbed, spare, tmp_path, retries=3, retry_backoff=2.0)
+    known = tmp_path / "known_hosts"
+    before = known.read_text()
+    result, took = start_then_fault(config, reports, 3, spare.rekey, *BISECT_ARGS)
+    run = only_run(reports)
+    assert_one_line_interrupt(result, run["run_id"], "CHANGED")
+    assert took < 10, f"a changed host key is never retried ({took:.1f} s)"
+    assert known.read_text() == before, "the known key is never replaced"
+    assert_no_untested_boundary(reports, config, run["run_id"])
+    # The user checks the new key and records it; the run then finishes.
+    known.write_text(spare.known_hosts_line())
+    assert_resumed_to_the_true_answer(reports, config, run["run_id"], "bisect", "--resume", run["run_id"])
+
+
+def test_authentication_failure_mid_bisect_interrupts_the_run_at_once(
+    testbed: Testbed, spare: SSHHost, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # sshd reads the file as the test user: a folder that user can enter (pytest's is root's own).
+    readable = Path(tempfile.mkdtemp(prefix="tp-authorized-"))
+    request.addfinalizer(lambda: shutil.rmtree(readable, ignore_errors=True))
+    readable.chmod(0o755)
+    keys = readable / "authorized_keys"
+    shutil.copy(spare.authorized_keys, keys)
+    keys.chmod(0o644)
+    spare.kill()
+    spare.authorized_keys = keys
+    spare.write_config()
+    spare.start()
+    config, reports = lost_host_setup(testbed, spare, tmp_path, retries=3, retry_backoff=2.0)
+    authorized = keys.read_text()
+
+    def revoke() -> None:
+        # The client's key is no longer accepted, and the open connection drops.
+        keys.write_text("")
+        spare.kill()
+        spare.start()
+
+    result, took = start_then_fault(config, reports, 3, revoke, *BISECT_ARGS)
+    run = only_run(reports)
+    assert_one_line_interrupt(result, run["run_id"], "authentication failed")
+    assert took < 10, f"an authentication failure is never retried ({took:.1f} s)"
+    assert_no_untested_boundary(reports, config, run["run_id"])
+    keys.write_text(authorized)
+    assert_resumed_to_the_true_answer(reports, config, run["run_id"], "bisect", "--resume")
+
+
+SLOW_PROBES = """
+name = "ssh-slow-probes"
+description = "Six levels of 4 s of work each: a probe is in flight when sshd freezes."
+[ramp]
+count = 6
+runtime_s = { start = 4, step = 0 }
+"""
+
+#: What docs/clusters.md states: a probe in flight waits at most its time limit plus this grace.
+PROBE_GRACE_S = 30
+
+
+def test_frozen_sshd_mid_probe_ends_the_run_within_the_time_limit_and_grace(
+    testbed: Testbed, spare: SSHHost, tmp_path: Path
+) -> None:
+    ladder = tmp_path / "slow.toml"
+    ladder.write_text(SLOW_PROBES)
+    config, reports = lost_host_setup(testbed, spare, tmp_path, connect_timeout=2.0)
+    limit = 20
+    args = ("bisect", "--cluster", "spare", "--ladder", str(ladder), "--time", f"{limit}s", "--fresh")
+    try:
+        result, took = start_then_fault(config, reports, 1, spare.freeze, *args, timeout=limit + 120)
+    finally:
+        spare.thaw()
+    run = only_run(reports)
+    assert took < limit + PROBE_GRACE_S, f"a frozen host held the run for {took:.0f} s"
+    assert result.returncode == 3, result.stderr
+    # Progress lines may come first; the error is the last line, and nothing from paramiko.
+    assert "Traceback" not in result.stderr and "paramiko" not in result.stderr.lower(), result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "interrupted" in last and f"bisect --resume {run['run_id']}" in last, last
+    assert run["status"] == "interrupted"
+    # paramiko's own account of the failure went to the run's log file.
+    log = reports / run["run_id"] / "run.log"
+    assert log.is_file() and "paramiko" in log.read_text(), "paramiko's output is kept in the run log"
+    resumed = run_cli(config, reports, "bisect", "--resume", "--json", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["status"] == "completed" and summary["first_fail"] is None
+    assert {p["verdict"] for p in summary["probes"]} == {"pass"}

@@ -33,6 +33,20 @@ class JournalError(ProbeError):
     exit_code = 3
 
 
+class ClusterLost(InfraError):
+    """The cluster stopped answering in the middle of a run, and waiting cannot help: the host
+    stayed unreachable through the retry budget, its host key changed, or login was refused.
+
+    The probe that met it has no verdict. The run ends as interrupted (exit 3), to be resumed
+    once the cluster is back; it is never a threshold.
+    """
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        #: What went wrong, in one line ("tensor01:22: connection refused").
+        self.cause = cause
+
+
 class Interrupted(ProbeError):
     """SIGINT (exit 130) or SIGTERM (exit 143) stopped a run."""
 

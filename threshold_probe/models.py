@@ -78,6 +78,9 @@ class JobResult(BaseModel):
     launch_error: str | None = None
     #: Infrastructure trouble (refused connection, dropped link, dead controller): a skip.
     infra_error: str | None = None
+    #: The infrastructure trouble will not go away by itself (the host stayed unreachable through
+    #: the retry budget, a changed host key, refused login): the run cannot go on.
+    cluster_lost: bool = False
     stdout_path: Path | None = None
     stderr_path: Path | None = None
     stdout_tail: str = ""

@@ -11,6 +11,10 @@ is resumed, its own journal comes first (every finished probe, skips included, s
 search replays exactly); then, unless ``--fresh``, the verdicts of other runs (the cache; never
 their skips). Anything else is dispatched. So repeats and confirmation probes of a fresh run
 always dispatch, and a resumed run never dispatches a probe that had finished.
+
+A probe whose cluster is lost (JobResult.cluster_lost: the host stayed unreachable, its key
+changed, login was refused) gets no verdict: it stays in flight in the journal and ClusterLost
+ends the run, so that a resume runs it again instead of replaying a skip.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.diagnose import diagnose
+from threshold_probe.errors import ClusterLost
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import JobSpec, Limits, Observation, ProbeRecord
 from threshold_probe.pipelines.base import ClientSideError, Pipeline
@@ -178,8 +183,14 @@ class Prober:
             # One batch: every probe of it is in flight from the moment it is submitted.
             for _, req, probe_id, key, attempt in todo:
                 self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
+            lost: list[Observation] = []
             for (i, req, probe_id, key, attempt), obs in zip(todo, self._dispatch_many(todo), strict=True):
+                if obs.job.cluster_lost:
+                    lost.append(obs)
+                    continue
                 out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
+            if lost:
+                raise ClusterLost(_lost_cause(lost[0], self.cluster.name))
         else:
             for i, req, probe_id, key, attempt in todo:
                 # Journalled one at a time, so that an interruption leaves at most one probe
@@ -188,6 +199,8 @@ class Prober:
                 local_dir = self.store.probe_dir(self.run_id, probe_id)
                 local_dir.mkdir(parents=True, exist_ok=True)
                 obs = self.pipeline.dispatch(req.workload, self.cluster, probe_id, self.limits, local_dir)
+                if obs.job.cluster_lost:
+                    raise ClusterLost(_lost_cause(obs, self.cluster.name))
                 out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
         return [r for r in out if r is not None]
 
@@ -219,6 +232,10 @@ class Prober:
         for obs in observations:
             obs.wall_s = finished - started
         return observations
+
+
+def _lost_cause(obs: Observation, cluster: str) -> str:
+    return obs.job.infra_error or f"cluster {cluster!r} cannot be reached"
 
 
 def _uses_default_dispatch(pipeline: Pipeline) -> bool:

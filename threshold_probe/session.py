@@ -16,6 +16,11 @@ builds the RunSummary that every report renders.
 - Ownership: one process runs a run, holding its lock (Store.own_run) for the run's life; and
   before its first probe a run cancels and removes the far-side work that dead processes left
   on its cluster, as the journal recorded it (Run._reap_leftovers).
+- A lost cluster (ClusterLost, from the prober) ends the run as ``interrupted``, with exit 3 and
+  one line naming the cause, what is known so far and the resume command; the run stores no
+  boundary. A resume whose cluster is still unusable leaves the run interrupted, too.
+- Only a boundary whose levels were both tested is stored: an inconclusive search (untested
+  levels between its last pass and first failure) stores none and says what stood in the way.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from threshold_probe.cell import Cell, Fingerprint, fingerprint, ladder_hash
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import InfraError, Interrupted, JournalError, ProbeError, UserError
+from threshold_probe.errors import ClusterLost, InfraError, Interrupted, JournalError, ProbeError, UserError
 from threshold_probe.floor import cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
@@ -48,8 +53,9 @@ from threshold_probe.metrics import measure_workload
 from threshold_probe.models import Limits, ProbeRecord
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.probe import Prober, ProbeRequest
+from threshold_probe.runlog import run_log
 from threshold_probe.search import Outcome, bisect, isolate, sweep
-from threshold_probe.search.base import describe_levels
+from threshold_probe.search.base import LevelOutcomes, describe_levels, judge
 from threshold_probe.signature import compile_pattern, matches
 from threshold_probe.store import RunInfo, RunLock, Store
 from threshold_probe.summary import FailureSummary, LevelRow, ProbeSummary, ReuseSummary, RunSummary, ScaleSummary
@@ -722,13 +728,16 @@ class Run:
                 self.progress.begin(f"sweeping levels {levels[0]}..{levels[-1]}", len(levels) * repeat)
             batch = len(levels) if self.cluster.concurrent else max(1, opts.parallel)
             sres = sweep(levels, self.level_oracle, repeat=repeat, batch=batch)
-            swept: dict[str, Any] = {
-                "status": sres.status,
-                "message": sres.message,
-                "last_pass": sres.last_good,
-                "first_fail": sres.first_bad,
-                "flaky_band": sres.flaky_band,
-            }
+            swept = self._tested_boundary(
+                levels,
+                {
+                    "status": sres.status,
+                    "message": sres.message,
+                    "last_pass": sres.last_good,
+                    "first_fail": sres.first_bad,
+                    "flaky_band": sres.flaky_band,
+                },
+            )
             self._scaled_message(swept)
             return swept
         if self.progress:
@@ -740,15 +749,18 @@ class Run:
             repeat=repeat,
             confirm=opts.confirm,
         )
-        result: dict[str, Any] = {
-            "status": bres.status,
-            "message": bres.message,
-            "last_pass": bres.last_good,
-            "first_fail": bres.first_bad,
-            "flaky_band": bres.flaky_band,
-            "search_probes": bres.search_probes,
-            "confirm_probes": bres.confirm_probes,
-        }
+        result: dict[str, Any] = self._tested_boundary(
+            levels,
+            {
+                "status": bres.status,
+                "message": bres.message,
+                "last_pass": bres.last_good,
+                "first_fail": bres.first_bad,
+                "flaky_band": bres.flaky_band,
+                "search_probes": bres.search_probes,
+                "confirm_probes": bres.confirm_probes,
+            },
+        )
         self._scaled_message(result)
         if opts.isolate:
             if bres.status == "found" and bres.last_good is not None and bres.first_bad is not None:
@@ -760,6 +772,23 @@ class Run:
                 result["message"] = f"{bres.message}. {iso['message']}"
             else:
                 result["message"] = f"{bres.message}; no clean boundary, so nothing to isolate"
+        return result
+
+    def _tested_boundary(self, levels: Sequence[int], result: dict[str, Any]) -> dict[str, Any]:
+        """Drop a boundary that rests on untested levels, and name what kept them untested.
+
+        An inconclusive search brackets the threshold between a pass and a failure with
+        untested levels between them; "the lowest level fails" with untested levels below it
+        is no more certain. Neither is a threshold, so neither goes into the journal or history.
+        """
+        status = result["status"]
+        untested_below = status == "lowest_fails" and result.get("first_fail") != min(levels)
+        if status != "inconclusive" and not untested_below:
+            return result
+        causes = _skip_causes(self.prober.records)
+        if causes:
+            result["message"] = f"{result['message']} ({causes})"
+        result["last_pass"] = result["first_fail"] = None
         return result
 
     def _boundary_signature(self, level: int) -> str | None:
@@ -800,6 +829,58 @@ class Run:
         # The report shows drivers and per-dimension findings (render.common.isolate_dimensions).
         out.update(good_level=good, bad_level=bad, hunted=self.hunt)
         return out
+
+    def _lost(self, cause: str) -> InfraError:
+        """End the run as interrupted because its cluster is lost; the error to raise (exit 3).
+
+        The probe in flight has no verdict (it runs again on resume) and no boundary is stored:
+        the message says what is known so far instead.
+        """
+        self.cluster.cancel_all()
+        self.store.cancel_unfinished(self.run_id)
+        cause = " ".join(cause.split())  # one line, whatever the far side said
+        message = f"run {self.run_id} interrupted: {cause}; {self._so_far()}"
+        if self.kind != "run":
+            message += f"; resume with: {self.resume_command()}"
+        partial = self.summary("interrupted", {"status": "interrupted", "message": message}, self._levels)
+        self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
+        return InfraError(message)
+
+    def _so_far(self) -> str:
+        """What the probes so far say about the boundary, claiming nothing that was not tested."""
+        if self.kind not in ("sweep", "bisect") or not self._levels:
+            return "no answer yet"
+        order = sorted(set(self._levels))
+        data: dict[int, LevelOutcomes] = {}
+        for r in self.prober.records:
+            if r.level is not None and r.level in order:
+                hunt = self._hunt_of.get(r.probe_id, self.options.match)
+                data.setdefault(r.level, LevelOutcomes(r.level)).outcomes.append(_outcome(r, hunt))
+        v = judge(order, data)
+        good, bad = v.last_good, v.first_bad
+        if v.status == "flaky":
+            return f"so far {v.message}"
+        if good is not None and bad is not None:
+            between = [n for n in order if good < n < bad]
+            if not between:
+                return f"so far level {good} passes and level {bad} fails (not yet confirmed)"
+            return f"undecided between levels {good} and {bad}: {describe_levels(between)} not tested yet"
+        if good is not None:
+            return f"no failure up to level {good} so far"
+        if bad is not None:
+            return f"level {bad} fails, and no level below it was tested"
+        return "no level decided yet"
+
+    def _end_with_error(self, exc: BaseException) -> None:
+        """Journal the run as ended by an error (the error itself is raised by the caller)."""
+        self.cluster.cancel_all()
+        self.store.cancel_unfinished(self.run_id)
+        try:
+            failed = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+            err = self.summary("error", failed, self._levels)
+            self.store.finish_run(self.run_id, "error", err.model_dump(mode="json", by_alias=True))
+        except Exception:  # the original error matters more than a report of it
+            self.store.set_run_status(self.run_id, "error")
 
     def execute(self) -> RunSummary:
         """Own the run (RunBusy, exit 3, when another process runs it), then run it to its end.
@@ -893,15 +974,16 @@ class Run:
             partial = self.summary("interrupted", {"status": "interrupted", "message": message}, self._levels)
             self.store.finish_run(self.run_id, "interrupted", partial.model_dump(mode="json", by_alias=True))
             raise Interrupted(message, signum) from None
+        except ClusterLost as exc:
+            raise self._lost(exc.cause) from None
+        except InfraError as exc:
+            if not self.resuming:
+                self._end_with_error(exc)
+                raise
+            # The cluster is still unusable: the run stays resumable, as it was.
+            raise self._lost(str(exc)) from None
         except BaseException as exc:
-            self.cluster.cancel_all()
-            self.store.cancel_unfinished(self.run_id)
-            try:
-                failed = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
-                err = self.summary("error", failed, self._levels)
-                self.store.finish_run(self.run_id, "error", err.model_dump(mode="json", by_alias=True))
-            except Exception:  # the original error matters more than a report of it
-                self.store.set_run_status(self.run_id, "error")
+            self._end_with_error(exc)
             raise
         finally:
             if self.progress:
@@ -909,6 +991,24 @@ class Run:
         summary = self.summary("completed", search, self._levels)
         self.store.finish_run(self.run_id, "completed", summary.model_dump(mode="json", by_alias=True))
         return summary
+
+
+def _execute_logged(run: Run) -> RunSummary:
+    """Run.execute with what libraries log (paramiko's connection errors) kept in the run's
+    run.log, not printed on the terminal."""
+    with run_log(run.store.run_dir(run.run_id) / "run.log"):
+        return run.execute()
+
+
+def _skip_causes(records: Sequence[ProbeRecord]) -> str:
+    """The infrastructure trouble behind skipped probes, most frequent first: 'a; b', or ''."""
+    counts: dict[str, int] = {}
+    for r in records:
+        cause = r.observation.job.infra_error if r.verdict.status == "skip" else None
+        if cause:
+            counts[cause] = counts.get(cause, 0) + 1
+    top = sorted(counts, key=lambda c: -counts[c])[:2]
+    return "; ".join(top)
 
 
 def _signal_name(signum: int) -> str:
@@ -948,7 +1048,7 @@ def run_search(
         progress=progress,
         command_prefix=command_prefix,
     )
-    return run.execute()
+    return _execute_logged(run)
 
 
 def resume_search(
@@ -994,7 +1094,7 @@ def resume_search(
         started_at=info.started_at,
         command_prefix=command_prefix,
     )
-    return run.execute()
+    return _execute_logged(run)
 
 
 def display_status(info: RunInfo, store: Store) -> str:

@@ -285,6 +285,29 @@ class SSHHost:
         if self.pid is not None:
             os.kill(self.pid, signal.SIGCONT)
 
+    def _sshd_processes(self) -> list[int]:
+        """The listener and every per-connection sshd it forked (not the users' own processes)."""
+        if self.pid is None:
+            return []
+        found = [self.pid]
+        for child in _children(self.pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip().startswith("sshd"):
+                    found.append(child)
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP every sshd of this host: open connections go silent, as on a frozen host."""
+        for pid in self._sshd_processes():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT every sshd of this host after freeze()."""
+        for pid in self._sshd_processes():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+
     def rekey(self) -> None:
         """A new host key, and sshd restarted with it (the 'reinstalled host' case)."""
         self.kill()

@@ -131,7 +131,8 @@ EXIT_CODES = {
     "cannot be used, or every repeat was skipped); 130/143 interrupted by SIGINT/SIGTERM.",
     "search": "0 completed, whatever was found (a threshold, no failure, a flaky band); 1 a level at or below "
     "--expect-pass-through N failed; 2 bad input "
-    "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used); "
+    "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used, or "
+    "was lost mid-run: the run is interrupted and its resume command printed); "
     "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
     "nightly": "0 no regression; 1 regression (a threshold moved down, or a level that passed now "
     "fails); 2 bad input; 3 infrastructure; 130/143 interrupted by SIGINT/SIGTERM.",

@@ -20,10 +20,18 @@ killing the job's process group (it runs in its own session) with SIGKILL at the
 cores by CPU affinity (what `taskset` sets).
 
 Infrastructure trouble (refused connection, auth failure, dropped link, banner timeout) becomes
-JobResult.infra_error, a skip. THE RETRY LIVES HERE: `execute` tries a probe up to
-1 + `retries` times, with exponential backoff from `retry_backoff` seconds, and reconnects before
-each try; errors that cannot get better (a changed host key, an auth failure, no interpreter) are
-not retried.
+JobResult.infra_error. THE RETRY LIVES HERE: `execute` tries a probe up to 1 + `retries` times,
+with exponential backoff from `retry_backoff` seconds, and reconnects before each try; errors
+that cannot get better (a changed host key, an auth failure, no interpreter) are not retried.
+
+When the host itself is gone - the last try could not even connect (or stage), or the error
+cannot get better - the result is marked `cluster_lost`: the run stops there, to be resumed,
+instead of skipping level after level of a host that is down. Trouble of one probe on a host
+that still answers (its output cut short, its launcher failing) stays a skip.
+
+A probe in flight waits at most its time limit plus PROBE_GRACE_S for its answer (the far side
+kills the job at the limit; the grace covers sending its files and fetching its results). A
+frozen host is noticed sooner, by keepalives (transport.KEEPALIVE_INTERVAL_S).
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ MIN_FREE_BYTES = 100 * 1024**2
 #: Round trip above which preflight warns: every probe pays it at least once.
 SLOW_RTT_S = 0.25
 LAUNCHER_NAME = "ssh_launcher.py"
+#: Seconds a probe in flight may take beyond its time limit before it is given up.
+PROBE_GRACE_S = 30.0
 _MAGIC = b"TPREC "
 
 
@@ -411,12 +421,20 @@ class SSHCluster(Cluster):
                 result.infra_error = result.infra_error or "cancelled"
                 return result
             result, retryable = self._execute_once(job)
-            if result.infra_error is None or not retryable:
+            if result.infra_error is None:
+                return result
+            if not retryable:
+                if result.cluster_lost:
+                    result.infra_error = f"{result.infra_error} (not retried: it cannot get better by itself)"
                 return result
             if attempt + 1 < attempts:
                 self._cancelled.wait(self.cfg.retry_backoff * (2**attempt))
+        if self._cancelled.is_set():
+            result.cluster_lost = False  # Ctrl-C: the run says so itself
         if attempts > 1 and result.infra_error:
-            result.infra_error = f"{result.infra_error} (after {attempts} attempts)"
+            # "problem (after N attempts); fix: ...": the count belongs to the problem.
+            problem, sep, fix = result.infra_error.partition("; fix: ")
+            result.infra_error = f"{problem} (after {attempts} attempts){sep}{fix}"
         return result
 
     def execute_many(self, jobs: Sequence[JobSpec]) -> list[JobResult]:
@@ -444,7 +462,9 @@ class SSHCluster(Cluster):
             launcher = self._launcher_path()
             session = self._session
         except TransportError as exc:
+            # The host cannot be reached, logged into or staged on: nothing about this probe.
             result.infra_error = str(exc)
+            result.cluster_lost = not self._cancelled.is_set()
             return result, exc.retryable
         assert session is not None
         result.timings["connect"] = connect_s
@@ -476,8 +496,9 @@ class SSHCluster(Cluster):
         # umask 077: the probe's folder, its payload and whatever the job writes stay private.
         command = f"umask 077; exec {self._python_command()} -S -c {shlex.quote(boot)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs
-        # (transfers included, hence the margin).
-        bound = time_s + self.cfg.command_timeout
+        # (transfers included, hence the grace). A dead or frozen peer is noticed sooner, by
+        # the transport's keepalives.
+        bound = time_s + PROBE_GRACE_S
         reader = _RecordReader(local_dir, job.fetch)
         err = bytearray()
 
@@ -517,8 +538,13 @@ class SSHCluster(Cluster):
                     self._remote(RemoteWork(kind="ssh-session", folder=self._session, keep=True))
         status = reader.status
         if res.timed_out and status is None:
-            result.infra_error = f"{self.name}: no answer from the far side within {bound:g}s"
-            return result, True
+            # The host still answers keepalives, yet the probe did not end: trying it again
+            # would only wait as long again.
+            result.infra_error = (
+                f"{self.name}: no answer from the probe within its time limit and a grace of "
+                f"{PROBE_GRACE_S:g}s ({bound:g}s)"
+            )
+            return result, False
         if status is None:
             return self._no_status(result, res.exit_code, bytes(err), reader, argv)
         self._fill(result, status, argv)

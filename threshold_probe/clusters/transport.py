@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 #: and `truncated` is set, so a runaway command cannot exhaust this machine's memory.
 MEMORY_LIMIT = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
+#: An open SSH connection asks the server for an answer this often (seconds), and counts the
+#: server as dead when KEEPALIVE_COUNT intervals pass without one: OpenSSH's ServerAliveInterval
+#: and ServerAliveCountMax. A frozen host (its sshd stopped) keeps the TCP link up, so neither
+#: TCP keepalive nor paramiko's own keepalive (which never waits for an answer) notices it.
+KEEPALIVE_INTERVAL_S = 5.0
+KEEPALIVE_COUNT = 3
 
 
 class TransportError(InfraError):
@@ -357,6 +363,52 @@ class SSHSettings(Protocol):
     def connect_timeout(self) -> float: ...
 
 
+def _ask(t: paramiko.Transport, answered: threading.Event) -> None:
+    """One keepalive that wants an answer; OpenSSH answers an unknown request with a failure,
+    which is an answer all the same."""
+    with contextlib.suppress(Exception):
+        t.global_request("keepalive@openssh.com", wait=True)
+    answered.set()
+
+
+class _Heartbeat:
+    """Keepalives that expect an answer, on one open connection; closes it when none comes.
+
+    Closing the paramiko transport wakes every thread that waits on it (a command being
+    drained, a channel being opened), so that they fail at once instead of waiting for their
+    timeouts.
+    """
+
+    def __init__(self, transport: paramiko.Transport, interval: float, count: int) -> None:
+        self.transport = transport
+        self.interval = interval
+        self.count = count
+        #: Why the connection was closed, once the server stopped answering.
+        self.dead: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ssh-keepalive", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t = self.transport
+        wait = self.interval * self.count
+        while not self._stop.wait(self.interval):
+            if not t.is_active():
+                return
+            answered = threading.Event()
+            threading.Thread(target=_ask, args=(t, answered), name="ssh-keepalive-ask", daemon=True).start()
+            if not answered.wait(wait) and not self._stop.is_set():
+                self.dead = (
+                    f"no answer to keepalives for {wait:g}s (the host or its sshd is frozen, or the link is down)"
+                )
+                with contextlib.suppress(Exception):
+                    t.close()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class SSHTransport(Transport):
     """Commands and files over one reused paramiko connection (jump hosts included).
 
@@ -376,6 +428,8 @@ class SSHTransport(Transport):
         command_timeout: float = 600.0,
         keepalive_s: int = 15,
         allow_agent: bool = True,
+        keepalive_interval: float = KEEPALIVE_INTERVAL_S,
+        keepalive_count: int = KEEPALIVE_COUNT,
     ) -> None:
         self.target = target
         self.known_hosts = known_hosts
@@ -385,8 +439,11 @@ class SSHTransport(Transport):
         self.command_timeout = command_timeout
         self.keepalive_s = keepalive_s
         self.allow_agent = allow_agent
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_count = keepalive_count
         self.host = target.display()
         self._clients: list[paramiko.SSHClient] = []
+        self._heartbeat: _Heartbeat | None = None
         self._lock = threading.Lock()
         self._channels: set[paramiko.Channel] = set()
         #: Seconds the last (re)connection took; 0 when the connection was reused.
@@ -447,10 +504,16 @@ class SSHTransport(Transport):
                 keepalive_s=self.keepalive_s,
                 allow_agent=self.allow_agent,
             )
+            t = self._clients[-1].get_transport()
+            if t is not None and self.keepalive_interval > 0:
+                self._heartbeat = _Heartbeat(t, self.keepalive_interval, self.keepalive_count)
             self.last_connect_s = time.monotonic() - started
             return self.last_connect_s
 
     def _drop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         for client in reversed(self._clients):
             with contextlib.suppress(Exception):
                 client.close()
@@ -483,8 +546,9 @@ class SSHTransport(Transport):
         try:
             chan = t.open_session(timeout=self.connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            why = self._why_dead() or f"cannot open a channel: {_describe(exc)}"
             self._mark_dead()
-            raise TransportError(f"{self.host}: cannot open a channel: {_describe(exc)}") from exc
+            raise TransportError(f"{self.host}: {why}") from exc
         self._channels.add(chan)
         try:
             yield chan
@@ -492,6 +556,11 @@ class SSHTransport(Transport):
             self._channels.discard(chan)
             with contextlib.suppress(Exception):
                 chan.close()
+
+    def _why_dead(self) -> str | None:
+        """Why the keepalives closed the connection, when they did."""
+        beat = self._heartbeat
+        return beat.dead if beat is not None else None
 
     def _mark_dead(self) -> None:
         # Close the chain so that the next call reconnects instead of reusing a half-dead link.
@@ -533,11 +602,13 @@ class SSHTransport(Transport):
                     if not chan.status_event.wait(left):
                         timed_out = True
             except (paramiko.SSHException, EOFError, OSError) as exc:
+                why = self._why_dead() or f"connection lost: {_describe(exc)}"
                 self._mark_dead()
-                raise TransportError(f"{self.host}: connection lost: {_describe(exc)}") from exc
+                raise TransportError(f"{self.host}: {why}") from exc
             if not timed_out and not chan.exit_status_ready():
+                why = self._why_dead() or "connection lost before the command finished"
                 self._mark_dead()
-                raise TransportError(f"{self.host}: connection lost before the command finished")
+                raise TransportError(f"{self.host}: {why}")
             if timed_out:
                 return CommandResult(
                     exit_code=None, timed_out=True, duration_s=time.monotonic() - started
@@ -651,9 +722,9 @@ def _describe(exc: BaseException) -> str:
 def set_nodelay(sock: socket.socket) -> None:
     """TCP_NODELAY and keepalive on a connected socket (no-op for non-TCP sockets).
 
-    paramiko's own keepalive only sends; it never notices that no answer comes. TCP keepalive
-    with short timers makes the kernel drop a silently dead link within about 30 s, so that the
-    command waiting on it fails (a skip) instead of hanging until its timeout.
+    TCP keepalive with short timers makes the kernel drop a silently dead link within about
+    30 s. A frozen peer whose kernel still answers is caught by the SSH keepalives instead
+    (see _Heartbeat).
     """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -123,9 +123,15 @@ def level_views(summary: RunSummary) -> list[LevelView]:
 
 
 def first_fail(summary: RunSummary) -> int | None:
-    """The first failing level: the search's answer, or the lowest level that failed in a sweep."""
+    """The first failing level: the search's answer, or the lowest level that failed in a sweep.
+
+    A run that did not complete, or whose search could not decide (untested levels below a
+    failure), has no first failing level: its lowest failure is not a threshold.
+    """
     if summary.first_fail is not None:
         return summary.first_fail
+    if summary.status != "completed" or summary.search_status in ("inconclusive", "interrupted"):
+        return None
     bad = [v.level for v in level_views(summary) if v.verdict == "fail"]
     return min(bad) if bad else None
 
@@ -173,6 +179,9 @@ def threshold_sentence(summary: RunSummary) -> str:
         # The band's edges are not a threshold: say flaky first.
         lo, hi = summary.flaky_band[0], summary.flaky_band[-1]
         return f"no clean threshold: {f'level {lo} is' if lo == hi else f'levels {lo}..{hi} are'} flaky"
+    if summary.search_status == "inconclusive" and summary.first_fail is None:
+        # The search's own sentence says between which levels it could not decide, and why.
+        return summary.message or "undecided: too many levels were skipped"
     ff, lp = first_fail(summary), last_pass(summary)
     if summary.search_status == "lowest_fails" or (ff is not None and lp is None):
         return f"level {ff} already fails: the lowest level tested does not pass"

@@ -91,7 +91,8 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
     """The report as GitHub-flavoured Markdown."""
     out: list[str] = []
     ff = first_fail(summary)
-    icon = "❌" if ff is not None else "✅"
+    undecided = summary.status != "completed" or summary.search_status == "inconclusive"
+    icon = "❌" if ff is not None else ("❔" if undecided else "✅")
     out.append(f"## threshold-probe: {_md(summary.cluster)} / {_md(summary.pipeline)} / {_md(summary.ladder)}")
     out.append("")
     out.append(f"**{icon} {_md(threshold_sentence(summary))}**")

@@ -234,9 +234,10 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
             return Verdict("lowest_fails", None, first_bad, None, msg)
         between = list(order[bisect_right(order, last_good) : bisect_left(order, first_bad)])
         if between:
+            # Not a threshold: the first failure is any of the untested levels, or first_bad.
             msg = (
-                f"the first failure lies in {describe_levels([*between, first_bad])}: level {last_good} "
-                f"passes, level {first_bad} fails, and {describe_levels(between)} could not be tested"
+                f"undecided between levels {last_good} and {first_bad}: level {last_good} passes, "
+                f"level {first_bad} fails, and {describe_levels(between)} could not be tested"
             )
             return Verdict("inconclusive", last_good, first_bad, None, msg)
         return Verdict("found", last_good, first_bad, None, f"level {first_bad} is the first to fail")
