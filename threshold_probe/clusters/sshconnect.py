@@ -15,6 +15,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import shlex
 import socket
 import threading
 from pathlib import Path
@@ -79,7 +80,12 @@ def open_chain(
     try:
         sock: Any = None
         for i, hop in enumerate(hops):
-            sock = _tcp_connect(hop, timeout) if i == 0 else _tunnel(clients[-1], hop, timeout)
+            if i > 0:
+                sock = _tunnel(clients[-1], hop, timeout)
+            elif hop.proxy_command:
+                sock = _proxy_command(hop, timeout)
+            else:
+                sock = _tcp_connect(hop, timeout)
             clients.append(
                 _connect_hop(
                     hop,
@@ -125,6 +131,24 @@ def _tcp_connect(hop: SSHTarget, timeout: float) -> socket.socket:
         raise TransportError(f"{hop.display()}: cannot connect: {exc.strerror or exc}") from exc
     set_nodelay(sock)
     return sock
+
+
+def _proxy_command(hop: SSHTarget, timeout: float) -> paramiko.ProxyCommand:
+    """The ProxyCommand's stdin/stdout as the link; run as OpenSSH runs it (`$SHELL -c "exec CMD"`)."""
+    assert hop.proxy_command is not None
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    # paramiko splits its argument with shlex; this hands the whole command to the shell.
+    argv = shlex.join([shell, "-c", f"exec {hop.proxy_command}"])
+    try:
+        proxy = paramiko.ProxyCommand(argv)
+    except (OSError, paramiko.SSHException) as exc:
+        raise TransportError(
+            f"{hop.display()}: cannot start ProxyCommand {hop.proxy_command!r}: {exc}",
+            retryable=False,
+            fix="correct the ProxyCommand of the alias in the ssh config",
+        ) from exc
+    proxy.settimeout(timeout)
+    return proxy
 
 
 def _tunnel(via: paramiko.SSHClient, hop: SSHTarget, timeout: float) -> paramiko.Channel:

@@ -138,6 +138,8 @@ class ClustrixPipeline(Pipeline):
         )
         if target.jumps:
             raise UserError(f"ClustriX cannot reach {cluster.name!r}: it does not support ProxyJump")
+        if target.proxy_command:
+            raise UserError(f"ClustriX cannot reach {cluster.name!r}: it does not support ProxyCommand")
         out: dict[str, Any] = {
             "cluster_type": kind,
             "cluster_host": target.hostname,
