@@ -356,6 +356,18 @@ class SSHCluster(Cluster):
         """The configured interpreter as a shell word list (a leading ~/ stays the remote home)."""
         return " ".join(quote_path(a) if i == 0 else shlex.quote(a) for i, a in enumerate(self.python_argv))
 
+    def _setup_prefix(self) -> str:
+        """The module and setup lines, run in the login shell before the interpreter is exec'd.
+
+        Their output goes to stderr (stdout carries the launcher's records); a failing line stops
+        the command, so a probe never runs in a half-prepared environment.
+        """
+        lines = [f"module load {m}" for m in self.cfg.modules] + list(self.cfg.setup)
+        if not lines:
+            return ""
+        body = "\n".join(lines)
+        return f"set -e\n{{\n{body}\n}} >&2\nset +e\n"
+
     def _resolve_argv(self, argv: list[str], shared: dict[str, str]) -> list[str]:
         out: list[str] = []
         for item in argv:
@@ -440,7 +452,7 @@ class SSHCluster(Cluster):
             f"import sys; sys.path.insert(0, {os.path.dirname(launcher)!r}); "
             f"import {LAUNCHER_NAME[:-3]}; {LAUNCHER_NAME[:-3]}.run()"
         )
-        command = f"exec {self._python_command()} -S -c {shlex.quote(boot)}"
+        command = f"{self._setup_prefix()}exec {self._python_command()} -S -c {shlex.quote(boot)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs
         # (transfers included, hence the margin).
         bound = time_s + self.cfg.command_timeout
@@ -603,7 +615,9 @@ class SSHCluster(Cluster):
             "        out['load_error'] = '%s: %s' % (type(e).__name__, e)\n"
             "print(json.dumps(out))\n"
         )
-        res = self.transport.run(f"exec {self._python_command()} -", stdin=script.encode(), timeout=60)
+        res = self.transport.run(
+            f"{self._setup_prefix()}exec {self._python_command()} -", stdin=script.encode(), timeout=60
+        )
         if not res.ok:
             last = (res.error_text().splitlines() or [f"exit status {res.exit_code}"])[-1]
             return [

@@ -152,6 +152,9 @@ class ClustrixPipeline(Pipeline):
             "default_memory": cfg.memory or "1GB",
             "default_time": _hms(float(cfg.limits().time_s or 3600)),
             "default_partition": getattr(cfg, "partition", None),
+            # ClustriX writes these into its SLURM job script (its SSH script runs none of them).
+            "module_loads": list(getattr(cfg, "modules", [])),
+            "pre_execution_commands": list(getattr(cfg, "setup", [])),
             "job_poll_interval": CLUSTRIX_POLL_S,
             # Keep the job folder: it is the evidence.
             "cleanup_on_success": False,
