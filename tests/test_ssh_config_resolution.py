@@ -174,3 +174,20 @@ def test_ssh_g_expands_tokens_in_proxycommand_and_identityfile(tmp_path: Path) -
     # probe.toml still wins over the file, as -l and -p do for ssh.
     t2 = resolve_target("tok-1", user="erin", port=23, ssh_config=str(cfg))
     assert (t2.user, t2.port, t2.identity_files[0]) == ("erin", 23, "/keys/tok-1-erin-23")
+
+
+def test_a_failing_proxycommand_is_one_line_naming_it(tmp_path: Path) -> None:
+    ssh_config = tmp_path / "ssh_config"
+    # What `ssh -W` through a bastion that refuses says, and its exit status.
+    ssh_config.write_text(
+        "Host behind-bastion\n    HostName 127.0.0.1\n"
+        "    ProxyCommand sh -c 'echo \"bastion: Connection refused\" >&2; exit 255'\n"
+    )
+    table = {"type": "ssh", "host": "behind-bastion", "ssh_config": str(ssh_config), "connect_timeout": 5.0}
+    config = write_config(tmp_path / "probe.toml", {"c": table})
+    code, out, err = invoke(config, tmp_path, "clusters", "check", "c")
+    assert code == 3
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, out
+    assert "exited with status 255: bastion: Connection refused" in lines[0] and "fix:" in lines[0]
+    assert "Traceback" not in err + out
