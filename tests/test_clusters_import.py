@@ -112,6 +112,7 @@ def test_yaml_config_from_the_clustrix_home_is_imported_written_and_checked(
             password="hunter2-not-copied",
             python_executable=testbed.python,
             remote_work_dir="~/tp-imported-yaml",
+            pre_execution_commands=["umask 077"],
         ),
     )
     # ClustriX reads ~/.clustrix first: a clustrix.yml in the working folder is not the one.
@@ -147,6 +148,8 @@ def test_yaml_config_from_the_clustrix_home_is_imported_written_and_checked(
     saved = yaml.safe_load((home / ".clustrix" / "config.yml").read_text())
     for key in ("cluster_type", "cluster_host", "cluster_port", "username", "key_file", "python_executable"):
         assert cx[key] == saved[key], key
+    assert cx["pre_execution_commands"] == saved["pre_execution_commands"] == ["umask 077"]
+    assert cx["module_loads"] == saved["module_loads"] == []
     cluster.open()
     try:
         workload = Workload(name="ok", source="def workload():\n    return 6 * 7\n", func_name="workload")
@@ -203,6 +206,28 @@ def test_json_config_setup_lines_prepare_the_far_side(testbed: Testbed, home: Pa
             Workload(name="env", source=source, func_name="workload", level=1), cluster, "env", Limits(), local_dir
         )
     assert diagnose(obs).status == "pass", obs.job
+
+
+@pytest.mark.ssh
+def test_module_loads_on_a_host_without_modules_fail_the_check_in_one_line(
+    testbed: Testbed, home: Path, tmp_path: Path
+) -> None:
+    save_with_clustrix(
+        Path.cwd() / "clustrix.yml",
+        home,
+        **fields_for_testbed(testbed, module_loads=["python/3.11"], python_executable=testbed.python),
+    )
+    config = Path.cwd() / "probe.toml"
+    code, out, err = invoke(
+        "--config", str(config), "clusters", "import", "--name", "mods", "--known-hosts", str(testbed.known_hosts),
+        "--write",
+    )  # fmt: skip
+    assert code == 0, err + out
+    code, out, err = invoke("--config", str(config), "clusters", "check", "mods")
+    assert code == 3
+    failed = [ln for ln in out.splitlines() if ln.startswith("fail")]
+    assert len(failed) == 1 and "setup" in failed[0] and "module: command not found" in failed[0], out
+    assert "clusters.mods.modules" in failed[0]
 
 
 @pytest.mark.parametrize("kind", ["pbs", "sge", "kubernetes"])

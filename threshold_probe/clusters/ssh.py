@@ -201,6 +201,10 @@ class _RecordReader:
                 self._part.unlink(missing_ok=True)
 
 
+#: Exit status of the login shell when a module or setup line fails (before the interpreter runs).
+SETUP_FAILED = 97
+
+
 class _Active:
     """A probe in flight: where it runs and its process group, for cancel_all."""
 
@@ -366,7 +370,11 @@ class SSHCluster(Cluster):
         if not lines:
             return ""
         body = "\n".join(lines)
-        return f"set -e\n{{\n{body}\n}} >&2\nset +e\n"
+        # A failing line ends the shell through the EXIT trap, with a status of its own.
+        return f"set -e\ntrap 'exit {SETUP_FAILED}' EXIT\n{{\n{body}\n}} >&2\ntrap - EXIT\nset +e\n"
+
+    def _setup_failed(self, exit_code: int | None) -> bool:
+        return exit_code == SETUP_FAILED and bool(self.cfg.modules or self.cfg.setup)
 
     def _resolve_argv(self, argv: list[str], shared: dict[str, str]) -> list[str]:
         out: list[str] = []
@@ -549,6 +557,12 @@ class SSHCluster(Cluster):
         """The launcher did not report: no interpreter, launcher gone, or the link dropped."""
         text = err.decode("utf-8", "replace").strip() or reader.garbage.decode("utf-8", "replace").strip()
         last = text.splitlines()[-1] if text else f"exit status {exit_code}"
+        if self._setup_failed(exit_code):
+            result.infra_error = (
+                f"{self.name}: a setup line failed on the far side: {last}; "
+                f"fix: correct clusters.{self.name}.modules / setup"
+            )
+            return result, False
         if exit_code == 127:
             result.infra_error = (
                 f"{self.name}: cannot run {self.cfg.python!r} on the far side: {last}; "
@@ -620,6 +634,15 @@ class SSHCluster(Cluster):
         )
         if not res.ok:
             last = (res.error_text().splitlines() or [f"exit status {res.exit_code}"])[-1]
+            if self._setup_failed(res.exit_code):
+                return [
+                    Check(
+                        name="setup",
+                        status="fail",
+                        detail=f"a module or setup line fails on the far side: {last}",
+                        fix=f"correct clusters.{self.name}.modules / setup (they run before {self.cfg.python})",
+                    )
+                ]
             return [
                 Check(
                     name="python",
