@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -95,9 +96,11 @@ def test_match_host_and_tokens_are_applied(testbed: Testbed, tmp_path: Path) -> 
     # %n is the name as given on the command line: the key file is found through the token.
     shutil.copyfile(testbed.client_key, keys / "matched.key")
     (keys / "matched.key").chmod(0o600)
+    # IdentityFile is a list: a key the host does not accept comes first, and is passed over.
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "other.key")], check=True)
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text(
-        f"Host matched\n    HostName {h.addr}\n\n"
+        f"Host matched\n    HostName {h.addr}\n    IdentityFile {keys}/other.key\n\n"
         f"Match host {h.addr} originalhost matched\n    Port {h.port}\n    User {testbed.user}\n"
         f"    IdentityFile {keys}/%n.key\n    IdentitiesOnly yes\n"
     )
