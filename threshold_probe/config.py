@@ -83,6 +83,9 @@ class SSHClusterConfig(_ClusterBase):
     known_hosts: str | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
+    #: `module load` lines, then shell lines, run before the interpreter of every probe and check.
+    modules: list[str] = Field(default_factory=list)
+    setup: list[str] = Field(default_factory=list)
     #: Infrastructure trouble (a refused or dropped connection) is retried this many times per
     #: probe, with exponential backoff from retry_backoff seconds, before the probe is a skip.
     retries: int = Field(default=2, ge=0)

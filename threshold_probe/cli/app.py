@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,21 @@ def main_options(
 ) -> None:
     """Global options, read before any command."""
     reset_state(config, reports_dir, debug)
+    _paramiko_tracebacks(debug)
+
+
+class _ParamikoSilence(logging.NullHandler):
+    """Marks the handler this module adds, so that it is added once and removed under --debug."""
+
+
+def _paramiko_tracebacks(debug: bool) -> None:
+    """paramiko logs a failed handshake with a traceback from its own thread; the command already
+    reports it as one line, so that log is only shown under --debug."""
+    log = logging.getLogger("paramiko")
+    for handler in [h for h in log.handlers if isinstance(h, _ParamikoSilence)]:
+        log.removeHandler(handler)
+    if not debug:
+        log.addHandler(_ParamikoSilence())
 
 
 SEARCH = "Search"

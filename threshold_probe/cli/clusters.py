@@ -1,8 +1,11 @@
-"""`probe clusters list` and `probe clusters check NAME`: what is configured, and whether it works.
+"""`probe clusters list`, `check NAME` and `import`: what is configured, whether it works, and ClustriX's config.
 
 `check` runs the cluster's preflight (for SSH: reachability and auth, the far side's Python,
 cloudpickle and whether it loads what this client writes, workdir and free disk, round-trip
 latency). Each problem is one line with its fix. Exit 0 when usable, 3 when any check fails.
+
+`import [PATH]` reads the config ClustriX would read (or PATH), prints it as a `[clusters.NAME]`
+table, and with `--write` adds that table to probe.toml, keeping its comments and layout.
 
 JSON (`--json`), stable:
 
@@ -12,12 +15,13 @@ JSON (`--json`), stable:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, print_json, safe
+from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.clusters import make_cluster
 from threshold_probe.errors import EXIT_INFRA, InfraError
 
@@ -112,3 +116,47 @@ def check(
             raise typer.Exit(code=EXIT_INFRA)
         bad = ", ".join(c.name for c in checks if c.status == "fail")
         raise InfraError(f"cluster {name!r} is not usable ({bad})")
+
+
+@app.command("import")
+@command
+def import_clustrix(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A ClustriX config file (default: the one ClustriX itself would load)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Cluster name (default: from the host).")] = None,
+    write: Annotated[bool, typer.Option("--write", help="Add the table to probe.toml, keeping its layout.")] = False,
+    known_hosts: Annotated[
+        str | None,
+        typer.Option("--known-hosts", help="known_hosts file to check the host key against (ClustriX checks none)."),
+    ] = None,
+) -> None:
+    """Turn a ClustriX config into a [clusters.NAME] table: printed, or added to probe.toml with --write."""
+    from threshold_probe.clustrix_config import (
+        find_clustrix_config,
+        read_clustrix_config,
+        render_toml,
+        to_cluster_table,
+        write_cluster,
+    )
+    from threshold_probe.config import find_config
+    from threshold_probe.errors import UserError
+
+    if path is not None and not path.is_file():
+        raise UserError(f"ClustriX config not found: {path}")
+    source = path if path is not None else find_clustrix_config()
+    imported = to_cluster_table(source, read_clustrix_config(source), name=name, known_hosts=known_hosts)
+    console.print(render_toml(imported), markup=False, highlight=False, soft_wrap=True, end="")
+    for note in imported.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if write:
+        state = get_state()
+        target = state.config_path or find_config() or Path("probe.toml")
+        write_cluster(target, imported)
+        err_console.print(
+            f"added [clusters.{imported.name}] to {target}; check it with: probe clusters check {imported.name}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

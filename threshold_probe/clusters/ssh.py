@@ -212,6 +212,10 @@ class _RecordReader:
                 self._part.unlink(missing_ok=True)
 
 
+#: Exit status of the login shell when a module or setup line fails (before the interpreter runs).
+SETUP_FAILED = 97
+
+
 class _Active:
     """A probe in flight: where it runs and its process group, for cancel_all."""
 
@@ -399,6 +403,22 @@ class SSHCluster(Cluster):
         """The configured interpreter as a shell word list (a leading ~/ stays the remote home)."""
         return " ".join(quote_path(a) if i == 0 else shlex.quote(a) for i, a in enumerate(self.python_argv))
 
+    def _setup_prefix(self) -> str:
+        """The module and setup lines, run in the login shell before the interpreter is exec'd.
+
+        Their output goes to stderr (stdout carries the launcher's records); a failing line stops
+        the command, so a probe never runs in a half-prepared environment.
+        """
+        lines = [f"module load {m}" for m in self.cfg.modules] + list(self.cfg.setup)
+        if not lines:
+            return ""
+        body = "\n".join(lines)
+        # A failing line ends the shell through the EXIT trap, with a status of its own.
+        return f"set -e\ntrap 'exit {SETUP_FAILED}' EXIT\n{{\n{body}\n}} >&2\ntrap - EXIT\nset +e\n"
+
+    def _setup_failed(self, exit_code: int | None) -> bool:
+        return exit_code == SETUP_FAILED and bool(self.cfg.modules or self.cfg.setup)
+
     def _resolve_argv(self, argv: list[str], shared: dict[str, str]) -> list[str]:
         out: list[str] = []
         for item in argv:
@@ -494,7 +514,7 @@ class SSHCluster(Cluster):
             f"import {LAUNCHER_NAME[:-3]}; {LAUNCHER_NAME[:-3]}.run()"
         )
         # umask 077: the probe's folder, its payload and whatever the job writes stay private.
-        command = f"umask 077; exec {self._python_command()} -S -c {shlex.quote(boot)}"
+        command = f"umask 077; {self._setup_prefix()}exec {self._python_command()} -S -c {shlex.quote(boot)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs
         # (transfers included, hence the grace). A dead or frozen peer is noticed sooner, by
         # the transport's keepalives.
@@ -599,6 +619,12 @@ class SSHCluster(Cluster):
         """The launcher did not report: no interpreter, launcher gone, or the link dropped."""
         text = err.decode("utf-8", "replace").strip() or reader.garbage.decode("utf-8", "replace").strip()
         last = text.splitlines()[-1] if text else f"exit status {exit_code}"
+        if self._setup_failed(exit_code):
+            result.infra_error = (
+                f"{self.name}: a setup line failed on the far side: {last}; "
+                f"fix: correct clusters.{self.name}.modules / setup"
+            )
+            return result, False
         if exit_code == 127:
             result.infra_error = (
                 f"{self.name}: cannot run {self.cfg.python!r} on the far side: {last}; "
@@ -645,11 +671,22 @@ class SSHCluster(Cluster):
 
     def _check_python(self) -> list[Check]:
         res = self.transport.run(
-            f"exec {self._python_command()} -", stdin=pickle_check.check_script().encode(), timeout=60
+            f"{self._setup_prefix()}exec {self._python_command()} -",
+            stdin=pickle_check.check_script().encode(),
+            timeout=60,
         )
         facts, outcome = pickle_check.parse_output(res.text())
         if facts is None:
             last = (res.error_text().splitlines() or [f"exit status {res.exit_code}"])[-1]
+            if self._setup_failed(res.exit_code):
+                return [
+                    Check(
+                        name="setup",
+                        status="fail",
+                        detail=f"a module or setup line fails on the far side: {last}",
+                        fix=f"correct clusters.{self.name}.modules / setup (they run before {self.cfg.python})",
+                    )
+                ]
             return [
                 Check(
                     name="python",

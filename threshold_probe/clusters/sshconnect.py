@@ -15,8 +15,12 @@ import base64
 import contextlib
 import hashlib
 import os
+import select
+import shlex
 import socket
+import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +83,14 @@ def open_chain(
     try:
         sock: Any = None
         for i, hop in enumerate(hops):
-            sock = _tcp_connect(hop, timeout) if i == 0 else _tunnel(clients[-1], hop, timeout)
-            clients.append(
-                _connect_hop(
+            if i > 0:
+                sock = _tunnel(clients[-1], hop, timeout)
+            elif hop.proxy_command:
+                sock = _proxy_command(hop, timeout)
+            else:
+                sock = _tcp_connect(hop, timeout)
+            try:
+                client = _connect_hop(
                     hop,
                     sock,
                     known_hosts=known_hosts,
@@ -91,7 +100,12 @@ def open_chain(
                     timeout=timeout,
                     allow_agent=allow_agent,
                 )
-            )
+            except TransportError as exc:
+                if isinstance(sock, _ProxySocket) and not isinstance(exc, HostKeyError) and exc.retryable:
+                    sock.close()
+                    raise _proxy_failure(hop, sock, exc) from exc
+                raise
+            clients.append(client)
             t = clients[-1].get_transport()
             if t is not None:
                 t.set_keepalive(keepalive_s)
@@ -125,6 +139,96 @@ def _tcp_connect(hop: SSHTarget, timeout: float) -> socket.socket:
         raise TransportError(f"{hop.display()}: cannot connect: {exc.strerror or exc}") from exc
     set_nodelay(sock)
     return sock
+
+
+class _ProxySocket(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand, with an end of output that reads as a closed link.
+
+    paramiko's own recv() loops on an exited command until the timeout, and close() signals a
+    process that may be gone and never reaps it.
+    """
+
+    def recv(self, size: int) -> bytes:
+        buffer = b""
+        start = time.monotonic()
+        out = self.process.stdout
+        assert out is not None
+        while len(buffer) < size:
+            wait = None
+            if self.timeout is not None:
+                wait = self.timeout - (time.monotonic() - start)
+                if wait <= 0:
+                    if buffer:
+                        return buffer
+                    raise TimeoutError()
+            ready, _, _ = select.select([out], [], [], wait)
+            if ready:
+                data = os.read(out.fileno(), size - len(buffer))
+                if not data:
+                    return buffer  # b"" tells paramiko the link is closed
+                buffer += data
+        return buffer
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=2)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+    def stderr_tail(self) -> str:
+        """The last line the command wrote to stderr (read without blocking)."""
+        err = self.process.stderr
+        if err is None:
+            return ""
+        try:
+            os.set_blocking(err.fileno(), False)
+            data = err.read(65536) or b""
+        except (OSError, ValueError):
+            return ""
+        lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else ""
+
+
+def _proxy_failure(hop: SSHTarget, proxy: _ProxySocket, exc: TransportError) -> TransportError:
+    """Name the ProxyCommand, its exit status and its last stderr line instead of a bare handshake error."""
+    status = proxy.process.poll()
+    said = proxy.stderr_tail()
+    if status is not None and status > 0:
+        what = f"ProxyCommand {hop.proxy_command!r} exited with status {status}"
+    else:
+        what = f"no SSH server answered through ProxyCommand {hop.proxy_command!r}"
+    detail = f": {said}" if said else ""
+    return TransportError(
+        f"{hop.user}@{hop.hostname}:{hop.port}: {what}{detail}",
+        retryable=exc.retryable,
+        fix=f"run the ProxyCommand of {hop.alias!r} by hand (see `ssh -G {hop.alias}`) and correct it "
+        f"in the ssh config",
+    )
+
+
+def _proxy_command(hop: SSHTarget, timeout: float) -> _ProxySocket:
+    """The ProxyCommand's stdin/stdout as the link; run as OpenSSH runs it (`$SHELL -c "exec CMD"`)."""
+    assert hop.proxy_command is not None
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    # paramiko splits its argument with shlex; this hands the whole command to the shell.
+    argv = shlex.join([shell, "-c", f"exec {hop.proxy_command}"])
+    try:
+        proxy = _ProxySocket(argv)
+    except (OSError, paramiko.SSHException) as exc:
+        raise TransportError(
+            f"{hop.display()}: cannot start ProxyCommand {hop.proxy_command!r}: {exc}",
+            retryable=False,
+            fix="correct the ProxyCommand of the alias in the ssh config",
+        ) from exc
+    proxy.settimeout(timeout)
+    return proxy
 
 
 def _tunnel(via: paramiko.SSHClient, hop: SSHTarget, timeout: float) -> paramiko.Channel:

@@ -138,6 +138,8 @@ class ClustrixPipeline(Pipeline):
         )
         if target.jumps:
             raise UserError(f"ClustriX cannot reach {cluster.name!r}: it does not support ProxyJump")
+        if target.proxy_command:
+            raise UserError(f"ClustriX cannot reach {cluster.name!r}: it does not support ProxyCommand")
         out: dict[str, Any] = {
             "cluster_type": kind,
             "cluster_host": target.hostname,
@@ -150,6 +152,9 @@ class ClustrixPipeline(Pipeline):
             "default_memory": cfg.memory or "1GB",
             "default_time": _hms(float(cfg.limits().time_s or 3600)),
             "default_partition": getattr(cfg, "partition", None),
+            # ClustriX writes these into its SLURM job script (its SSH script runs none of them).
+            "module_loads": list(getattr(cfg, "modules", [])),
+            "pre_execution_commands": list(getattr(cfg, "setup", [])),
             "job_poll_interval": CLUSTRIX_POLL_S,
             # Keep the job folder: it is the evidence.
             "cleanup_on_success": False,
