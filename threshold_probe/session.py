@@ -496,20 +496,22 @@ class Run:
         levels = sorted(set(self._levels))
         function = self.options.function
         function_hash = None
-        if function:
-            path = Path(function.rpartition(":")[0])
-            try:
-                function_hash = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-            except OSError:
-                function_hash = None
+        scaled = isinstance(self.ladder, ScaledLadder)
+        if self._function_request is not None:
+            # Source, bound arguments and how siblings travel: what the probe really ran.
+            function_hash = self._function_request.workload.sha256[:16]
+        elif isinstance(self.ladder, ScaledLadder):
+            function_hash = self.ladder.identity[:16]
+        # A scaled function's ladder is its argument's values: they and the range searched are the cell.
+        by_ladder = not function or scaled
         return Cell(
             cluster=self.cluster.name,
             fingerprint=self.fingerprint,
             pipeline=self.pipeline.name,
-            ladder=None if function else self.ladder.name,
-            ladder_hash=None if function else ladder_hash([(lv.number, lv.values) for lv in self.ladder.levels]),
+            ladder=self.ladder.name if by_ladder else None,
+            ladder_hash=ladder_hash([(lv.number, lv.values) for lv in self.ladder.levels]) if by_ladder else None,
             limits=self.limits.model_dump(),
-            levels=[levels[0], levels[-1]] if levels and not function else None,
+            levels=[levels[0], levels[-1]] if levels and by_ladder else None,
             function=function,
             function_hash=function_hash,
         )

@@ -9,6 +9,7 @@ raised before anything is dispatched.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib.util
 import inspect
 import json
@@ -308,6 +309,8 @@ class ScaledLadder(Ladder):
     values: list[int | float]
     args: dict[str, Any] = Field(default_factory=dict)
     ship_local_modules: bool = False
+    #: What the function is: its source, bound arguments and how it travels (for cells and the cache).
+    identity: str = ""
 
     def workload(self, number: int) -> Workload:
         """The user's function with the scaled argument bound to this level's value."""
@@ -348,6 +351,9 @@ def scaled_ladder(
         values=vals,
         args=dict(args),
         ship_local_modules=ship_local_modules,
+        identity=hashlib.sha256(
+            json.dumps([first.source, sorted(args.items()), ship_local_modules], default=str).encode()
+        ).hexdigest(),
     )
 
 
