@@ -504,3 +504,18 @@ def test_results_are_plain_json() -> None:
     }
     s = sweep(range(1, 6), Recorder(monotone(3)))
     assert json.loads(json.dumps(s.to_dict()))["first_bad"] == 3
+
+
+def test_a_thousand_level_ladder_takes_at_most_log2_plus_two_search_probes() -> None:
+    ladder = list(range(1, 1001))
+    bound = math.ceil(math.log2(1000)) + 2  # 12
+    worst = 0
+    for cut in range(0, 1001):
+        threshold = ladder[cut] if cut < 1000 else 1001
+        oracle = Recorder(monotone(threshold))
+        result = bisect(ladder, oracle, confirm=0)
+        assert result.search_probes is not None and result.search_probes == oracle.probes <= bound
+        if 0 < cut < 1000:
+            assert (result.last_good, result.first_bad) == (ladder[cut - 1], ladder[cut])
+        worst = max(worst, oracle.probes)
+    assert worst <= bound
