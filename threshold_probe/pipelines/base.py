@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,10 +39,27 @@ def load_function(workload: Workload) -> Callable[..., Any]:
         raise ClientSideError("syntax", exc) from exc
     except Exception as exc:
         raise ClientSideError("serialize", exc) from exc
-    if workload.ship_local_modules:
-        for module in local_modules(workload.search_path):
-            cloudpickle.register_pickle_by_value(module)
     return func
+
+
+@contextlib.contextmanager
+def local_modules_by_value(workload: Workload) -> Iterator[None]:
+    """While open, the modules imported from the workload's own folder pickle by value
+    (`--ship-local-modules`); closed, the registry is as before, so no other probe ships them."""
+    if not workload.ship_local_modules:
+        yield
+        return
+    load_function(workload)  # imports the siblings, so they can be found
+    registered = set(cloudpickle.list_registry_pickle_by_value())
+    added = [m for m in local_modules(workload.search_path) if m.__name__ not in registered]
+    for module in added:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        for module in added:
+            with contextlib.suppress(ValueError):
+                cloudpickle.unregister_pickle_by_value(module)
 
 
 def local_modules(folders: tuple[str, ...]) -> list[types.ModuleType]:

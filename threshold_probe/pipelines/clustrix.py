@@ -46,7 +46,7 @@ from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import read_json_file
-from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function, local_modules_by_value
 
 HELPER_NAME = "clustrix_helper.py"
 HELPER_PATH = Path(__file__).resolve().parent.parent / "remote" / HELPER_NAME
@@ -206,6 +206,16 @@ class ClustrixPipeline(Pipeline):
         self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
     ) -> Observation:
         """Prepare the far side, call the function through ClustriX, read its job folder."""
+        try:
+            with local_modules_by_value(workload):  # ClustriX pickles inside the call
+                return self._dispatch(workload, cluster, probe_id, limits, local_dir)
+        except ClientSideError as exc:
+            obs = self.new_observation(workload, cluster.name, probe_id, limits, time.time())
+            return self._client_failure(obs, exc, obs.started_at)
+
+    def _dispatch(
+        self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
+    ) -> Observation:
         started = time.time()
         obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
         try:

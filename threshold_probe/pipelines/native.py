@@ -11,7 +11,7 @@ import cloudpickle
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
-from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function, local_modules_by_value
 from threshold_probe.remote import runner_source
 
 PAYLOAD_NAME = "payload.pkl"
@@ -35,12 +35,13 @@ def runner_env(limits: Limits) -> dict[str, str]:
 
 def pickle_workload(workload: Workload) -> bytes:
     """The workload's function, pickled by value; ClientSideError when that fails here."""
-    func = load_function(workload)
-    try:
-        # The workload's module cannot be imported anywhere, so cloudpickle ships it by value.
-        data: bytes = cloudpickle.dumps(func)
-    except Exception as exc:
-        raise ClientSideError("serialize", exc) from exc
+    with local_modules_by_value(workload):
+        func = load_function(workload)
+        try:
+            # The workload's module cannot be imported anywhere, so cloudpickle ships it by value.
+            data: bytes = cloudpickle.dumps(func)
+        except Exception as exc:
+            raise ClientSideError("serialize", exc) from exc
     return data
 
 
