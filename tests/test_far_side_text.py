@@ -54,7 +54,7 @@ def noisy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     workspace = tmp_path_factory.mktemp("noisy")
     (workspace / "probe.toml").write_text(f'[clusters.local]\ntype = "local"\nworkdir = "{workspace / "wd"}"\n')
     res = probe(workspace, "run", "--function", f"{NOISY}:noisy")
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # the workload raised: `probe run` says its probe failed
     assert_inert(res)
     # The markup is shown literally, not interpreted.
     assert "[bold red]boom[/]" in res.stdout

@@ -32,13 +32,13 @@ def print_comparison(cmp: Comparison) -> None:
         console.print("[green]comparable:[/] same cluster fingerprint, pipeline, ladder, limits and levels")
     else:
         console.print(
-            "[bold yellow]not comparable:[/] " + escape("; ".join(cmp.differences)),
+            "[bold yellow]not comparable:[/] " + safe("; ".join(cmp.differences)),
             highlight=False,
             soft_wrap=True,
         )
         console.print("  so no change below is called a regression; only runs of one cell can regress", highlight=False)
     console.print(
-        f"[bold]{cmp.run_a}[/] ({escape(cmp.cell_a)}) -> [bold]{cmp.run_b}[/] ({escape(cmp.cell_b)})",
+        f"[bold]{safe(cmp.run_a)}[/] ({safe(cmp.cell_a)}) -> [bold]{safe(cmp.run_b)}[/] ({safe(cmp.cell_b)})",
         highlight=False,
     )
     console.print(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
@@ -66,11 +65,11 @@ def nightly(
         for c in result.cells:
             colour = STATUS_COLOURS.get(c.status, "white")
             table.add_row(
-                escape(c.label),
+                safe(c.label),
                 f"[{colour}]{c.status}[/]",
                 "-" if c.first_fail is None else str(c.first_fail),
-                escape(c.baseline_text),
-                escape(c.change_text),
+                safe(c.baseline_text),
+                safe(c.change_text),
             )
         console.print(table)
         for c in result.cells:
