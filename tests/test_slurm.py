@@ -256,7 +256,7 @@ def test_sub_minute_time_limit_is_enforced_by_the_runner(slurm_tb: dict[str, Any
     started = time.monotonic()
     code, out, err = invoke(
         slurm_tb, tmp_path, "run", "--cluster", CLUSTER, "--function", f"{target}:ten_seconds",
-        "--time", "3s", "--json", "--quiet", "--no-preflight",
+        "--time", "3s", "--memory", "500MB", "--json", "--quiet", "--no-preflight",
     )  # fmt: skip
     took = time.monotonic() - started
     assert code == 0, err
@@ -272,6 +272,8 @@ def test_sub_minute_time_limit_is_enforced_by_the_runner(slurm_tb: dict[str, Any
     assert took < 40, took
     assert data["limits"]["time_s"] == 3
     assert data["limits_enforced_by"]["time"] == "runner"
+    memory_by = "cgroup" if slurm_tb["slurm"]["mode"] == "cgroup" else "SLURM"
+    assert data["limits_enforced_by"]["memory"] == memory_by
     # A function within the limit still passes: the watchdog does not outlive its job.
     target.write_text("def quick():\n    return 1\n")
     code, out, err = invoke(
@@ -280,6 +282,18 @@ def test_sub_minute_time_limit_is_enforced_by_the_runner(slurm_tb: dict[str, Any
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["probes"][0]["verdict"] == "pass"
+
+
+def test_memory_below_the_floor_measured_on_slurm_is_exit_2(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    code, out, err = invoke(slurm_tb, tmp_path, "run", "--cluster", CLUSTER, "--memory", "2MB", "--json", "--quiet")
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    # SLURM limits resident memory (its cgroup, or its own sampling): the floor is the runner's peak RSS.
+    assert "memory limit 2MB is below the floor of cluster 'testbed-slurm'" in lines[0], lines[0]
+    assert "its measured peak RSS" in lines[0], lines[0]
+    cache = json.loads((tmp_path / "reports" / "memory-floor.json").read_text())
+    assert any(entry["cluster"] == CLUSTER and entry["rss_peak_kb"] > 2048 for entry in cache.values()), cache
 
 
 def test_rejected_submit_is_one_clear_line(slurm_tb: dict[str, Any], tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ and reads the runner's own peaks from meta.json:
 - where RLIMIT_AS enforces memory, the floor is the runner's peak address space (VmPeak);
 - where a cgroup or SLURM does, it is the runner's peak RSS (VmHWM).
 
-Measurements are cached in the reports folder for a day, keyed by the cluster's name, its
-config and the runner's source, so a change of interpreter or runner measures again.
+Limits of 1 GiB and more are not checked (no bare runner comes near). Measurements are cached
+in the reports folder for a day, keyed by the cluster's name, its config and the runner's
+source, so a change of interpreter or runner measures again.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from threshold_probe.pipelines import make_pipeline
 from threshold_probe.remote import runner_source
 from threshold_probe.store import atomic_write
 
+#: Limits at or above this are never below a bare runner's needs (tens of MB: 24 MB of address
+#: space for CPython 3.11 with cloudpickle), so they cost no measurement.
+CHECK_BELOW_BYTES = 1024**3
 CACHE_NAME = "memory-floor.json"
 CACHE_TTL_S = 24 * 3600.0
 #: The no-op probe's own bound: a far side that cannot run `return None` in this long is broken.
@@ -120,4 +124,4 @@ def measure_floor(cluster: Cluster, cache_dir: Path) -> MemoryFloor | None:
     return floor
 
 
-__all__ = ["MemoryFloor", "cached_floor", "measure_floor"]
+__all__ = ["CHECK_BELOW_BYTES", "MemoryFloor", "cached_floor", "measure_floor"]

@@ -46,7 +46,7 @@ from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import ClusterLost, InfraError, Interrupted, JournalError, ProbeError, UserError
-from threshold_probe.floor import cached_floor, measure_floor
+from threshold_probe.floor import CHECK_BELOW_BYTES, cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
@@ -535,7 +535,8 @@ class Run:
             self._note(f"could not tell who enforces the limits: {exc}")
         mem = self.limits.memory_bytes
         enforced = self.enforced_by.get("memory", "RLIMIT_AS") in ("RLIMIT_AS", "cgroup", "SLURM")
-        if mem is not None and enforced:  # a limit nothing enforces cannot be too low
+        # A limit nothing enforces cannot be too low; one of a gibibyte or more never is.
+        if mem is not None and enforced and mem < CHECK_BELOW_BYTES:
             floor = cached_floor(self.cluster, self.store.root)
             if floor is None and self.options.preflight:
                 floor = measure_floor(self.cluster, self.store.root)
