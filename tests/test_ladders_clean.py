@@ -186,13 +186,15 @@ def run_json(reports: Path, *args: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_source_runners_pass_every_level_of_the_default_ladder_that_native_passes(reports: Path) -> None:
-    verdicts: dict[str, dict[int, str]] = {}
-    for pipeline in ("native", "source", FUNCTION_ONLY):
-        data = run_json(reports, "sweep", "--pipeline", pipeline, "--ladder", "default", "--fresh")
-        verdicts[pipeline] = {p["level"]: p["verdict"] for p in data["probes"]}
-    native = verdicts["native"]
+    data = run_json(reports, "sweep", "--pipeline", "native", "--ladder", "default", "--fresh")
+    native = {p["level"]: p["verdict"] for p in data["probes"]}
     passed = [n for n, v in native.items() if v == "pass"]
     assert len(passed) >= 20, native  # the default limits leave most levels passing
+    verdicts: dict[str, dict[int, str]] = {}
+    for pipeline in ("source", FUNCTION_ONLY):
+        # Up to native's last pass: above it native fails (oom), and only its passes are compared.
+        data = run_json(reports, "sweep", "--pipeline", pipeline, "--ladder", "default", "--to", str(max(passed)))
+        verdicts[pipeline] = {p["level"]: p["verdict"] for p in data["probes"]}
     for pipeline in ("source", FUNCTION_ONLY):
         lost = [n for n in passed if verdicts[pipeline][n] != "pass"]
         assert lost == [], f"{pipeline} fails levels {lost} that native passes"
