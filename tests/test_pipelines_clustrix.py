@@ -247,7 +247,7 @@ def test_interrupt_kills_the_job_clustrix_started(testbed: Testbed, tmp_path: Pa
     running: list[Path] = []
     while time.time() < deadline and not running:
         time.sleep(0.5)
-        running = [p for p in base.glob("spec-*/job_*") if (p / "job.sh").exists() and not no_process_in(str(p))]
+        running = [p for p in base.glob("workload-*/job_*") if (p / "job.sh").exists() and not no_process_in(str(p))]
     assert running, "the job never started"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

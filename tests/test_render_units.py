@@ -107,10 +107,20 @@ def test_junit_skip_failure_and_hostile_stderr_are_valid() -> None:
     xmlschema.XMLSchema(str(JUNIT_XSD)).validate(xml)
     suite = ET.fromstring(xml).find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "2", "1")
+    # A bisect's failing levels are findings: no test failure without a gate.
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "0", "1")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     skipped = cases["level 002 on edge<1>"].find("skipped")
     assert skipped is not None and "connection refused" in (skipped.get("message") or "")
+    assert "finding, not a test failure: exception" in (cases["level 004 on edge<1>"].findtext("system-out") or "")
+    # With a gate through level 4, the flaky level 3 and the failing level 4 fail the suite.
+    summary.params = {"options": {"expect_pass_through": 4}}
+    xml = render(summary, "junit", records)
+    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(xml)
+    suite = ET.fromstring(xml).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "2", "1")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
     fail = cases["level 004 on edge<1>"].find("failure")
     assert fail is not None and fail.get("type") == "exception"
     assert fail.get("message") == "exception: exception:ValueError:<boom>"

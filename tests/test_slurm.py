@@ -259,7 +259,7 @@ def test_sub_minute_time_limit_is_enforced_by_the_runner(slurm_tb: dict[str, Any
         "--time", "3s", "--memory", "500MB", "--json", "--quiet", "--no-preflight",
     )  # fmt: skip
     took = time.monotonic() - started
-    assert code == 0, err
+    assert code == 1, err  # `probe run` exits 1: its probe failed
     data = json.loads(out)
     probe = data["probes"][0]
     assert probe["verdict"] == "fail" and probe["class"] == "timeout", probe

@@ -228,7 +228,7 @@ def test_keep_remote_from_the_cli_is_named_in_the_report(testbed: Testbed, tmp_p
     code, out, err = invoke(config, tmp_path, "report", data["run_id"], "--json")
     assert [p["remote_dir"] for p in json.loads(out)["probes"]] == [kept]
     # Without --keep-remote nothing is left and the summary points nowhere.
-    code, out, err = invoke(config, tmp_path, "run", "--level", "1", "--cluster", "c", "--json", "-q")
+    code, out, err = invoke(config, tmp_path, "run", "--level", "1", "--cluster", "c", "--fresh", "--json", "-q")
     assert code == 0, err
     assert [p["remote_dir"] for p in json.loads(out)["probes"]] == [None]
     subprocess.run(["rm", "-rf", str(testbed.home / workdir[2:])], check=True)

@@ -50,7 +50,7 @@ from threshold_probe.floor import CHECK_BELOW_BYTES, cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, generate, load_ladder
 from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.metrics import measure_workload
-from threshold_probe.models import Limits, ProbeRecord
+from threshold_probe.models import Limits, ProbeRecord, RemoteWork
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.probe import Prober, ProbeRequest
 from threshold_probe.runlog import run_log
@@ -896,14 +896,14 @@ class Run:
         finally:
             owner.release()
 
-    def _reap_leftovers(self) -> None:
+    def _reap_leftovers(self, leftovers: Mapping[str, Sequence[RemoteWork]]) -> None:
         """Cancel and remove what dead processes left on this cluster, as the journal recorded it.
 
         This run's own leftovers (a resumed run: jobs of the process that was killed) come first,
         so that no job of the old process runs beside a new one. Leftovers of other runs are
         reaped only while their lock is held here, so a run that is alive is never touched.
         """
-        for run_id, works in self.store.remote_leftovers(self.cluster.name).items():
+        for run_id, works in leftovers.items():
             lock = None
             if run_id != self.run_id:
                 got = self.store.try_own_run(run_id)
@@ -948,12 +948,14 @@ class Run:
         try:
             if not self.resuming:
                 self._save_partial()  # a run killed before its first probe still has a report
+            # Read before open(): the session this process opens is its own, not a leftover.
+            leftovers = self.store.remote_leftovers(self.cluster.name)
             try:
                 self.cluster.open()
             except InfraError as exc:
                 raise InfraError(f"cluster {self.cluster.name!r}: {exc}") from None
             try:
-                self._reap_leftovers()
+                self._reap_leftovers(leftovers)
                 if self.options.preflight:
                     self.preflight()
                 self.settle_fingerprint()

@@ -303,12 +303,10 @@ class Runner:
             result = func(*args, **kwargs)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are workload failures too
             self.stamp("execute_end")
-            with contextlib.suppress(Exception):
-                faulthandler.cancel_dump_traceback_later()
+            stop_watching_the_clock()
             return self.finish(self.fail(exc, "execute"))
         self.stamp("execute_end")
-        with contextlib.suppress(Exception):
-            faulthandler.cancel_dump_traceback_later()
+        stop_watching_the_clock()
         self.meta["stage"] = "serialize"
 
         # --- serialize -----------------------------------------------------------------
@@ -415,12 +413,22 @@ def watch_for_crashes():
     with contextlib.suppress(Exception):
         faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
     limit = os.environ.get(TIME_LIMIT_ENV)
-    if limit:
-        with contextlib.suppress(ValueError, RuntimeError):
+    if limit and hasattr(signal, "setitimer"):
+        # A timer signal, not faulthandler's watchdog thread: a thread's stack and its malloc arena
+        # (64 MiB of address space) would move a memory threshold under RLIMIT_AS.
+        with contextlib.suppress(ValueError, RuntimeError, OSError):
             seconds = float(limit) - (time.time() - _RUNNER_START)
             # Just before the kill: a tenth of the limit early, at most a second.
             early = min(1.0, 0.1 * float(limit))
-            faulthandler.dump_traceback_later(max(0.05, seconds - early), exit=False, file=sys.stderr)
+            faulthandler.register(signal.SIGALRM, file=sys.stderr, all_threads=True, chain=False)
+            signal.setitimer(signal.ITIMER_REAL, max(0.05, seconds - early))
+
+
+def stop_watching_the_clock():
+    """The function returned: no stack dump before the time limit."""
+    if hasattr(signal, "setitimer"):
+        with contextlib.suppress(Exception):
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _safe_repr(obj):
