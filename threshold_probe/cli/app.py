@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from threshold_probe import __version__
+from threshold_probe.cli import check as check_cmd
 from threshold_probe.cli import clusters as clusters_cmd
 from threshold_probe.cli import compare as compare_cmd
 from threshold_probe.cli import history as history_cmd
@@ -90,6 +91,7 @@ RESULTS = "Results"
 
 app.command(rich_help_panel=INSPECT)(levels_cmd.levels)
 app.command(rich_help_panel=INSPECT)(levels_cmd.measure)
+app.command(name="check", rich_help_panel=INSPECT)(check_cmd.check_code)
 app.command(name="run", rich_help_panel=SEARCH)(search_cmd.run)
 app.command(rich_help_panel=SEARCH)(search_cmd.sweep)
 app.command(rich_help_panel=SEARCH)(search_cmd.bisect)
