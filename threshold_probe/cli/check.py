@@ -16,6 +16,9 @@ from threshold_probe.textsafe import strip_control
 
 CHECK_FORMATS = ("text", "json", "sarif")
 
+#: The summary a repository commits for the `probe-check` pre-commit hook, read when --against is not given.
+DEFAULT_SUMMARY = "probe-summary.json"
+
 
 def _against(value: str) -> RunSummary:
     """A summary file (committed `--json` output) when the value names a file, else a run of the journal."""
@@ -39,9 +42,10 @@ def check_code(
             "--against",
             "-a",
             help="A recorded bisect --isolate or isolate run: its run id (or a unique prefix, or 'latest'), "
-            "or its --json summary file.",
+            f"or its --json summary file (default: {DEFAULT_SUMMARY} in the current folder, as a repository "
+            "commits it for the pre-commit hook).",
         ),
-    ],
+    ] = "",
     fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(CHECK_FORMATS)}.")] = "text",
 ) -> None:
     """Predict which functions fail like a recorded run, from its static drivers and thresholds.
@@ -52,6 +56,13 @@ def check_code(
     """
     if fmt not in CHECK_FORMATS:
         raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(CHECK_FORMATS)}")
+    if not against:
+        if not Path(DEFAULT_SUMMARY).is_file():
+            raise UserError(
+                f"no run to check against: give --against RUN_ID|SUMMARY.json, or commit {DEFAULT_SUMMARY} "
+                "(`probe bisect --isolate --json > probe-summary.json`)"
+            )
+        against = DEFAULT_SUMMARY
     summary = _against(against)
     rules, unchecked = rules_from_summary(summary)
     result = check_paths(paths, rules)
