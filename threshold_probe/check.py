@@ -27,7 +27,21 @@ from typing import Any, Literal
 
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.generate import generate
-from threshold_probe.metrics import FileError, FunctionMetrics, measure_tree, python_files
+from threshold_probe.metrics import (
+    FileError,
+    FunctionMetrics,
+    FunctionNode,
+    _Aliases,
+    _data_structures,
+    _functions,
+    _is_range_loop,
+    _max_nesting,
+    _measure_function,
+    _multiline_strings,
+    _Refs,
+    _string_bytes,
+    python_files,
+)
 from threshold_probe.summary import RunSummary
 
 
@@ -35,19 +49,81 @@ class NotPredictable(UserError):
     """The run's drivers are not static (memory, runtime, ...) or it has none: exit 2."""
 
 
-@dataclass(frozen=True)
-class Measured:
-    """A function of a checked file: its static metrics plus what check measures beside them."""
+class _Module:
+    """What every function of one parsed module shares when it is measured."""
 
-    metrics: FunctionMetrics
-    extra: dict[str, int | str]
+    def __init__(self, tree: ast.Module, source: str, path: str) -> None:
+        self.lines = source.splitlines()
+        self.path = path
+        self.aliases = _Aliases(tree)
+        self.refs = _Refs(tree)
+        self.imported = _module_imports(tree)
+
+
+class Measured:
+    """A function of a checked file; each metric is computed when a rule first asks for it.
+
+    Only what the run's rules need is measured, so a check costs no more than `probe measure`:
+    the cheap AST counts are computed here with the same helpers as metrics.py; anything else
+    (radon's loc, cc, Halstead) comes from the full FunctionMetrics, computed once on demand.
+    """
+
+    def __init__(self, node: FunctionNode, qualname: str, module: _Module) -> None:
+        self.node = node
+        self.qualname = qualname
+        self.name = node.name
+        self.lineno = node.lineno
+        self._module = module
+        self._cache: dict[str, int | float | str] = {}
+        self._full: FunctionMetrics | None = None
 
     def value(self, metric: str) -> int | float | str:
         """The value of a metric by name (a FunctionMetrics field or a check measure)."""
-        if metric in self.extra:
-            return self.extra[metric]
-        value = getattr(self.metrics, metric)
+        if metric not in self._cache:
+            compute = _QUICK.get(metric)
+            self._cache[metric] = compute(self.node, self._module, self.qualname) if compute else self._field(metric)
+        return self._cache[metric]
+
+    def _field(self, metric: str) -> int | float | str:
+        if self._full is None:
+            m = self._module
+            self._full = _measure_function(self.node, self.qualname, m.lines, m.path, m.aliases, m.refs)
+        value = getattr(self._full, metric)
         return 0 if value is None else value
+
+
+def _walk_count(node: ast.AST, kinds: type | tuple[type, ...]) -> int:
+    return sum(1 for n in ast.walk(node) if isinstance(n, kinds))
+
+
+_Quick = Callable[[FunctionNode, _Module, str], int | str]
+_QUICK: dict[str, _Quick] = {
+    "free_vars": lambda n, m, q: len(m.refs.closure.get(id(n), set())),
+    "global_refs": lambda n, m, q: len(m.refs.globals.get(id(n), set())),
+    "module_refs": lambda n, m, q: len(m.refs.globals.get(id(n), set()) - m.imported),
+    "subprocess_calls": lambda n, m, q: sum(
+        1 for c in ast.walk(n) if isinstance(c, ast.Call) and m.aliases.is_subprocess_call(c)
+    ),
+    "data_structures": lambda n, m, q: _data_structures(n),
+    "max_nesting": lambda n, m, q: _max_nesting(n.body),
+    "string_literal_bytes": lambda n, m, q: _string_bytes(n),
+    "multiline_strings": lambda n, m, q: _multiline_strings(n),
+    "nested_functions": lambda n, m, q: _walk_count(n, (ast.FunctionDef, ast.AsyncFunctionDef)) - 1,
+    "lambdas": lambda n, m, q: _walk_count(n, ast.Lambda),
+    "decorators": lambda n, m, q: len(n.decorator_list),
+    "comprehensions": lambda n, m, q: _walk_count(n, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)),
+    "top_level_range_loops": lambda n, m, q: sum(1 for stmt in n.body if _is_range_loop(stmt)),
+    "default_args": lambda n, m, q: len(n.args.defaults) + sum(1 for d in n.args.kw_defaults if d is not None),
+    "star_args": lambda n, m, q: int(n.args.vararg is not None) + int(n.args.kwarg is not None),
+    "definition_scope": lambda n, m, q: _scope(q),
+    "source_bytes": lambda n, m, q: len(
+        "\n".join(m.lines[n.lineno - 1 : n.end_lineno or n.lineno]).encode("utf-8", "surrogatepass")
+    ),
+    # textwrap.dedent and an indented definition trip on a column-0 line only in indented code.
+    "column0_nested_strings": lambda n, m, q: _column0_strings(n, m.lines) if n.col_offset > 0 else 0,
+    "loops": lambda n, m, q: _walk_count(n, (ast.For, ast.AsyncFor, ast.While)),
+    "try_blocks": lambda n, m, q: _walk_count(n, ast.Try),
+}
 
 
 # dimension -> (metric, label) candidates, best first. The label is what a finding shows: the
@@ -211,7 +287,7 @@ def _workload_metrics(spec: Mapping[str, Any]) -> Measured | None:
         return None
     tree = ast.parse(workload.source)
     for m in measure_file_tree(tree, workload.source, "<workload>"):
-        if m.metrics.name == workload.func_name:
+        if m.name == workload.func_name:
             return m
     return None
 
@@ -338,26 +414,9 @@ def _scope(qualname: str) -> str:
 
 
 def measure_file_tree(tree: ast.Module, source: str, path: str) -> list[Measured]:
-    """Every function of a parsed module with its static metrics and check's own measures."""
-    lines = source.splitlines()
-    imported = _module_imports(tree)
-    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    by_line = {(n.lineno, n.name): n for n in nodes}
-    out = []
-    for m in measure_tree(tree, source, path):
-        node = by_line.get((m.lineno, m.name))
-        extra: dict[str, int | str] = {
-            "module_refs": len([n for n in m.global_ref_names if n not in imported]),
-            "definition_scope": _scope(m.qualname),
-            "source_bytes": len("\n".join(lines[m.lineno - 1 : m.end_lineno]).encode("utf-8", "surrogatepass")),
-        }
-        if node is not None:
-            indented = node.col_offset > 0
-            extra["column0_nested_strings"] = _column0_strings(node, lines) if indented else 0
-            extra["loops"] = sum(1 for n in ast.walk(node) if isinstance(n, ast.For | ast.AsyncFor | ast.While))
-            extra["try_blocks"] = sum(1 for n in ast.walk(node) if isinstance(n, ast.Try))
-        out.append(Measured(m, extra))
-    return out
+    """Every function of a parsed module (methods and nested ones included), measured on demand."""
+    module = _Module(tree, source, path)
+    return [Measured(node, qualname, module) for node, qualname in _functions(tree)]
 
 
 def _files(targets: Sequence[str]) -> list[Path]:
@@ -396,5 +455,5 @@ def check_paths(
             for rule in rules:
                 value = m.value(rule.metric)
                 if rule.hits(value):
-                    result.findings.append(Finding(shown, m.metrics.lineno, m.metrics.qualname, value, rule))
+                    result.findings.append(Finding(shown, m.lineno, m.qualname, value, rule))
     return result

@@ -467,11 +467,6 @@ def _measure_tree(tree: ast.Module, source: str, path: str | None) -> list[Funct
     return [_measure_function(n, q, lines, path, aliases, refs) for n, q in _functions(tree)]
 
 
-def measure_tree(tree: ast.Module, source: str, path: str | None = None) -> list[FunctionMetrics]:
-    """Metrics of every function of a module already parsed (so a caller parses each file once)."""
-    return _measure_tree(tree, source, path)
-
-
 def python_files(folder: Path) -> list[Path]:
     """The *.py files under a folder, sorted, skipping hidden folders, caches and virtualenvs."""
     return _python_files(folder)
