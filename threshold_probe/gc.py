@@ -8,6 +8,11 @@ whatever their age:
 - a run that the last nightly.json of the configured output folder names;
 - the newest completed run of every cluster, pipeline, ladder and kind: the run `probe nightly`
   (and `compare`) compares the next one with.
+
+Far-side leftovers of dead runs (SSH session folders, SLURM jobs and array folders that the
+journal still lists as live, of a process that is gone) are cancelled and removed on every
+cluster they are on, whatever the age of their run; the work of a run that is alive is never
+touched (its owner lock is held).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import UserError
-from threshold_probe.store import RunInfo, Store
+from threshold_probe.errors import ProbeError, UserError
+from threshold_probe.models import RemoteWork
+from threshold_probe.store import RunInfo, RunLock, Store
 from threshold_probe.units import parse_duration
 
 _DAYS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$", re.IGNORECASE)
@@ -54,6 +60,8 @@ class GcResult:
     """What gc removed and what it kept on purpose."""
 
     runs: list[GcRun] = field(default_factory=list)
+    #: One line per far-side leftover of a dead run that was removed (or would be), or could not be.
+    far_side: list[str] = field(default_factory=list)
 
     @property
     def removed(self) -> list[GcRun]:
@@ -124,6 +132,7 @@ def collect(
     nightly = _nightly_runs(config)
     series = _newest_of_each_series(runs)
     result = GcResult()
+    result.far_side = _reap_far_side(store, config, dry_run)
     for r in runs:
         old = older_than is None or r.started_at < now - older_than
         if not old or r.run_id in newest_n:
@@ -147,3 +156,48 @@ def collect(
             shutil.rmtree(folder, ignore_errors=True)
         result.runs.append(GcRun(r.run_id, r.started_at, size, True, "removed"))
     return result
+
+
+def _reap_far_side(store: Store, config: ProbeConfig, dry_run: bool) -> list[str]:
+    """Cancel and remove far-side work of dead runs on every cluster the journal lists it on."""
+    from threshold_probe.clusters import make_cluster
+
+    lines: list[str] = []
+    for name in config.cluster_names():
+        leftovers = store.remote_leftovers(name)
+        if not leftovers:
+            continue
+        locks: list[RunLock] = []
+        dead: dict[str, list[RemoteWork]] = {}
+        try:
+            for run_id, works in leftovers.items():
+                got = store.try_own_run(run_id)
+                if isinstance(got, RunLock):
+                    locks.append(got)
+                    dead[run_id] = list(works)
+            if not dead:
+                continue
+            if dry_run:
+                for run_id, works in dead.items():
+                    for work in works:
+                        lines.append(f"{name}: would remove {work.folder} of dead run {run_id}")
+                continue
+            try:
+                cluster = make_cluster(name, config)
+                cluster.open()
+            except ProbeError as exc:
+                lines.append(f"{name}: far-side leftovers kept, cannot reach the cluster: {exc}")
+                continue
+            try:
+                for run_id, works in leftovers.items():
+                    if run_id not in dead:
+                        continue
+                    for work, line in cluster.reap(works):
+                        store.record_remote(run_id, name, work.model_copy(update={"state": "done"}))
+                        lines.append(f"{name}: {line} (dead run {run_id})")
+            finally:
+                cluster.close()
+        finally:
+            for lock in locks:
+                lock.release()
+    return lines

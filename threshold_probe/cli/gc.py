@@ -43,9 +43,12 @@ def gc(
                 "removed": [{"run_id": r.run_id, "bytes": r.bytes} for r in result.removed],
                 "kept": [{"run_id": r.run_id, "reason": r.reason} for r in result.runs if not r.removed],
                 "freed_bytes": result.freed,
+                "far_side": result.far_side,
             }
         )
         return
+    for line in result.far_side:
+        console.print(f"far side: {safe(line)}", highlight=False, soft_wrap=True)
     for r in result.runs:
         if r.removed:
             console.print(f"{verb} {safe(r.run_id)} ({format_memory(r.bytes)})", highlight=False, soft_wrap=True)
