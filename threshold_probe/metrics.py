@@ -467,6 +467,11 @@ def _measure_tree(tree: ast.Module, source: str, path: str | None) -> list[Funct
     return [_measure_function(n, q, lines, path, aliases, refs) for n, q in _functions(tree)]
 
 
+def python_files(folder: Path) -> list[Path]:
+    """The *.py files under a folder, sorted, skipping hidden folders, caches and virtualenvs."""
+    return _python_files(folder)
+
+
 def measure_source(source: str, *, path: str | None = None) -> list[FunctionMetrics]:
     """Metrics of every function in a module source (methods and nested functions included).
 

@@ -30,6 +30,7 @@ from threshold_probe.clusters.base import Cluster
 from threshold_probe.diagnose import diagnose
 from threshold_probe.errors import ClusterLost
 from threshold_probe.ladder.workload import Workload
+from threshold_probe.logcap import LOG_CAP_BYTES, cap_logs
 from threshold_probe.models import JobSpec, Limits, Observation, ProbeRecord
 from threshold_probe.pipelines.base import ClientSideError, Pipeline
 from threshold_probe.store import Store, cache_key
@@ -84,6 +85,8 @@ class Prober:
         pipeline.keep_remote = keep_remote
         self.on_record = on_record
         self.records: list[ProbeRecord] = []
+        #: Bytes of each log (stdout, stderr) a probe keeps: head and tail (threshold_probe/logcap.py).
+        self.log_cap = LOG_CAP_BYTES
         #: The cluster as the cache key names it: its name and fingerprint, once the preflight
         #: has seen the far side (threshold_probe/cell.py); the bare name until then.
         self.cluster_key: str | None = None
@@ -124,7 +127,11 @@ class Prober:
         return pool[attempt - 1] if len(pool) >= attempt else None
 
     def _record(self, req: ProbeRequest, probe_id: str, attempt: int, obs: Observation) -> ProbeRecord:
+        capped = cap_logs(obs, self.log_cap)
         verdict = diagnose(obs)
+        if verdict.status == "fail":
+            # The evidence says when the logs it quotes are not whole.
+            verdict.evidence += [n for n in capped if n not in verdict.evidence]
         return ProbeRecord(
             run_id=self.run_id,
             probe_id=probe_id,

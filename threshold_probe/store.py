@@ -436,6 +436,12 @@ class Store:
         """The folder of one run."""
         return self.root / run_id
 
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run: its row and its probes' rows (their cached verdicts go with them)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM probes WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+
     def probe_dir(self, run_id: str, probe_id: str) -> Path:
         """The folder of one probe of a run (observation and logs)."""
         return self.root / run_id / "probes" / probe_id

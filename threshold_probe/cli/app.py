@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from threshold_probe import __version__
+from threshold_probe.cli import check as check_cmd
 from threshold_probe.cli import clusters as clusters_cmd
 from threshold_probe.cli import compare as compare_cmd
+from threshold_probe.cli import gc as gc_cmd
 from threshold_probe.cli import history as history_cmd
 from threshold_probe.cli import levels as levels_cmd
 from threshold_probe.cli import nightly as nightly_cmd
@@ -90,6 +92,7 @@ RESULTS = "Results"
 
 app.command(rich_help_panel=INSPECT)(levels_cmd.levels)
 app.command(rich_help_panel=INSPECT)(levels_cmd.measure)
+app.command(name="check", rich_help_panel=INSPECT)(check_cmd.check_code)
 app.command(name="run", rich_help_panel=SEARCH)(search_cmd.run)
 app.command(rich_help_panel=SEARCH)(search_cmd.sweep)
 app.command(rich_help_panel=SEARCH)(search_cmd.bisect)
@@ -100,6 +103,7 @@ app.command(rich_help_panel=RESULTS)(runs_cmd.runs)
 app.command(rich_help_panel=RESULTS)(report_cmd.report)
 app.command(rich_help_panel=RESULTS)(history_cmd.history)
 app.command(rich_help_panel=RESULTS)(compare_cmd.compare)
+app.command(rich_help_panel=RESULTS)(gc_cmd.gc)
 app.add_typer(clusters_cmd.app, name="clusters", help="List configured clusters and check them.")
 
 

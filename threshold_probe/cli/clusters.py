@@ -11,10 +11,13 @@ JSON (`--json`), stable:
 
 - list: ``[{"name", "type", "host", "python", "workdir", "limits": {"memory", "time", "cores"}}]``
 - check: ``{"cluster", "usable", "describe": {...}, "checks": [{"name", "status", "detail", "fix"}]}``
+- check of every cluster (no name): a list of those, each with ``"error"`` (null, or the one line
+  of an error that stopped its check)
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +26,8 @@ from rich.table import Table
 
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.clusters import make_cluster
-from threshold_probe.errors import EXIT_INFRA, InfraError
+from threshold_probe.errors import EXIT_INFRA, InfraError, ProbeError
+from threshold_probe.textsafe import strip_control
 
 app = typer.Typer(
     name="clusters",
@@ -79,13 +83,73 @@ def list_clusters(
     console.print(table)
 
 
+def _check_one(name: str, cfg: Any) -> dict[str, Any]:
+    """One cluster's preflight as a row; an error while checking is a failed check, never a traceback."""
+    try:
+        cluster = make_cluster(name, cfg)
+        try:
+            checks = cluster.preflight()
+            facts = cluster.describe()
+        finally:
+            cluster.close()
+    except ProbeError as exc:
+        line = " ".join(strip_control(str(exc)).split())
+        return {"cluster": name, "usable": False, "describe": {}, "error": line, "checks": []}
+    usable = not any(c.status == "fail" for c in checks)
+    return {
+        "cluster": name,
+        "usable": usable,
+        "describe": facts,
+        "error": None,
+        "checks": [c.model_dump(mode="json") for c in checks],
+    }
+
+
+def _check_all(as_json: bool) -> None:
+    """Every configured cluster, checked in parallel, in one table; exit 3 when any is not usable."""
+    cfg = get_state().config()
+    names = cfg.cluster_names()
+    # Each preflight waits on its own far side (SSH round trips, sbatch): threads overlap the waits.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+        rows = list(pool.map(lambda n: _check_one(n, cfg), names))
+    if as_json:
+        print_json(rows)
+    else:
+        table = Table(title=f"{len(rows)} clusters", title_justify="left")
+        for col in ("cluster", "status", "host", "problems"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            bad = [c for c in r["checks"] if c["status"] != "ok"]
+            problems = [r["error"]] if r["error"] else [f"{c['name']}: {c['detail']}" for c in bad]
+            status = "[green]ok[/]" if r["usable"] else "[bold red]fail[/]"
+            if r["usable"] and bad:
+                status = "[yellow]warn[/]"
+            host = r["describe"].get("host") or r["describe"].get("kind") or "-"
+            table.add_row(safe(r["cluster"]), status, safe(host), safe("; ".join(problems)) or "-")
+        console.print(table)
+    failed = [r["cluster"] for r in rows if not r["usable"]]
+    if failed:
+        if as_json:
+            raise typer.Exit(code=EXIT_INFRA)
+        raise InfraError(f"{len(failed)} of {len(rows)} clusters not usable: {', '.join(failed)}")
+
+
 @app.command("check")
 @command
 def check(
-    name: Annotated[str, typer.Argument(help="Cluster name from probe.toml, or `local`.")],
+    name: Annotated[
+        str | None, typer.Argument(help="Cluster name from probe.toml, or `local`; without it, every cluster.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:
-    """Check that a cluster can run probes; every problem is one line with its fix (exit 3 if unusable)."""
+    """Check that a cluster can run probes; every problem is one line with its fix (exit 3 if unusable).
+
+    Without a name, every configured cluster is checked, in parallel, in one table (exit 3 if any
+    is not usable).
+    """
+    if name is None:
+        _check_all(as_json)
+        return
     cfg = get_state().config()
     cluster = make_cluster(name, cfg)
     try:

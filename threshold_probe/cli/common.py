@@ -134,6 +134,9 @@ EXIT_CODES = {
     "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used, or "
     "was lost mid-run: the run is interrupted and its resume command printed); "
     "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
+    "check": "0 no function reaches a threshold of the run; 1 at least one does (one line each); 2 bad input "
+    "(a path, a run id or summary file, a format), or a run check cannot predict (no isolated driver, or "
+    "only drivers that are not static: memory, runtime, output); 130/143 interrupted by SIGINT/SIGTERM.",
     "nightly": "0 no regression; 1 regression (a threshold moved down, or a level that passed now "
     "fails); 2 bad input; 3 infrastructure; 130/143 interrupted by SIGINT/SIGTERM.",
 }
@@ -148,6 +151,7 @@ _EXIT_KIND = {
     "nightly": "nightly",
     "list_clusters": "cluster",
     "check": "cluster",
+    "check_code": "check",
 }
 
 

@@ -84,6 +84,9 @@ class Pipeline(ABC):
     """
 
     name: ClassVar[str] = "abstract"
+    #: The far side must load cloudpickle (and what this client pickles); a pipeline that ships
+    #: source text does not, so a preflight does not refuse a host without it.
+    needs_cloudpickle: ClassVar[bool] = True
     #: Leave each probe's remote folder in place (the report then says where it is).
     keep_remote: bool = False
 

@@ -75,6 +75,8 @@ class SourcePipeline(Pipeline):
     """Ship source text, exec it on the far side: closures and helpers do not travel."""
 
     name: ClassVar[str] = "source"
+    #: The source runner is stdlib only: cloudpickle on the far side is not needed.
+    needs_cloudpickle: ClassVar[bool] = False
     #: Module-level imports travel with the function (without them nothing would run).
     ship_imports: ClassVar[bool] = True
     #: Module-level assignments (constants, data) travel too; helper functions never do.
