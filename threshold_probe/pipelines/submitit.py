@@ -24,7 +24,9 @@ What submitit gets wrong, and how this pipeline copes (see docs/pipelines.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import subprocess
@@ -153,7 +155,8 @@ class SubmititPipeline(Pipeline):
             if slurm_conf:
                 os.environ["SLURM_CONF"] = str(slurm_conf)
             try:
-                self._run(obs, func, kind, cluster, limits, folder, local_dir, started)
+                with _submitit_log(obs):
+                    self._run(obs, func, kind, cluster, limits, folder, local_dir, started)
             finally:
                 if slurm_conf:
                     if saved is None:
@@ -319,6 +322,37 @@ class SubmititPipeline(Pipeline):
             )
         if timed_out:
             obs.notes.append("the job still ran at the probe's time limit and was cancelled by the pipeline")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        # submitit repeats one warning at every poll ("Call #N - ..."): keep each kind once.
+        key = line.split(" - ", 1)[-1]
+        if key not in (known.split(" - ", 1)[-1] for known in self.lines):
+            self.lines.append(line)
+
+
+@contextlib.contextmanager
+def _submitit_log(obs: Observation) -> Any:
+    """submitit's warnings (a failing sacct at every poll) become notes instead of terminal lines."""
+    logger = logging.getLogger("submitit")
+    collect = _Collect()
+    saved = [(h, h.level) for h in logger.handlers]
+    for handler, _ in saved:
+        handler.setLevel(logging.CRITICAL + 1)
+    logger.addHandler(collect)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collect)
+        for handler, level in saved:
+            handler.setLevel(level)
+        obs.notes.extend(f"submitit: {line}" for line in collect.lines)
 
 
 def _read_text(path: Path) -> str:
