@@ -2,7 +2,7 @@
 
 A pipeline is named one of three ways:
 
-- a built-in name: ``native``, ``source``, ``inline``, ``clustrix``;
+- a built-in name: ``native``, ``source``, ``inline``, ``clustrix``, ``submitit``;
 - the name of an entry point in the group ``threshold_probe.pipelines`` of any installed
   distribution (``[project.entry-points."threshold_probe.pipelines"] myrunner = "pkg.mod:MyPipeline"``);
 - an import path ``package.module:ClassName``.
@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "inline": "threshold_probe.pipelines.inline:InlinePipeline",
     "clustrix": "threshold_probe.pipelines.clustrix:ClustrixPipeline",
     "clustrix-serial": "threshold_probe.pipelines.clustrix:ClustrixSerialPipeline",
+    "submitit": "threshold_probe.pipelines.submitit:SubmititPipeline",
 }
 
 

@@ -1,0 +1,382 @@
+"""The submitit pipeline: dispatch through the installed submitit library's own executors.
+
+On a ``slurm`` cluster the workload's function goes to ``submitit.SlurmExecutor``: the cluster's
+``partition`` becomes ``partition``, the probe's memory limit ``mem`` (MB), its time limit
+``time`` (whole minutes, rounded up) and its cores ``cpus_per_task``. submitit calls ``sbatch``
+on this machine (with the cluster's ``slurm_conf`` as ``SLURM_CONF``) and reads its job folder
+here, so the folder must be on a file system the compute node shares. On ``local`` the function
+goes to ``submitit.LocalExecutor``.
+
+submitit's result file (``<job>_0_result.pkl``) is never unpickled by the client: a helper
+process asks submitit to read it (``remote/submitit_helper.py``) and writes JSON. The job's
+``_log.out`` / ``_log.err`` become the probe's stdout and stderr, and the traceback submitit
+recorded is appended to stderr, so the verdict names the root error.
+
+What submitit gets wrong, and how this pipeline copes (see docs/pipelines.md):
+
+- SLURM takes whole minutes: a sub-minute limit is enforced by the pipeline (``scancel``);
+- a job that ended without writing its result file (killed by the cgroup, scancel, node loss)
+  is not seen as ended by submitit when SLURM accounting is off (``sacct`` fails): its
+  ``result()`` waits far past the job's end. The pipeline watches ``squeue`` and the result
+  file itself and ends its wait when the job has left the queue;
+- ``LocalExecutor`` enforces no memory limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from threshold_probe.clusters.base import Cluster
+from threshold_probe.errors import UserError
+from threshold_probe.ladder.workload import Workload
+from threshold_probe.models import JobResult, JobSpec, Limits, Observation
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
+
+HELPER_PATH = Path(__file__).resolve().parent.parent / "remote" / "submitit_helper.py"
+#: How often the pipeline looks at the job while submitit has it.
+WATCH_INTERVAL_S = 0.5
+#: Bound on a probe when no time limit is set.
+DEFAULT_BOUND_S = 600.0
+#: Time the job gets past its limit before the pipeline ends it (submitit's own set-up).
+GRACE_S = 2.0
+#: Bound on submitit's start (sbatch, or the local process) and on the helper.
+SUBMIT_TIMEOUT_S = 60.0
+
+# submitit reads SLURM_CONF from the environment of this process: one dispatch at a time.
+_env_lock = threading.Lock()
+
+
+def _import_submitit() -> Any:
+    try:
+        import submitit
+    except ImportError:
+        raise UserError("the submitit pipeline needs submitit: pip install 'threshold-probe[submitit]'") from None
+    return submitit
+
+
+def _submitit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("submitit")
+    except PackageNotFoundError:
+        return "?"
+
+
+def slurm_parameters(cluster: Cluster, limits: Limits) -> dict[str, Any]:
+    """SlurmExecutor.update_parameters() arguments for a probe on a slurm cluster."""
+    cfg = cluster.config
+    params: dict[str, Any] = {"cpus_per_task": limits.cores or getattr(cfg, "cores", None) or 1}
+    if getattr(cfg, "partition", None):
+        params["partition"] = cfg.partition
+    if limits.memory_bytes is not None:
+        params["mem"] = f"{max(1, limits.memory_bytes // 1024**2)}M"
+    if limits.time_s is not None:
+        params["time"] = max(1, math.ceil(limits.time_s / 60))
+    return params
+
+
+class SubmititPipeline(Pipeline):
+    """Dispatch through submitit's executor; read submitit's job files for the root error."""
+
+    name: ClassVar[str] = "submitit"
+
+    def __init__(self) -> None:
+        self.submitit = _import_submitit()
+
+    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
+        """Not used: submitit stages and starts the job itself (see dispatch)."""
+        raise NotImplementedError("the submitit pipeline dispatches through submitit")
+
+    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
+        """Not used: see dispatch."""
+        return obs
+
+    def _kind(self, cluster: Cluster) -> str:
+        kind = str(getattr(cluster.config, "type", ""))
+        if kind == "local":
+            return kind
+        if kind == "slurm":
+            if getattr(cluster.config, "host", None) and not getattr(cluster.config, "slurm_conf", None):
+                raise UserError(
+                    f"the submitit pipeline calls sbatch on this machine; {cluster.name!r} is reached over SSH"
+                    " and names no slurm_conf this machine can use"
+                )
+            return kind
+        raise UserError(f"the submitit pipeline needs a local or slurm cluster; {cluster.name!r} is {kind}")
+
+    def enforcement(self, cluster: Cluster, limits: Limits) -> dict[str, str]:
+        """LocalExecutor enforces nothing but time (the pipeline does); SLURM whole minutes."""
+        out: dict[str, str] = {}
+        kind = str(getattr(cluster.config, "type", ""))
+        if kind == "slurm":
+            out = dict(cluster.enforcement(limits))
+            if limits.time_s is not None and limits.time_s % 60:
+                out["time"] = "runner"
+            return out
+        if limits.memory_bytes is not None:
+            out["memory"] = "not enforced (submitit LocalExecutor)"
+        if limits.time_s is not None:
+            out["time"] = "runner"
+        if limits.cores is not None:
+            out["cores"] = "not enforced (submitit LocalExecutor)"
+        return out
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def dispatch(
+        self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
+    ) -> Observation:
+        started = time.time()
+        obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
+        try:
+            func = load_function(workload)
+        except ClientSideError as exc:
+            obs.client_error = str(exc)
+            obs.client_error_type = exc.failure_class
+            obs.wall_s = time.time() - started
+            return obs
+        kind = self._kind(cluster)
+        folder = (local_dir / "submitit").resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        slurm_conf = getattr(cluster.config, "slurm_conf", None) if kind == "slurm" else None
+        with _env_lock:
+            saved = os.environ.get("SLURM_CONF")
+            if slurm_conf:
+                os.environ["SLURM_CONF"] = str(slurm_conf)
+            try:
+                with _submitit_log(obs):
+                    self._run(obs, func, kind, cluster, limits, folder, local_dir, started)
+            finally:
+                if slurm_conf:
+                    if saved is None:
+                        os.environ.pop("SLURM_CONF", None)
+                    else:
+                        os.environ["SLURM_CONF"] = saved
+        obs.wall_s = time.time() - started
+        return obs
+
+    def _run(
+        self,
+        obs: Observation,
+        func: Any,
+        kind: str,
+        cluster: Cluster,
+        limits: Limits,
+        folder: Path,
+        local_dir: Path,
+        started: float,
+    ) -> None:
+        sub = self.submitit
+        if kind == "slurm":
+            executor = sub.SlurmExecutor(folder=folder, max_num_timeout=0)
+            params = slurm_parameters(cluster, limits)
+            executor.update_parameters(**params)
+        else:
+            executor = sub.LocalExecutor(folder=folder)
+            params = {"timeout_min": max(1, math.ceil((limits.time_s or DEFAULT_BOUND_S) / 60))}
+            executor.update_parameters(**params)
+        obs.notes.append(
+            f"submitit {_submitit_version()} {type(executor).__name__} "
+            + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+        )
+        try:
+            job = executor.submit(func)
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            obs.job.launch_error = (
+                f"submitit could not submit the job: {type(exc).__name__}: {text[-1] if text else ''}"
+            )
+            return
+        job_id = str(job.job_id)
+        obs.job.scheduler["JobId"] = job_id
+        obs.job.remote_dir = str(folder)
+        result_pickle = Path(job.paths.result_pickle)
+        bound = (limits.time_s or DEFAULT_BOUND_S) + GRACE_S
+        t_submit = time.time()
+        timed_out = False
+        left_queue_without_result = False
+        try:
+            while True:
+                if result_pickle.exists():
+                    break
+                if not self._alive(kind, job, job_id):
+                    # Give the node's file system a moment: the job may have just written it.
+                    time.sleep(1.0)
+                    left_queue_without_result = not result_pickle.exists()
+                    break
+                if time.time() - t_submit > bound:
+                    timed_out = True
+                    job.cancel(check=False)
+                    self._wait_gone(kind, job, job_id, 15.0)
+                    break
+                time.sleep(WATCH_INTERVAL_S)
+        except BaseException:
+            # Interrupted: nothing may be left running.
+            job.cancel(check=False)
+            raise
+        obs.timings["execute"] = time.time() - t_submit
+        self._fill(obs, kind, job, job_id, folder, local_dir, timed_out, left_queue_without_result)
+
+    def _alive(self, kind: str, job: Any, job_id: str) -> bool:
+        if kind == "local":
+            proc = getattr(job, "_process", None)
+            return proc is not None and proc.poll() is None
+        try:
+            out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return True
+        if out.returncode != 0:
+            # squeue refuses a job id it has forgotten: it left the queue.
+            return "Invalid job id" not in out.stderr
+        state = out.stdout.strip()
+        return bool(state) and state not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
+
+    def _wait_gone(self, kind: str, job: Any, job_id: str, seconds: float) -> None:
+        end = time.time() + seconds
+        while time.time() < end and self._alive(kind, job, job_id):
+            time.sleep(WATCH_INTERVAL_S)
+
+    def _scheduler(self, job_id: str) -> dict[str, str]:
+        try:
+            out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        facts: dict[str, str] = {}
+        for item in out.stdout.split():
+            key, sep, value = item.partition("=")
+            if sep and key in ("JobId", "JobState", "Reason", "ExitCode", "NodeList", "RunTime"):
+                facts[key] = value
+        return facts
+
+    def _read_result(self, folder: Path, job_id: str, local_dir: Path) -> dict[str, Any]:
+        out = local_dir / "submitit-result.json"
+        try:
+            subprocess.run(
+                [sys.executable, str(HELPER_PATH), str(folder), job_id, str(out)],
+                capture_output=True,
+                text=True,
+                timeout=SUBMIT_TIMEOUT_S,
+                check=False,
+            )
+            data = json.loads(out.read_text())
+        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            return {"unreadable": f"{type(exc).__name__}: {exc}"}
+        return data if isinstance(data, dict) else {"unreadable": "not an object"}
+
+    def _fill(
+        self,
+        obs: Observation,
+        kind: str,
+        job: Any,
+        job_id: str,
+        folder: Path,
+        local_dir: Path,
+        timed_out: bool,
+        left_queue_without_result: bool,
+    ) -> None:
+        res = obs.job
+        res.timed_out = timed_out
+        if kind == "slurm":
+            res.scheduler.update(self._scheduler(job_id))
+        data = self._read_result(folder, job_id, local_dir)
+        stdout = _read_text(Path(job.paths.stdout))
+        stderr = _read_text(Path(job.paths.stderr))
+        if data.get("traceback"):
+            stderr = (
+                stderr.rstrip("\n")
+                + f"\n# {job_id}_0_result.pkl (submitit's record of the exception):\n{data['traceback']}"
+            )
+        if data.get("unreadable"):
+            obs.notes.append(f"submitit's result file could not be read: {data['unreadable']}")
+        out_path, err_path = local_dir / "stdout.log", local_dir / "stderr.log"
+        out_path.write_text(stdout)
+        err_path.write_text(stderr)
+        res.stdout_path, res.stderr_path = out_path, err_path
+        res.stdout_tail, res.stderr_tail = stdout[-4096:], stderr[-4096:]
+        outcome = data.get("outcome")
+        if outcome == "success":
+            res.exit_code = 0
+            obs.result = data.get("result")
+        elif outcome is not None:
+            res.exit_code = 1
+        code, sig = _exit(kind, job, res.scheduler.get("ExitCode"))
+        if outcome is None:
+            res.exit_code, res.signal = code, sig
+        if left_queue_without_result:
+            obs.notes.append(
+                "the job ended without writing submitit's result file; with SLURM accounting off"
+                " submitit itself does not see that it ended (the pipeline watched squeue)"
+                if kind == "slurm"
+                else "the job ended without writing submitit's result file"
+            )
+        if timed_out:
+            obs.notes.append("the job still ran at the probe's time limit and was cancelled by the pipeline")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        # submitit repeats one warning at every poll ("Call #N - ..."): keep each kind once.
+        key = line.split(" - ", 1)[-1]
+        if key not in (known.split(" - ", 1)[-1] for known in self.lines):
+            self.lines.append(line)
+
+
+@contextlib.contextmanager
+def _submitit_log(obs: Observation) -> Any:
+    """submitit's warnings (a failing sacct at every poll) become notes instead of terminal lines."""
+    logger = logging.getLogger("submitit")
+    collect = _Collect()
+    saved = [(h, h.level) for h in logger.handlers]
+    for handler, _ in saved:
+        handler.setLevel(logging.CRITICAL + 1)
+    logger.addHandler(collect)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collect)
+        for handler, level in saved:
+            handler.setLevel(level)
+        obs.notes.extend(f"submitit: {line}" for line in collect.lines)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _exit(kind: str, job: Any, exit_code: str | None) -> tuple[int | None, int | None]:
+    if kind == "local":
+        proc = getattr(job, "_process", None)
+        rc = proc.poll() if proc is not None else None
+        if rc is None:
+            return None, None
+        return (None, -rc) if rc < 0 else (rc, None)
+    if not exit_code or ":" not in exit_code:
+        return None, None
+    code, _, sig = exit_code.partition(":")
+    try:
+        c, s = int(code), int(sig)
+    except ValueError:
+        return None, None
+    return (None, s) if s else (c, None)
+
+
+__all__ = ["SubmititPipeline", "slurm_parameters"]
