@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -83,6 +84,9 @@ def slurm_parameters(cluster: Cluster, limits: Limits) -> dict[str, Any]:
         params["mem"] = f"{max(1, limits.memory_bytes // 1024**2)}M"
     if limits.time_s is not None:
         params["time"] = max(1, math.ceil(limits.time_s / 60))
+        # submitit asks SLURM for USR2 90 s before the end by default: with a time of one or two
+        # minutes that is at once, and submitit ends the job as "timed-out" before it ran.
+        params["signal_delay_s"] = 1
     return params
 
 
@@ -297,6 +301,9 @@ class SubmititPipeline(Pipeline):
                 stderr.rstrip("\n")
                 + f"\n# {job_id}_0_result.pkl (submitit's record of the exception):\n{data['traceback']}"
             )
+        if re.search(r"UncompletedJobError.*timed-out", str(data.get("traceback") or ""), re.S):
+            # SLURM's time limit reached the job first (submitit's own record says so).
+            res.timed_out = True
         if data.get("unreadable"):
             obs.notes.append(f"submitit's result file could not be read: {data['unreadable']}")
         out_path, err_path = local_dir / "stdout.log", local_dir / "stderr.log"
