@@ -10,25 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.every_cluster import CLUSTERS
 from threshold_probe.cli.app import app
 
 CRASHY = (Path(__file__).parent / "assets" / "functions" / "crashy.py").resolve()
-CLUSTERS = [
-    "local",
-    pytest.param("testbed-ssh", marks=pytest.mark.ssh),
-    pytest.param("testbed-slurm", marks=pytest.mark.slurm),
-]
-
-
-@pytest.fixture
-def config(request: pytest.FixtureRequest) -> Path | None:
-    """The testbed's config for the far-side clusters (local needs none)."""
-    if request.node.callspec.params["cluster"] == "local":
-        return None
-    tb: Any = request.getfixturevalue("testbed")
-    if request.node.callspec.params["cluster"] not in tb.clusters:
-        pytest.fail("the testbed has no SLURM cluster: run the tests through scripts/test", pytrace=False)
-    return Path(tb.config_path)
 
 
 def probe_failure(config: Path | None, tmp_path: Path, cluster: str, func: str, *extra: str) -> dict[str, Any]:
@@ -43,7 +28,8 @@ def probe_failure(config: Path | None, tmp_path: Path, cluster: str, func: str, 
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_a_raise_shows_the_users_file_line_and_text(config: Path | None, tmp_path: Path, cluster: str) -> None:
+def test_a_raise_shows_the_users_file_line_and_text(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
+    config = cluster_config
     failure = probe_failure(config, tmp_path, cluster, "raises")
     assert failure["class"] == "exception"
     evidence = "\n".join(failure["evidence"])
@@ -53,7 +39,8 @@ def test_a_raise_shows_the_users_file_line_and_text(config: Path | None, tmp_pat
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_a_segfault_has_a_python_stack(config: Path | None, tmp_path: Path, cluster: str) -> None:
+def test_a_segfault_has_a_python_stack(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
+    config = cluster_config
     failure = probe_failure(config, tmp_path, cluster, "segfaults")
     assert failure["class"] == "killed"
     evidence = failure["evidence"]
@@ -64,7 +51,8 @@ def test_a_segfault_has_a_python_stack(config: Path | None, tmp_path: Path, clus
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_a_timeout_shows_where_the_function_was(config: Path | None, tmp_path: Path, cluster: str) -> None:
+def test_a_timeout_shows_where_the_function_was(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
+    config = cluster_config
     failure = probe_failure(config, tmp_path, cluster, "sleeps", "--time", "3s")
     assert failure["class"] == "timeout"
     assert f"was in sleeps at {CRASHY}:19 just before the time limit" in failure["evidence"]

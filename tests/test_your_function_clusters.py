@@ -10,27 +10,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.every_cluster import CLUSTERS
 from threshold_probe.cli.app import app
 
 FUNCS = (Path(__file__).parent / "assets" / "functions").resolve()
 LOCALDEP = FUNCS / "localdep" / "localdep.py"
 SCALED = FUNCS / "scaled.py"
-CLUSTERS = [
-    "local",
-    pytest.param("testbed-ssh", marks=pytest.mark.ssh),
-    pytest.param("testbed-slurm", marks=pytest.mark.slurm),
-]
-
-
-@pytest.fixture
-def config(request: pytest.FixtureRequest) -> Path | None:
-    """The testbed's config for the far-side clusters (local needs none)."""
-    if request.node.callspec.params["cluster"] == "local":
-        return None
-    tb: Any = request.getfixturevalue("testbed")
-    if request.node.callspec.params["cluster"] not in tb.clusters:
-        pytest.fail("the testbed has no SLURM cluster: run the tests through scripts/test", pytrace=False)
-    return Path(tb.config_path)
 
 
 def probe(config: Path | None, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
@@ -43,7 +28,8 @@ def probe(config: Path | None, tmp_path: Path, *args: str) -> tuple[int, dict[st
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_sibling_module_missing_there_then_shipped(config: Path | None, tmp_path: Path, cluster: str) -> None:
+def test_sibling_module_missing_there_then_shipped(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
+    config = cluster_config
     target = f"{LOCALDEP}:uses_local_module"
     code, data, err = probe(config, tmp_path, "run", "-C", cluster, "-f", target, "--fresh", "--json", "-q")
     assert code == 1, err
@@ -58,7 +44,8 @@ def test_sibling_module_missing_there_then_shipped(config: Path | None, tmp_path
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_arguments_reach_the_far_side(config: Path | None, tmp_path: Path, cluster: str) -> None:
+def test_arguments_reach_the_far_side(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
+    config = cluster_config
     code, data, err = probe(
         config, tmp_path, "run", "-C", cluster, "-f", f"{LOCALDEP}:scaled", "--arg", "n=5", "--arg", "label=far",
         "--fresh", "--json", "-q",
@@ -70,7 +57,8 @@ def test_arguments_reach_the_far_side(config: Path | None, tmp_path: Path, clust
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_scaled_bisect_on_a_real_memory_limit(config: Path | None, tmp_path: Path, cluster: str) -> None:
+def test_scaled_bisect_on_a_real_memory_limit(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
+    config = cluster_config
     code, data, err = probe(
         config, tmp_path, "bisect", "-C", cluster, "-f", f"{SCALED}:allocate", "--scale", "kib",
         "--values", "1000,10000,50000,100000,400000,800000,1600000", "--arg", "hold=2", "--memory", "300MB",
