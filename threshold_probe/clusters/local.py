@@ -33,29 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.jobpaths import MIN_FREE_BYTES, TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem, write_private
 from threshold_probe.config import LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
-from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, shared_ref
-
-#: How much of the end of stdout and stderr a JobResult keeps in memory.
-TAIL_BYTES = 4096
-#: Free space under which preflight warns.
-MIN_FREE_BYTES = 100 * 1024**2
-
-
-def read_tail(path: Path, n_bytes: int = TAIL_BYTES) -> str:
-    """The last `n_bytes` of a file, decoded leniently; empty when it does not exist."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - n_bytes))
-            data = fh.read()
-    except OSError:
-        return ""
-    return data.decode("utf-8", "replace")
+from threshold_probe.models import JobResult, JobSpec, Limits
 
 
 def _format_oserror(exc: BaseException) -> str:
@@ -131,25 +114,14 @@ class LocalCluster(Cluster):
         """A shared file under its content hash, checked against it (written anew when it differs)."""
         return stage_shared(self.workdir, name, data)
 
-    def _resolve_argv(self, argv: list[str], shared_paths: dict[str, Path]) -> list[str]:
-        out = []
-        for item in argv:
-            if item == PYTHON:
-                out.append(self.python)
-                continue
-            for name, path in shared_paths.items():
-                item = item.replace(shared_ref(name), str(path))
-            out.append(item)
-        return out
-
     # -- execution --------------------------------------------------------------------------
 
     def execute(self, job: JobSpec) -> JobResult:
         """Stage the files, run the command under the job's limits, copy fetched files back."""
         result = JobResult(host=socket.gethostname())
         local_dir = job.local_dir
-        stdout_path = local_dir / "stdout.log"
-        stderr_path = local_dir / "stderr.log"
+        paths = JobPaths.local(local_dir)
+        stdout_path, stderr_path = paths.stdout, paths.stderr
         try:
             local_dir.mkdir(parents=True, exist_ok=True)
             # Created before staging, so that a job that never starts still has its (empty) logs.
@@ -169,7 +141,7 @@ class LocalCluster(Cluster):
             result.infra_error = str(exc)
             return result
         try:
-            job_dir = Path(tempfile.mkdtemp(prefix=f"{_safe_name(job.probe_id)}-", dir=self.workdir))
+            job_dir = Path(tempfile.mkdtemp(prefix=f"{safe_name(job.probe_id)}-", dir=self.workdir))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 result.launch_error = f"stage_in: {_format_oserror(exc)}"
@@ -191,7 +163,7 @@ class LocalCluster(Cluster):
             return result
         result.timings["stage_in"] = time.time() - t0
 
-        argv = self._resolve_argv(job.argv, shared_paths)
+        argv = resolve_argv(job.argv, [self.python], {n: str(p) for n, p in shared_paths.items()})
         env = dict(os.environ)
         env.update(job.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -454,6 +426,4 @@ class LocalCluster(Cluster):
         return facts
 
 
-def _safe_name(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep[:60] or "job"
+__all__ = ["TAIL_BYTES", "LocalCluster", "read_tail"]

@@ -34,11 +34,8 @@ from typing import Literal, cast
 
 from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster, enforcers
-from threshold_probe.clusters.local import read_tail
+from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.slurm_script import (
-    STARTED_NAME,
-    STDERR_NAME,
-    STDOUT_NAME,
     WATCHDOG_MARK,
     ScriptTask,
     effective_limits,
@@ -77,13 +74,11 @@ from threshold_probe.clusters.transport import (
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
-from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, RemoteWork, shared_ref
+from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 
 #: How much of the end of each log the fetch brings back (the whole log stays on the far side
 #: with keep_remote). Enough for any traceback and for SLURM's own kill messages.
 LOG_TAIL_BYTES = 2 * 1024**2
-#: Folder (in a job folder) where the fetch puts the log tails before streaming them.
-_FETCH_DIR = ".tp-fetch"
 #: Exit status of the stage-and-submit command when staging (not sbatch) failed.
 _STAGE_FAILED = 97
 #: How long cancel_all waits for cancelled jobs to leave the queue.
@@ -113,11 +108,6 @@ class _Batch:
     @property
     def is_array(self) -> bool:
         return len(self.jobs) > 1
-
-
-def _safe_name(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep[:48] or "job"
 
 
 def _stage_error_line(err: str) -> str:
@@ -265,25 +255,14 @@ class SlurmCluster(Cluster):
     def _shared_path(self, name: str, data: bytes) -> str:
         return f"{self._resolve_workdir()}/shared/{content_digest(data)}/{Path(name).name}"
 
-    def _resolve_argv(self, job: JobSpec, shared: dict[str, str]) -> list[str]:
-        out = []
-        for item in job.argv:
-            if item == PYTHON:
-                out.append(self.cfg.python)
-                continue
-            for name, path in shared.items():
-                item = item.replace(shared_ref(name), path)
-            out.append(item)
-        return out
-
     def _new_batch(self, jobs: list[JobSpec]) -> _Batch:
         wd = self._resolve_workdir()
         token = secrets.token_hex(3)
         if len(jobs) == 1:
-            name = f"{_safe_name(jobs[0].probe_id)}-{token}"
+            name = f"{safe_name(jobs[0].probe_id, 48)}-{token}"
             base = f"{wd}/jobs/{name}"
             return _Batch(jobs, name, base, [base], ["."])
-        name = f"array-{_safe_name(jobs[0].probe_id)}-{len(jobs)}-{token}"
+        name = f"array-{safe_name(jobs[0].probe_id, 48)}-{len(jobs)}-{token}"
         base = f"{wd}/jobs/{name}"
         rel = [str(i) for i in range(len(jobs))]
         return _Batch(jobs, name, base, [f"{base}/{r}" for r in rel], rel)
@@ -292,7 +271,7 @@ class SlurmCluster(Cluster):
     def _job_name(batch: _Batch) -> str:
         if batch.is_array:
             return f"tp-{batch.name}"
-        return f"tp-{_safe_name(batch.jobs[0].probe_id)}"
+        return f"tp-{safe_name(batch.jobs[0].probe_id, 48)}"
 
     def job_script(self, batch: _Batch, limits: Limits, argvs: list[list[str]]) -> str:
         """The batch script of a submission (see slurm_script)."""
@@ -302,9 +281,9 @@ class SlurmCluster(Cluster):
         ]
         job_name = self._job_name(batch)
         if batch.is_array:
-            output, error = f"{batch.base}/%a/{STDOUT_NAME}", f"{batch.base}/%a/{STDERR_NAME}"
+            output, error = f"{batch.base}/%a/{JobPaths.STDOUT}", f"{batch.base}/%a/{JobPaths.STDERR}"
         else:
-            output, error = f"{batch.base}/{STDOUT_NAME}", f"{batch.base}/{STDERR_NAME}"
+            output, error = f"{batch.base}/{JobPaths.STDOUT}", f"{batch.base}/{JobPaths.STDERR}"
         return render_job_script(
             self.cfg,
             limits,
@@ -359,8 +338,8 @@ class SlurmCluster(Cluster):
                     add_dir(tar, folder)
                 for fname, data in job.files.items():
                     add(tar, f"{folder}/{fname.lstrip('/')}", data)
-                argvs.append(self._resolve_argv(job, shared))
-            add(tar, f"{batch.base}/job.sh", self.job_script(batch, limits, argvs).encode(), 0o700)
+                argvs.append(resolve_argv(job.argv, [self.cfg.python], shared))
+            add(tar, JobPaths(batch.base).job_script, self.job_script(batch, limits, argvs).encode(), 0o700)
         return buf.getvalue(), stage_lines
 
     # -- submit ---------------------------------------------------------------------------------
@@ -390,7 +369,7 @@ class SlurmCluster(Cluster):
             # A failed unpack (a full disk) leaves no part of a shared file behind.
             f"|| {{ cd -- {wd} 2>/dev/null && rm -f -- shared/*/.*.{batch.token}.part; exit {_STAGE_FAILED}; }}; "
             'printf "submit %s\\n" "$(date +%s.%N)"; '
-            "sbatch --parsable job.sh"
+            f"sbatch --parsable {JobPaths.JOB_SCRIPT}"
         )
         # Journalled before sbatch runs: a client killed with -9 at any later point leaves a job
         # that a resume finds (by id, or by its unique name if the id never came back).
@@ -568,7 +547,7 @@ class SlurmCluster(Cluster):
         result.host = self.transport.host if self._transport is not None else self.cfg.host
         result.timings["stage_in"] = batch.stage_in_s
         if result.stderr_tail:
-            path = job.local_dir / STDERR_NAME
+            path = job.local_dir / JobPaths.STDERR
             path.write_text(result.stderr_tail)
             result.stderr_path = path
         return result
@@ -583,14 +562,14 @@ class SlurmCluster(Cluster):
         members: list[str] = []
         for rel, job in zip(batch.rel, batch.jobs, strict=True):
             d = shlex.quote(rel)
-            fd = f"{rel}/{_FETCH_DIR}"
+            fd = f"{rel}/{JobPaths.FETCH_DIR}"
             parts.append(
                 f"mkdir -p {shlex.quote(fd)} && "
-                f"{{ tail -c {LOG_TAIL_BYTES} {d}/{STDOUT_NAME} > {shlex.quote(fd)}/{STDOUT_NAME}; "
-                f"tail -c {LOG_TAIL_BYTES} {d}/{STDERR_NAME} > {shlex.quote(fd)}/{STDERR_NAME}; }} "
+                f"{{ tail -c {LOG_TAIL_BYTES} {d}/{JobPaths.STDOUT} > {shlex.quote(fd)}/{JobPaths.STDOUT}; "
+                f"tail -c {LOG_TAIL_BYTES} {d}/{JobPaths.STDERR} > {shlex.quote(fd)}/{JobPaths.STDERR}; }} "
                 "2>/dev/null"
             )
-            members += [f"{fd}/{STDOUT_NAME}", f"{fd}/{STDERR_NAME}", f"{rel}/{STARTED_NAME}"]
+            members += [f"{fd}/{JobPaths.STDOUT}", f"{fd}/{JobPaths.STDERR}", f"{rel}/{JobPaths.STARTED}"]
             members += [f"{rel}/{name.lstrip('/')}" for name in job.fetch]
         parts.append(
             "tar -cf - --ignore-failed-read " + " ".join(shlex.quote(m) for m in members) + " 2>/dev/null"
@@ -631,7 +610,7 @@ class SlurmCluster(Cluster):
         if batch.is_array and not all(keep):
             gone = [shlex.quote(f) for f, k in zip(batch.folders, keep, strict=True) if not k]
             return f"cd / && rm -rf -- {' '.join(gone)}"
-        return f"rm -rf -- {' '.join(shlex.quote(f'{r}/{_FETCH_DIR}') for r in batch.rel)}"
+        return f"rm -rf -- {' '.join(shlex.quote(f'{r}/{JobPaths.FETCH_DIR}') for r in batch.rel)}"
 
     def _remove_remote(self, batch: _Batch) -> None:
         cmd = self._removal_command(batch)
@@ -662,9 +641,9 @@ class SlurmCluster(Cluster):
         result.timings["stage_in"] = batch.stage_in_s
         result.timings["stage_out"] = stage_out_s
         local = job.local_dir
-        stdout_path, stderr_path = local / STDOUT_NAME, local / STDERR_NAME
-        stdout_path.write_bytes(files.get(f"{_FETCH_DIR}/{STDOUT_NAME}", b""))
-        stderr_path.write_bytes(files.get(f"{_FETCH_DIR}/{STDERR_NAME}", b""))
+        stdout_path, stderr_path = local / JobPaths.STDOUT, local / JobPaths.STDERR
+        stdout_path.write_bytes(files.get(f"{JobPaths.FETCH_DIR}/{JobPaths.STDOUT}", b""))
+        stderr_path.write_bytes(files.get(f"{JobPaths.FETCH_DIR}/{JobPaths.STDERR}", b""))
         result.stdout_path, result.stderr_path = stdout_path, stderr_path
         result.stdout_tail, result.stderr_tail = read_tail(stdout_path), read_tail(stderr_path)
         for name in job.fetch:
@@ -680,10 +659,10 @@ class SlurmCluster(Cluster):
             return result
         fields = record_of(ticket.fields)
         state = base_state(fields.get("JobState", ""))
-        stderr_text = files.get(f"{_FETCH_DIR}/{STDERR_NAME}", b"").decode("utf-8", "replace")
+        stderr_text = files.get(f"{JobPaths.FETCH_DIR}/{JobPaths.STDERR}", b"").decode("utf-8", "replace")
         evidence = scan_evidence(
             stderr_text,
-            files.get(f"{_FETCH_DIR}/{STDOUT_NAME}", b"").decode("utf-8", "replace"),
+            files.get(f"{JobPaths.FETCH_DIR}/{JobPaths.STDOUT}", b"").decode("utf-8", "replace"),
         )
         # The job's own watchdog (a limit shorter than SLURM's minutes) says so on stderr.
         watchdog: str | None = None
@@ -738,7 +717,7 @@ class SlurmCluster(Cluster):
     ) -> None:
         started: float | None = None
         with contextlib.suppress(ValueError):
-            text = files.get(STARTED_NAME, b"").decode().strip()
+            text = files.get(JobPaths.STARTED, b"").decode().strip()
             started = float(text) if text else None
         submit = slurm_timestamp(fields.get("SubmitTime", ""))
         start = slurm_timestamp(fields.get("StartTime", ""))

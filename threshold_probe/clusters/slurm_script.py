@@ -16,15 +16,13 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.models import Limits
 from threshold_probe.units import to_sbatch_mem, to_slurm_time
 
-#: File in the job folder holding the job's start on the compute node's clock (bash 5's
-#: EPOCHREALTIME): the end of the queue wait, and the start the runner's stamps are measured from.
-STARTED_NAME = ".slurm-started"
-STDOUT_NAME = "stdout.log"
-STDERR_NAME = "stderr.log"
+#: JobPaths.STARTED holds the job's start on the compute node's clock (bash 5's EPOCHREALTIME):
+#: the end of the queue wait, and the start the runner's stamps are measured from.
 
 _PLAIN_DIRECTIVE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 
@@ -120,7 +118,7 @@ def _watchdog_line(time_s: float) -> str:
 
 def _command_lines(task: ScriptTask, indent: str = "", watchdog_s: float | None = None) -> list[str]:
     lines = [f"{indent}cd {shlex.quote(task.folder)}"]
-    lines.append(f"{indent}printf '%s\\n' \"$started\" > {STARTED_NAME}")
+    lines.append(f"{indent}printf '%s\\n' \"$started\" > {JobPaths.STARTED}")
     for name, value in sorted(task.env.items()):
         lines.append(f"{indent}export {name}={shlex.quote(value)}")
     if watchdog_s is not None:

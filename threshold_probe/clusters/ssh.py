@@ -1,7 +1,7 @@
 """SSH clusters: probes on a host reached over one reused SSH connection.
 
 Dispatch of one probe is ONE command on the open connection (one round trip): the launcher
-(`ssh_launcher.py`, staged once per session and imported, so that its bytecode is cached) reads
+(`remote/launcher.py`, staged once per session and imported, so that its bytecode is cached) reads
 the job's files from stdin, runs the job under its limits, and streams back its status, the
 fetched files and the full logs. So a probe costs the far side's interpreter start-ups plus one
 network round trip, not a login. `bench/dispatch.py` measures it.
@@ -54,43 +54,19 @@ from typing import IO, Any
 
 from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.jobpaths import MIN_FREE_BYTES, JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
-from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, RemoteWork, shared_ref
+from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
+from threshold_probe.remote import launcher_source
 
-#: How much of the end of stdout and stderr a JobResult keeps in memory.
-TAIL_BYTES = 4096
-#: Free space in the workdir under which preflight warns.
-MIN_FREE_BYTES = 100 * 1024**2
 #: Round trip above which preflight warns: every probe pays it at least once.
 SLOW_RTT_S = 0.25
-LAUNCHER_NAME = "ssh_launcher.py"
+LAUNCHER_NAME = JobPaths.LAUNCHER
 #: Seconds a probe in flight may take beyond its time limit before it is given up.
 PROBE_GRACE_S = 30.0
 _MAGIC = b"TPREC "
-
-
-def launcher_source() -> bytes:
-    """The far-side launcher's source, as staged."""
-    return (Path(__file__).with_name(LAUNCHER_NAME)).read_bytes()
-
-
-def read_tail(path: Path, n_bytes: int = TAIL_BYTES) -> str:
-    """The last `n_bytes` of a file, decoded leniently; empty when it does not exist."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - n_bytes))
-            data = fh.read()
-    except OSError:
-        return ""
-    return data.decode("utf-8", "replace")
-
-
-def _safe_name(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep[:60] or "job"
 
 
 class _RecordReader:
@@ -419,17 +395,6 @@ class SSHCluster(Cluster):
     def _setup_failed(self, exit_code: int | None) -> bool:
         return exit_code == SETUP_FAILED and bool(self.cfg.modules or self.cfg.setup)
 
-    def _resolve_argv(self, argv: list[str], shared: dict[str, str]) -> list[str]:
-        out: list[str] = []
-        for item in argv:
-            if item == PYTHON:
-                out.extend(self.python_argv)
-                continue
-            for name, path in shared.items():
-                item = item.replace(shared_ref(name), path)
-            out.append(item)
-        return out
-
     # -- execution --------------------------------------------------------------------------
 
     def execute(self, job: JobSpec) -> JobResult:
@@ -488,9 +453,9 @@ class SSHCluster(Cluster):
             return result, exc.retryable
         assert session is not None
         result.timings["connect"] = connect_s
-        job_dir = f"{session}/{_safe_name(job.probe_id)}-{secrets.token_hex(3)}"
+        job_dir = f"{session}/{safe_name(job.probe_id)}-{secrets.token_hex(3)}"
         result.remote_dir = job_dir
-        argv = self._resolve_argv(job.argv, shared)
+        argv = resolve_argv(job.argv, self.python_argv, shared)
         limits = job.limits
         # No limit given: command_timeout bounds the job all the same (every command has one).
         time_s = limits.time_s if limits.time_s is not None else self.cfg.command_timeout
@@ -575,8 +540,8 @@ class SSHCluster(Cluster):
         result.timings["stage_out"] = max(0.0, t_end - status_at)
         for name, path in reader.files.items():
             result.files[name] = path
-        out_log = local_dir / "stdout.log"
-        err_log = local_dir / "stderr.log"
+        paths = JobPaths.local(local_dir)
+        out_log, err_log = paths.stdout, paths.stderr
         for log in (out_log, err_log):
             if log.name not in reader.logs:
                 log.write_bytes(b"")  # the job never started: empty logs, as on the local cluster

@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.models import STAGES, JobResult, Observation
 
 #: Files the runner writes and a pipeline fetches.
-META_NAME = "meta.json"
-RESULT_NAME = "result.json"
+META_NAME = JobPaths.META
+RESULT_NAME = JobPaths.RESULT
 #: Larger files are not parsed: a runner never writes one, so it is evidence of something else.
 MAX_JSON_BYTES = 16 * 1024**2
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from threshold_probe.clusters.base import Cluster
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
@@ -324,7 +325,7 @@ class ClustrixPipeline(Pipeline):
                 if err.get("unreadable"):
                     obs.notes.append(f"error.pkl could not be read as plain data: {err['unreadable']}")
         stderr_text = "\n".join(p.rstrip("\n") for p in stderr_parts if p.strip())
-        out_path, err_path = local_dir / "stdout.log", local_dir / "stderr.log"
+        out_path, err_path = local_dir / JobPaths.STDOUT, local_dir / JobPaths.STDERR
         out_path.write_text(stdout_text)
         err_path.write_text(stderr_text + ("\n" if stderr_text else ""))
         job.stdout_path, job.stderr_path = out_path, err_path

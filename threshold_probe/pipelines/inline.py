@@ -20,6 +20,7 @@ import base64
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
@@ -27,9 +28,9 @@ from threshold_probe.pipelines.base import Pipeline
 from threshold_probe.pipelines.native import pickle_workload
 from threshold_probe.remote import runner_source
 
-RUNNER_NAME = "runner.py"
+RUNNER_NAME = JobPaths.RUNNER
 #: The file the inline program writes the decoded payload to, for the standard runner to load.
-PAYLOAD_NAME = "payload.pkl"
+PAYLOAD_NAME = JobPaths.PAYLOAD
 #: Linux's limit on one argument (MAX_ARG_STRLEN = 32 * PAGE_SIZE), for reports and tests.
 MAX_ARG_STRLEN = 32 * 4096
 

@@ -8,17 +8,18 @@ from typing import ClassVar
 
 import cloudpickle
 
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
 from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function, local_modules_by_value
 from threshold_probe.remote import runner_source
 
-PAYLOAD_NAME = "payload.pkl"
-RUNNER_NAME = "runner.py"
+PAYLOAD_NAME = JobPaths.PAYLOAD
+RUNNER_NAME = JobPaths.RUNNER
 #: The workload's source beside the payload (the runner puts it in linecache), and the time limit
 #: the runner dumps every thread's stack just before (remote/runner.py).
-SOURCE_NAME = "source.json"
+SOURCE_NAME = JobPaths.SOURCE
 TIME_LIMIT_ENV = "TP_TIME_LIMIT"
 
 

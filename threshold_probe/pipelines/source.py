@@ -19,15 +19,16 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
 from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
 from threshold_probe.remote import runner_source
 
-PAYLOAD_NAME = "payload.json"
-RUNNER_NAME = "runner.py"
-SOURCE_RUNNER_NAME = "source_runner.py"
+PAYLOAD_NAME = JobPaths.SOURCE_PAYLOAD
+RUNNER_NAME = JobPaths.RUNNER
+SOURCE_RUNNER_NAME = JobPaths.SOURCE_RUNNER
 SOURCE_RUNNER_PATH = Path(__file__).resolve().parent.parent / "remote" / SOURCE_RUNNER_NAME
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from threshold_probe.clusters.base import Cluster
+from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import JobResult, JobSpec, Limits, Observation
@@ -306,7 +307,7 @@ class SubmititPipeline(Pipeline):
             res.timed_out = True
         if data.get("unreadable"):
             obs.notes.append(f"submitit's result file could not be read: {data['unreadable']}")
-        out_path, err_path = local_dir / "stdout.log", local_dir / "stderr.log"
+        out_path, err_path = local_dir / JobPaths.STDOUT, local_dir / JobPaths.STDERR
         out_path.write_text(stdout)
         err_path.write_text(stderr)
         res.stdout_path, res.stderr_path = out_path, err_path

@@ -1,11 +1,12 @@
-"""The far-side launcher of the SSH cluster: one probe in one command, one round trip.
+"""The far-side launcher: one job in one command, one round trip, under its limits.
 
-Staged once per cluster session and run as ``python -S ssh_launcher.py`` (standard library only,
+Staged once per cluster session and run as ``python -S launcher.py`` (standard library only,
 Python 3.8 or newer). Reads from stdin a JSON header line followed by the job's files, then:
 
 1. writes the files into a fresh job folder (stage-in);
 2. forks the job in a new session (its own process group) with RLIMIT_AS for memory and CPU
-   affinity for cores, stdin from /dev/null, stdout/stderr to stdout.log/stderr.log there;
+   affinity for cores, stdin from /dev/null, stdout/stderr to stdout.log/stderr.log there
+   (the names JobPaths.STDOUT and JobPaths.STDERR: this file cannot import them);
 3. waits for it; at the time limit it kills the whole process group with SIGKILL. If the client
    goes away (the SSH channel closes: Ctrl-C, a dropped link) it kills the group as well;
 4. writes back, on stdout, framed records: ``pid``, then ``status``, then every fetched file, then
