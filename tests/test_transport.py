@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.testbed.testbed import Testbed, free_port
+from threshold_probe.clusters.local_transport import LocalTransport
+from threshold_probe.clusters.ssh_transport import SSHTransport
 from threshold_probe.clusters.sshconfig import parse_jump, resolve_target
-from threshold_probe.clusters.transport import (
-    LocalTransport,
-    SSHTransport,
-    Transport,
-    TransportError,
-)
+from threshold_probe.clusters.transport import Transport, TransportError
 from threshold_probe.config import SSHClusterConfig
 from threshold_probe.errors import InfraError
 

@@ -20,7 +20,12 @@ else:  # pragma: no cover
 CONFIG_NAMES = ("probe.toml", "pyproject.toml")
 
 
-class _ClusterBase(BaseModel):
+class ClusterConfigBase(BaseModel):
+    """What every cluster's config has: its type and the limits it applies by default.
+
+    A cluster plugin subclasses this for its own fields (see docs/clusters.md).
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     memory: str | None = None
@@ -56,7 +61,7 @@ class _ClusterBase(BaseModel):
         )
 
 
-class LocalClusterConfig(_ClusterBase):
+class LocalClusterConfig(ClusterConfigBase):
     """This machine: every probe in a fresh interpreter."""
 
     type: Literal["local"] = "local"
@@ -67,7 +72,7 @@ class LocalClusterConfig(_ClusterBase):
     time: str | None = "120s"
 
 
-class SSHClusterConfig(_ClusterBase):
+class SSHClusterConfig(ClusterConfigBase):
     """A host reached over SSH (a hostname or an alias from ~/.ssh/config)."""
 
     type: Literal["ssh"]
@@ -92,7 +97,7 @@ class SSHClusterConfig(_ClusterBase):
     retry_backoff: float = Field(default=1.0, ge=0)
 
 
-class SlurmClusterConfig(_ClusterBase):
+class SlurmClusterConfig(ClusterConfigBase):
     """A SLURM cluster, reached through its login node over SSH, or on this machine."""
 
     type: Literal["slurm"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
+from threshold_probe.config import ClusterConfigBase
 from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 
 
@@ -24,13 +25,17 @@ class Cluster(ABC):
     """Where code runs. Implementations: local, ssh, slurm."""
 
     kind: str = "abstract"
+    #: The pydantic model of this cluster's table in probe.toml; each cluster narrows `config`
+    #: to it, so that its fields are typed where they are used.
+    config_model: ClassVar[type[ClusterConfigBase]] = ClusterConfigBase
+    config: ClusterConfigBase
     #: True when execute_many runs its jobs concurrently (a queue, a job array): a sweep then
     #: sends every level in one batch instead of one at a time.
     concurrent: bool = False
     #: Set by preflight: see far_side().
     _far_side: dict[str, str]
 
-    def __init__(self, name: str, config: Any) -> None:
+    def __init__(self, name: str, config: ClusterConfigBase) -> None:
         self.name = name
         self.config = config
         #: Told about far-side work as it appears and goes (the run journals it), so that what a

@@ -80,12 +80,13 @@ class LocalCluster(Cluster):
     """This machine. Always available, needs no config."""
 
     kind = "local"
+    config_model = LocalClusterConfig
+    config: LocalClusterConfig
 
     def __init__(self, name: str, config: LocalClusterConfig | None = None) -> None:
         super().__init__(name, config or LocalClusterConfig())
-        cfg: LocalClusterConfig = self.config
-        self.python = cfg.python or sys.executable
-        self.workdir = Path(cfg.workdir).expanduser() if cfg.workdir else _default_workdir()
+        self.python = self.config.python or sys.executable
+        self.workdir = Path(self.config.workdir).expanduser() if self.config.workdir else _default_workdir()
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._python_version: str | None = None

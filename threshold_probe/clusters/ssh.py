@@ -31,7 +31,7 @@ that still answers (its output cut short, its launcher failing) stays a skip.
 
 A probe in flight waits at most its time limit plus PROBE_GRACE_S for its answer (the far side
 kills the job at the limit; the grace covers sending its files and fetching its results). A
-frozen host is noticed sooner, by keepalives (transport.KEEPALIVE_INTERVAL_S).
+frozen host is noticed sooner, by keepalives (ssh_transport.KEEPALIVE_INTERVAL_S).
 """
 
 from __future__ import annotations
@@ -39,153 +39,31 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import json
 import os
 import re
 import secrets
 import shlex
-import statistics
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from threshold_probe.clusters import pickle_check
 from threshold_probe.clusters.base import Check, Cluster, enforcers
-from threshold_probe.clusters.jobpaths import MIN_FREE_BYTES, JobPaths, read_tail, resolve_argv, safe_name
+from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv, safe_name
+from threshold_probe.clusters.launcher_client import RecordReader
+from threshold_probe.clusters.ssh_preflight import check_latency, check_python, check_workdir
+from threshold_probe.clusters.ssh_transport import SSHTransport
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
-from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
+from threshold_probe.clusters.transport import TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
 from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 from threshold_probe.remote import launcher_source
 
-#: Round trip above which preflight warns: every probe pays it at least once.
-SLOW_RTT_S = 0.25
 LAUNCHER_NAME = JobPaths.LAUNCHER
 #: Seconds a probe in flight may take beyond its time limit before it is given up.
 PROBE_GRACE_S = 30.0
-_MAGIC = b"TPREC "
-
-
-class _RecordReader:
-    """Parses the launcher's framed stdout as it streams in, writing bodies to their files.
-
-    Memory stays bounded: only headers, `pid` and `status` bodies are held; files and logs go
-    straight to disk under local_dir.
-    """
-
-    def __init__(self, local_dir: Path, fetch: Sequence[str]) -> None:
-        self.local_dir = local_dir
-        self.fetch = set(fetch)
-        self._buf = bytearray()
-        self._head: dict[str, Any] | None = None
-        self._left = 0
-        self._sink: IO[bytes] | None = None
-        self._mem: bytearray | None = None
-        self._part: Path | None = None
-        self._final: Path | None = None
-        self.pid: int | None = None
-        self.status: dict[str, Any] | None = None
-        self.status_at: float | None = None
-        self.files: dict[str, Path] = {}
-        self.logs: dict[str, Path] = {}
-        self.ended = False
-        self.garbage = b""
-
-    def feed(self, data: bytes) -> None:
-        """Take the next chunk of the stream."""
-        view = memoryview(data)
-        while view:
-            if self._head is None:
-                self._buf += view
-                view = memoryview(b"")
-                nl = self._buf.find(b"\n")
-                if nl < 0:
-                    if len(self._buf) > 65536:
-                        self._garbage()
-                    return
-                line = bytes(self._buf[:nl])
-                rest = bytes(self._buf[nl + 1 :])
-                self._buf.clear()
-                if not line.startswith(_MAGIC):
-                    self.garbage += line[:2000]
-                    view = memoryview(rest)
-                    continue
-                try:
-                    head = json.loads(line[len(_MAGIC) :])
-                except ValueError:
-                    self.garbage += line[:2000]
-                    view = memoryview(rest)
-                    continue
-                self._begin(head)
-                view = memoryview(rest)
-                if self._left == 0:
-                    self._finish()
-            else:
-                take = min(self._left, len(view))
-                chunk = view[:take]
-                if self._sink is not None:
-                    self._sink.write(chunk)
-                elif self._mem is not None:
-                    self._mem += chunk
-                self._left -= take
-                view = view[take:]
-                if self._left == 0:
-                    self._finish()
-
-    def _garbage(self) -> None:
-        self.garbage += bytes(self._buf[:2000])
-        self._buf.clear()
-
-    def _begin(self, head: dict[str, Any]) -> None:
-        self._head = head
-        self._left = int(head.get("size", 0))
-        kind = head.get("kind")
-        name = str(head.get("name", ""))
-        if kind in ("file", "log") and name and ".." not in Path(name).parts and not Path(name).is_absolute():
-            if kind == "file" and name not in self.fetch:
-                self._mem = None  # not asked for: drop its bytes
-                self._sink = None
-                return
-            self._final = self.local_dir / name
-            self._final.parent.mkdir(parents=True, exist_ok=True)
-            self._part = self._final.with_name(f".{self._final.name}.part")
-            self._sink = open(self._part, "wb")  # noqa: SIM115 - closed in _finish
-        else:
-            self._mem = bytearray()
-
-    def _finish(self) -> None:
-        head = self._head or {}
-        kind = head.get("kind")
-        if self._sink is not None:
-            self._sink.close()
-            self._sink = None
-            assert self._part is not None and self._final is not None
-            os.replace(self._part, self._final)
-            (self.logs if kind == "log" else self.files)[str(head["name"])] = self._final
-        elif self._mem is not None:
-            body = bytes(self._mem)
-            if kind == "pid":
-                self.pid = int(head.get("pid", 0)) or None
-            elif kind == "status":
-                with contextlib.suppress(ValueError):
-                    self.status = json.loads(body)
-                self.status_at = time.monotonic()
-        if kind == "end":
-            self.ended = True
-        self._head = None
-        self._mem = None
-        self._part = self._final = None
-
-    def abort(self) -> None:
-        """Close and remove a half-written file after a broken stream."""
-        if self._sink is not None:
-            self._sink.close()
-            self._sink = None
-            if self._part is not None:
-                self._part.unlink(missing_ok=True)
 
 
 #: Exit status of the login shell when a module or setup line fails (before the interpreter runs).
@@ -197,13 +75,15 @@ class _Active:
 
     def __init__(self, job_dir: str) -> None:
         self.job_dir = job_dir
-        self.reader: _RecordReader | None = None
+        self.reader: RecordReader | None = None
 
 
 class SSHCluster(Cluster):
     """A host over SSH: one connection, reused by every probe; limits enforced on the far side."""
 
     kind = "ssh"
+    config_model = SSHClusterConfig
+    config: SSHClusterConfig
 
     def __init__(
         self,
@@ -213,7 +93,6 @@ class SSHCluster(Cluster):
         transport: SSHTransport | None = None,
     ) -> None:
         super().__init__(name, config)
-        self.cfg: SSHClusterConfig = config
         self.base_dir = base_dir
         self._transport = transport
         self._lock = threading.RLock()
@@ -224,7 +103,7 @@ class SSHCluster(Cluster):
         self._cancelled = threading.Event()
         self._python_version: str | None = None
         self._connect_pending = 0.0
-        self.python_argv = shlex.split(self.cfg.python) or ["python3"]
+        self.python_argv = shlex.split(self.config.python) or ["python3"]
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -233,7 +112,7 @@ class SSHCluster(Cluster):
         """The cluster's one SSH transport (created on first use; config errors raise UserError)."""
         if self._transport is None:
             self._transport = SSHTransport.from_settings(
-                self.cfg, self.base_dir, command_timeout=self.cfg.command_timeout
+                self.config, self.base_dir, command_timeout=self.config.command_timeout
             )
         return self._transport
 
@@ -278,7 +157,7 @@ class SSHCluster(Cluster):
                 parts.append(f"kill -KILL -- -{int(pid)} 2>/dev/null")
             parts.append(f"rm -rf -- {shlex.quote(a.job_dir)}")
         with contextlib.suppress(Exception):
-            self.transport.run("; ".join(parts) + "; true", timeout=min(10.0, self.cfg.connect_timeout))
+            self.transport.run("; ".join(parts) + "; true", timeout=min(10.0, self.config.connect_timeout))
 
     def reap(self, leftovers: Sequence[RemoteWork]) -> list[tuple[RemoteWork, str]]:
         """Remove the session folders of dead clients (their launchers ended with the connection)."""
@@ -330,7 +209,7 @@ class SSHCluster(Cluster):
         digest = hashlib.sha256(launcher).hexdigest()[:16]
         rel = f"shared/{digest}/{LAUNCHER_NAME}"
         # One round trip: make the workdir and a fresh session folder, write the launcher.
-        w = quote_path(self.cfg.workdir)
+        w = quote_path(self.config.workdir)
         # A workdir another user owns or can write to is refused; a launcher a full disk cut
         # short goes with its session folder, which is never used.
         cmd = (
@@ -338,16 +217,16 @@ class SSHCluster(Cluster):
             f"&& d=$(mktemp -d tp-XXXXXXXX) && cd -- \"$d\" && mkdir -p shared/{digest} "
             f"&& {{ cat > {rel} || {{ cd .. && rm -rf -- \"$d\"; exit 1; }}; }} && pwd -P"
         )
-        res = self.transport.run(cmd, stdin=launcher, timeout=self.cfg.command_timeout)
+        res = self.transport.run(cmd, stdin=launcher, timeout=self.config.command_timeout)
         if res.exit_code == UNSAFE_WORKDIR:
             raise TransportError(
-                f"{self.name}: refusing workdir {self.cfg.workdir}: {res.error_text()}",
+                f"{self.name}: refusing workdir {self.config.workdir}: {res.error_text()}",
                 retryable=False,
                 fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
             )
         if not res.ok:
             raise TransportError(
-                f"{self.name}: cannot create a folder in workdir {self.cfg.workdir!r}: "
+                f"{self.name}: cannot create a folder in workdir {self.config.workdir!r}: "
                 f"{res.error_text() or f'exit {res.exit_code}'}",
                 retryable=False,
                 fix=f"set clusters.{self.name}.workdir to a folder the user can write",
@@ -385,7 +264,7 @@ class SSHCluster(Cluster):
         Their output goes to stderr (stdout carries the launcher's records); a failing line stops
         the command, so a probe never runs in a half-prepared environment.
         """
-        lines = [f"module load {m}" for m in self.cfg.modules] + list(self.cfg.setup)
+        lines = [f"module load {m}" for m in self.config.modules] + list(self.config.setup)
         if not lines:
             return ""
         body = "\n".join(lines)
@@ -393,13 +272,13 @@ class SSHCluster(Cluster):
         return f"set -e\ntrap 'exit {SETUP_FAILED}' EXIT\n{{\n{body}\n}} >&2\ntrap - EXIT\nset +e\n"
 
     def _setup_failed(self, exit_code: int | None) -> bool:
-        return exit_code == SETUP_FAILED and bool(self.cfg.modules or self.cfg.setup)
+        return exit_code == SETUP_FAILED and bool(self.config.modules or self.config.setup)
 
     # -- execution --------------------------------------------------------------------------
 
     def execute(self, job: JobSpec) -> JobResult:
         """Run one probe; infrastructure trouble is retried with backoff, then reported as a skip."""
-        attempts = 1 + max(0, self.cfg.retries)
+        attempts = 1 + max(0, self.config.retries)
         result = JobResult()
         for attempt in range(attempts):
             if self._cancelled.is_set():
@@ -413,7 +292,7 @@ class SSHCluster(Cluster):
                     result.infra_error = f"{result.infra_error} (not retried: it cannot get better by itself)"
                 return result
             if attempt + 1 < attempts:
-                self._cancelled.wait(self.cfg.retry_backoff * (2**attempt))
+                self._cancelled.wait(self.config.retry_backoff * (2**attempt))
         if self._cancelled.is_set():
             result.cluster_lost = False  # Ctrl-C: the run says so itself
         if attempts > 1 and result.infra_error:
@@ -458,7 +337,7 @@ class SSHCluster(Cluster):
         argv = resolve_argv(job.argv, self.python_argv, shared)
         limits = job.limits
         # No limit given: command_timeout bounds the job all the same (every command has one).
-        time_s = limits.time_s if limits.time_s is not None else self.cfg.command_timeout
+        time_s = limits.time_s if limits.time_s is not None else self.config.command_timeout
         names = list(job.files)
         header = {
             "dir": job_dir,
@@ -484,7 +363,7 @@ class SSHCluster(Cluster):
         # (transfers included, hence the grace). A dead or frozen peer is noticed sooner, by
         # the transport's keepalives.
         bound = time_s + PROBE_GRACE_S
-        reader = _RecordReader(local_dir, job.fetch)
+        reader = RecordReader(local_dir, job.fetch)
         err = bytearray()
 
         def on_stderr(data: bytes) -> None:
@@ -579,7 +458,7 @@ class SSHCluster(Cluster):
             result.timings["process"] = float(status.get("process_s", 0.0))
 
     def _no_status(
-        self, result: JobResult, exit_code: int | None, err: bytes, reader: _RecordReader, argv: list[str]
+        self, result: JobResult, exit_code: int | None, err: bytes, reader: RecordReader, argv: list[str]
     ) -> tuple[JobResult, bool]:
         """The launcher did not report: no interpreter, launcher gone, or the link dropped."""
         text = err.decode("utf-8", "replace").strip() or reader.garbage.decode("utf-8", "replace").strip()
@@ -592,7 +471,7 @@ class SSHCluster(Cluster):
             return result, False
         if exit_code == 127:
             result.infra_error = (
-                f"{self.name}: cannot run {self.cfg.python!r} on the far side: {last}; "
+                f"{self.name}: cannot run {self.config.python!r} on the far side: {last}; "
                 f"fix: set clusters.{self.name}.python to an interpreter there"
             )
             return result, False
@@ -628,100 +507,24 @@ class SSHCluster(Cluster):
         )
         try:
             checks.extend(self._check_python())
-            checks.extend(self._check_workdir())
-            checks.append(self._check_latency())
+            checks.extend(check_workdir(self.transport, self.config.workdir, self.name))
+            checks.append(check_latency(self.transport))
         except TransportError as exc:
             checks.append(Check(name="connect", status="fail", detail=exc.problem, fix=exc.fix))
         return checks
 
     def _check_python(self) -> list[Check]:
-        res = self.transport.run(
+        checks, far_side = check_python(
+            self.transport,
             f"{self._setup_prefix()}exec {self._python_command()} -",
-            stdin=pickle_check.check_script().encode(),
-            timeout=60,
+            name=self.name,
+            python=self.config.python,
+            setup_failed=self._setup_failed,
         )
-        facts, outcome = pickle_check.parse_output(res.text())
-        if facts is None:
-            last = (res.error_text().splitlines() or [f"exit status {res.exit_code}"])[-1]
-            if self._setup_failed(res.exit_code):
-                return [
-                    Check(
-                        name="setup",
-                        status="fail",
-                        detail=f"a module or setup line fails on the far side: {last}",
-                        fix=f"correct clusters.{self.name}.modules / setup (they run before {self.cfg.python})",
-                    )
-                ]
-            return [
-                Check(
-                    name="python",
-                    status="fail",
-                    detail=f"{self.cfg.python} does not run on the far side: {last}",
-                    fix=f"set clusters.{self.name}.python to an interpreter there (e.g. /usr/bin/python3)",
-                )
-            ]
-        self._python_version = str(facts.get("python"))
-        self._far_side = {
-            "python": self._python_version,
-            "cloudpickle": str(facts.get("cloudpickle")),
-            "hostname": str(facts.get("hostname")),
-        }
-        # paramiko does not pass on the signal that ended a command: a crash shows as no status.
-        ended = f"exit status {res.exit_code}" if res.exit_code is not None else "killed by a signal"
-        return pickle_check.version_checks(
-            facts, outcome, python_label=str(self.cfg.python), where="there", ended=ended
-        )
-
-    def _check_workdir(self) -> list[Check]:
-        w = quote_path(self.cfg.workdir)
-        res = self.transport.run(
-            f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
-            f"&& t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- \"$t\" && df -Pk . | tail -n 1",
-            timeout=60,
-        )
-        if res.exit_code == UNSAFE_WORKDIR:
-            return [
-                Check(
-                    name="workdir",
-                    status="fail",
-                    detail=f"{self.cfg.workdir} there is {res.error_text()}",
-                    fix=f"set clusters.{self.name}.workdir to a folder that only the user owns and can write",
-                )
-            ]
-        if not res.ok:
-            return [
-                Check(
-                    name="workdir",
-                    status="fail",
-                    detail=f"{self.cfg.workdir} is not writable there: {res.error_text() or res.exit_code}",
-                    fix=f"set clusters.{self.name}.workdir to a folder the user can write",
-                )
-            ]
-        checks = [Check(name="workdir", status="ok", detail=f"{self.cfg.workdir} is writable")]
-        fields = res.text().split()
-        try:
-            free = int(fields[3]) * 1024
-        except (IndexError, ValueError):
-            return checks
-        checks.append(
-            Check(
-                name="disk",
-                status="ok" if free >= MIN_FREE_BYTES else "warn",
-                detail=f"{free / 1024**2:.0f} MB free in {self.cfg.workdir}",
-                fix=None if free >= MIN_FREE_BYTES else "free some space there or set a different workdir",
-            )
-        )
+        if far_side is not None:
+            self._python_version = far_side["python"]
+            self._far_side = far_side
         return checks
-
-    def _check_latency(self) -> Check:
-        times = [self.transport.run("true", timeout=30).duration_s for _ in range(5)]
-        rtt = statistics.median(times)
-        return Check(
-            name="latency",
-            status="ok" if rtt <= SLOW_RTT_S else "warn",
-            detail=f"round trip {rtt * 1000:.1f} ms (median of 5 commands on the open connection)",
-            fix=None if rtt <= SLOW_RTT_S else "probes will be slow; a closer host or a faster link helps",
-        )
 
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Memory by RLIMIT_AS and cores by affinity, set by the launcher; time by the launcher."""
@@ -738,7 +541,7 @@ class SSHCluster(Cluster):
 
     def describe(self) -> dict[str, str]:
         """Kind, host and interpreter, for report headers."""
-        facts = {"kind": self.kind, "host": self.transport.host, "python": self.cfg.python}
+        facts = {"kind": self.kind, "host": self.transport.host, "python": self.config.python}
         if self._python_version:
             facts["python_version"] = self._python_version
         return facts

@@ -27,7 +27,7 @@ from typing import Any
 import paramiko
 
 from threshold_probe.clusters.sshconfig import SSHTarget
-from threshold_probe.clusters.transport import HostKeyError, TransportError, set_nodelay
+from threshold_probe.clusters.transport import HostKeyError, TransportError
 
 _append_lock = threading.Lock()
 
@@ -327,3 +327,21 @@ def _connect_hop(
             f"{hop.display()}: connection dropped during login: {exc or type(exc).__name__}"
         ) from exc
     return client
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """TCP_NODELAY and keepalive on a connected socket (no-op for non-TCP sockets).
+
+    TCP keepalive with short timers makes the kernel drop a silently dead link within about
+    30 s. A frozen peer whose kernel still answers is caught by the SSH keepalives instead
+    (see _Heartbeat).
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 15), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)

@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.clusters.jobpaths import JobPaths
+from threshold_probe.config import SlurmClusterConfig, SSHClusterConfig
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
@@ -123,7 +124,7 @@ class ClustrixPipeline(Pipeline):
         """ClustriX's configure() arguments for a probe.toml cluster, jobs under `root`."""
         cfg = cluster.config
         kind = getattr(cfg, "type", None)
-        if kind not in ("ssh", "slurm") or not getattr(cfg, "host", None):
+        if not isinstance(cfg, SSHClusterConfig | SlurmClusterConfig) or not cfg.host:
             raise UserError(
                 f"the clustrix pipeline needs an ssh or slurm cluster reached over SSH; {cluster.name!r} is {kind}"
             )

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 from threshold_probe.clusters.base import Cluster
 from threshold_probe.clusters.jobpaths import JobPaths
+from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import JobResult, JobSpec, Limits, Observation
@@ -79,7 +80,7 @@ def slurm_parameters(cluster: Cluster, limits: Limits) -> dict[str, Any]:
     """SlurmExecutor.update_parameters() arguments for a probe on a slurm cluster."""
     cfg = cluster.config
     params: dict[str, Any] = {"cpus_per_task": limits.cores or getattr(cfg, "cores", None) or 1}
-    if getattr(cfg, "partition", None):
+    if isinstance(cfg, SlurmClusterConfig) and cfg.partition:
         params["partition"] = cfg.partition
     if limits.memory_bytes is not None:
         params["mem"] = f"{max(1, limits.memory_bytes // 1024**2)}M"

@@ -1,0 +1,136 @@
+"""The client side of the far-side launcher (remote/launcher.py): its framed records, read as they stream in.
+
+A record is ``TPREC <json>\\n`` followed by exactly ``json["size"]`` raw bytes: ``pid``, then
+``status``, then every fetched file, then the full logs, then ``end``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+MAGIC = b"TPREC "
+
+
+class RecordReader:
+    """Parses the launcher's framed stdout as it streams in, writing bodies to their files.
+
+    Memory stays bounded: only headers, `pid` and `status` bodies are held; files and logs go
+    straight to disk under local_dir.
+    """
+
+    def __init__(self, local_dir: Path, fetch: Sequence[str]) -> None:
+        self.local_dir = local_dir
+        self.fetch = set(fetch)
+        self._buf = bytearray()
+        self._head: dict[str, Any] | None = None
+        self._left = 0
+        self._sink: IO[bytes] | None = None
+        self._mem: bytearray | None = None
+        self._part: Path | None = None
+        self._final: Path | None = None
+        self.pid: int | None = None
+        self.status: dict[str, Any] | None = None
+        self.status_at: float | None = None
+        self.files: dict[str, Path] = {}
+        self.logs: dict[str, Path] = {}
+        self.ended = False
+        self.garbage = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next chunk of the stream."""
+        view = memoryview(data)
+        while view:
+            if self._head is None:
+                self._buf += view
+                view = memoryview(b"")
+                nl = self._buf.find(b"\n")
+                if nl < 0:
+                    if len(self._buf) > 65536:
+                        self._garbage()
+                    return
+                line = bytes(self._buf[:nl])
+                rest = bytes(self._buf[nl + 1 :])
+                self._buf.clear()
+                if not line.startswith(MAGIC):
+                    self.garbage += line[:2000]
+                    view = memoryview(rest)
+                    continue
+                try:
+                    head = json.loads(line[len(MAGIC) :])
+                except ValueError:
+                    self.garbage += line[:2000]
+                    view = memoryview(rest)
+                    continue
+                self._begin(head)
+                view = memoryview(rest)
+                if self._left == 0:
+                    self._finish()
+            else:
+                take = min(self._left, len(view))
+                chunk = view[:take]
+                if self._sink is not None:
+                    self._sink.write(chunk)
+                elif self._mem is not None:
+                    self._mem += chunk
+                self._left -= take
+                view = view[take:]
+                if self._left == 0:
+                    self._finish()
+
+    def _garbage(self) -> None:
+        self.garbage += bytes(self._buf[:2000])
+        self._buf.clear()
+
+    def _begin(self, head: dict[str, Any]) -> None:
+        self._head = head
+        self._left = int(head.get("size", 0))
+        kind = head.get("kind")
+        name = str(head.get("name", ""))
+        if kind in ("file", "log") and name and ".." not in Path(name).parts and not Path(name).is_absolute():
+            if kind == "file" and name not in self.fetch:
+                self._mem = None  # not asked for: drop its bytes
+                self._sink = None
+                return
+            self._final = self.local_dir / name
+            self._final.parent.mkdir(parents=True, exist_ok=True)
+            self._part = self._final.with_name(f".{self._final.name}.part")
+            self._sink = open(self._part, "wb")  # noqa: SIM115 - closed in _finish
+        else:
+            self._mem = bytearray()
+
+    def _finish(self) -> None:
+        head = self._head or {}
+        kind = head.get("kind")
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+            assert self._part is not None and self._final is not None
+            os.replace(self._part, self._final)
+            (self.logs if kind == "log" else self.files)[str(head["name"])] = self._final
+        elif self._mem is not None:
+            body = bytes(self._mem)
+            if kind == "pid":
+                self.pid = int(head.get("pid", 0)) or None
+            elif kind == "status":
+                with contextlib.suppress(ValueError):
+                    self.status = json.loads(body)
+                self.status_at = time.monotonic()
+        if kind == "end":
+            self.ended = True
+        self._head = None
+        self._mem = None
+        self._part = self._final = None
+
+    def abort(self) -> None:
+        """Close and remove a half-written file after a broken stream."""
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+            if self._part is not None:
+                self._part.unlink(missing_ok=True)
