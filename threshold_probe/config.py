@@ -6,7 +6,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from threshold_probe.errors import UserError
 from threshold_probe.models import Limits
@@ -18,6 +27,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_NAMES = ("probe.toml", "pyproject.toml")
+#: The entry-point group a distribution uses to offer clusters (a PBS or Kubernetes runner):
+#: `[project.entry-points."threshold_probe.clusters"] pbs = "pkg.mod:PBSCluster"`.
+CLUSTER_ENTRY_POINT_GROUP = "threshold_probe.clusters"
+#: Cluster types this package provides; an entry point of the same name never replaces them.
+BUILTIN_CLUSTER_TYPES = ("local", "ssh", "slurm")
 
 
 class ClusterConfigBase(BaseModel):
@@ -31,6 +45,8 @@ class ClusterConfigBase(BaseModel):
     memory: str | None = None
     time: str | None = None
     cores: int | None = Field(default=None, ge=1)
+    #: The cluster type: `local`, `ssh`, `slurm`, or one a plugin provides.
+    type: str
 
     @field_validator("memory")
     @classmethod
@@ -168,18 +184,78 @@ class ProbeConfig(BaseModel):
     nightly: NightlyConfig = Field(default_factory=NightlyConfig)
     #: Folder the config was read from; relative paths in it are relative to this.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    #: Clusters of a type an installed plugin provides, each checked against the plugin's model.
+    _plugin_clusters: dict[str, ClusterConfigBase] = PrivateAttr(default_factory=dict)
 
-    def cluster(self, name: str) -> LocalClusterConfig | SSHClusterConfig | SlurmClusterConfig:
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_plugin_clusters(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Tables whose type a plugin provides are validated by that plugin's config model.
+
+        Any other type stays in `clusters`, where validation names the built-in types.
+        """
+        plugins: dict[str, ClusterConfigBase] = {}
+        tables = data.get("clusters") if isinstance(data, dict) else None
+        if isinstance(tables, dict):
+            kept = dict(tables)
+            for name, table in tables.items():
+                kind = table.get("type") if isinstance(table, dict) else None
+                if not isinstance(kind, str) or kind in BUILTIN_CLUSTER_TYPES:
+                    continue
+                model = plugin_config_model(kind)
+                if model is None:
+                    continue
+                try:
+                    plugins[name] = model.model_validate(table)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(["clusters", name, *(str(p) for p in first["loc"])])
+                    msg = str(first["msg"]).removeprefix("Value error, ")
+                    # Raised as is (not a ValueError), so that pydantic does not wrap it.
+                    raise UserError(f"{where}: {msg}") from None
+                del kept[name]
+            data = {**data, "clusters": kept}
+        config = handler(data)
+        if isinstance(config, ProbeConfig):
+            config._plugin_clusters.update(plugins)
+        return config
+
+    def cluster(self, name: str) -> ClusterConfigBase:
         """The named cluster's config; `local` exists even when no file names it."""
         if name in self.clusters:
             return self.clusters[name]
+        if name in self._plugin_clusters:
+            return self._plugin_clusters[name]
         if name == "local":
             return LocalClusterConfig()
-        known = ", ".join(sorted({"local", *self.clusters})) or "local"
+        known = ", ".join(self.cluster_names())
         raise UserError(f"unknown cluster {name!r}: known clusters are {known}")
 
     def cluster_names(self) -> list[str]:
-        return sorted({"local", *self.clusters})
+        return sorted({"local", *self.clusters, *self._plugin_clusters})
+
+
+def plugin_config_model(kind: str) -> type[ClusterConfigBase] | None:
+    """The config model of the installed cluster plugin of this type, or None when there is none.
+
+    Loading the entry point imports the plugin; a plugin that does not load is a one-line error.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=CLUSTER_ENTRY_POINT_GROUP):
+        if ep.name != kind:
+            continue
+        try:
+            cls = ep.load()
+        except Exception as exc:
+            raise UserError(
+                f"cannot load cluster type {kind!r}: entry point {ep.value!r} raised {type(exc).__name__}: {exc}"
+            ) from None
+        model = getattr(cls, "config_model", None)
+        if not (isinstance(model, type) and issubclass(model, ClusterConfigBase)):
+            raise UserError(f"cluster type {kind!r} ({ep.value}) has no config_model (a ClusterConfigBase subclass)")
+        return model
+    return None
 
 
 def _format_validation_error(path: Path, err: ValidationError) -> str:
@@ -227,5 +303,7 @@ def load_config(path: Path | None = None) -> ProbeConfig:
         cfg = ProbeConfig.model_validate(data)
     except ValidationError as exc:
         raise UserError(_format_validation_error(path, exc)) from None
+    except UserError as exc:  # a plugin's cluster table: its own model found the problem
+        raise UserError(f"{path}: {exc}") from None
     cfg.base_dir = path.parent.resolve()
     return cfg

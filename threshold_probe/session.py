@@ -44,7 +44,7 @@ from threshold_probe import __version__
 from threshold_probe.cell import Cell, Fingerprint, fingerprint, ladder_hash
 from threshold_probe.clusters import make_cluster
 from threshold_probe.clusters.base import Cluster
-from threshold_probe.config import ProbeConfig
+from threshold_probe.config import ProbeConfig, SlurmClusterConfig
 from threshold_probe.errors import ClusterLost, InfraError, Interrupted, JournalError, ProbeError, UserError
 from threshold_probe.floor import CHECK_BELOW_BYTES, cached_floor, measure_floor
 from threshold_probe.ladder import Ladder, generate, load_ladder
@@ -152,7 +152,7 @@ def function_request(
 def with_partition(config: ProbeConfig, cluster: str, partition: str) -> ProbeConfig:
     """The config with one SLURM cluster's partition replaced (--partition)."""
     cfg = config.cluster(cluster)
-    if cfg.type != "slurm":
+    if not isinstance(cfg, SlurmClusterConfig):
         raise UserError(f"--partition applies to slurm clusters; {cluster!r} is a {cfg.type} cluster")
     clusters = dict(config.clusters)
     clusters[cluster] = cfg.model_copy(update={"partition": partition})

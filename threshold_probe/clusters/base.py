@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel
@@ -41,6 +42,12 @@ class Cluster(ABC):
         #: Told about far-side work as it appears and goes (the run journals it), so that what a
         #: process killed with -9 leaves behind can be cancelled and removed later (reap).
         self.on_remote: Callable[[RemoteWork], None] | None = None
+
+    @classmethod
+    def create(cls, name: str, config: ClusterConfigBase, *, base_dir: Path | None = None) -> Cluster:
+        """The cluster of a probe.toml table (an instance of config_model); `base_dir` is the folder
+        the config was read from, which relative paths in it are relative to."""
+        return cls(name, config)
 
     def _remote(self, work: RemoteWork) -> None:
         if self.on_remote is not None:

@@ -35,7 +35,7 @@ from typing import Any
 from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.clusters.jobpaths import MIN_FREE_BYTES, TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem, write_private
-from threshold_probe.config import LocalClusterConfig
+from threshold_probe.config import ClusterConfigBase, LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
 from threshold_probe.models import JobResult, JobSpec, Limits
@@ -82,6 +82,12 @@ class LocalCluster(Cluster):
     kind = "local"
     config_model = LocalClusterConfig
     config: LocalClusterConfig
+
+    @classmethod
+    def create(cls, name: str, config: ClusterConfigBase, *, base_dir: Path | None = None) -> LocalCluster:
+        """The cluster of its probe.toml table (paths in it are used as written)."""
+        assert isinstance(config, LocalClusterConfig)
+        return cls(name, config)
 
     def __init__(self, name: str, config: LocalClusterConfig | None = None) -> None:
         super().__init__(name, config or LocalClusterConfig())

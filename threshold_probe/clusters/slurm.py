@@ -51,7 +51,7 @@ from threshold_probe.clusters.staging import (
     WorkdirError,
 )
 from threshold_probe.clusters.transport import CommandResult, Transport, TransportError, quote_path
-from threshold_probe.config import SlurmClusterConfig
+from threshold_probe.config import ClusterConfigBase, SlurmClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
 from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
@@ -86,6 +86,12 @@ class SlurmCluster(Cluster):
         self._slurm_config: dict[str, str | None] = {}
         #: Every sbatch this object ran, and how many jobs each held (tests and benchmark read it).
         self.submissions: list[tuple[str, int]] = []
+
+    @classmethod
+    def create(cls, name: str, config: ClusterConfigBase, *, base_dir: Path | None = None) -> SlurmCluster:
+        """The cluster of its probe.toml table; an ssh_config or identity file is relative to base_dir."""
+        assert isinstance(config, SlurmClusterConfig)
+        return cls(name, config, base_dir=base_dir)
 
     # -- plumbing -------------------------------------------------------------------------------
 

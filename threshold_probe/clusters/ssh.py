@@ -57,7 +57,7 @@ from threshold_probe.clusters.ssh_preflight import check_latency, check_python, 
 from threshold_probe.clusters.ssh_transport import SSHTransport
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import TransportError, quote_path
-from threshold_probe.config import SSHClusterConfig
+from threshold_probe.config import ClusterConfigBase, SSHClusterConfig
 from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 from threshold_probe.remote import launcher_source
 
@@ -104,6 +104,12 @@ class SSHCluster(Cluster):
         self._python_version: str | None = None
         self._connect_pending = 0.0
         self.python_argv = shlex.split(self.config.python) or ["python3"]
+
+    @classmethod
+    def create(cls, name: str, config: ClusterConfigBase, *, base_dir: Path | None = None) -> SSHCluster:
+        """The cluster of its probe.toml table; an ssh_config or identity file is relative to base_dir."""
+        assert isinstance(config, SSHClusterConfig)
+        return cls(name, config, base_dir=base_dir)
 
     # -- lifecycle --------------------------------------------------------------------------
 
