@@ -22,6 +22,19 @@ class Check(BaseModel):
     fix: str | None = None
 
 
+#: Free space in a workdir under which preflight warns.
+MIN_FREE_BYTES = 100 * 1024**2
+
+
+def disk_check(free: int, folder: str, fix: str) -> Check:
+    """The preflight's `disk` line: a warning, with `fix`, below MIN_FREE_BYTES free in `folder`."""
+    low = free < MIN_FREE_BYTES
+    return Check(
+        name="disk", status="warn" if low else "ok", detail=f"{free / 1024**2:.0f} MB free in {folder}",
+        fix=fix if low else None,
+    )
+
+
 class Cluster(ABC):
     """Where code runs. Implementations: local, ssh, slurm."""
 

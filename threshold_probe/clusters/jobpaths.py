@@ -20,8 +20,6 @@ from threshold_probe.models import PYTHON, shared_ref
 
 #: How much of the end of stdout and stderr a JobResult keeps in memory.
 TAIL_BYTES = 4096
-#: Free space in a workdir under which preflight warns.
-MIN_FREE_BYTES = 100 * 1024**2
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import resource
-import select
+import resource  # noqa: F401 - loaded before any fork: apply_limits uses it in the child
 import shutil
 import signal
 import socket
@@ -32,13 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from threshold_probe.clusters.base import Check, Cluster, enforcers
-from threshold_probe.clusters.jobpaths import MIN_FREE_BYTES, TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
+import threshold_probe.clusters.pickle_check as pickle_check
+from threshold_probe.clusters.base import Check, Cluster, disk_check, enforcers
+from threshold_probe.clusters.jobpaths import TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem, write_private
 from threshold_probe.config import ClusterConfigBase, LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
 from threshold_probe.models import JobResult, JobSpec, Limits
+from threshold_probe.remote.launcher import apply_limits, first_cores, wait_exit
 
 
 def _format_oserror(exc: BaseException) -> str:
@@ -54,24 +54,16 @@ def _default_workdir() -> Path:
     return Path(cache) / "threshold-probe" / "work"
 
 
-def _first_cores(n: int) -> set[int]:
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(n))
-    return set(allowed[: max(1, n)])
-
-
 def _make_preexec(limits: Limits) -> Callable[[], None] | None:
-    """The function the child runs between fork and exec to apply its limits."""
+    """The function the child runs between fork and exec to apply its limits (as the launcher does)."""
     if limits.memory_bytes is None and limits.cores is None:
         return None
     mem = limits.memory_bytes
-    cores = _first_cores(limits.cores) if limits.cores else None
+    cores = first_cores(limits.cores) if limits.cores else None
 
     def apply() -> None:
         # Runs in the forked child: only async-signal-safe-ish calls, no allocation-heavy work.
-        if mem is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        if cores is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cores)
+        apply_limits(mem, cores)
 
     return apply
 
@@ -255,7 +247,7 @@ class LocalCluster(Cluster):
             assert proc is not None  # every path that does not start it returns above
             try:
                 deadline = None if limits.time_s is None else launched + limits.time_s
-                result.timed_out = not self._wait_exit(proc, deadline)
+                result.timed_out = wait_exit(proc.pid, deadline) == "timeout"
                 # Anything the job left behind in its group goes too: no orphans.
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -288,54 +280,18 @@ class LocalCluster(Cluster):
         result.peak_rss_mb = usage.ru_maxrss / 1024  # KB on Linux
         return returncode
 
-    def _wait_exit(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
-        """Wait until the process exits (without reaping it); False when the deadline passed.
-
-        Waiting on a pidfd leaves the child a zombie, so its process group id cannot be reused
-        before we kill what is left of the group.
-        """
-        pidfd = -1
-        with contextlib.suppress(OSError, AttributeError):
-            pidfd = os.pidfd_open(proc.pid)
-        try:
-            while True:
-                remaining = None if deadline is None else deadline - time.time()
-                if remaining is not None and remaining <= 0:
-                    with contextlib.suppress(OSError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    return False
-                if pidfd >= 0:
-                    # poll, not select: a pidfd may be numbered above select's FD_SETSIZE.
-                    poller = select.poll()
-                    poller.register(pidfd, select.POLLIN)
-                    timeout_ms = None if remaining is None else max(1, int(remaining * 1000))
-                    if poller.poll(timeout_ms):
-                        return True
-                else:  # pragma: no cover - kernels without pidfd
-                    try:
-                        proc.wait(timeout=remaining)
-                        return True
-                    except subprocess.TimeoutExpired:
-                        continue
-        finally:
-            if pidfd >= 0:
-                os.close(pidfd)
-
     # -- facts ------------------------------------------------------------------------------
 
     def _interpreter_facts(self) -> dict[str, Any]:
-        code = (
-            "import json, sys\n"
-            "try:\n import cloudpickle; cp = cloudpickle.__version__\n"
-            "except Exception as e:\n cp = None\n"
-            "import socket\n"
-            "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'cloudpickle': cp,"
-            " 'hostname': socket.gethostname()}))\n"
+        """Python, cloudpickle and hostname, from the one preflight script every cluster runs."""
+        proc = subprocess.run(
+            [self.python, "-"], input=pickle_check.check_script(), capture_output=True, text=True, timeout=60,
+            check=False,
         )
-        proc = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
-        if proc.returncode != 0:
+        facts, _ = pickle_check.parse_output(proc.stdout)
+        if facts is None:
             raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
-        facts: dict[str, Any] = json.loads(proc.stdout)
+        facts.setdefault("cloudpickle", None)  # the script leaves it out when cloudpickle does not import
         return facts
 
     def preflight(self) -> list[Check]:
@@ -396,14 +352,7 @@ class LocalCluster(Cluster):
                 pass
             checks.append(Check(name="workdir", status="ok", detail=f"{self.workdir} is writable and private"))
             free = shutil.disk_usage(self.workdir).free
-            checks.append(
-                Check(
-                    name="disk",
-                    status="ok" if free >= MIN_FREE_BYTES else "warn",
-                    detail=f"{free / 1024**2:.0f} MB free in {self.workdir}",
-                    fix=None if free >= MIN_FREE_BYTES else "free some space or set a different workdir",
-                )
-            )
+            checks.append(disk_check(free, str(self.workdir), "free some space or set a different workdir"))
         except OSError as exc:
             checks.append(
                 Check(

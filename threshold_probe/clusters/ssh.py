@@ -20,9 +20,9 @@ killing the job's process group (it runs in its own session) with SIGKILL at the
 cores by CPU affinity (what `taskset` sets).
 
 Infrastructure trouble (refused connection, auth failure, dropped link, banner timeout) becomes
-JobResult.infra_error. THE RETRY LIVES HERE: `execute` tries a probe up to 1 + `retries` times,
-with exponential backoff from `retry_backoff` seconds, and reconnects before each try; errors
-that cannot get better (a changed host key, an auth failure, no interpreter) are not retried.
+JobResult.infra_error. `execute` tries a probe up to 1 + `retries` times, with exponential
+backoff from `retry_backoff` seconds (clusters/lifecycle.py), and reconnects before each try;
+errors that cannot get better (a changed host key, an auth failure, no interpreter) are not retried.
 
 When the host itself is gone - the last try could not even connect (or stage), or the error
 cannot get better - the result is marked `cluster_lost`: the run stops there, to be resumed,
@@ -53,6 +53,7 @@ from typing import Any
 from threshold_probe.clusters.base import Check, Cluster, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.launcher_client import RecordReader
+from threshold_probe.clusters.lifecycle import Retry, with_retry
 from threshold_probe.clusters.ssh_preflight import check_latency, check_python, check_workdir
 from threshold_probe.clusters.ssh_transport import SSHTransport
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
@@ -284,28 +285,8 @@ class SSHCluster(Cluster):
 
     def execute(self, job: JobSpec) -> JobResult:
         """Run one probe; infrastructure trouble is retried with backoff, then reported as a skip."""
-        attempts = 1 + max(0, self.config.retries)
-        result = JobResult()
-        for attempt in range(attempts):
-            if self._cancelled.is_set():
-                result.infra_error = result.infra_error or "cancelled"
-                return result
-            result, retryable = self._execute_once(job)
-            if result.infra_error is None:
-                return result
-            if not retryable:
-                if result.cluster_lost:
-                    result.infra_error = f"{result.infra_error} (not retried: it cannot get better by itself)"
-                return result
-            if attempt + 1 < attempts:
-                self._cancelled.wait(self.config.retry_backoff * (2**attempt))
-        if self._cancelled.is_set():
-            result.cluster_lost = False  # Ctrl-C: the run says so itself
-        if attempts > 1 and result.infra_error:
-            # "problem (after N attempts); fix: ...": the count belongs to the problem.
-            problem, sep, fix = result.infra_error.partition("; fix: ")
-            result.infra_error = f"{problem} (after {attempts} attempts){sep}{fix}"
-        return result
+        retry = Retry(self.config.retries, self.config.retry_backoff)
+        return with_retry(lambda: self._execute_once(job), retry, self._cancelled)
 
     def execute_many(self, jobs: Sequence[JobSpec]) -> list[JobResult]:
         """Several probes at once, each on its own channel of the one connection."""

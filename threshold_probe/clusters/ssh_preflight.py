@@ -6,8 +6,7 @@ import statistics
 from collections.abc import Callable
 
 import threshold_probe.clusters.pickle_check as pickle_check
-from threshold_probe.clusters.base import Check
-from threshold_probe.clusters.jobpaths import MIN_FREE_BYTES
+from threshold_probe.clusters.base import Check, disk_check
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import Transport, quote_path
 
@@ -91,14 +90,7 @@ def check_workdir(transport: Transport, workdir: str, name: str) -> list[Check]:
         free = int(fields[3]) * 1024
     except (IndexError, ValueError):
         return checks
-    checks.append(
-        Check(
-            name="disk",
-            status="ok" if free >= MIN_FREE_BYTES else "warn",
-            detail=f"{free / 1024**2:.0f} MB free in {workdir}",
-            fix=None if free >= MIN_FREE_BYTES else "free some space there or set a different workdir",
-        )
-    )
+    checks.append(disk_check(free, workdir, "free some space there or set a different workdir"))
     return checks
 
 def check_latency(transport: Transport) -> Check:

@@ -142,9 +142,25 @@ def _safe_join(base: str, name: str) -> str:
     return path
 
 
-def _first_cores(n: int) -> set[int]:
+def first_cores(n: int) -> set[int]:
+    """The first `n` cores this process may use: a job limited to n cores is pinned to them."""
+    if not hasattr(os, "sched_getaffinity"):  # pragma: no cover - not Linux
+        return set(range(max(1, n)))
     allowed = sorted(os.sched_getaffinity(0))
     return set(allowed[: max(1, n)])
+
+
+def apply_limits(memory: int | None, cores: set[int] | None) -> None:
+    """In the job's process, just before exec: cores by CPU affinity (what `taskset` sets), memory
+    by RLIMIT_AS (what `ulimit -v` sets). This machine's local cluster applies its limits with
+    this same function; the time limit is `wait_exit` below, then a kill of the process group."""
+    if cores is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)
+    if memory is not None:
+        import resource
+
+        # Last, so that nothing before the exec runs under the limit.
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
 def _child(spec: dict[str, Any], job_dir: str, err_w: int) -> None:
@@ -152,8 +168,6 @@ def _child(spec: dict[str, Any], job_dir: str, err_w: int) -> None:
     try:
         os.setsid()
         os.chdir(job_dir)
-        if spec.get("cores"):
-            os.sched_setaffinity(0, _first_cores(int(spec["cores"])))
         null = os.open(os.devnull, os.O_RDONLY)
         out = os.open("stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         err = os.open("stderr.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -164,12 +178,8 @@ def _child(spec: dict[str, Any], job_dir: str, err_w: int) -> None:
         env.update(spec.get("env") or {})
         env.setdefault("PYTHONUNBUFFERED", "1")
         argv = spec["argv"]
-        if spec.get("memory"):
-            import resource
-
-            mem = int(spec["memory"])
-            # Last, so that nothing above runs under the limit (the same as `ulimit -v`).
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        cores = first_cores(int(spec["cores"])) if spec.get("cores") else None
+        apply_limits(int(spec["memory"]) if spec.get("memory") else None, cores)
         os.execvpe(argv[0], argv, env)
     except BaseException as exc:
         info = {"type": type(exc).__name__, "message": str(exc), "errno": getattr(exc, "errno", None)}
@@ -199,8 +209,12 @@ def _exited(pid: int) -> bool:
     return info is not None and info.si_pid == pid
 
 
-def _wait(pid: int, deadline: float | None, out_fd: int) -> str:
-    """Wait until pid exits without reaping it; 'exited', 'timeout' or 'client_gone'."""
+def wait_exit(pid: int, deadline: float | None, out_fd: int | None = None) -> str:
+    """Wait until pid exits without reaping it: 'exited', 'timeout', or 'client_gone' when the
+    reader of `out_fd` (our client) went away.
+
+    The process stays a zombie, so its process group id cannot be reused before the caller kills
+    what is left of the group."""
     pidfd = -1
     try:  # noqa: SIM105 - contextlib costs an import at every probe
         pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
@@ -209,7 +223,8 @@ def _wait(pid: int, deadline: float | None, out_fd: int) -> str:
     poller = select.poll()
     if pidfd >= 0:
         poller.register(pidfd, select.POLLIN)
-    poller.register(out_fd, select.POLLERR | select.POLLHUP)
+    if out_fd is not None:
+        poller.register(out_fd, select.POLLERR | select.POLLHUP)
     try:
         while True:
             if pidfd < 0 and _exited(pid):
@@ -269,7 +284,7 @@ def main() -> int:
             _record(out_fd, "pid", pid=pid)
             time_s = spec.get("time")
             deadline = launched + float(time_s) if time_s is not None else None
-            why = _wait(pid, deadline, out_fd)
+            why = wait_exit(pid, deadline, out_fd)
             # The job may have left children in its group: they go too, before we reap it, so
             # that the group id cannot have been reused.
             _killpg(pid)
