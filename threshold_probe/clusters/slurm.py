@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from threshold_probe.clusters import pickle_check
-from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.local import read_tail
 from threshold_probe.clusters.slurm_script import (
     STARTED_NAME,
@@ -153,6 +153,10 @@ class SlurmCluster(Cluster):
         self._slurm_config: dict[str, str | None] = {}
         #: Every sbatch this object ran, and how many jobs each held (tests and benchmark read it).
         self.submissions: list[tuple[str, int]] = []
+
+    def ssh_endpoint(self) -> SSHEndpoint | None:
+        """Where the login node's SSH connection goes; None for SLURM on this machine."""
+        return SSHEndpoint.of(self.cfg, self.base_dir) if self.cfg.host else None
 
     # -- plumbing -------------------------------------------------------------------------------
 

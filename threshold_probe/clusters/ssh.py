@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from threshold_probe.clusters import pickle_check
-from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import SSHTransport, TransportError, quote_path
 from threshold_probe.config import SSHClusterConfig
@@ -761,6 +761,10 @@ class SSHCluster(Cluster):
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Memory by RLIMIT_AS and cores by affinity, set by the launcher; time by the launcher."""
         return enforcers(limits, memory="RLIMIT_AS", time="runner", cores="CPU affinity")
+
+    def ssh_endpoint(self) -> SSHEndpoint:
+        """Where this cluster's SSH connection goes (the ssh config applied)."""
+        return SSHEndpoint.of(self.cfg, self.base_dir)
 
     def node_cpus(self) -> int | None:
         """CPUs the host offers (`getconf _NPROCESSORS_ONLN`)."""
