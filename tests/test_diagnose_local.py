@@ -17,7 +17,7 @@ from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, Verdict
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.pipelines._runner_io import fill_observation
-from threshold_probe.pipelines.base import ShippingPipeline
+from threshold_probe.pipelines.base import Pipeline, ShippingPipeline
 from threshold_probe.signature import matches
 
 
