@@ -227,8 +227,9 @@ class ClustrixPipeline(RunnerPipeline[ClustrixCall, ClustrixOutcome]):
         """The function, loaded here; a cluster ClustriX cannot use fails before the far side is touched."""
         func = load_function(workload)
         self.clustrix_config(cluster, "")
-        cfg, _ = _ssh_cluster(cluster)
-        return ClustrixCall(func, probe_id, limits, local_dir, str(cfg.workdir or "~/.threshold-probe"))
+        cfg = cluster.config
+        workdir = cfg.workdir if isinstance(cfg, SSHClusterConfig | SlurmClusterConfig) else None
+        return ClustrixCall(func, probe_id, limits, local_dir, str(workdir or "~/.threshold-probe"))
 
     def execute(self, call: ClustrixCall, cluster: Cluster) -> ClustrixOutcome:
         """Prepare the far side, call the function through ClustriX, watch and read its job folder."""
