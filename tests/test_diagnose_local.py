@@ -17,7 +17,7 @@ from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, Verdict
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.pipelines._runner_io import fill_observation
-from threshold_probe.pipelines.base import Pipeline
+from threshold_probe.pipelines.base import Pipeline, ShippingPipeline
 from threshold_probe.signature import matches
 
 
@@ -156,7 +156,7 @@ def test_workload_subprocess_with_overlong_argument_is_arg_too_long(tmp_path: Pa
     assert "Argument list too long" in verdict.evidence[0]
 
 
-class InlineSourcePipeline(Pipeline):
+class InlineSourcePipeline(ShippingPipeline):
     """Ships the source on the command line, as some runners do with `python -c`."""
 
     name = "inline-test"

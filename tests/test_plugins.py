@@ -158,6 +158,29 @@ def test_broken_and_unknown_plugins_are_one_line_user_errors(installed: Path) ->
         make_pipeline("no_such_package.mod:Cls")
 
 
+def test_a_pipeline_of_neither_kind_is_a_one_line_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bare base class ships nothing and drives nothing: naming it is a user error, exit 2.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["--reports-dir", str(tmp_path / "r"), "run", "--pipeline", "threshold_probe.pipelines.base:Pipeline",
+         "--ladder", "default", "--level", "1"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "neither kind" in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+def test_every_builtin_pipeline_has_an_explicit_kind() -> None:
+    kinds = {name: make_pipeline(name).kind for name in ("native", "source", "inline", "clustrix", "submitit")}
+    assert kinds == {
+        "native": "shipping",
+        "source": "shipping",
+        "inline": "shipping",
+        "clustrix": "runner",
+        "submitit": "runner",
+    }
+
+
 def test_builtins_cannot_be_replaced_by_an_entry_point(installed: Path) -> None:
     assert available_pipelines()["native"] == "threshold_probe.pipelines.native:NativePipeline"
 

@@ -25,23 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from threshold_probe.errors import UserError
-from threshold_probe.ladder.generate import generate
-from threshold_probe.metrics import (
-    FileError,
-    FunctionMetrics,
+from threshold_probe.ast_counts import (
     FunctionNode,
     _Aliases,
     _data_structures,
     _functions,
     _is_range_loop,
     _max_nesting,
-    _measure_function,
     _multiline_strings,
     _Refs,
     _string_bytes,
-    python_files,
 )
+from threshold_probe.errors import UserError
+from threshold_probe.ladder.generate import generate
+from threshold_probe.metrics import FileError, FunctionMetrics, _measure_function, python_files
 from threshold_probe.summary import RunSummary
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +30,8 @@ from threshold_probe.diagnose import diagnose
 from threshold_probe.errors import ClusterLost
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.logcap import LOG_CAP_BYTES, cap_logs
-from threshold_probe.models import JobSpec, Limits, Observation, ProbeRecord
-from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.models import Limits, Observation, ProbeRecord
+from threshold_probe.pipelines.base import Pipeline, ProbeSlot, dispatch_probes
 from threshold_probe.store import Store, cache_key
 
 
@@ -185,13 +184,15 @@ class Prober:
             todo.append((i, req, new_probe_id(req.level, req.workload), key, attempt))
         if not todo:
             return [r for r in out if r is not None]
-        batched = self.cluster.concurrent and len(todo) > 1 and _uses_default_dispatch(self.pipeline)
+        # A shipping pipeline's jobs go to a concurrent cluster as one batch (a SLURM job array);
+        # a runner pipeline drives one probe at a time.
+        batched = self.cluster.concurrent and len(todo) > 1 and self.pipeline.kind == "shipping"
         if batched:
             # One batch: every probe of it is in flight from the moment it is submitted.
             for _, req, probe_id, key, attempt in todo:
                 self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
             lost: list[Observation] = []
-            for (i, req, probe_id, key, attempt), obs in zip(todo, self._dispatch_many(todo), strict=True):
+            for (i, req, probe_id, key, attempt), obs in zip(todo, self._dispatch(todo), strict=True):
                 if obs.job.cluster_lost:
                     lost.append(obs)
                     continue
@@ -199,51 +200,26 @@ class Prober:
             if lost:
                 raise ClusterLost(_lost_cause(lost[0], self.cluster.name))
         else:
-            for i, req, probe_id, key, attempt in todo:
+            for item in todo:
+                i, req, probe_id, key, attempt = item
                 # Journalled one at a time, so that an interruption leaves at most one probe
                 # "dispatched" without a verdict: the one really in flight.
                 self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
-                local_dir = self.store.probe_dir(self.run_id, probe_id)
-                local_dir.mkdir(parents=True, exist_ok=True)
-                obs = self.pipeline.dispatch(req.workload, self.cluster, probe_id, self.limits, local_dir)
+                (obs,) = self._dispatch([item])
                 if obs.job.cluster_lost:
                     raise ClusterLost(_lost_cause(obs, self.cluster.name))
                 out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
         return [r for r in out if r is not None]
 
-    def _dispatch_many(self, todo: list[tuple[int, ProbeRequest, str, str, int]]) -> list[Observation]:
-        """Build every job, run them as one batch on the cluster, observe each."""
-        started = time.time()
-        observations: list[Observation] = []
-        jobs: list[tuple[int, JobSpec]] = []
-        for n, (_, req, probe_id, _, _) in enumerate(todo):
+    def _dispatch(self, todo: list[tuple[int, ProbeRequest, str, str, int]]) -> list[Observation]:
+        """Build, execute and observe these probes (the pipeline's one loop), each in its own folder."""
+        slots = []
+        for _, req, probe_id, _, _ in todo:
             local_dir = self.store.probe_dir(self.run_id, probe_id)
             local_dir.mkdir(parents=True, exist_ok=True)
-            obs = self.pipeline.new_observation(req.workload, self.cluster.name, probe_id, self.limits, started)
-            observations.append(obs)
-            try:
-                job = self.pipeline.build(req.workload, probe_id, self.limits, local_dir)
-            except ClientSideError as exc:
-                obs.client_error = str(exc)
-                obs.client_error_type = exc.failure_class
-                continue
-            job.keep_remote = self.keep_remote
-            jobs.append((n, job))
-        results = self.cluster.execute_many([job for _, job in jobs]) if jobs else []
-        for (n, job), result in zip(jobs, results, strict=True):
-            obs = observations[n]
-            obs.remote_kept = job.keep_remote
-            obs.job = result
-            observations[n] = self.pipeline.observe(todo[n][1].workload, job, result, obs)
-        finished = time.time()
-        for obs in observations:
-            obs.wall_s = finished - started
-        return observations
+            slots.append(ProbeSlot(req.workload, probe_id, local_dir))
+        return dispatch_probes(self.pipeline, self.cluster, self.limits, slots)
 
 
 def _lost_cause(obs: Observation, cluster: str) -> str:
     return obs.job.infra_error or f"cluster {cluster!r} cannot be reached"
-
-
-def _uses_default_dispatch(pipeline: Pipeline) -> bool:
-    return type(pipeline).dispatch is Pipeline.dispatch

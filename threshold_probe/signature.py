@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 
 from threshold_probe.errors import UserError
+from threshold_probe.failure_classes import CLASSES
 from threshold_probe.models import Verdict
 
 #: Longest normalised message kept in a signature.
@@ -121,8 +122,6 @@ def matches(verdict: Verdict, pattern: str) -> bool:
     regex = compile_pattern(pattern)
     if regex is not None:
         return any(regex.search(text) for text in _haystack(verdict))
-    from threshold_probe.diagnose import CLASSES  # here, because diagnose imports this module
-
     if pattern.lower() in CLASSES:
         return (verdict.failure_class or "") == pattern.lower()
     if verdict.signature is not None and pattern == verdict.signature:

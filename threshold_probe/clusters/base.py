@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
-from threshold_probe.config import ClusterConfigBase
+from threshold_probe.clusters.sshconfig import resolve_target
+from threshold_probe.config import ClusterConfigBase, SlurmClusterConfig, SSHClusterConfig
 from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 
 
@@ -33,6 +35,47 @@ def disk_check(free: int, folder: str, fix: str) -> Check:
         name="disk", status="warn" if low else "ok", detail=f"{free / 1024**2:.0f} MB free in {folder}",
         fix=fix if low else None,
     )
+@dataclass(frozen=True)
+class SSHEndpoint:
+    """Where a cluster's SSH connection goes, resolved as OpenSSH would (the ssh config applied),
+    for a runner that opens its own connection (ClustriX)."""
+
+    host: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...] = ()
+    known_hosts: str | None = None
+    host_key_policy: str = "reject"
+    #: The environment variable holding the password, if any (never the password itself).
+    password_env: str | None = None
+    #: The connection goes through jump hosts (ProxyJump) or a ProxyCommand.
+    via_jump: bool = False
+    via_proxy_command: bool = False
+
+    @classmethod
+    def of(cls, config: SSHClusterConfig | SlurmClusterConfig, base_dir: Path | None) -> SSHEndpoint:
+        """The endpoint of a cluster configured with a `host`."""
+        if config.host is None:
+            raise ValueError("a cluster without a host has no SSH endpoint")
+        target = resolve_target(
+            config.host,
+            user=config.user,
+            port=config.port,
+            identity_file=config.identity_file,
+            ssh_config=config.ssh_config,
+            base_dir=base_dir,
+        )
+        return cls(
+            host=target.hostname,
+            port=target.port,
+            user=target.user,
+            identity_files=target.identity_files,
+            known_hosts=config.known_hosts or target.known_hosts,
+            host_key_policy=config.host_key_policy,
+            password_env=config.password_env,
+            via_jump=bool(target.jumps),
+            via_proxy_command=bool(target.proxy_command),
+        )
 
 
 class Cluster(ABC):
@@ -118,6 +161,10 @@ class Cluster(ABC):
 
     def node_cpus(self) -> int | None:
         """CPUs a probe's node offers (the most any node offers), or None when unknown."""
+        return None
+
+    def ssh_endpoint(self) -> SSHEndpoint | None:
+        """Where this cluster is reached over SSH; None when it is not reached over SSH."""
         return None
 
     def __enter__(self) -> Cluster:

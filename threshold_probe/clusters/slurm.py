@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, cast
 
-from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.clusters.local_transport import LocalTransport
 from threshold_probe.clusters.slurm_batch import Batch, build_archive, stage_error_line
@@ -92,6 +92,10 @@ class SlurmCluster(Cluster):
         """The cluster of its probe.toml table; an ssh_config or identity file is relative to base_dir."""
         assert isinstance(config, SlurmClusterConfig)
         return cls(name, config, base_dir=base_dir)
+
+    def ssh_endpoint(self) -> SSHEndpoint | None:
+        """Where the login node's SSH connection goes; None for SLURM on this machine."""
+        return SSHEndpoint.of(self.config, self.base_dir) if self.config.host else None
 
     # -- plumbing -------------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv, safe_name
 from threshold_probe.clusters.launcher_client import RecordReader
 from threshold_probe.clusters.lifecycle import Retry, with_retry
@@ -516,6 +516,10 @@ class SSHCluster(Cluster):
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Memory by RLIMIT_AS and cores by affinity, set by the launcher; time by the launcher."""
         return enforcers(limits, memory="RLIMIT_AS", time="runner", cores="CPU affinity")
+
+    def ssh_endpoint(self) -> SSHEndpoint:
+        """Where this cluster's SSH connection goes (the ssh config applied)."""
+        return SSHEndpoint.of(self.config, self.base_dir)
 
     def node_cpus(self) -> int | None:
         """CPUs the host offers (`getconf _NPROCESSORS_ONLN`)."""

@@ -1,5 +1,9 @@
 """HOW a function travels: the pipeline registry (built-ins, import paths, entry points).
 
+A pipeline is one of two kinds (threshold_probe/pipelines/base.py): a ShippingPipeline ships
+files for the far-side runner (native, source, inline); a RunnerPipeline drives a whole runner
+(clustrix, submitit).
+
 A pipeline is named one of three ways:
 
 - a built-in name: ``native``, ``source``, ``inline``, ``clustrix``, ``submitit``;
@@ -18,7 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from threshold_probe.errors import UserError
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation, read_json_file
-from threshold_probe.pipelines.base import ClientSideError, Pipeline
+from threshold_probe.pipelines.base import ClientSideError, Pipeline, RunnerPipeline, ShippingPipeline
 
 #: The entry-point group a distribution uses to offer pipelines.
 ENTRY_POINT_GROUP = "threshold_probe.pipelines"
@@ -96,6 +100,11 @@ def resolve_pipeline_class(name: str) -> type[Pipeline]:
         obj = _load_entry_point(name, eps[name])
     if not isinstance(obj, type) or not issubclass(obj, Pipeline):
         raise UserError(f"pipeline {name!r} is not a threshold_probe.pipelines.base.Pipeline subclass")
+    if not issubclass(obj, ShippingPipeline | RunnerPipeline):
+        raise UserError(
+            f"pipeline {name!r} is a Pipeline of neither kind: subclass ShippingPipeline (it ships files)"
+            " or RunnerPipeline (it drives a whole runner)"
+        )
     return obj
 
 
@@ -116,6 +125,8 @@ __all__ = [
     "RESULT_NAME",
     "ClientSideError",
     "Pipeline",
+    "RunnerPipeline",
+    "ShippingPipeline",
     "available_pipelines",
     "fill_observation",
     "make_pipeline",

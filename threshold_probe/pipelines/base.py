@@ -1,4 +1,4 @@
-"""How a function travels to a cluster and back. A pipeline knows nothing of SSH or SLURM."""
+"""How a function travels to a cluster and back: the two kinds of pipeline and their one loop."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import sys
 import time
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import cloudpickle
 
@@ -76,31 +78,34 @@ def local_modules(folders: tuple[str, ...]) -> list[types.ModuleType]:
     return found
 
 
-class Pipeline(ABC):
-    """Build a job from a workload, and turn what the cluster saw into an observation.
+PipelineKind = Literal["shipping", "runner"]
+"""The two kinds of pipeline: one ships files for the far-side runner, one drives a whole runner."""
 
-    Most pipelines only implement `build` and `observe`; one that drives a whole third-party
-    runner overrides `dispatch`.
+
+class Pipeline(ABC):
+    """How a function travels to a cluster and back: the one base of both kinds.
+
+    - a :class:`ShippingPipeline` builds a job (files and a command) that the cluster stages and
+      runs, usually with threshold-probe's far-side runner (native, source, inline, plugins);
+    - a :class:`RunnerPipeline` hands the function to a whole third-party runner, which stages and
+      starts the job itself (clustrix, submitit).
+
+    Every probe of either kind goes through one loop, :func:`dispatch_probes`: build, execute,
+    observe.
     """
 
     name: ClassVar[str] = "abstract"
+    #: Which of the two kinds this is; set by ShippingPipeline and RunnerPipeline.
+    kind: ClassVar[PipelineKind]
     #: The far side must load cloudpickle (and what this client pickles); a pipeline that ships
     #: source text does not, so a preflight does not refuse a host without it.
     needs_cloudpickle: ClassVar[bool] = True
     #: Leave each probe's remote folder in place (the report then says where it is).
     keep_remote: bool = False
 
-    @abstractmethod
-    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
-        """The job that runs this workload. Raise ClientSideError when it cannot be built."""
-
-    @abstractmethod
-    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
-        """Fill `obs` from the job's result and fetched files (meta.json, result.json, logs)."""
-
     def enforcement(self, cluster: Cluster, limits: Limits) -> dict[str, str]:
         """Who enforces each limit: the cluster's mechanisms, unless the pipeline runs the job
-        some other way (a driving pipeline overrides this)."""
+        some other way (a runner pipeline overrides this)."""
         return cluster.enforcement(limits)
 
     def new_observation(
@@ -123,19 +128,133 @@ class Pipeline(ABC):
         self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
     ) -> Observation:
         """One probe: build, execute on the cluster, observe."""
-        started = time.time()
-        obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
+        return dispatch_probes(self, cluster, limits, [ProbeSlot(workload, probe_id, local_dir)])[0]
+
+
+class ShippingPipeline(Pipeline):
+    """Ships files: `build` makes a job, the cluster stages and runs it, `observe` reads what came back.
+
+    The cluster enforces the limits, and a cluster that runs jobs concurrently (a SLURM job array)
+    runs a batch of them at once.
+    """
+
+    kind: ClassVar[PipelineKind] = "shipping"
+
+    @abstractmethod
+    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
+        """The job that runs this workload. Raise ClientSideError when it cannot be built."""
+
+    def execute(self, cluster: Cluster, jobs: Sequence[JobSpec]) -> list[JobResult]:
+        """Run the jobs on the cluster: one job alone, several as one batch."""
+        if len(jobs) == 1:
+            return [cluster.execute(jobs[0])]
+        return cluster.execute_many(jobs)
+
+    @abstractmethod
+    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
+        """Fill `obs` from the job's result and fetched files (meta.json, result.json, logs)."""
+
+
+CallT = TypeVar("CallT")
+OutcomeT = TypeVar("OutcomeT")
+
+
+class RunnerPipeline(Pipeline, Generic[CallT, OutcomeT]):
+    """Drives a whole runner: `build` prepares its call on this machine, `execute` makes the call
+    and watches the job the runner started (bounding it, ending it on interruption), `observe`
+    turns what the runner and its job folder left into the observation.
+
+    The cluster is used only for what the runner cannot tell (helper jobs through
+    `cluster.execute`, the SSH endpoint); probes go one at a time.
+    """
+
+    kind: ClassVar[PipelineKind] = "runner"
+
+    def travelling(self, workload: Workload) -> AbstractContextManager[None]:
+        """Open around the whole probe: what must hold while the runner pickles (nothing by default)."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    def build(self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path) -> CallT:
+        """The runner's call, prepared here. ClientSideError when the function cannot be loaded;
+        UserError when the runner cannot use this cluster."""
+
+    @abstractmethod
+    def execute(self, call: CallT, cluster: Cluster) -> OutcomeT:
+        """Make the call and watch it to its end; nothing may be left running, even when interrupted."""
+
+    @abstractmethod
+    def observe(self, workload: Workload, call: CallT, outcome: OutcomeT, obs: Observation) -> Observation:
+        """Fill `obs` from what the runner returned and left behind."""
+
+
+@dataclass(frozen=True)
+class ProbeSlot:
+    """One probe to dispatch: its workload, its id and its local folder."""
+
+    workload: Workload
+    probe_id: str
+    local_dir: Path
+
+
+def _client_failure(obs: Observation, exc: ClientSideError) -> Observation:
+    obs.client_error = str(exc)
+    obs.client_error_type = exc.failure_class
+    return obs
+
+
+def dispatch_probes(
+    pipeline: Pipeline, cluster: Cluster, limits: Limits, slots: Sequence[ProbeSlot]
+) -> list[Observation]:
+    """The one loop of both kinds: build, execute, observe; observations aligned with `slots`.
+
+    A shipping pipeline builds every job, runs them as one batch (the cluster may run it
+    concurrently) and observes each; a runner pipeline drives one probe after the other.
+    """
+    if isinstance(pipeline, ShippingPipeline):
+        return _ship(pipeline, cluster, limits, slots)
+    if isinstance(pipeline, RunnerPipeline):
+        return [_drive(pipeline, cluster, limits, slot) for slot in slots]
+    raise TypeError(f"pipeline {pipeline.name!r} is neither a ShippingPipeline nor a RunnerPipeline")
+
+
+def _ship(
+    pipeline: ShippingPipeline, cluster: Cluster, limits: Limits, slots: Sequence[ProbeSlot]
+) -> list[Observation]:
+    started = time.time()
+    observations: list[Observation] = []
+    built: list[tuple[int, JobSpec]] = []
+    for n, slot in enumerate(slots):
+        obs = pipeline.new_observation(slot.workload, cluster.name, slot.probe_id, limits, started)
+        observations.append(obs)
         try:
-            job = self.build(workload, probe_id, limits, local_dir)
+            job = pipeline.build(slot.workload, slot.probe_id, limits, slot.local_dir)
         except ClientSideError as exc:
-            obs.client_error = str(exc)
-            obs.client_error_type = exc.failure_class
-            obs.wall_s = time.time() - started
-            return obs
-        job.keep_remote = job.keep_remote or self.keep_remote
-        result = cluster.execute(job)
+            _client_failure(obs, exc)
+            continue
+        job.keep_remote = job.keep_remote or pipeline.keep_remote
+        built.append((n, job))
+    results = pipeline.execute(cluster, [job for _, job in built]) if built else []
+    for (n, job), result in zip(built, results, strict=True):
+        obs = observations[n]
         obs.remote_kept = job.keep_remote
         obs.job = result
-        obs = self.observe(workload, job, result, obs)
-        obs.wall_s = time.time() - started
-        return obs
+        observations[n] = pipeline.observe(slots[n].workload, job, result, obs)
+    finished = time.time()
+    for obs in observations:
+        obs.wall_s = finished - started
+    return observations
+
+
+def _drive(pipeline: RunnerPipeline[Any, Any], cluster: Cluster, limits: Limits, slot: ProbeSlot) -> Observation:
+    started = time.time()
+    obs = pipeline.new_observation(slot.workload, cluster.name, slot.probe_id, limits, started)
+    try:
+        with pipeline.travelling(slot.workload):
+            call = pipeline.build(slot.workload, cluster, slot.probe_id, limits, slot.local_dir)
+            outcome = pipeline.execute(call, cluster)
+            obs = pipeline.observe(slot.workload, call, outcome, obs)
+    except ClientSideError as exc:
+        _client_failure(obs, exc)
+    obs.wall_s = time.time() - started
+    return obs

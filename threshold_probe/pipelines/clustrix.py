@@ -38,17 +38,19 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from threshold_probe.clusters.base import Cluster
+from threshold_probe.clusters.base import Cluster, SSHEndpoint
 from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.config import SlurmClusterConfig, SSHClusterConfig
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import read_json_file
-from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function, local_modules_by_value
+from threshold_probe.pipelines.base import RunnerPipeline, load_function, local_modules_by_value
 
 HELPER_NAME = "clustrix_helper.py"
 HELPER_PATH = Path(__file__).resolve().parent.parent / "remote" / HELPER_NAME
@@ -97,7 +99,43 @@ def _memory(limits: Limits) -> str | None:
     return f"{max(1, limits.memory_bytes // 1024**2)}MB"
 
 
-class ClustrixPipeline(Pipeline):
+@dataclass(frozen=True)
+class ClustrixCall:
+    """A probe's call through ClustriX, prepared on this machine."""
+
+    func: Callable[..., Any]
+    probe_id: str
+    limits: Limits
+    local_dir: Path
+    #: The cluster's work folder, under which the far side gets one folder per probe.
+    workdir: str
+
+
+@dataclass
+class ClustrixOutcome:
+    """What the call and ClustriX's job folder left: the far side's preparation, the call, the folder."""
+
+    prep_result: JobResult
+    prep: dict[str, Any] | None
+    call: _ClustrixCall | None = None
+    collected: dict[str, Any] | None = None
+    coll_result: JobResult | None = None
+    timed_out: bool = False
+    stopped_wait: bool = False
+
+
+def _ssh_cluster(cluster: Cluster) -> tuple[SSHClusterConfig | SlurmClusterConfig, SSHEndpoint]:
+    """The cluster's typed configuration and SSH endpoint; UserError when ClustriX cannot reach it."""
+    cfg = cluster.config
+    endpoint = cluster.ssh_endpoint() if cluster.kind in ("ssh", "slurm") else None
+    if endpoint is None or not isinstance(cfg, SSHClusterConfig | SlurmClusterConfig):
+        raise UserError(
+            f"the clustrix pipeline needs an ssh or slurm cluster reached over SSH; {cluster.name!r} is {cluster.kind}"
+        )
+    return cfg, endpoint
+
+
+class ClustrixPipeline(RunnerPipeline[ClustrixCall, ClustrixOutcome]):
     """Dispatch through `clustrix.cluster`; read ClustriX's job folder for the root error."""
 
     name: ClassVar[str] = "clustrix"
@@ -109,63 +147,39 @@ class ClustrixPipeline(Pipeline):
     def __init__(self) -> None:
         self.clustrix = _import_clustrix()
 
-    # ClustriX drives the whole job, so build/observe are not used for dispatch.
-    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
-        """Not used: ClustriX stages and starts the job itself (see dispatch)."""
-        raise NotImplementedError("the clustrix pipeline dispatches through ClustriX")
-
-    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
-        """Not used: see dispatch."""
-        return obs
-
     # -- configuration -------------------------------------------------------------------------
 
     def clustrix_config(self, cluster: Cluster, root: str) -> dict[str, Any]:
         """ClustriX's configure() arguments for a probe.toml cluster, jobs under `root`."""
-        cfg = cluster.config
-        kind = getattr(cfg, "type", None)
-        if not isinstance(cfg, SSHClusterConfig | SlurmClusterConfig) or not cfg.host:
-            raise UserError(
-                f"the clustrix pipeline needs an ssh or slurm cluster reached over SSH; {cluster.name!r} is {kind}"
-            )
-        from threshold_probe.clusters.sshconfig import resolve_target
-
-        target = resolve_target(
-            cfg.host,
-            user=cfg.user,
-            port=cfg.port,
-            identity_file=cfg.identity_file,
-            ssh_config=cfg.ssh_config,
-            base_dir=getattr(cluster, "base_dir", None),
-        )
-        if target.jumps:
+        cfg, endpoint = _ssh_cluster(cluster)
+        if endpoint.via_jump:
             raise UserError(f"ClustriX cannot reach {cluster.name!r}: it does not support ProxyJump")
-        if target.proxy_command:
+        if endpoint.via_proxy_command:
             raise UserError(f"ClustriX cannot reach {cluster.name!r}: it does not support ProxyCommand")
         out: dict[str, Any] = {
-            "cluster_type": kind,
-            "cluster_host": target.hostname,
-            "cluster_port": target.port,
-            "username": target.user,
-            "key_file": target.identity_files[0] if target.identity_files else None,
+            "cluster_type": cluster.kind,
+            "cluster_host": endpoint.host,
+            "cluster_port": endpoint.port,
+            "username": endpoint.user,
+            "key_file": endpoint.identity_files[0] if endpoint.identity_files else None,
             "remote_work_dir": root,
             "python_executable": cfg.python,
             "default_cores": cfg.cores or 1,
             "default_memory": cfg.memory or "1GB",
             "default_time": _hms(float(cfg.limits().time_s or 3600)),
-            "default_partition": getattr(cfg, "partition", None),
+            "default_partition": cfg.partition if isinstance(cfg, SlurmClusterConfig) else None,
             # ClustriX writes these into its SLURM job script (its SSH script runs none of them).
-            "module_loads": list(getattr(cfg, "modules", [])),
-            "pre_execution_commands": list(getattr(cfg, "setup", [])),
+            "module_loads": list(cfg.modules),
+            "pre_execution_commands": list(cfg.setup),
             "job_poll_interval": CLUSTRIX_POLL_S,
             # Keep the job folder: it is the evidence.
             "cleanup_on_success": False,
         }
-        if getattr(cfg, "password_env", None):
+        if endpoint.password_env:
             from threshold_probe.clusters.sshconfig import password_from_env
 
             # Read from the environment at call time; it never reaches a report or the journal.
-            out["password"] = password_from_env(cfg.password_env)
+            out["password"] = password_from_env(endpoint.password_env)
         if self.auto_parallel is not None:
             out["auto_parallel"] = self.auto_parallel
         return out
@@ -191,7 +205,7 @@ class ClustrixPipeline(Pipeline):
     def enforcement(self, cluster: Cluster, limits: Limits) -> dict[str, str]:
         """ClustriX's SSH mode enforces no limit: the pipeline ends a job at the time limit
         itself; memory and cores are not enforced. Its SLURM mode hands them to sbatch."""
-        if getattr(cluster.config, "type", None) != "ssh":
+        if cluster.kind != "ssh":
             return cluster.enforcement(limits)
         out = {}
         if limits.memory_bytes is not None:
@@ -202,67 +216,49 @@ class ClustrixPipeline(Pipeline):
             out["cores"] = "not enforced (ClustriX over SSH)"
         return out
 
-    # -- dispatch -----------------------------------------------------------------------------
+    # -- build, execute, observe ---------------------------------------------------------------
 
-    def dispatch(
-        self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
-    ) -> Observation:
-        """Prepare the far side, call the function through ClustriX, read its job folder."""
-        try:
-            with local_modules_by_value(workload):  # ClustriX pickles inside the call
-                return self._dispatch(workload, cluster, probe_id, limits, local_dir)
-        except ClientSideError as exc:
-            obs = self.new_observation(workload, cluster.name, probe_id, limits, time.time())
-            return self._client_failure(obs, exc, obs.started_at)
+    def travelling(self, workload: Workload) -> AbstractContextManager[None]:
+        """ClustriX pickles inside the call: the user's sibling modules go by value meanwhile."""
+        return local_modules_by_value(workload)
 
-    def _dispatch(
+    def build(
         self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
-    ) -> Observation:
+    ) -> ClustrixCall:
+        """The function, loaded here; a cluster ClustriX cannot use fails before the far side is touched."""
+        func = load_function(workload)
+        self.clustrix_config(cluster, "")
+        cfg = cluster.config
+        workdir = cfg.workdir if isinstance(cfg, SSHClusterConfig | SlurmClusterConfig) else None
+        return ClustrixCall(func, probe_id, limits, local_dir, str(workdir or "~/.threshold-probe"))
+
+    def execute(self, call: ClustrixCall, cluster: Cluster) -> ClustrixOutcome:
+        """Prepare the far side, call the function through ClustriX, watch and read its job folder."""
         started = time.time()
-        obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
-        try:
-            func = load_function(workload)
-        except ClientSideError as exc:
-            return self._client_failure(obs, exc, started)
-
-        self.clustrix_config(cluster, "")  # a cluster ClustriX cannot use fails before the far side is touched
-        workdir = str(getattr(cluster.config, "workdir", None) or "~/.threshold-probe")
+        probe_id, local_dir, limits = call.probe_id, call.local_dir, call.limits
         start = int(time.time()) - 1
-        prep_args = ["prepare", workdir, probe_id, str(start), str(PREPARE_WINDOW_S if self.provision_venv else 0)]
+        prep_args = ["prepare", call.workdir, probe_id, str(start), str(PREPARE_WINDOW_S if self.provision_venv else 0)]
         prep_result, prep = self._helper(cluster, probe_id, local_dir, "prepare", prep_args, ["prepare.json"])
+        outcome = ClustrixOutcome(prep_result, prep)
         if prep is None:
-            obs.job.infra_error = prep_result.infra_error or (
-                "clustrix pipeline: could not prepare the far side: "
-                + (prep_result.launch_error or prep_result.stderr_tail.strip()[-300:] or "no prepare.json")
-            )
-            obs.wall_s = time.time() - started
-            return obs
+            return outcome
         root = str(prep["root"])
         config = self.clustrix_config(cluster, root)
-        obs.notes.append(f"ClustriX {_clustrix_version()} remote_work_dir: {root}")
-        if self.provision_venv:
-            obs.notes.append(f"job folders' venv -> {prep.get('venv')} ({prep.get('venv_how')})")
-            # ClustriX's job runs in that environment: its versions are the far side's.
-            versions = prep.get("versions")
-            if isinstance(versions, dict):
-                obs.far_side = {k: str(versions[k]) if versions.get(k) else None for k in ("python", "cloudpickle")}
 
         # ClustriX enforces no time limit in SSH mode: the probe does (plus its own set-up time).
         bound = (limits.time_s or DEFAULT_BOUND_S) + 10.0
-        call = _ClustrixCall(self.clustrix, config, func, limits)
-        call.start()
-        timed_out = False
-        stopped_wait = False
+        outcome.call = running = _ClustrixCall(self.clustrix, config, call.func, limits)
+        running.start()
         ended_at: float | None = None
         seen_jobs = 0
         try:
-            while call.alive():
-                call.wait(WATCH_INTERVAL_S)
-                if not call.alive():
+            while running.alive():
+                running.wait(WATCH_INTERVAL_S)
+                if not running.alive():
                     break
                 now = time.time()
                 if now - started > bound:
-                    timed_out = True
+                    outcome.timed_out = True
                     break
                 _, status = self._helper(cluster, probe_id, local_dir, "status", ["status", root], ["status.json"])
                 if status is None:
@@ -274,7 +270,7 @@ class ClustrixPipeline(Pipeline):
                     # chunks one after another): give ClustriX its grace to notice.
                     ended_at = ended_at or now
                     if now - ended_at > NOTICE_GRACE_S:
-                        stopped_wait = True
+                        outcome.stopped_wait = True
                         break
                 else:
                     ended_at = None
@@ -282,25 +278,43 @@ class ClustrixPipeline(Pipeline):
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM): ClustriX started the job with nohup, so end it here
             # before the run records the interruption; nothing may be left running.
-            call.stop()
+            running.stop()
             with contextlib.suppress(Exception):
                 self._helper(cluster, probe_id, local_dir, "collect", ["collect", root, "1"], ["collect.json"])
             raise
-        if call.alive():
-            call.stop()
-        coll_result, collected = self._helper(
-            cluster, probe_id, local_dir, "collect", ["collect", root, "1" if timed_out else "0"],
+        if running.alive():
+            running.stop()
+        outcome.coll_result, outcome.collected = self._helper(
+            cluster, probe_id, local_dir, "collect", ["collect", root, "1" if outcome.timed_out else "0"],
             ["collect.json", "job_stdout.log", "job_stderr.log"],
         )
-        call.wait(5.0)
-        self._fill(obs, call, collected, coll_result, local_dir, timed_out, stopped_wait)
-        obs.wall_s = time.time() - started
-        return obs
+        running.wait(5.0)
+        return outcome
 
-    def _client_failure(self, obs: Observation, exc: ClientSideError, started: float) -> Observation:
-        obs.client_error = str(exc)
-        obs.client_error_type = exc.failure_class
-        obs.wall_s = time.time() - started
+    def observe(
+        self, workload: Workload, call: ClustrixCall, outcome: ClustrixOutcome, obs: Observation
+    ) -> Observation:
+        """The job's logs, ClustriX's record of the exception and the folder's evidence, into `obs`."""
+        prep, prep_result = outcome.prep, outcome.prep_result
+        if prep is None:
+            obs.job.infra_error = prep_result.infra_error or (
+                "clustrix pipeline: could not prepare the far side: "
+                + (prep_result.launch_error or prep_result.stderr_tail.strip()[-300:] or "no prepare.json")
+            )
+            return obs
+        obs.notes.append(f"ClustriX {_clustrix_version()} remote_work_dir: {prep['root']}")
+        if self.provision_venv:
+            obs.notes.append(f"job folders' venv -> {prep.get('venv')} ({prep.get('venv_how')})")
+            # ClustriX's job runs in that environment: its versions are the far side's.
+            versions = prep.get("versions")
+            if isinstance(versions, dict):
+                obs.far_side = {k: str(versions[k]) if versions.get(k) else None for k in ("python", "cloudpickle")}
+        if outcome.call is None or outcome.coll_result is None:
+            return obs
+        self._fill(
+            obs, outcome.call, outcome.collected, outcome.coll_result, call.local_dir,
+            outcome.timed_out, outcome.stopped_wait,
+        )
         return obs
 
     def _fill(

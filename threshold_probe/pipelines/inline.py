@@ -24,7 +24,7 @@ from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
-from threshold_probe.pipelines.base import Pipeline
+from threshold_probe.pipelines.base import ShippingPipeline
 from threshold_probe.pipelines.native import pickle_workload
 from threshold_probe.remote import runner_source
 
@@ -52,7 +52,7 @@ def inline_program(b64: str | None) -> str:
     return _PROGRAM.format(b64=repr(b64) if b64 is not None else "None", payload=PAYLOAD_NAME)
 
 
-class InlinePipeline(Pipeline):
+class InlinePipeline(ShippingPipeline):
     """cloudpickle -> base64 -> the command line (`python -c`), then the standard runner."""
 
     name: ClassVar[str] = "inline"

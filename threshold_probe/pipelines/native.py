@@ -12,7 +12,7 @@ from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
-from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function, local_modules_by_value
+from threshold_probe.pipelines.base import ClientSideError, ShippingPipeline, load_function, local_modules_by_value
 from threshold_probe.remote import runner_source
 
 PAYLOAD_NAME = JobPaths.PAYLOAD
@@ -46,7 +46,7 @@ def pickle_workload(workload: Workload) -> bytes:
     return data
 
 
-class NativePipeline(Pipeline):
+class NativePipeline(ShippingPipeline):
     """cloudpickle + runner.py: the way most remote-function libraries ship a function."""
 
     name: ClassVar[str] = "native"

@@ -23,7 +23,7 @@ from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
-from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
+from threshold_probe.pipelines.base import ClientSideError, ShippingPipeline, load_function
 from threshold_probe.remote import runner_source
 
 PAYLOAD_NAME = JobPaths.SOURCE_PAYLOAD
@@ -72,7 +72,7 @@ def function_source(workload: Workload) -> tuple[str, str]:
     return func.__name__, text
 
 
-class SourcePipeline(Pipeline):
+class SourcePipeline(ShippingPipeline):
     """Ship source text, exec it on the far side: closures and helpers do not travel."""
 
     name: ClassVar[str] = "source"

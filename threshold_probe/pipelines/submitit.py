@@ -34,6 +34,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,8 +44,8 @@ from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
-from threshold_probe.models import JobResult, JobSpec, Limits, Observation
-from threshold_probe.pipelines.base import ClientSideError, Pipeline, load_function
+from threshold_probe.models import Limits, Observation
+from threshold_probe.pipelines.base import RunnerPipeline, load_function
 
 HELPER_PATH = Path(__file__).resolve().parent.parent / "remote" / "submitit_helper.py"
 #: How often the pipeline looks at the job while submitit has it.
@@ -79,9 +81,10 @@ def _submitit_version() -> str:
 def slurm_parameters(cluster: Cluster, limits: Limits) -> dict[str, Any]:
     """SlurmExecutor.update_parameters() arguments for a probe on a slurm cluster."""
     cfg = cluster.config
-    params: dict[str, Any] = {"cpus_per_task": limits.cores or getattr(cfg, "cores", None) or 1}
-    if isinstance(cfg, SlurmClusterConfig) and cfg.partition:
-        params["partition"] = cfg.partition
+    slurm = cfg if isinstance(cfg, SlurmClusterConfig) else None
+    params: dict[str, Any] = {"cpus_per_task": limits.cores or (slurm.cores if slurm else None) or 1}
+    if slurm is not None and slurm.partition:
+        params["partition"] = slurm.partition
     if limits.memory_bytes is not None:
         params["mem"] = f"{max(1, limits.memory_bytes // 1024**2)}M"
     if limits.time_s is not None:
@@ -92,7 +95,39 @@ def slurm_parameters(cluster: Cluster, limits: Limits) -> dict[str, Any]:
     return params
 
 
-class SubmititPipeline(Pipeline):
+@dataclass(frozen=True)
+class SubmititCall:
+    """A probe's submission through submitit, prepared on this machine."""
+
+    func: Callable[..., Any]
+    #: "local" (LocalExecutor) or "slurm" (SlurmExecutor).
+    kind: str
+    limits: Limits
+    #: submitit's job folder (on a file system the compute node shares).
+    folder: Path
+    local_dir: Path
+    params: dict[str, Any]
+    slurm_conf: str | None
+
+
+@dataclass
+class SubmititOutcome:
+    """What the submission left: the executor, the job, its facts and submitit's result record."""
+
+    executor_note: str
+    launch_error: str | None = None
+    job: Any = None
+    job_id: str = ""
+    execute_s: float | None = None
+    timed_out: bool = False
+    left_queue_without_result: bool = False
+    scheduler: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    #: submitit's own warnings while it had the job.
+    log_lines: list[str] = field(default_factory=list)
+
+
+class SubmititPipeline(RunnerPipeline[SubmititCall, SubmititOutcome]):
     """Dispatch through submitit's executor; read submitit's job files for the root error."""
 
     name: ClassVar[str] = "submitit"
@@ -100,20 +135,13 @@ class SubmititPipeline(Pipeline):
     def __init__(self) -> None:
         self.submitit = _import_submitit()
 
-    def build(self, workload: Workload, probe_id: str, limits: Limits, local_dir: Path) -> JobSpec:
-        """Not used: submitit stages and starts the job itself (see dispatch)."""
-        raise NotImplementedError("the submitit pipeline dispatches through submitit")
-
-    def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
-        """Not used: see dispatch."""
-        return obs
-
     def _kind(self, cluster: Cluster) -> str:
-        kind = str(getattr(cluster.config, "type", ""))
+        kind = cluster.kind
         if kind == "local":
             return kind
         if kind == "slurm":
-            if getattr(cluster.config, "host", None) and not getattr(cluster.config, "slurm_conf", None):
+            cfg = cluster.config
+            if isinstance(cfg, SlurmClusterConfig) and cfg.host and not cfg.slurm_conf:
                 raise UserError(
                     f"the submitit pipeline calls sbatch on this machine; {cluster.name!r} is reached over SSH"
                     " and names no slurm_conf this machine can use"
@@ -124,8 +152,7 @@ class SubmititPipeline(Pipeline):
     def enforcement(self, cluster: Cluster, limits: Limits) -> dict[str, str]:
         """LocalExecutor enforces nothing but time (the pipeline does); SLURM whole minutes."""
         out: dict[str, str] = {}
-        kind = str(getattr(cluster.config, "type", ""))
-        if kind == "slurm":
+        if cluster.kind == "slurm":
             out = dict(cluster.enforcement(limits))
             if limits.time_s is not None and limits.time_s % 60:
                 out["time"] = "runner"
@@ -138,80 +165,68 @@ class SubmititPipeline(Pipeline):
             out["cores"] = "not enforced (submitit LocalExecutor)"
         return out
 
-    # -- dispatch -----------------------------------------------------------------------------
+    # -- build, execute, observe ---------------------------------------------------------------
 
-    def dispatch(
+    def build(
         self, workload: Workload, cluster: Cluster, probe_id: str, limits: Limits, local_dir: Path
-    ) -> Observation:
-        started = time.time()
-        obs = self.new_observation(workload, cluster.name, probe_id, limits, started)
-        try:
-            func = load_function(workload)
-        except ClientSideError as exc:
-            obs.client_error = str(exc)
-            obs.client_error_type = exc.failure_class
-            obs.wall_s = time.time() - started
-            return obs
+    ) -> SubmititCall:
+        """The function, loaded here, and the executor's parameters for this cluster."""
+        func = load_function(workload)
         kind = self._kind(cluster)
         folder = (local_dir / "submitit").resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        slurm_conf = getattr(cluster.config, "slurm_conf", None) if kind == "slurm" else None
+        cfg = cluster.config
+        slurm_conf = cfg.slurm_conf if kind == "slurm" and isinstance(cfg, SlurmClusterConfig) else None
+        if kind == "slurm":
+            params = slurm_parameters(cluster, limits)
+        else:
+            params = {"timeout_min": max(1, math.ceil((limits.time_s or DEFAULT_BOUND_S) / 60))}
+        return SubmititCall(func, kind, limits, folder, local_dir, params, slurm_conf)
+
+    def execute(self, call: SubmititCall, cluster: Cluster) -> SubmititOutcome:
+        """Submit, watch the job to its end (bounded), and read submitit's record of it."""
         with _env_lock:
             saved = os.environ.get("SLURM_CONF")
-            if slurm_conf:
-                os.environ["SLURM_CONF"] = str(slurm_conf)
+            if call.slurm_conf:
+                os.environ["SLURM_CONF"] = str(call.slurm_conf)
             try:
-                with _submitit_log(obs):
-                    self._run(obs, func, kind, cluster, limits, folder, local_dir, started)
+                lines: list[str] = []
+                with _submitit_log(lines):
+                    outcome = self._run(call)
+                outcome.log_lines = lines
+                return outcome
             finally:
-                if slurm_conf:
+                if call.slurm_conf:
                     if saved is None:
                         os.environ.pop("SLURM_CONF", None)
                     else:
                         os.environ["SLURM_CONF"] = saved
-        obs.wall_s = time.time() - started
-        return obs
 
-    def _run(
-        self,
-        obs: Observation,
-        func: Any,
-        kind: str,
-        cluster: Cluster,
-        limits: Limits,
-        folder: Path,
-        local_dir: Path,
-        started: float,
-    ) -> None:
+    def _run(self, call: SubmititCall) -> SubmititOutcome:
         sub = self.submitit
+        kind, params = call.kind, call.params
         if kind == "slurm":
-            executor = sub.SlurmExecutor(folder=folder, max_num_timeout=0)
-            params = slurm_parameters(cluster, limits)
-            executor.update_parameters(**params)
+            executor = sub.SlurmExecutor(folder=call.folder, max_num_timeout=0)
         else:
-            executor = sub.LocalExecutor(folder=folder)
-            params = {"timeout_min": max(1, math.ceil((limits.time_s or DEFAULT_BOUND_S) / 60))}
-            executor.update_parameters(**params)
-        obs.notes.append(
+            executor = sub.LocalExecutor(folder=call.folder)
+        executor.update_parameters(**params)
+        outcome = SubmititOutcome(
             f"submitit {_submitit_version()} {type(executor).__name__} "
             + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
         )
         try:
-            job = executor.submit(func)
+            job = executor.submit(call.func)
         except Exception as exc:
             text = str(exc).strip().splitlines()
-            obs.job.launch_error = (
+            outcome.launch_error = (
                 f"submitit could not submit the job: {type(exc).__name__}: {text[-1] if text else ''}"
             )
-            return
-        job_id = str(job.job_id)
-        obs.job.scheduler["JobId"] = job_id
-        obs.job.remote_dir = str(folder)
+            return outcome
+        outcome.job = job
+        outcome.job_id = job_id = str(job.job_id)
         result_pickle = Path(job.paths.result_pickle)
-        bound = (limits.time_s or DEFAULT_BOUND_S) + GRACE_S
+        bound = (call.limits.time_s or DEFAULT_BOUND_S) + GRACE_S
         t_submit = time.time()
-        timed_out = False
-        left_queue_without_result = False
         try:
             while True:
                 if result_pickle.exists():
@@ -219,10 +234,10 @@ class SubmititPipeline(Pipeline):
                 if not self._alive(kind, job, job_id):
                     # Give the node's file system a moment: the job may have just written it.
                     time.sleep(1.0)
-                    left_queue_without_result = not result_pickle.exists()
+                    outcome.left_queue_without_result = not result_pickle.exists()
                     break
                 if time.time() - t_submit > bound:
-                    timed_out = True
+                    outcome.timed_out = True
                     job.cancel(check=False)
                     self._wait_gone(kind, job, job_id, 15.0)
                     break
@@ -231,8 +246,11 @@ class SubmititPipeline(Pipeline):
             # Interrupted: nothing may be left running.
             job.cancel(check=False)
             raise
-        obs.timings["execute"] = time.time() - t_submit
-        self._fill(obs, kind, job, job_id, folder, local_dir, timed_out, left_queue_without_result)
+        outcome.execute_s = time.time() - t_submit
+        if kind == "slurm":
+            outcome.scheduler = self._scheduler(job_id)
+        outcome.data = self._read_result(call.folder, job_id, call.local_dir)
+        return outcome
 
     def _alive(self, kind: str, job: Any, job_id: str) -> bool:
         if kind == "local":
@@ -280,22 +298,23 @@ class SubmititPipeline(Pipeline):
             return {"unreadable": f"{type(exc).__name__}: {exc}"}
         return data if isinstance(data, dict) else {"unreadable": "not an object"}
 
-    def _fill(
-        self,
-        obs: Observation,
-        kind: str,
-        job: Any,
-        job_id: str,
-        folder: Path,
-        local_dir: Path,
-        timed_out: bool,
-        left_queue_without_result: bool,
-    ) -> None:
+    def observe(
+        self, workload: Workload, call: SubmititCall, outcome: SubmititOutcome, obs: Observation
+    ) -> Observation:
+        """submitit's logs and record of the result (or exception) into `obs`."""
+        obs.notes.append(outcome.executor_note)
         res = obs.job
-        res.timed_out = timed_out
-        if kind == "slurm":
-            res.scheduler.update(self._scheduler(job_id))
-        data = self._read_result(folder, job_id, local_dir)
+        if outcome.launch_error is not None:
+            res.launch_error = outcome.launch_error
+            obs.notes.extend(f"submitit: {line}" for line in outcome.log_lines)
+            return obs
+        kind, job, job_id, local_dir = call.kind, outcome.job, outcome.job_id, call.local_dir
+        res.scheduler["JobId"] = job_id
+        res.remote_dir = str(call.folder)
+        obs.timings["execute"] = outcome.execute_s or 0.0
+        res.timed_out = outcome.timed_out
+        res.scheduler.update(outcome.scheduler)
+        data = outcome.data
         stdout = _read_text(Path(job.paths.stdout))
         stderr = _read_text(Path(job.paths.stderr))
         if data.get("traceback"):
@@ -313,24 +332,26 @@ class SubmititPipeline(Pipeline):
         err_path.write_text(stderr)
         res.stdout_path, res.stderr_path = out_path, err_path
         res.stdout_tail, res.stderr_tail = stdout[-4096:], stderr[-4096:]
-        outcome = data.get("outcome")
-        if outcome == "success":
+        outcome_kind = data.get("outcome")
+        if outcome_kind == "success":
             res.exit_code = 0
             obs.result = data.get("result")
-        elif outcome is not None:
+        elif outcome_kind is not None:
             res.exit_code = 1
         code, sig = _exit(kind, job, res.scheduler.get("ExitCode"))
-        if outcome is None:
+        if outcome_kind is None:
             res.exit_code, res.signal = code, sig
-        if left_queue_without_result:
+        if outcome.left_queue_without_result:
             obs.notes.append(
                 "the job ended without writing submitit's result file; with SLURM accounting off"
                 " submitit itself does not see that it ended (the pipeline watched squeue)"
                 if kind == "slurm"
                 else "the job ended without writing submitit's result file"
             )
-        if timed_out:
+        if outcome.timed_out:
             obs.notes.append("the job still ran at the probe's time limit and was cancelled by the pipeline")
+        obs.notes.extend(f"submitit: {line}" for line in outcome.log_lines)
+        return obs
 
 
 class _Collect(logging.Handler):
@@ -347,8 +368,8 @@ class _Collect(logging.Handler):
 
 
 @contextlib.contextmanager
-def _submitit_log(obs: Observation) -> Any:
-    """submitit's warnings (a failing sacct at every poll) become notes instead of terminal lines."""
+def _submitit_log(lines: list[str]) -> Any:
+    """submitit's warnings (a failing sacct at every poll) go to `lines` (notes) instead of terminal lines."""
     logger = logging.getLogger("submitit")
     collect = _Collect()
     saved = [(h, h.level) for h in logger.handlers]
@@ -361,7 +382,7 @@ def _submitit_log(obs: Observation) -> Any:
         logger.removeHandler(collect)
         for handler, level in saved:
             handler.setLevel(level)
-        obs.notes.extend(f"submitit: {line}" for line in collect.lines)
+        lines.extend(collect.lines)
 
 
 def _read_text(path: Path) -> str:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation
-from threshold_probe.pipelines import META_NAME, RESULT_NAME, ClientSideError, Pipeline, fill_observation
+from threshold_probe.pipelines import META_NAME, RESULT_NAME, ClientSideError, ShippingPipeline, fill_observation
 
 MODULE_NAME = "shipped_module.py"
 
@@ -30,7 +30,7 @@ with open("result.json", "w") as fh:
 """
 
 
-class ModuleFilePipeline(Pipeline):
+class ModuleFilePipeline(ShippingPipeline):
     """Ship the module file; import it and call the function on the far side."""
 
     name: ClassVar[str] = "module-file"
