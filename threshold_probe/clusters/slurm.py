@@ -41,9 +41,9 @@ from threshold_probe.clusters.slurm_script import (
     STDOUT_NAME,
     WATCHDOG_MARK,
     ScriptTask,
-    effective_limits,
     render_job_script,
     runner_enforces_time,
+    slurm_enforced_limits,
 )
 from threshold_probe.clusters.slurm_state import (
     REJECTED,
@@ -460,7 +460,7 @@ class SlurmCluster(Cluster):
             return [self._run_batch(jobs)[0]] if jobs else []
         groups: dict[Limits, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(effective_limits(self.cfg, job.limits), []).append(i)
+            groups.setdefault(slurm_enforced_limits(self.cfg, job.limits), []).append(i)
         results: list[JobResult | None] = [None] * len(jobs)
         if len(groups) == 1:
             for i, r in zip(range(len(jobs)), self._run_batch(jobs), strict=True):
@@ -505,7 +505,7 @@ class SlurmCluster(Cluster):
             return [JobResult(infra_error=str(exc)) for _ in jobs]
         except InfraError as exc:
             return [JobResult(infra_error=str(exc)) for _ in jobs]
-        limits = effective_limits(self.cfg, jobs[0].limits)
+        limits = slurm_enforced_limits(self.cfg, jobs[0].limits)
         try:
             failed = self._submit(batch, limits)
         except BaseException:
@@ -1008,7 +1008,7 @@ class SlurmCluster(Cluster):
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Memory by the cgroup (task/cgroup) or SLURM's own sampling; time by SLURM, or by the
         job's watchdog (the runner) when the limit is not whole minutes; cores by SLURM."""
-        lim = effective_limits(self.cfg, limits)
+        lim = slurm_enforced_limits(self.cfg, limits)
         task_plugin = self._config_value("TaskPlugin") or ""
         return enforcers(
             lim,
