@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -27,10 +28,11 @@ DONE_300MB = "20261130-201650-bisect-c67a"
 KILLED = "20261130-201721-bisect-e692"
 
 
-def probe(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def probe(workspace: Path, *args: str, reports: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    reports = reports or workspace / "reports"
     return subprocess.run(
-        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), *args],
+        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(reports), *args],
         cwd=workspace,
         env=env,
         capture_output=True,
@@ -68,7 +70,7 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def read_outputs(workspace: Path) -> dict[str, str]:
+def read_outputs(workspace: Path, reports: Path | None = None) -> dict[str, str]:
     """What the read-only commands print as JSON, keyed like the files of expected/."""
     out: dict[str, str] = {}
     for name, args in (
@@ -77,7 +79,7 @@ def read_outputs(workspace: Path) -> dict[str, str]:
         (f"report-{DONE_300MB}.json", ("report", DONE_300MB, "--json")),
         (f"report-{KILLED}.json", ("report", KILLED, "--json")),
     ):
-        res = probe(workspace, *args)
+        res = probe(workspace, *args, reports=reports)
         assert res.returncode == 0, (args, res.stderr)
         out[name] = res.stdout
     return out
@@ -140,6 +142,30 @@ def test_the_killed_run_of_a_version_1_journal_resumes(workspace: Path) -> None:
     # The finished runs of the old journal still read as they did.
     expected = (V1 / "expected" / f"report-{DONE_300MB}.json").read_text()
     assert probe(workspace, "report", DONE_300MB, "--json").stdout == expected
+
+
+@pytest.fixture
+def read_only_reports(workspace: Path, tmp_path: Path) -> Iterator[Path]:
+    """The version-1 reports folder behind a real read-only bind mount (root ignores file modes)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "--bind", str(workspace / "reports"), str(ro)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        with pytest.raises(OSError):
+            (ro / "probe").write_text("x")
+        yield ro
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_a_version_1_journal_on_read_only_storage_is_read_as_it_is(workspace: Path, read_only_reports: Path) -> None:
+    expected = {p.name: p.read_text() for p in (V1 / "expected").iterdir()}
+    assert read_outputs(workspace, read_only_reports) == expected
+    # A command that writes would migrate it first: it cannot, and says why in one line.
+    res = probe(workspace, "bisect", "--resume", reports=read_only_reports)
+    one_line(res, 3, str(read_only_reports / "probe.db"), "read-only")
+    assert user_version(workspace / "reports" / "probe.db") == 0  # the same file, seen writable
 
 
 @pytest.mark.parametrize("command", [("runs",), ("report", DONE_300MB), ("bisect", "--resume")])

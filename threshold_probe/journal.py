@@ -14,6 +14,7 @@ rows do not fit the new version. The commands that only read open an older journ
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -143,6 +144,12 @@ def _disk_full(path: Path) -> bool:
         return False
 
 
+def _read_only_folder(path: Path) -> bool:
+    # A WAL journal in a folder that cannot be written cannot be opened to write: SQLite then says
+    # "unable to open database file" of the -wal and -shm files it could not make beside it.
+    return path.exists() and not os.access(path.parent, os.W_OK)
+
+
 def journal_error(path: Path, exc: sqlite3.Error) -> JournalError:
     """One line for a journal that cannot be used: the path, what went wrong, and what to do."""
     text = str(exc)
@@ -156,7 +163,7 @@ def journal_error(path: Path, exc: sqlite3.Error) -> JournalError:
         return JournalError(
             f"cannot write journal {path}: the disk is full: free space there, or use --reports-dir on another disk"
         )
-    if "readonly" in low or "read-only" in low:
+    if "readonly" in low or "read-only" in low or ("unable to open" in low and _read_only_folder(path)):
         return JournalError(
             f"journal {path} is read-only: `probe runs`, `report`, `history` and `compare` can read it;"
             " copy the reports folder somewhere writable to run probes"
