@@ -121,7 +121,7 @@ class ProgressSink(Protocol):
     def end(self) -> None: ...
 
 
-def effective_limits(config: ProbeConfig, cluster: str, overrides: LimitOverrides) -> Limits:
+def run_limits(config: ProbeConfig, cluster: str, overrides: LimitOverrides) -> Limits:
     """The cluster's configured limits with the command line's overrides applied."""
     base = config.cluster(cluster).limits()
     # `is not None`: a zero is the user's mistake to be told about, not "keep the default".
@@ -314,7 +314,7 @@ class Run:
         self.ladder: Ladder = self._ladder(kind, options)
         if overrides.partition:
             config = with_partition(config, cluster, overrides.partition)
-        self.limits = effective_limits(config, cluster, overrides)
+        self.limits = run_limits(config, cluster, overrides)
         self.cluster: Cluster = make_cluster(cluster, config)
         self.pipeline = make_pipeline(pipeline)
         # As the user gave it: a plugin named by import path has no name to be found by again.

@@ -3,7 +3,7 @@
 Every probe is journalled before it is dispatched and again when it finishes, so that a run
 killed at any point can be resumed and its report still loads. Files are written atomically.
 
-A probe row moves through these states:
+A probe row moves through the states of ProbeState:
 
 - ``dispatched``: written just before the probe is handed to the cluster;
 - ``done``: it finished, and its record (observation and verdict) is stored;
@@ -11,23 +11,21 @@ A probe row moves through these states:
   (``kill -9``, found when the run is resumed). Its verdict is unknown, so a resumed run
   dispatches it again; a ``done`` probe is never dispatched again by a resume.
 
+A run row holds a RunState. The store refuses any other word (ValueError) before it writes, and
+the journal itself (schema version 2, see journal.py) refuses it too.
+
 The journal runs in WAL mode, so a process killed in the middle of a write leaves the last
 committed state, which the next open recovers.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
-import shutil
-import socket
-import sqlite3
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,56 +34,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from threshold_probe.errors import JournalError, RunBusy, UserError
+from threshold_probe.journal import JournalConnection, open_readonly, open_writable
 from threshold_probe.models import Limits, ProbeRecord, RemoteWork
+from threshold_probe.runlock import RunLock, holder, try_lock
+from threshold_probe.states import ProbeState, RunState, stored_run_state
 
-#: In a run's folder: locked (flock) by the one process that runs the run, for as long as it runs.
-#: It holds "PID HOST" of that process. The kernel drops the lock when the process dies, even
-#: with kill -9, so a lock that can be taken means nobody runs the run.
-OWNER_FILE = ".owner"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    cluster TEXT NOT NULL,
-    pipeline TEXT NOT NULL,
-    ladder TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    params TEXT NOT NULL,
-    summary TEXT
-);
-CREATE TABLE IF NOT EXISTS probes (
-    probe_id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    level INTEGER,
-    attempt INTEGER NOT NULL,
-    cache_key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    dispatched_at REAL NOT NULL,
-    finished_at REAL,
-    status TEXT,
-    failure_class TEXT,
-    signature TEXT,
-    record TEXT
-);
-CREATE TABLE IF NOT EXISTS remote_work (
-    cluster TEXT NOT NULL,
-    folder TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    job_name TEXT,
-    job_id TEXT,
-    state TEXT NOT NULL,
-    keep INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (cluster, folder)
-);
-CREATE INDEX IF NOT EXISTS remote_work_live ON remote_work(cluster, state);
-CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id);
-CREATE INDEX IF NOT EXISTS probes_cache ON probes(cache_key, state);
-"""
+__all__ = ["RunInfo", "RunLock", "Store", "atomic_write", "cache_key"]
 
 
 def _read_umask() -> int:
@@ -123,7 +77,7 @@ class RunInfo(BaseModel):
     cluster: str
     pipeline: str
     ladder: str
-    status: str
+    status: RunState
     started_at: float
     finished_at: float | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -134,85 +88,6 @@ def cache_key(workload_hash: str, pipeline: str, cluster: str, limits: Limits) -
     """Probes with the same key would do the same thing, so a finished one can stand in."""
     lim = limits.model_dump_json()
     return f"{workload_hash[:20]}|{pipeline}|{cluster}|{lim}"
-
-
-def _disk_full(path: Path) -> bool:
-    # SQLite says "disk I/O error" when the WAL index cannot grow on a full disk.
-    try:
-        return shutil.disk_usage(path.parent).free < 64 * 1024
-    except OSError:
-        return False
-
-
-def journal_error(path: Path, exc: sqlite3.Error) -> JournalError:
-    """One line for a journal that cannot be used: the path, what went wrong, and what to do."""
-    text = str(exc)
-    low = text.lower()
-    if "malformed" in low or "not a database" in low or "encrypted" in low:
-        return JournalError(
-            f"journal {path} is damaged ({text}): move it away (mv {path} {path}.damaged) to start a new"
-            f" journal, or try `sqlite3 {path} .recover`; each run keeps its run.json in its folder"
-        )
-    if "full" in low or ("i/o error" in low and _disk_full(path)):
-        return JournalError(
-            f"cannot write journal {path}: the disk is full: free space there, or use --reports-dir"
-            " on another disk"
-        )
-    if "readonly" in low or "read-only" in low:
-        return JournalError(
-            f"journal {path} is read-only: `probe runs`, `report`, `history` and `compare` can read it;"
-            " copy the reports folder somewhere writable to run probes"
-        )
-    if "locked" in low or "busy" in low:
-        return JournalError(f"journal {path} stayed locked by another process ({text}): try again")
-    if "i/o error" in low:
-        return JournalError(
-            f"cannot read or write journal {path} ({text}): check the disk, or use --reports-dir on another one"
-        )
-    if "unable to open" in low:
-        return JournalError(f"cannot open journal {path} ({text}): check that its folder exists and is readable")
-    return JournalError(f"journal {path}: {text}")
-
-
-class _JournalConnection(sqlite3.Connection):
-    """A connection whose statements fail with one JournalError line (path, cause, what to do)."""
-
-    journal_path: Path = Path("probe.db")
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-            raise  # a mistake in this code, not a state of the journal
-        except sqlite3.DatabaseError as exc:
-            raise journal_error(self.journal_path, exc) from None
-
-
-class RunLock:
-    """Ownership of one run by this process: an exclusive flock on the run's OWNER_FILE."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        """Give the run up (closing the file drops the lock); safe to call twice."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _owner_text(fd: int) -> str:
-    """'pid N on HOST' from an owner file, waiting briefly for an owner that is just writing it."""
-    deadline = time.monotonic() + 1.0
-    while True:
-        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        pid, _, host = text.partition(" ")
-        if pid.isdigit():
-            return f"pid {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
-        if time.monotonic() > deadline:
-            return "another process"
-        time.sleep(0.02)
 
 
 class Store:
@@ -240,7 +115,7 @@ class Store:
         # Clusters report far-side work from their own threads (a SLURM job array per group of
         # limits, SSH probes in parallel): one connection, one transaction at a time.
         self._lock = threading.RLock()
-        self._db = self._open_readonly() if self.readonly else self._open()
+        self._db = open_readonly(self.db_path) if self.readonly else open_writable(self.db_path)
 
     def _refuse_truncated(self) -> None:
         """A zero-byte journal beside run folders lost its runs: never start a new one over it."""
@@ -261,76 +136,12 @@ class Store:
                 f" (mv {self.db_path} {self.db_path}.empty) to start a new journal; each run keeps its run.json"
             )
 
-    def _connect(self, target: str, uri: bool = False) -> _JournalConnection:
-        db = sqlite3.connect(
-            target,
-            timeout=30,
-            isolation_level=None,
-            check_same_thread=False,
-            uri=uri,
-            factory=_JournalConnection,
-        )
-        assert isinstance(db, _JournalConnection)
-        db.journal_path = self.db_path
-        return db
-
-    def _open_readonly(self) -> sqlite3.Connection:
-        """mode=ro; immutable=1 when SQLite cannot even make its shared-memory file (a read-only
-        folder or a full disk, holding a WAL journal that no process is writing: what the last
-        writer had not checkpointed is then not seen)."""
-        base = "file:" + urllib.parse.quote(str(self.db_path.resolve()))
-        for query in ("?mode=ro", "?mode=ro&immutable=1"):
-            db: sqlite3.Connection | None = None
-            try:
-                db = self._connect(base + query, uri=True)
-                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                return db
-            except JournalError as exc:
-                if db is not None:
-                    db.close()
-                # Damage stays damage; anything else (no -shm can be made: a read-only folder,
-                # a full disk) is worth the immutable open, which needs no file beside the journal.
-                if "damaged" in str(exc) or "immutable" in query:
-                    raise
-            except sqlite3.Error as exc:
-                if db is not None:
-                    db.close()
-                if "immutable" in query:
-                    raise journal_error(self.db_path, exc) from None
-        raise AssertionError("unreachable")
-
-    def _open(self) -> sqlite3.Connection:
-        """Open the journal. Switching a new file to WAL takes a lock that does not wait on the
-        busy timeout, so processes opening one fresh journal together retry for a while."""
-        deadline = time.monotonic() + 30
-        while True:
-            db: sqlite3.Connection | None = None
-            try:
-                db = self._connect(str(self.db_path))
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(SCHEMA)
-                return db
-            except JournalError as exc:
-                if db is not None:
-                    db.close()
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            except sqlite3.Error as exc:  # connect and executescript are not wrapped
-                if db is not None:
-                    db.close()
-                if "locked" in str(exc) and time.monotonic() <= deadline:
-                    time.sleep(0.05)
-                    continue
-                raise journal_error(self.db_path, exc) from None
-
     def close(self) -> None:
         """Close the journal."""
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[JournalConnection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -351,44 +162,16 @@ class Store:
         if isinstance(lock, RunLock):
             return lock
         raise RunBusy(
-            f"run {run_id} is being run by {lock} right now: wait for it to end, or stop that process,"
-            " then resume it"
+            f"run {run_id} is being run by {lock} right now: wait for it to end, or stop that process, then resume it"
         )
 
     def try_own_run(self, run_id: str) -> RunLock | str:
         """The run's lock, or who holds it ('pid N' or 'pid N on HOST')."""
-        path = self.run_dir(run_id) / OWNER_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                return _owner_text(fd)
-            finally:
-                os.close(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        return RunLock(path, fd)
+        return try_lock(self.run_dir(run_id))
 
     def run_owner(self, run_id: str) -> str | None:
         """Who runs `run_id` right now ('pid N'), or None when no process does. Never writes."""
-        try:
-            fd = os.open(self.run_dir(run_id) / OWNER_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _owner_text(fd)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+        return holder(self.run_dir(run_id))
 
     # far-side work ----------------------------------------------------------------------
     def record_remote(self, run_id: str, cluster: str, work: RemoteWork) -> None:
@@ -457,7 +240,7 @@ class Store:
                     info.cluster,
                     info.pipeline,
                     info.ladder,
-                    info.status,
+                    stored_run_state(info.status).value,
                     info.started_at,
                     info.finished_at,
                     json.dumps(info.params),
@@ -466,17 +249,19 @@ class Store:
             )
         self.run_dir(info.run_id).mkdir(parents=True, exist_ok=True)
 
-    def set_run_status(self, run_id: str, status: str) -> None:
+    def set_run_status(self, run_id: str, status: RunState | str) -> None:
         """Change a run's status without touching its summary."""
+        state = stored_run_state(status)
         with self._tx() as db:
-            db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))
+            db.execute("UPDATE runs SET status=? WHERE run_id=?", (state.value, run_id))
 
-    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+    def finish_run(self, run_id: str, status: RunState | str, summary: dict[str, Any]) -> None:
         """Record the run's result: journal row first, then run.json written atomically."""
+        state = stored_run_state(status)
         with self._tx() as db:
             db.execute(
                 "UPDATE runs SET status=?, finished_at=?, summary=? WHERE run_id=?",
-                (status, time.time(), json.dumps(summary), run_id),
+                (state.value, time.time(), json.dumps(summary), run_id),
             )
         atomic_write(self.run_dir(run_id) / "run.json", json.dumps(summary, indent=2, default=str))
 
@@ -540,7 +325,7 @@ class Store:
             db.execute(
                 "INSERT OR REPLACE INTO probes (probe_id, run_id, level, attempt, cache_key, state, dispatched_at)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (probe_id, run_id, level, attempt, key, "dispatched", time.time()),
+                (probe_id, run_id, level, attempt, key, ProbeState.DISPATCHED.value, time.time()),
             )
 
     def probe_finished(self, record: ProbeRecord, key: str) -> None:
@@ -549,9 +334,10 @@ class Store:
         atomic_write(pdir / "probe.json", record.model_dump_json(indent=2, by_alias=True))
         with self._tx() as db:
             db.execute(
-                "UPDATE probes SET state='done', finished_at=?, status=?, failure_class=?, signature=?,"
+                "UPDATE probes SET state=?, finished_at=?, status=?, failure_class=?, signature=?,"
                 " record=?, cache_key=? WHERE probe_id=?",
                 (
+                    ProbeState.DONE.value,
                     time.time(),
                     record.verdict.status,
                     record.verdict.failure_class,
@@ -565,14 +351,15 @@ class Store:
     def probes(self, run_id: str) -> list[ProbeRecord]:
         """Finished probes of a run, in dispatch order."""
         rows = self._db.execute(
-            "SELECT record FROM probes WHERE run_id=? AND state='done' ORDER BY dispatched_at", (run_id,)
+            "SELECT record FROM probes WHERE run_id=? AND state=? ORDER BY dispatched_at",
+            (run_id, ProbeState.DONE.value),
         ).fetchall()
         return [ProbeRecord.model_validate_json(r[0]) for r in rows]
 
     def unfinished(self, run_id: str) -> int:
         """How many probes of a run were dispatched and have not finished."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM probes WHERE run_id=? AND state='dispatched'", (run_id,)
+            "SELECT COUNT(*) FROM probes WHERE run_id=? AND state=?", (run_id, ProbeState.DISPATCHED.value)
         ).fetchone()
         return int(row[0])
 
@@ -580,8 +367,8 @@ class Store:
         """Mark the probes of a run that never finished as cancelled; returns how many there were."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE probes SET state='cancelled', finished_at=? WHERE run_id=? AND state='dispatched'",
-                (time.time(), run_id),
+                "UPDATE probes SET state=?, finished_at=? WHERE run_id=? AND state=?",
+                (ProbeState.CANCELLED.value, time.time(), run_id, ProbeState.DISPATCHED.value),
             )
         return int(cur.rowcount)
 
@@ -591,10 +378,10 @@ class Store:
         Skips are left out unless `include_skips`: another run's infrastructure trouble says nothing
         about this one, but a run's own skips are part of its history when it is resumed.
         """
-        sql = "SELECT record FROM probes WHERE cache_key=? AND state='done'"
+        sql = "SELECT record FROM probes WHERE cache_key=? AND state=?"
         if not include_skips:
             sql += " AND status IN ('pass','fail')"
-        args: list[Any] = [key]
+        args: list[Any] = [key, ProbeState.DONE.value]
         if run_id is not None:
             sql += " AND run_id=?"
             args.append(run_id)

@@ -32,8 +32,9 @@ from rich.text import Text
 from threshold_probe.config import ProbeConfig, load_config
 from threshold_probe.errors import EXIT_INFRA, ProbeError
 from threshold_probe.interrupts import interruptible
+from threshold_probe.journal import journal_error
 from threshold_probe.models import ProbeRecord
-from threshold_probe.store import Store, journal_error
+from threshold_probe.store import Store
 from threshold_probe.textsafe import strip_control
 
 #: stdout: tables, reports and JSON. stderr: progress, warnings and errors.

@@ -36,8 +36,8 @@ from threshold_probe.clusters.slurm_batch import Batch, build_archive, stage_err
 from threshold_probe.clusters.slurm_preflight import slurm_preflight
 from threshold_probe.clusters.slurm_result import fetch_command, job_result, read_fetched, removal_command
 from threshold_probe.clusters.slurm_script import (
-    effective_limits,
     runner_enforces_time,
+    slurm_enforced_limits,
 )
 from threshold_probe.clusters.slurm_state import (
     REJECTED,
@@ -308,7 +308,7 @@ class SlurmCluster(Cluster):
             return [self._run_batch(jobs)[0]] if jobs else []
         groups: dict[Limits, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(effective_limits(self.config, job.limits), []).append(i)
+            groups.setdefault(slurm_enforced_limits(self.config, job.limits), []).append(i)
         results: list[JobResult | None] = [None] * len(jobs)
         if len(groups) == 1:
             for i, r in zip(range(len(jobs)), self._run_batch(jobs), strict=True):
@@ -353,7 +353,7 @@ class SlurmCluster(Cluster):
             return [JobResult(infra_error=str(exc)) for _ in jobs]
         except InfraError as exc:
             return [JobResult(infra_error=str(exc)) for _ in jobs]
-        limits = effective_limits(self.config, jobs[0].limits)
+        limits = slurm_enforced_limits(self.config, jobs[0].limits)
         try:
             failed = self._submit(batch, limits)
         except BaseException:
@@ -568,7 +568,7 @@ class SlurmCluster(Cluster):
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Memory by the cgroup (task/cgroup) or SLURM's own sampling; time by SLURM, or by the
         job's watchdog (the runner) when the limit is not whole minutes; cores by SLURM."""
-        lim = effective_limits(self.config, limits)
+        lim = slurm_enforced_limits(self.config, limits)
         task_plugin = self._config_value("TaskPlugin") or ""
         return enforcers(
             lim,

@@ -50,7 +50,7 @@ class ScriptTask:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def effective_limits(config: SlurmClusterConfig, limits: Limits) -> Limits:
+def slurm_enforced_limits(config: SlurmClusterConfig, limits: Limits) -> Limits:
     """The job's limits, with the cluster config filling what the job leaves open."""
     base = config.limits()
     return Limits(
@@ -77,7 +77,7 @@ def sbatch_directives(
     array: str | None = None,
 ) -> list[str]:
     """The `#SBATCH` lines, in a fixed order, without the `#SBATCH ` prefix."""
-    lim = effective_limits(config, limits)
+    lim = slurm_enforced_limits(config, limits)
     opts = [f"--job-name={_directive_value(job_name)}"]
     if array is not None:
         opts.append(f"--array={array}")
@@ -169,7 +169,7 @@ def render_job_script(
         lines.append("")
         lines += list(config.setup)
     lines.append("")
-    time_s = effective_limits(config, limits).time_s
+    time_s = slurm_enforced_limits(config, limits).time_s
     watchdog_s = time_s if runner_enforces_time(time_s) else None
     if len(tasks) == 1:
         lines += _command_lines(tasks[0], watchdog_s=watchdog_s)

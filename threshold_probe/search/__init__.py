@@ -6,13 +6,13 @@
 """
 
 from threshold_probe.search.base import (
+    Judgement,
     LevelOutcomes,
     Oracle,
     Outcome,
     Progress,
     Status,
     Summary,
-    Verdict,
     judge,
 )
 from threshold_probe.search.bisect import Bisection, BisectResult, bisect
@@ -24,6 +24,7 @@ __all__ = [
     "Bisection",
     "DimensionFinding",
     "IsolateResult",
+    "Judgement",
     "LevelOutcomes",
     "Oracle",
     "Outcome",
@@ -32,7 +33,6 @@ __all__ = [
     "Status",
     "Summary",
     "SweepResult",
-    "Verdict",
     "bisect",
     "isolate",
     "judge",

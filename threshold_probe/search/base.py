@@ -169,7 +169,7 @@ def _percent(rate: float) -> str:
 
 
 @dataclass
-class Verdict:
+class Judgement:
     """What a set of probed levels says about where the failure starts."""
 
     status: Status
@@ -179,7 +179,7 @@ class Verdict:
     message: str
 
 
-def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
+def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Judgement:
     """Turn the tallies of a ladder into a status, boundary and one plain sentence.
 
     - ``found``: every judged level up to ``last_good`` passes, every one from ``first_bad`` fails,
@@ -204,7 +204,7 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
             msg = f"no level could be judged: every probe of {describe_levels(skipped)} was skipped"
         else:
             msg = "no level was probed"
-        return Verdict("inconclusive", None, None, None, msg)
+        return Judgement("inconclusive", None, None, None, msg)
 
     summary = {lvl: data[lvl].summary for lvl in judged}
     not_good = [lvl for lvl in judged if summary[lvl] != "good"]
@@ -221,7 +221,7 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
             msg = f"no level fails up to {last_good}"
             if untested:
                 msg += f" ({describe_levels(untested)} could not be tested)"
-            return Verdict("highest_passes", last_good, None, None, msg)
+            return Judgement("highest_passes", last_good, None, None, msg)
         if last_good is None:
             untested = [lvl for lvl in skipped if lvl < first_bad]
             if untested:
@@ -231,7 +231,7 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
                 )
             else:
                 msg = f"the lowest level {first_bad} already fails"
-            return Verdict("lowest_fails", None, first_bad, None, msg)
+            return Judgement("lowest_fails", None, first_bad, None, msg)
         between = list(order[bisect_right(order, last_good) : bisect_left(order, first_bad)])
         if between:
             # Not a threshold: the first failure is any of the untested levels, or first_bad.
@@ -239,8 +239,8 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
                 f"undecided between levels {last_good} and {first_bad}: level {last_good} passes, "
                 f"level {first_bad} fails, and {describe_levels(between)} could not be tested"
             )
-            return Verdict("inconclusive", last_good, first_bad, None, msg)
-        return Verdict("found", last_good, first_bad, None, f"level {first_bad} is the first to fail")
+            return Judgement("inconclusive", last_good, first_bad, None, msg)
+        return Judgement("found", last_good, first_bad, None, f"level {first_bad} is the first to fail")
 
     # Not a clean threshold: a flaky level or an inversion (a failure below a pass).
     assert band_start is not None and band_end is not None
@@ -270,7 +270,7 @@ def judge(order: Sequence[int], data: Mapping[int, LevelOutcomes]) -> Verdict:
             f"but level {band_end} passes; no clean threshold between levels {lo} and {hi}"
         )
         msg += _band_edges(data, last_good, first_bad)
-    return Verdict("flaky", last_good, first_bad, (lo, hi), msg)
+    return Judgement("flaky", last_good, first_bad, (lo, hi), msg)
 
 
 def _contains(order: Sequence[int], level: int) -> bool:

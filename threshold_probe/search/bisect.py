@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from threshold_probe.search.base import (
+    Judgement,
     LevelOutcomes,
     Oracle,
     Outcome,
     Progress,
     Status,
-    Verdict,
     call_oracle,
     check_outcomes,
     check_positive,
@@ -258,9 +258,9 @@ class Bisection:
         """Raise the need of the reported boundary levels by `confirm`, once each, and ask for the rest."""
         if self.confirm <= 0:
             return []
-        verdict = self.verdict()
+        judgement = self.judgement()
         requests: list[Request] = []
-        for level in (verdict.last_good, verdict.first_bad):
+        for level in (judgement.last_good, judgement.first_bad):
             if level is None or level in self._confirmed or len(requests) >= slots:
                 continue
             self._confirmed.append(level)
@@ -280,7 +280,7 @@ class Bisection:
         else:
             self.search_probes += len(checked)
 
-    def verdict(self) -> Verdict:
+    def judgement(self) -> Judgement:
         """What the outcomes so far say."""
         return judge(self.order, self.data)
 
@@ -297,7 +297,7 @@ class Bisection:
 
     def result(self, rounds: int, probes: int) -> BisectResult:
         """The final answer once :meth:`propose` returns nothing."""
-        v = self.verdict()
+        v = self.judgement()
         return BisectResult(
             status=v.status,
             last_good=v.last_good,

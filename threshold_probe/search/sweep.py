@@ -101,16 +101,16 @@ def sweep(
                 data.setdefault(lvl, LevelOutcomes(lvl)).outcomes.append(outcome)
             if progress:
                 progress(", ".join(f"level {lvl} {data[lvl].summary}" for lvl, _ in chunk))
-    verdict = judge(order, data)
+    judgement = judge(order, data)
     if progress:
-        progress(verdict.message)
+        progress(judgement.message)
     return SweepResult(
         levels={lvl: data[lvl] for lvl in order if lvl in data},
-        last_good=verdict.last_good,
-        first_bad=verdict.first_bad,
-        status=verdict.status,
-        flaky_band=verdict.flaky_band,
-        message=verdict.message,
+        last_good=judgement.last_good,
+        first_bad=judgement.first_bad,
+        status=judgement.status,
+        flaky_band=judgement.flaky_band,
+        message=judgement.message,
         rounds=rounds,
         probes=probes,
         known_outcomes=known_outcomes,
