@@ -293,6 +293,7 @@ def _route(monkeypatch: pytest.MonkeyPatch, name: str, cluster: InProcessCluster
 
 
 __all__ = [
+    "Handler",
     "InProcessCluster",
     "Infra",
     "Killed",
