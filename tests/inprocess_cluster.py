@@ -261,6 +261,15 @@ def inprocess(monkeypatch: pytest.MonkeyPatch) -> Callable[..., InProcessCluster
     return install
 
 
+@contextlib.contextmanager
+def routed(handler: Handler | None = None, name: str = "local") -> Iterator[InProcessCluster]:
+    """The same as the `inprocess` fixture for a `with` block (in a module-scoped fixture)."""
+    cluster = InProcessCluster(name, handler)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _route(monkeypatch, name, cluster)
+        yield cluster
+
+
 def _route(monkeypatch: pytest.MonkeyPatch, name: str, cluster: InProcessCluster) -> None:
     """Make `make_cluster(name, ...)` return `cluster` wherever the package looks it up: the
     registry function itself and every module that imported it by name."""
@@ -284,9 +293,11 @@ def _route(monkeypatch: pytest.MonkeyPatch, name: str, cluster: InProcessCluster
 
 
 __all__ = [
+    "Handler",
     "InProcessCluster",
     "Infra",
     "Killed",
+    "Outcome",
     "Pass",
     "Raise",
     "Run",
@@ -294,4 +305,5 @@ __all__ = [
     "first_fail",
     "inprocess",
     "level_of",
+    "routed",
 ]

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.inprocess_cluster import InProcessCluster, Raise, first_fail
 from threshold_probe.cli.app import app
 
 ASSETS = Path(__file__).parent / "assets"
@@ -140,13 +142,18 @@ def test_a_function_that_fails_at_random_is_flaky_with_its_pass_rate(workspace: 
     assert f"{verdicts.count('pass')} of 16 probes passed" in data["message"]
 
 
-def test_bisect_confirms_the_boundary_with_probes_that_really_run(workspace: Path) -> None:
+def test_bisect_confirms_the_boundary_with_probes_that_really_run(
+    workspace: Path, inprocess: Callable[..., InProcessCluster]
+) -> None:
     """--confirm 2: the last pass and the first fail get two more probes each, dispatched even when
-    the same verdicts are in the cache, unless the cache is allowed."""
+    the same verdicts are in the cache, unless the cache is allowed (on the in-process cluster,
+    which counts the jobs it is given: level 5 raises MemoryError)."""
+    cluster = inprocess(first_fail(5, Raise("MemoryError")))
     args = ("bisect", "--ladder", MEMORY, "--memory", "300MB", "--confirm", "2")
     first = run_json(workspace, *args, "--fresh")
     lp, ff = first["last_pass"], first["first_fail"]
-    assert first["search_status"] == "found" and ff == lp + 1
+    assert first["search_status"] == "found" and (lp, ff) == (4, 5)
+    assert len(cluster.jobs) == len(first["probes"])
     for run in (first, run_json(workspace, *args, "--fresh")):
         at_boundary = [p for p in run["probes"] if p["level"] in (lp, ff)]
         assert sorted((p["level"], p["attempt"]) for p in at_boundary) == [
@@ -155,8 +162,10 @@ def test_bisect_confirms_the_boundary_with_probes_that_really_run(workspace: Pat
         assert not any(p["cached"] for p in run["probes"])
         for p in run["probes"]:
             folder = workspace / "reports" / run["run_id"] / "probes" / p["probe_id"]
-            assert (folder / "stdout.log").exists()  # it ran: the local cluster wrote its log
+            assert (folder / "stdout.log").exists()  # it ran: the cluster wrote its log
+    assert len(cluster.jobs) == len(first["probes"]) * 2
     cached = run_json(workspace, *args)
+    assert len(cluster.jobs) == len(first["probes"]) * 2  # nothing dispatched: every verdict reused
     assert len(cached["probes"]) == len(first["probes"])
     assert all(p["cached"] for p in cached["probes"])
     assert (cached["last_pass"], cached["first_fail"]) == (lp, ff)

@@ -1,30 +1,42 @@
 """`--match`: a search hunts one failure and skips past a different one, through the CLI.
 
-The ladder (tests/assets/ladders/match.toml) has two real failures on the local cluster: level 4
-computes for a minute and is killed by a real `--time` limit (`timeout`); from level 6 on, memory
-jumps past a real 300MB RLIMIT_AS (`oom`). A bisect probes level 4 right after both ends.
+The ladder (tests/assets/ladders/match.toml) has two failures. On the in-process cluster here,
+level 4 is killed at its time limit (`timeout`) and from level 6 on the function raises
+MemoryError under the 300MB limit (`oom`); a bisect probes level 4 right after both ends. The same
+hunt past a real time limit to a real RLIMIT_AS is in test_undecided_cli.py.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.inprocess_cluster import Outcome, Pass, Raise, TimedOut, routed
 from threshold_probe.cli.app import app
+from threshold_probe.models import JobSpec
 
 LADDER = str(Path(__file__).parent / "assets" / "ladders" / "match.toml")
 LIMITS = ("--ladder", LADDER, "--memory", "300MB", "--time", "6s")
 
 
+def match_ladder(level: int | None, job: JobSpec) -> Outcome:
+    """What match.toml does under 300MB and 6 s: level 4 times out, levels 6 to 8 run out of memory."""
+    if level == 4:
+        return TimedOut()
+    return Raise("MemoryError") if level is not None and level >= 6 else Pass()
+
+
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One reports folder for the module: later runs reuse the timeout verdict from the cache."""
     folder = tmp_path_factory.mktemp("match")
     (folder / "probe.toml").write_text("")  # no config from the folders above
-    return folder / "reports"
+    with routed(match_ladder):
+        yield folder / "reports"
 
 
 def invoke(reports: Path, *args: str) -> tuple[int, str, str]:

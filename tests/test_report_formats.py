@@ -1,4 +1,9 @@
-"""`probe report` in every format, from a real sweep on the local cluster under a real memory limit."""
+"""`probe report` in every format, from a sweep through the CLI on the in-process cluster.
+
+What is rendered is the point here: the levels pass until level 5, whose function raises
+MemoryError under the 300MB limit. The same reports from runs under real limits on real servers
+are tested in test_report_testbed.py; a real MemoryError under RLIMIT_AS in test_diagnose_local.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import pytest
 import xmlschema
 
+from tests.inprocess_cluster import Raise, first_fail, routed
 from tests.test_report_support import JUNIT_XSD, probe, real_sweep
 from threshold_probe.render.json import schema_text, shipped_schema
 from threshold_probe.summary import SCHEMA_VERSION, RunSummary
@@ -18,10 +24,12 @@ from threshold_probe.summary import SCHEMA_VERSION, RunSummary
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """One real sweep: levels pass until the 300MB address-space limit kills one with MemoryError."""
+    """One sweep: levels pass until level 5 raises MemoryError under the 300MB limit."""
     workdir = tmp_path_factory.mktemp("report")
-    data = real_sweep(workdir, "300MB")
-    assert data["first_fail"] is not None and data["failure"]["class"] == "oom"
+    with routed(first_fail(5, Raise("MemoryError"))) as cluster:
+        data = real_sweep(workdir, "300MB")
+    assert cluster.levels == list(range(1, 9))
+    assert data["first_fail"] == 5 and data["failure"]["class"] == "oom"
     return workdir, data
 
 

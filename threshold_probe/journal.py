@@ -253,6 +253,9 @@ def open_writable(path: Path) -> JournalConnection:
         db: JournalConnection | None = None
         try:
             db = _connect(path, str(path))
+            version = _version(db)
+            if version > SCHEMA_VERSION:  # before WAL mode is set: nothing is written to it
+                raise too_new(path, version)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             migrate(db, path)
