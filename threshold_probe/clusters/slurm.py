@@ -156,7 +156,7 @@ class SlurmCluster(Cluster):
 
     def ssh_endpoint(self) -> SSHEndpoint | None:
         """Where the login node's SSH connection goes; None for SLURM on this machine."""
-        return SSHEndpoint.of(self.cfg, self.base_dir) if self.cfg.host else None
+        return SSHEndpoint.of(self.config, self.base_dir) if self.config.host else None
 
     # -- plumbing -------------------------------------------------------------------------------
 

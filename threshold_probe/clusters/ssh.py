@@ -764,7 +764,7 @@ class SSHCluster(Cluster):
 
     def ssh_endpoint(self) -> SSHEndpoint:
         """Where this cluster's SSH connection goes (the ssh config applied)."""
-        return SSHEndpoint.of(self.cfg, self.base_dir)
+        return SSHEndpoint.of(self.config, self.base_dir)
 
     def node_cpus(self) -> int | None:
         """CPUs the host offers (`getconf _NPROCESSORS_ONLN`)."""
