@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ValidationError
 
 from threshold_probe.cell import cell_of
-from threshold_probe.render.common import first_fail, last_pass, level_views
 from threshold_probe.store import Store
 from threshold_probe.summary import RunSummary
+from threshold_probe.view import first_fail, last_pass, level_views
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 #: Sparkline marks for runs without a number: no failure up to the top, and nothing decided.
