@@ -28,8 +28,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from threshold_probe.cell import cell_of, differences
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
 from threshold_probe.config import ProbeConfig
@@ -39,7 +37,7 @@ from threshold_probe.render import html as html_render
 from threshold_probe.render.nightly import nightly_html, nightly_junit
 from threshold_probe.store import Store, atomic_write
 from threshold_probe.summary import RunSummary
-from threshold_probe.view import first_fail, run_view, threshold_sentence
+from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
 from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
 
 # Opening the journal sets WAL mode, which needs a moment of exclusive access: open one at a time.
@@ -184,12 +182,7 @@ def _summary_of(store: Store, run_id: str) -> RunSummary | None:
         info = store.get_run(run_id)
     except UserError:
         return None
-    if info.summary is None or info.status != "completed":
-        return None
-    try:
-        return RunSummary.model_validate(info.summary)
-    except ValidationError:
-        return None
+    return stored_summary(info) if info.status == "completed" else None
 
 
 def previous_cells(out: Path) -> dict[str, str]:

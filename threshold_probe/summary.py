@@ -207,13 +207,18 @@ class RunSummary(BaseModel):
     #: Verdicts reused from earlier runs (see `cached` on each probe).
     reuse: ReuseSummary | None = None
 
+    @property
+    def expect_pass_through(self) -> int | None:
+        """The run's gate: every level up to it must pass (`--expect-pass-through N`), or None."""
+        gate = (self.params.get("options") or {}).get("expect_pass_through")
+        return gate if isinstance(gate, int) else None
+
 
 def gate_failure(summary: RunSummary) -> str | None:
     """One line naming the failing level, class and evidence when a level at or below the run's gate
     (`--expect-pass-through N`) failed; None when the gate holds or none is set."""
-    options = summary.params.get("options") or {}
-    gate = options.get("expect_pass_through")
-    if not isinstance(gate, int):
+    gate = summary.expect_pass_through
+    if gate is None:
         return None
     failed = sorted(
         {p.level for p in summary.probes if p.level is not None and p.level <= gate and p.verdict == "fail"}

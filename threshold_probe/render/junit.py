@@ -162,9 +162,7 @@ def document(suites: Sequence[ET.Element], name: str = "threshold-probe") -> str
 
 def expect_pass_through(summary: RunSummary) -> int | None:
     """The run's gate: every level up to it must pass (`--expect-pass-through N`), or None."""
-    options = summary.params.get("options") or {}
-    gate = options.get("expect_pass_through")
-    return int(gate) if isinstance(gate, int) else None
+    return summary.expect_pass_through
 
 
 def to_junit(run: RunView) -> str:
