@@ -300,9 +300,9 @@ def rules_from_summary(summary: RunSummary) -> tuple[list[Rule], list[str]]:
             f"run {summary.run_id} ({summary.kind}) has no isolation, so check cannot tell what drives its "
             f"failure: run `probe isolate {summary.run_id}` (or `probe bisect --isolate`) and check against that"
         )
-    drivers = [d for d in iso.get("drivers") or [] if isinstance(d, str)]
+    drivers = list(iso.drivers)
     if not drivers:
-        status = iso.get("status") or "no driver"
+        status = iso.status or "no driver"
         raise NotPredictable(
             f"run {summary.run_id} names no dimension that drives its failure ({status}): check cannot predict it"
         )
@@ -313,22 +313,18 @@ def rules_from_summary(summary: RunSummary) -> tuple[list[Rule], list[str]]:
             f"run {summary.run_id}: its failure is driven by {', '.join(dynamic)}, which depend on what a function "
             "does when it runs, not on its source: check cannot predict it"
         )
-    findings = {f.get("dimension"): f for f in iso.get("findings") or [] if isinstance(f, dict)}
-    good = dict(iso.get("good_spec") or {})
+    findings = {f.dimension: f for f in iso.findings}
+    good = dict(iso.good_spec)
     error = _error_name(summary)
     cls = summary.failure.failure_class if summary.failure else "fail"
     rules = []
     for dim in static:
-        f = findings.get(dim, {})
-        threshold = f.get("threshold")
-        if threshold is None:
-            threshold = f.get("high_value")
-        if threshold is None:
+        f = findings.get(dim)
+        threshold = None if f is None else f.threshold if f.threshold is not None else f.high_value
+        if f is None or threshold is None:
             dynamic.append(dim)
             continue
-        below = f.get("last_passing")
-        if below is None:
-            below = f.get("low_value")
+        below = f.last_passing if f.last_passing is not None else f.low_value
         metric, label, value, op = _metric_threshold(dim, threshold, below, good)
         rules.append(
             Rule(

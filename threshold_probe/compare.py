@@ -21,15 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from threshold_probe.cell import cell_of, differences
-from threshold_probe.render.common import (
-    METRIC_COLUMNS,
-    LevelView,
-    first_fail,
-    last_pass,
-    level_views,
-    metric,
-)
 from threshold_probe.summary import ProbeSummary, RunSummary
+from threshold_probe.view import METRIC_COLUMNS, LevelView, first_fail, last_pass, level_views, metric
 
 #: Absolute and relative floors of the noise rule (see the module docstring).
 TIME_FLOOR_S = 0.050
@@ -170,7 +163,7 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
                     regression=same and x.verdict == "pass" and y.verdict in ("fail", "flaky"),
                 )
             )
-        for key, label, _names in METRIC_COLUMNS:
+        for key, label in METRIC_COLUMNS:
             ma, mb = metric(x.metrics, key), metric(y.metrics, key)
             if ma is not None and mb is not None and ma != mb:
                 metric_changes.append(MetricChange(level=level, metric=label, before=ma, after=mb, delta=mb - ma))

@@ -22,7 +22,7 @@ from threshold_probe.errors import UserError
 from threshold_probe.pipelines import resolve_pipeline_class
 from threshold_probe.session import LimitOverrides, ProgressSink, SearchOptions, run_search
 from threshold_probe.store import Store
-from threshold_probe.summary import RunSummary
+from threshold_probe.summary import VERDICT_WORDS, RunSummary
 
 #: The pipeline whose verdict stands for "the cluster itself".
 REFERENCE = "native"
@@ -110,8 +110,7 @@ def _cells(summary: RunSummary) -> dict[int, Cell]:
     for row in summary.levels:
         if row.summary is None:
             continue
-        verdict = {"good": "pass", "bad": "fail", "skip": "skip", "flaky": "flaky"}[row.summary]
-        out[row.level] = Cell(verdict=verdict, failure_class=row.failure_class)
+        out[row.level] = Cell(verdict=VERDICT_WORDS[row.summary], failure_class=row.failure_class)
     return out
 
 

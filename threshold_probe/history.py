@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from threshold_probe.cell import cell_of
-from threshold_probe.render.common import first_fail, last_pass, level_views
 from threshold_probe.store import Store
-from threshold_probe.summary import RunSummary
+from threshold_probe.view import first_fail, last_pass, level_views, stored_summary
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 #: Sparkline marks for runs without a number: no failure up to the top, and nothing decided.
@@ -60,12 +59,9 @@ def history(
     infos = store.runs(limit=limit, cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind)
     entries = []
     for info in reversed(infos):
-        if info.summary is None or info.kind not in THRESHOLD_KINDS:
-            continue
-        try:
-            s = RunSummary.model_validate(info.summary)
-        except ValidationError:
-            continue  # a summary from an incompatible version: leave it out, do not fail the listing
+        s = stored_summary(info) if info.kind in THRESHOLD_KINDS else None
+        if s is None:
+            continue  # none yet, or from an incompatible version: leave it out, do not fail the listing
         passed = [v.level for v in level_views(s) if v.verdict == "pass"]
         cell = cell_of(s)
         entries.append(

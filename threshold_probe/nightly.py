@@ -17,7 +17,6 @@ else 0. A new baseline is not a regression.
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
 import difflib
 import json
 import os
@@ -26,12 +25,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from html import escape
 from pathlib import Path
 from typing import Any, Literal
-from xml.etree import ElementTree as ET
-
-from pydantic import BaseModel, Field, ValidationError
 
 from threshold_probe.cell import cell_of, differences
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
@@ -39,103 +34,21 @@ from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraError, ProbeError, UserError
 from threshold_probe.models import ProbeRecord
 from threshold_probe.render import html as html_render
-from threshold_probe.render import junit as junit_render
-from threshold_probe.render.common import first_fail, level_views, threshold_sentence
+from threshold_probe.render.nightly import nightly_html, nightly_junit
 from threshold_probe.store import Store, atomic_write
 from threshold_probe.summary import RunSummary
+from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
+from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
 
 # Opening the journal sets WAL mode, which needs a moment of exclusive access: open one at a time.
 _STORE_OPEN = threading.Lock()
 
-#: new-baseline: the matrix entry's latest earlier run is of another cell (config, limits,
-#: interpreter, ladder changed): nothing to compare with, so this run starts the new series.
-CellStatus = Literal["ok", "regressed", "new-baseline", "unreachable", "error"]
 NightlyKind = Literal["sweep", "bisect"]
 
 SUMMARY_JSON = "nightly.json"
 SUMMARY_HTML = "nightly.html"
 SUMMARY_JUNIT = "nightly.junit.xml"
 NOTIFY_TIMEOUT_S = 120.0
-
-
-class NightlyCell(BaseModel):
-    """One cell of the matrix: its run, its baseline and what the comparison found."""
-
-    cluster: str
-    pipeline: str
-    ladder: str
-    status: CellStatus
-    run_id: str | None = None
-    #: A run id, "pinned:N" for a pinned first failing level, or None (no baseline of the same
-    #: cell: the first night, or a new baseline).
-    baseline: str | None = None
-    #: new-baseline: the earlier run of another cell, and what differs from it.
-    previous_run: str | None = None
-    changes: list[str] = Field(default_factory=list)
-    first_fail: int | None = None
-    baseline_first_fail: int | None = None
-    threshold: str = ""
-    failure_class: str | None = None
-    threshold_moved: str | None = None
-    regressions: list[str] = Field(default_factory=list)
-    #: Levels that passed in the baseline and fail now.
-    newly_failing: list[int] = Field(default_factory=list)
-    error: str | None = None
-    report: str | None = None
-
-    @property
-    def key(self) -> str:
-        """cluster/pipeline/ladder as written in the config (the baseline table's key)."""
-        return f"{self.cluster}/{self.pipeline}/{self.ladder}"
-
-    @property
-    def baseline_text(self) -> str:
-        """The baseline used, for people: which run (or pin), or why there is none."""
-        if self.baseline is not None and self.baseline.startswith("pinned:"):
-            return f"pinned first fail {self.baseline_first_fail}"
-        if self.baseline is not None:
-            ff = "none" if self.baseline_first_fail is None else str(self.baseline_first_fail)
-            return f"{self.baseline} (first fail {ff})"
-        if self.status == "new-baseline":
-            return f"none: new baseline (was {self.previous_run})"
-        if self.run_id is None:
-            return "-"
-        return "none: first run of this cell"
-
-    @property
-    def change_text(self) -> str:
-        """What the comparison found, in one line."""
-        if self.regressions:
-            return "; ".join(self.regressions)
-        if self.error:
-            return self.error
-        if self.status == "new-baseline":
-            return "new baseline: " + "; ".join(self.changes)
-        if self.baseline is None:
-            return "no baseline yet"
-        return f"threshold {self.threshold_moved}" if self.threshold_moved else ""
-
-    @property
-    def label(self) -> str:
-        """cluster/pipeline/ladder for people: a ladder file shows as its stem."""
-        ladder = Path(self.ladder).stem if self.ladder.endswith(".toml") else self.ladder
-        return f"{self.cluster}/{self.pipeline}/{ladder}"
-
-
-class NightlyResult(BaseModel):
-    """The whole night: every cell, the unreachable clusters, the files written, the exit code."""
-
-    schema_version: int = 1
-    started_at: float
-    finished_at: float
-    kind: str
-    output: str
-    cells: list[NightlyCell]
-    unreachable: dict[str, str] = Field(default_factory=dict)
-    regressed: bool
-    exit_code: int
-    files: dict[str, str] = Field(default_factory=dict)
-    notified: dict[str, Any] | None = None
 
 
 class _CellRun:
@@ -147,6 +60,13 @@ class _CellRun:
         self.records: list[ProbeRecord] = []
         self.comparison: Comparison | None = None
         self.baseline_summary: RunSummary | None = None
+
+
+def _cell_view(run: _CellRun) -> NightCellView:
+    """The cell as the night's reports show it."""
+    view = run_view(run.summary, run.records) if run.summary is not None else None
+    known = expected_failures(run.cell, run.summary, run.baseline_summary)
+    return NightCellView(run.cell, view, known)
 
 
 def nightly_kind(config: ProbeConfig) -> NightlyKind:
@@ -262,12 +182,7 @@ def _summary_of(store: Store, run_id: str) -> RunSummary | None:
         info = store.get_run(run_id)
     except UserError:
         return None
-    if info.summary is None or info.status != "completed":
-        return None
-    try:
-        return RunSummary.model_validate(info.summary)
-    except ValidationError:
-        return None
+    return stored_summary(info) if info.status == "completed" else None
 
 
 def previous_cells(out: Path) -> dict[str, str]:
@@ -423,172 +338,6 @@ def _compare(
         cell.status = "regressed"
 
 
-def _expected_failures(run: _CellRun) -> set[int]:
-    """Failing levels that are no news: they failed in the baseline, or lie at or above its threshold."""
-    if run.summary is None:
-        return set()
-    failing = {v.level for v in level_views(run.summary) if v.verdict in ("fail", "flaky")}
-    cell = run.cell
-    if cell.baseline is None:
-        return failing  # first night: nothing to regress against
-    expected: set[int] = set()
-    if run.baseline_summary is not None:
-        expected |= {v.level for v in level_views(run.baseline_summary) if v.verdict in ("fail", "flaky")}
-    if cell.baseline_first_fail is not None:
-        expected |= {n for n in failing if n >= cell.baseline_first_fail}
-    return expected & failing
-
-
-def _add_case(
-    suite: ET.Element, name: str, classname: str, kind: str | None = None, message: str = "", body: str = ""
-) -> None:
-    case = ET.SubElement(suite, "testcase", name=name, classname=classname, time="0.000")
-    suite.set("tests", str(int(suite.get("tests", "0")) + 1))
-    if kind is not None:
-        el = ET.SubElement(case, kind, message=junit_render.xml_text(message))
-        if kind != "skipped":
-            el.set("type", "regression" if kind == "failure" else "unreachable")
-        el.text = junit_render.xml_text(body)
-        counter = {"failure": "failures", "error": "errors", "skipped": "skipped"}[kind]
-        suite.set(counter, str(int(suite.get(counter, "0")) + 1))
-
-
-def nightly_junit(runs: Sequence[_CellRun], unreachable: dict[str, str]) -> str:
-    """One JUnit file for the night: a suite per cell (levels plus a baseline check) and per dead cluster."""
-    suites: list[ET.Element] = []
-    for run in runs:
-        cell = run.cell
-        if run.summary is None:
-            continue
-        suite = junit_render.testsuite(
-            run.summary, run.records, name=cell.key, expected_failures=_expected_failures(run)
-        )
-        classname = suite.get("package", "threshold_probe")
-        if cell.status == "new-baseline":
-            _add_case(
-                suite,
-                "threshold against baseline",
-                classname,
-                "skipped",
-                f"new baseline: {'; '.join(cell.changes)}",
-                f"the previous run {cell.previous_run} is of another cell; this run starts a new baseline",
-            )
-        elif cell.baseline is None:
-            _add_case(suite, "threshold against baseline", classname, "skipped", "no baseline yet (first run)")
-        elif cell.regressions:
-            _add_case(
-                suite,
-                "threshold against baseline",
-                classname,
-                "failure",
-                "; ".join(cell.regressions),
-                f"baseline {cell.baseline}: first fail {cell.baseline_first_fail}; now {cell.first_fail}",
-            )
-        else:
-            _add_case(suite, "threshold against baseline", classname)
-        suites.append(suite)
-    stamp = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    for cluster, why in sorted(unreachable.items()):
-        suite = ET.Element(
-            "testsuite",
-            name=f"{cluster} (unreachable)",
-            tests="0",
-            failures="0",
-            errors="0",
-            skipped="0",
-            time="0.000",
-            timestamp=stamp,
-        )
-        _add_case(
-            suite,
-            f"preflight of {cluster}",
-            f"threshold_probe.{cluster}",
-            "error",
-            f"cluster {cluster} could not be reached",
-            why,
-        )
-        for run in runs:
-            c = run.cell
-            if c.cluster == cluster and c.status == "unreachable":
-                _add_case(suite, c.key, f"threshold_probe.{cluster}", "skipped", "cluster unreachable")
-        suites.append(suite)
-    for run in runs:
-        c = run.cell
-        if c.status == "error":
-            suite = ET.Element(
-                "testsuite",
-                name=f"{c.key} (error)",
-                tests="0",
-                failures="0",
-                errors="0",
-                skipped="0",
-                time="0.000",
-                timestamp=stamp,
-            )
-            _add_case(suite, c.key, f"threshold_probe.{c.cluster}", "error", c.error or "error", c.error or "")
-            suites.append(suite)
-    return junit_render.document(suites, name="threshold-probe nightly")
-
-
-STATUS_COLOURS = {
-    "ok": "#2e9d4f",
-    "regressed": "#d64541",
-    "new-baseline": "#0969da",
-    "unreachable": "#8250df",
-    "error": "#9a6700",
-}
-
-
-def nightly_html(result: NightlyResult) -> str:
-    """One self-contained HTML page for the night: the verdict, every cell, unreachable clusters."""
-    when = dt.datetime.fromtimestamp(result.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    regressed = [c for c in result.cells if c.status == "regressed"]
-    if regressed:
-        verdict = f"{len(regressed)} regression(s): " + "; ".join(
-            f"{c.label}: {', '.join(c.regressions)}" for c in regressed
-        )
-    elif result.unreachable:
-        verdict = "no regression; unreachable: " + ", ".join(sorted(result.unreachable))
-    else:
-        verdict = "no regression"
-    renewed = [c for c in result.cells if c.status == "new-baseline"]
-    if renewed:
-        verdict += "; new baseline: " + "; ".join(f"{c.label}: {', '.join(c.changes)}" for c in renewed)
-    failed = "failed" if regressed else ""
-    body = [
-        "<h1>threshold-probe nightly</h1>",
-        f'<p class="meta"><span>{escape(when)}</span><span>{len(result.cells)} cells</span>'
-        f"<span>search: {escape(result.kind)}</span><span>exit code {result.exit_code}</span></p>",
-        f'<div class="verdict {failed}" id="verdict"><p class="answer">{escape(verdict)}</p></div>',
-        "<h2>Matrix</h2>",
-        '<table id="cells"><thead><tr><th class="l">cluster</th><th class="l">pipeline</th>'
-        '<th class="l">ladder</th><th class="l">status</th><th>first fail</th><th>baseline</th>'
-        '<th class="l">class</th><th class="l">what changed</th><th class="l">run</th></tr></thead><tbody>',
-    ]
-    for c in result.cells:
-        colour = STATUS_COLOURS.get(c.status, "#9aa0a6")
-        pill = f'<span class="badge" style="background:{colour}">{escape(c.status)}</span>'
-        change = c.change_text
-        link = escape(c.run_id or "-")
-        if c.report:
-            link = f'<a href="{escape(c.report)}">{link}</a>'
-        ff = "-" if c.first_fail is None else str(c.first_fail)
-        bff = c.baseline_text
-        body.append(
-            f'<tr data-cell="{escape(c.key)}"><td class="l">{escape(c.cluster)}</td>'
-            f'<td class="l">{escape(c.pipeline)}</td><td class="l">{escape(c.label.split("/", 2)[2])}</td>'
-            f'<td class="l">{pill}</td><td>{escape(ff)}</td><td>{escape(bff)}'
-            f'</td><td class="l">{escape(c.failure_class or "-")}</td><td class="l">{escape(change)}</td>'
-            f'<td class="l">{link}</td></tr>'
-        )
-    body.append("</tbody></table>")
-    if result.unreachable:
-        body.append("<h2>Unreachable clusters</h2>")
-        for name, why in sorted(result.unreachable.items()):
-            body.append(f"<p><b>{escape(name)}</b></p><pre>{escape(why)}</pre>")
-    return html_render.page("threshold-probe nightly", "\n".join(body))
-
-
 def notify(command: str, summary_path: Path, result: NightlyResult) -> dict[str, Any]:
     """Run the notify command with the summary's path (appended, or in place of {path})."""
     argv = shlex.split(command)
@@ -667,7 +416,7 @@ def run_nightly(
     for run in runs:
         if run.summary is not None:
             rel = Path("runs") / f"{run.summary.run_id}.html"
-            atomic_write(out / rel, html_render.to_html(run.summary, run.records))
+            atomic_write(out / rel, html_render.to_html(run_view(run.summary, run.records)))
             run.cell.report = rel.as_posix()
     regressed = any(r.cell.status == "regressed" for r in runs)
     incomplete = bool(unreachable) or any(r.cell.status == "error" for r in runs)
@@ -687,7 +436,7 @@ def run_nightly(
             "json": str(out / SUMMARY_JSON),
         },
     )
-    atomic_write(out / SUMMARY_JUNIT, nightly_junit(runs, unreachable))
+    atomic_write(out / SUMMARY_JUNIT, nightly_junit([_cell_view(r) for r in runs], unreachable))
     atomic_write(out / SUMMARY_HTML, nightly_html(result))
     if regressed and notify_command:
         result.notified = notify(notify_command, out / SUMMARY_HTML, result)

@@ -5,14 +5,20 @@ Bump SCHEMA_VERSION when a field changes meaning or goes away; adding a field do
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 SCHEMA_VERSION = 1
 
 RunKind = Literal["run", "sweep", "bisect", "isolate", "compare-pipelines", "nightly"]
 LevelSummary = Literal["good", "bad", "skip", "flaky"]
+ProbeOutcome = Literal["good", "bad", "skip"]
+
+VerdictWord = Literal["pass", "fail", "skip", "flaky"]
+
+#: A level's summary as reports word it: probes pass or fail, so levels do too.
+VERDICT_WORDS: dict[LevelSummary, VerdictWord] = {"good": "pass", "bad": "fail", "skip": "skip", "flaky": "flaky"}
 
 
 class FailureSummary(BaseModel):
@@ -87,6 +93,68 @@ class ReuseSummary(BaseModel):
     note: str | None = None
 
 
+class TriedValue(BaseModel):
+    """One value of a dimension's threshold search, with the outcomes of its probes."""
+
+    value: Any = None
+    outcomes: list[ProbeOutcome] = Field(default_factory=list)
+
+
+class DimensionSummary(BaseModel):
+    """What isolation learnt about one dimension (threshold_probe/search/isolate.py: DimensionFinding)."""
+
+    # Keys a later version adds are kept, so that a report of its runs loses nothing.
+    model_config = ConfigDict(extra="allow")
+
+    dimension: str = "?"
+    low_value: Any = None
+    high_value: Any = None
+    #: Raising it alone makes the passing spec fail; None when the probes could not tell.
+    sufficient: bool | None = None
+    #: Lowering it alone makes the failing spec pass; None when the probes could not tell.
+    necessary: bool | None = None
+    threshold: Any = None
+    last_passing: Any = None
+    threshold_base: Literal["good", "bad"] | None = None
+    exact: bool = True
+    probes: int = 0
+    raised_outcomes: list[ProbeOutcome] = Field(default_factory=list)
+    lowered_outcomes: list[ProbeOutcome] = Field(default_factory=list)
+    search_status: str | None = None
+    note: str = ""
+    tried: list[TriedValue] = Field(default_factory=list)
+
+    @property
+    def attribution(self) -> float:
+        """How strongly it drives the failure, 0..1: sufficient and necessary each count half."""
+        return 0.5 * bool(self.sufficient) + 0.5 * bool(self.necessary)
+
+
+class IsolateSummary(BaseModel):
+    """Isolation findings: which dimensions drive the failure between two levels, with evidence."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str = "isolated"
+    message: str = ""
+    good_spec: dict[str, Any] = Field(default_factory=dict)
+    bad_spec: dict[str, Any] = Field(default_factory=dict)
+    #: The sufficient dimensions.
+    drivers: list[str] = Field(default_factory=list)
+    necessary: list[str] = Field(default_factory=list)
+    irrelevant: list[str] = Field(default_factory=list)
+    undecided: list[str] = Field(default_factory=list)
+    good_outcomes: list[ProbeOutcome] = Field(default_factory=list)
+    bad_outcomes: list[ProbeOutcome] = Field(default_factory=list)
+    findings: list[DimensionSummary] = Field(default_factory=list)
+    rounds: int = 0
+    probes: int = 0
+    #: The levels whose specs were compared, and the failure hunted (a signature), if any.
+    good_level: int | None = None
+    bad_level: int | None = None
+    hunted: str | None = None
+
+
 class RunSummary(BaseModel):
     """Everything a report needs about one run."""
 
@@ -124,7 +192,10 @@ class RunSummary(BaseModel):
     levels: list[LevelRow] = Field(default_factory=list)
     probes: list[ProbeSummary] = Field(default_factory=list)
     #: Isolation findings (isolate runs): drivers, per-dimension sufficient/necessary/threshold.
-    isolate: dict[str, Any] | None = None
+    # Documented as an object of findings (docs/report-schema.md); typed here for every reader.
+    isolate: Annotated[IsolateSummary, WithJsonSchema({"additionalProperties": True, "type": "object"})] | None = (
+        Field(default=None, title="Isolate")
+    )
     #: Runs of a user's function with one argument scaled (--scale): the values in the user's terms.
     scale: ScaleSummary | None = None
     #: Parameters of the command, enough to resume it.
@@ -136,13 +207,18 @@ class RunSummary(BaseModel):
     #: Verdicts reused from earlier runs (see `cached` on each probe).
     reuse: ReuseSummary | None = None
 
+    @property
+    def expect_pass_through(self) -> int | None:
+        """The run's gate: every level up to it must pass (`--expect-pass-through N`), or None."""
+        gate = (self.params.get("options") or {}).get("expect_pass_through")
+        return gate if isinstance(gate, int) else None
+
 
 def gate_failure(summary: RunSummary) -> str | None:
     """One line naming the failing level, class and evidence when a level at or below the run's gate
     (`--expect-pass-through N`) failed; None when the gate holds or none is set."""
-    options = summary.params.get("options") or {}
-    gate = options.get("expect_pass_through")
-    if not isinstance(gate, int):
+    gate = summary.expect_pass_through
+    if gate is None:
         return None
     failed = sorted(
         {p.level for p in summary.probes if p.level is not None and p.level <= gate and p.verdict == "fail"}

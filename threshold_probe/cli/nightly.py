@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
-from threshold_probe.nightly import STATUS_COLOURS, NightlyCell, run_nightly
+from threshold_probe.nightly import run_nightly
+from threshold_probe.render.nightly import STATUS_COLOURS
+from threshold_probe.view.nightly import NightlyCell
 
 
 def _cell_done(cell: NightlyCell) -> None:

@@ -14,6 +14,7 @@ from threshold_probe.render import FORMATS, render
 from threshold_probe.render.terminal import print_report
 from threshold_probe.store import atomic_write
 from threshold_probe.summary import RunSummary
+from threshold_probe.view import run_view
 
 
 @command
@@ -41,13 +42,13 @@ def report(
     if info.summary is None:
         raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")
     summary = RunSummary.model_validate(info.summary)
-    records = store.probes(summary.run_id)
+    view = run_view(summary, store.probes(summary.run_id))
     if output is not None:
-        atomic_write(output, render(summary, fmt, records))
+        atomic_write(output, render(view, fmt))
         err_console.print(f"wrote {fmt} report of {summary.run_id} to {output}", highlight=False)
         return
     if fmt == "rich":
-        print_report(summary, console, records)
+        print_report(view, console)
         return
-    sys.stdout.write(render(summary, fmt, records))
+    sys.stdout.write(render(view, fmt))
     sys.stdout.flush()

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.session import display_status
+from threshold_probe.view import run_listing
 
 
 @command
@@ -26,26 +27,9 @@ def runs(
     """
     store = get_state().store(readonly=True)
     infos = store.runs(limit=limit, cluster=cluster, kind=kind)
+    listed = [run_listing(i, display_status(i, store)) for i in infos]
     if as_json:
-        print_json(
-            [
-                {
-                    "run_id": i.run_id,
-                    "kind": i.kind,
-                    "cluster": i.cluster,
-                    "pipeline": i.pipeline,
-                    "ladder": i.ladder,
-                    "status": display_status(i, store),
-                    "started_at": i.started_at,
-                    "finished_at": i.finished_at,
-                    "last_pass": (i.summary or {}).get("last_pass"),
-                    "first_fail": (i.summary or {}).get("first_fail"),
-                    "failure_class": ((i.summary or {}).get("failure") or {}).get("class"),
-                    "message": (i.summary or {}).get("message"),
-                }
-                for i in infos
-            ]
-        )
+        print_json([row.to_json() for row in listed])
         return
     if not infos:
         console.print(f"no runs recorded in {get_state().store().root} yet: start one with `probe bisect`")
@@ -53,19 +37,18 @@ def runs(
     table = Table(title=f"{len(infos)} runs", title_justify="left")
     for col in ("run", "kind", "cluster", "pipeline", "ladder", "started", "status", "first fail", "class"):
         table.add_column(col)
-    for i in infos:
-        s = i.summary or {}
-        started = dt.datetime.fromtimestamp(i.started_at).strftime("%Y-%m-%d %H:%M")
+    for row in listed:
+        started = dt.datetime.fromtimestamp(row.started_at).strftime("%Y-%m-%d %H:%M")
         # Names come from user files and the journal: escaped, never Rich markup.
         table.add_row(
-            safe(i.run_id),
-            safe(i.kind),
-            safe(i.cluster),
-            safe(i.pipeline),
-            safe(i.ladder),
+            safe(row.run_id),
+            safe(row.kind),
+            safe(row.cluster),
+            safe(row.pipeline),
+            safe(row.ladder),
             started,
-            display_status(i, store),
-            str(s.get("first_fail", "")) if s.get("first_fail") is not None else "-",
-            safe((s.get("failure") or {}).get("class", "-")),
+            row.status,
+            str(row.first_fail) if row.first_fail is not None else "-",
+            safe(row.failure_class or "-"),
         )
     console.print(table)

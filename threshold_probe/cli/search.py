@@ -18,11 +18,11 @@ from threshold_probe.cli.common import (
 )
 from threshold_probe.cli.show import show_probe, show_summary
 from threshold_probe.errors import UserError
-from threshold_probe.render.common import reuse_text
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary, gate_failure
 from threshold_probe.target import parse_args
 from threshold_probe.textsafe import strip_control
+from threshold_probe.view import reuse_text
 
 ClusterOpt = Annotated[
     str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")

@@ -83,5 +83,6 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
 def show_summary(summary: RunSummary, store: Store, console: Console) -> None:
     """The Rich report of a run."""
     from threshold_probe.render.terminal import print_report
+    from threshold_probe.view import run_view
 
-    print_report(summary, console, store=store)
+    print_report(run_view(summary, store.probes(summary.run_id)), console)

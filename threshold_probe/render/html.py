@@ -12,27 +12,24 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from threshold_probe.models import ProbeRecord
-from threshold_probe.render.common import (
+from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
+from threshold_probe.summary import RunSummary, TriedValue
+from threshold_probe.view import (
     METRIC_COLUMNS,
-    attribution_score,
+    RunView,
     failing_records,
     first_fail,
-    fmt_mb,
-    fmt_number,
-    fmt_seconds,
     isolate_dimensions,
     isolate_drivers,
     level_name,
     level_views,
     limits_text,
     metric,
-    read_stderr,
     reuse_text,
     stage_order,
     threshold_sentence,
+    verdict_word,
 )
-from threshold_probe.summary import RunSummary
 
 VERDICT_COLOURS = {
     "pass": "#2e9d4f",
@@ -289,24 +286,14 @@ def attribution_chart(rows: Sequence[tuple[str, float, bool, str]], title: str) 
     return "".join(out)
 
 
-def threshold_strip(name: str, tried: Sequence[Any], threshold: Any, width: int = 720) -> str:
+def threshold_strip(name: str, tried: Sequence[TriedValue], threshold: Any, width: int = 720) -> str:
     """The values of one dimension that isolation tried, as dots: green passed, red failed."""
     points: list[tuple[float, str]] = []
     for item in tried:
-        # Either {"value": v, "outcomes": [...]} or a (value, outcomes) pair.
-        if isinstance(item, dict):
-            value, outcomes = item.get("value"), item.get("outcomes", [])
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            value, outcomes = item
-        else:
-            continue
+        value = item.value
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        outs = list(outcomes) if isinstance(outcomes, (list, tuple)) else [outcomes]
-        verdict = "fail" if "bad" in outs else "pass" if "good" in outs else "skip"
-        if "bad" in outs and "good" in outs:
-            verdict = "flaky"
-        points.append((float(value), verdict))
+        points.append((float(value), verdict_word(item.outcomes)))
     if not points:
         return ""
     left, right, height = 160, 30, 46
@@ -381,10 +368,10 @@ def verdict_block(summary: RunSummary) -> str:
 def level_table(summary: RunSummary) -> str:
     """The level table as HTML: metrics, verdict, wall time, peak memory, failure class."""
     ff = first_fail(summary)
-    head = "".join(f"<th>{escape(label)}</th>" for _k, label, _n in METRIC_COLUMNS)
+    head = "".join(f"<th>{escape(label)}</th>" for _k, label in METRIC_COLUMNS)
     rows = []
     for view in level_views(summary):
-        cells = "".join(f"<td>{escape(fmt_number(metric(view.metrics, key)))}</td>" for key, _l, _n in METRIC_COLUMNS)
+        cells = "".join(f"<td>{escape(fmt_number(metric(view.metrics, key)))}</td>" for key, _l in METRIC_COLUMNS)
         cls = ' class="threshold"' if view.level == ff else ""
         rows.append(
             f'<tr{cls} data-level="{view.level}"><td>{escape(level_name(summary, view.level))}</td>{cells}'
@@ -403,7 +390,7 @@ def charts(summary: RunSummary) -> str:
     views = level_views(summary)
     ff = first_fail(summary)
     out = ['<h2>Verdict per level against each static metric</h2><div class="charts">']
-    for key, label, _names in METRIC_COLUMNS:
+    for key, label in METRIC_COLUMNS:
         bars = [(v.level, metric(v.metrics, key), v.verdict) for v in views]
         unit = "bytes" if key == "pickle_bytes" else ""
         out.append(f'<div class="chart">{bar_chart(bars, label, unit, ff)}</div>')
@@ -440,16 +427,16 @@ def charts(summary: RunSummary) -> str:
         rows4 = []
         for name, f in dims:
             notes = []
-            if f.get("sufficient") is not None:
-                notes.append("sufficient" if f.get("sufficient") else "not sufficient")
-            if f.get("necessary") is not None:
-                notes.append("necessary" if f.get("necessary") else "not necessary")
-            if f.get("low_value") is not None and f.get("high_value") is not None:
-                notes.append(f"{f['low_value']} -> {f['high_value']}")
-            rows4.append((name, attribution_score(f), name in drivers, ", ".join(notes)))
+            if f.sufficient is not None:
+                notes.append("sufficient" if f.sufficient else "not sufficient")
+            if f.necessary is not None:
+                notes.append("necessary" if f.necessary else "not necessary")
+            if f.low_value is not None and f.high_value is not None:
+                notes.append(f"{f.low_value} -> {f.high_value}")
+            rows4.append((name, f.attribution, name in drivers, ", ".join(notes)))
         out.append("<h2>Dimension attribution (isolate)</h2>")
         out.append(f'<div class="chart">{attribution_chart(rows4, "which dimension drives the failure")}</div>')
-        strips = [threshold_strip(name, f.get("tried") or [], f.get("threshold")) for name, f in dims]
+        strips = [threshold_strip(name, f.tried, f.threshold) for name, f in dims]
         strips = [svg for svg in strips if svg]
         if strips:
             out.append("<h3>Values tried per dimension (the dashed line is the threshold)</h3>")
@@ -457,17 +444,17 @@ def charts(summary: RunSummary) -> str:
     return "".join(out)
 
 
-def stderr_section(records: Sequence[ProbeRecord], first: int | None = None) -> str:
+def stderr_section(view: RunView, first: int | None = None) -> str:
     """The full stderr of every failing probe, escaped; the first failing level's comes first, open."""
     fails = sorted(
-        failing_records(records),
+        failing_records(view.records),
         key=lambda r: (r.level != first, r.level is None, r.level or 0, r.attempt),
     )
     if not fails:
         return ""
     out = ["<h2>stderr evidence</h2>"]
     for i, rec in enumerate(fails):
-        text = read_stderr(rec)
+        text = view.stderr_of(rec)
         cls = rec.verdict.failure_class or "fail"
         what = f"level {rec.level}" if rec.level is not None else f"isolate probe {rec.probe_id}"
         summary_line = f"{what} attempt {rec.attempt} - {cls} ({len(text.splitlines())} lines)"
@@ -479,8 +466,9 @@ def stderr_section(records: Sequence[ProbeRecord], first: int | None = None) -> 
     return "".join(out)
 
 
-def to_html(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
+def to_html(view: RunView) -> str:
     """The run as one self-contained HTML page."""
+    summary = view.summary
     when = dt.datetime.fromtimestamp(summary.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = [
         f"run <code>{escape(summary.run_id)}</code> ({escape(summary.kind)}, {escape(summary.status)})",
@@ -501,6 +489,6 @@ def to_html(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
         "<h2>Levels</h2>",
         level_table(summary),
         charts(summary),
-        stderr_section(records, first_fail(summary)),
+        stderr_section(view, first_fail(summary)),
     ]
     return page(f"threshold-probe {summary.run_id}", "\n".join(body))

@@ -16,18 +16,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 
-from threshold_probe.models import ProbeRecord
-from threshold_probe.render.common import (
-    METRIC_COLUMNS,
-    cell_name,
-    fmt_number,
-    level_views,
-    metric,
-    read_stderr,
-    reuse_text,
-    threshold_sentence,
-)
+from threshold_probe.render.common import fmt_number
 from threshold_probe.summary import RunSummary
+from threshold_probe.view import METRIC_COLUMNS, RunView, cell_name, level_views, metric, reuse_text, threshold_sentence
 
 # XML 1.0 forbids most control characters, and remote stderr is full of them (ANSI colours, NULs).
 _XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -49,8 +40,7 @@ def _classname(summary: RunSummary) -> str:
 
 
 def testsuite(
-    summary: RunSummary,
-    records: Sequence[ProbeRecord] = (),
+    run: RunView,
     *,
     name: str | None = None,
     expected_failures: Iterable[int] = (),
@@ -66,9 +56,10 @@ def testsuite(
     is a passing testcase, and the threshold is a suite property. Only the levels at or below the
     run's gate (`--expect-pass-through N`) fail the suite.
     """
+    summary = run.summary
     expected = set(expected_failures)
     gate = expect_pass_through(summary)
-    by_id = {rec.probe_id: rec for rec in records}
+    by_id = {rec.probe_id: rec for rec in run.records}
     views = level_views(summary)
     stamp = dt.datetime.fromtimestamp(summary.started_at, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     suite = ET.Element("testsuite")
@@ -102,7 +93,7 @@ def testsuite(
         )
         case.set("time", _secs(wall))
         counts["tests"] += 1
-        facts = ", ".join(f"{label}={fmt_number(metric(view.metrics, key))}" for key, label, _n in METRIC_COLUMNS)
+        facts = ", ".join(f"{label}={fmt_number(metric(view.metrics, key))}" for key, label in METRIC_COLUMNS)
         recs = [by_id[p.probe_id] for p in view.probes if p.probe_id in by_id]
         notes: list[str] = []
         if view.verdict in ("fail", "flaky"):
@@ -137,7 +128,7 @@ def testsuite(
                 f" wall={rec.observation.wall_s:.3f}s peak_mb={rec.observation.peak_rss_mb}"
             )
         ET.SubElement(case, "system-out").text = xml_text("\n".join(out_lines))
-        errs = [read_stderr(r) for r in recs]
+        errs = [run.stderr_of(r) for r in recs]
         errs = [e for e in errs if e.strip()]
         if errs:
             ET.SubElement(case, "system-err").text = xml_text("\n----\n".join(errs))
@@ -171,15 +162,13 @@ def document(suites: Sequence[ET.Element], name: str = "threshold-probe") -> str
 
 def expect_pass_through(summary: RunSummary) -> int | None:
     """The run's gate: every level up to it must pass (`--expect-pass-through N`), or None."""
-    options = summary.params.get("options") or {}
-    gate = options.get("expect_pass_through")
-    return int(gate) if isinstance(gate, int) else None
+    return summary.expect_pass_through
 
 
-def to_junit(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
+def to_junit(run: RunView) -> str:
     """The run as a JUnit XML document with one testsuite.
 
     A search's failing levels are findings (see `testsuite`); a single `probe run` that failed
     is a test failure.
     """
-    return document([testsuite(summary, records, findings=summary.kind != "run")])
+    return document([testsuite(run, findings=run.summary.kind != "run")])

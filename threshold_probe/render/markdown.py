@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
 
-from threshold_probe.models import ProbeRecord
-from threshold_probe.render.common import (
+from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
+from threshold_probe.view import (
     METRIC_COLUMNS,
+    RunView,
     failing_records,
     first_fail,
-    fmt_mb,
-    fmt_number,
-    fmt_seconds,
     isolate_dimensions,
     isolate_drivers,
     level_name,
@@ -23,7 +20,6 @@ from threshold_probe.render.common import (
     reuse_text,
     threshold_sentence,
 )
-from threshold_probe.summary import RunSummary
 
 #: Lines of stderr quoted per failing probe; Markdown is for reading, the HTML report has it all.
 STDERR_LINES = 30
@@ -87,8 +83,9 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str:
+def to_markdown(run: RunView) -> str:
     """The report as GitHub-flavoured Markdown."""
+    summary = run.summary
     out: list[str] = []
     ff = first_fail(summary)
     undecided = summary.status != "completed" or summary.search_status == "inconclusive"
@@ -128,11 +125,11 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
         out.append(f"**Flaky band:** levels {summary.flaky_band[0]}..{summary.flaky_band[-1]}")
         out.append("")
 
-    labels = [label for _k, label, _n in METRIC_COLUMNS]
+    labels = [label for _k, label in METRIC_COLUMNS]
     out.append("| level | " + " | ".join(labels) + " | verdict | wall | peak MB | failure class |")
     out.append("|---:|" + "---:|" * len(labels) + "---|---:|---:|---|")
     for view in level_views(summary):
-        metrics = [fmt_number(metric(view.metrics, key)) for key, _l, _n in METRIC_COLUMNS]
+        metrics = [fmt_number(metric(view.metrics, key)) for key, _l in METRIC_COLUMNS]
         verdict = f"**{view.verdict}**" if view.verdict == "fail" else view.verdict
         name = level_name(summary, view.level)
         level = f"**{name}**" if view.level == ff else name
@@ -157,12 +154,12 @@ def to_markdown(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> str
             "|---|---|---|---:|---|",
         ]
         for name, f in dims:
-            row = [_md(name), _yes_no(f.get("sufficient")), _yes_no(f.get("necessary")), _md(f.get("threshold", "-"))]
+            row = [_md(name), _yes_no(f.sufficient), _yes_no(f.necessary), _md(f.threshold)]
             row.append("yes" if name in drivers else "")
             out.append("| " + " | ".join(_cell(c) for c in row) + " |")
         out.append("")
 
-    fails = failing_records(records)
+    fails = failing_records(run.records)
     if fails:
         first = fails[0]
         tail = first.observation.job.stderr_tail.rstrip().splitlines()[-STDERR_LINES:]

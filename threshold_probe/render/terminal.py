@@ -5,22 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import io
 import statistics
-from collections.abc import Sequence
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from threshold_probe.models import ProbeRecord
-from threshold_probe.render.common import (
+from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
+from threshold_probe.summary import RunSummary
+from threshold_probe.view import (
     METRIC_COLUMNS,
-    attribution_score,
+    RunView,
     failing_records,
     first_fail,
-    fmt_mb,
-    fmt_number,
-    fmt_seconds,
     isolate_dimensions,
     isolate_drivers,
     level_name,
@@ -31,9 +28,6 @@ from threshold_probe.render.common import (
     stage_order,
     threshold_sentence,
 )
-from threshold_probe.store import Store
-from threshold_probe.summary import RunSummary
-from threshold_probe.textsafe import clean
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim", "flaky": "yellow", "-": "dim"}
 
@@ -79,7 +73,7 @@ def level_table(summary: RunSummary) -> Table:
     # A level's name is its identity (a scaled value such as n=3,162,278): never cut it.
     widest = max((len(level_name(summary, v.level)) for v in views), default=5)
     table.add_column("level", justify="right", no_wrap=True, min_width=widest)
-    for _key, label, _names in METRIC_COLUMNS:
+    for _key, label in METRIC_COLUMNS:
         table.add_column(label, justify="right")
     table.add_column("verdict")
     table.add_column("wall", justify="right")
@@ -88,7 +82,7 @@ def level_table(summary: RunSummary) -> Table:
     ff = first_fail(summary)
     for view in views:
         cells = [level_name(summary, view.level)]
-        cells += [fmt_number(metric(view.metrics, key)) for key, _l, _n in METRIC_COLUMNS]
+        cells += [fmt_number(metric(view.metrics, key)) for key, _l in METRIC_COLUMNS]
         verdict = Text(view.verdict, style=VERDICT_STYLE.get(view.verdict, ""))
         row: list[str | Text] = [*cells, verdict, fmt_seconds(view.wall_s), fmt_mb(view.peak_mb)]
         row.append(Text(view.failure_class or ""))
@@ -96,8 +90,9 @@ def level_table(summary: RunSummary) -> Table:
     return table
 
 
-def verdict_panel(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> Panel:
+def verdict_panel(view: RunView) -> Panel:
     """The answer: the threshold, the cause, and the stderr lines that show it."""
+    summary = view.summary
     sentence = threshold_sentence(summary)
     lines: list[RenderableType] = [Text(sentence, style="bold")]
     if summary.message and not sentence.startswith(summary.message.rstrip(".")):
@@ -114,7 +109,7 @@ def verdict_panel(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> P
         evidence = list(failure.evidence)
         if not evidence:
             # The summary kept no evidence lines: fall back to the first failing probe's stderr tail.
-            fails = failing_records(records)
+            fails = failing_records(view.records)
             if fails:
                 evidence = fails[0].observation.job.stderr_tail.strip().splitlines()[-MAX_EVIDENCE_LINES:]
         if evidence:
@@ -173,14 +168,14 @@ def isolate_table(summary: RunSummary) -> Table | None:
     table.add_column("threshold", justify="right")
     table.add_column("attribution")
     for name, findings in dims:
-        score = attribution_score(findings)
+        score = findings.attribution
         bar = "█" * round(score * 10) + "·" * (10 - round(score * 10))
-        threshold = findings.get("threshold")
+        threshold = findings.threshold
         table.add_row(
             Text(name + (" (driver)" if name in drivers else ""), style="bold" if name in drivers else ""),
-            Text(f"{findings.get('low_value', '-')} -> {findings.get('high_value', '-')}"),
-            _yes_no(findings.get("sufficient")),
-            _yes_no(findings.get("necessary")),
+            Text(f"{findings.low_value} -> {findings.high_value}"),
+            _yes_no(findings.sufficient),
+            _yes_no(findings.necessary),
             Text("-" if threshold is None else str(threshold)),
             bar,
         )
@@ -191,9 +186,10 @@ def _yes_no(value: object) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
-def renderables(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> list[RenderableType]:
+def renderables(view: RunView) -> list[RenderableType]:
     """Every block of the report, in order, ready for console.print."""
-    blocks: list[RenderableType] = [header(summary), level_table(summary), verdict_panel(summary, records)]
+    summary = view.summary
+    blocks: list[RenderableType] = [header(summary), level_table(summary), verdict_panel(view)]
     if summary.flaky_band:
         band = summary.flaky_band
         blocks.append(
@@ -223,23 +219,14 @@ def renderables(summary: RunSummary, records: Sequence[ProbeRecord] = ()) -> lis
     return blocks
 
 
-def print_report(
-    summary: RunSummary,
-    console: Console,
-    records: Sequence[ProbeRecord] = (),
-    store: Store | None = None,
-) -> None:
-    """Print the report on a Rich console; with a store, the run's probes add stderr evidence."""
-    if not records and store is not None:
-        records = store.probes(summary.run_id)
-    # Far-side text loses its terminal control sequences before anything is printed.
-    summary, records = clean(summary), clean(list(records))
-    for block in renderables(summary, records):
+def print_report(view: RunView, console: Console) -> None:
+    """Print the report on a Rich console; the view's probes add stderr evidence."""
+    for block in renderables(view):
         console.print(block)
 
 
-def to_text(summary: RunSummary, records: Sequence[ProbeRecord] = (), width: int = 120) -> str:
+def to_text(view: RunView, width: int = 120) -> str:
     """The report as plain text (for -o FILE): the same blocks, without colour codes."""
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None, force_terminal=False)
-    print_report(summary, console, records)
+    print_report(view, console)
     return console.export_text(styles=False)

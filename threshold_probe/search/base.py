@@ -37,6 +37,19 @@ Progress = Callable[[str], None] | None
 OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
 
 
+def fold(outcomes: Iterable[Outcome]) -> Summary:
+    """What probes of one level say together: good or bad when every judged probe agrees, flaky
+    when they disagree, skip when none was judged. Every report and search folds with this."""
+    seen = set(outcomes)
+    if "good" in seen and "bad" in seen:
+        return "flaky"
+    if "good" in seen:
+        return "good"
+    if "bad" in seen:
+        return "bad"
+    return "skip"
+
+
 @dataclass
 class LevelOutcomes:
     """Every outcome seen for one level, and what they add up to."""
@@ -78,13 +91,7 @@ class LevelOutcomes:
     @property
     def summary(self) -> Summary:
         """good or bad when every judged probe agrees, flaky when they disagree, skip when none judged."""
-        if self.flaky:
-            return "flaky"
-        if self.good:
-            return "good"
-        if self.bad:
-            return "bad"
-        return "skip"
+        return fold(self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view: level, outcomes, counts, pass_rate, flaky and summary."""
