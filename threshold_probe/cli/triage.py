@@ -127,3 +127,22 @@ def triage(
         print_report(report, console)
         return
     _emit(render(report, fmt), renderables(report), fmt, output, report.run_id)
+
+
+def report_again(kind: str, data: dict[str, object], fmt: str, output: Path | None) -> None:
+    """`probe report RUN` of a triage or explain run: the same page in any format."""
+    if kind == "explain":
+        from threshold_probe.explain import load_explanation
+        from threshold_probe.render.explain import render as render_explain
+        from threshold_probe.render.explain import renderables as explain_renderables
+
+        explanation = load_explanation(data)
+        if fmt == "junit":
+            raise UserError("an explain run has no JUnit form: use rich, json, md or html")
+        _emit(render_explain(explanation, fmt), explain_renderables(explanation), fmt, output, explanation.run_id)
+        return
+    from threshold_probe.render.triage import render, renderables
+    from threshold_probe.triage import load_report
+
+    report = load_report(data)
+    _emit(render(report, fmt), renderables(report), fmt, output, report.run_id)
