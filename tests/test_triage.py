@@ -163,7 +163,8 @@ def test_interrupted_triage_resumes_without_probing_again(tmp_path: Path) -> Non
     (folder / "test_slow.py").write_text(
         "import time\n\n"
         + "".join(
-            f"def test_{i}():\n    def payload_{i}():\n        time.sleep(1.5)\n        return {i}\n\n" for i in range(4)
+            f"def test_{i}():\n    def payload_{i}():\n        time.sleep(1.5)\n        return {i}\n\n"
+            for i in range(4)
         )
     )
     reports = tmp_path / "reports"

@@ -146,3 +146,77 @@ def report_again(kind: str, data: dict[str, object], fmt: str, output: Path | No
 
     report = load_report(data)
     _emit(render(report, fmt), renderables(report), fmt, output, report.run_id)
+
+
+@command
+def explain(
+    run_id: Annotated[
+        str | None,
+        typer.Argument(metavar="RUN_ID", help="With --resume: the explanation to continue (default: the latest).",
+                       show_default=False),
+    ] = None,
+    cluster: ClusterOpt = None,
+    pipeline: PipelineOpt = None,
+    function: Annotated[
+        str | None,
+        typer.Option("--function", help="Explain your own function's failure: FILE:FUNC, FILE:test.inner, ..."),
+    ] = None,
+    ladder: Annotated[
+        str | None, typer.Option("--ladder", "-l", help="Ladder name (default, seed, features) or a TOML path.")
+    ] = None,
+    lo: Annotated[int | None, typer.Option("--lo", help="Lowest level (default: the ladder's first).")] = None,
+    hi: Annotated[int | None, typer.Option("--hi", help="Highest level (default: the ladder's last).")] = None,
+    memory: MemoryOpt = None,
+    time: TimeOpt = None,
+    cores: CoresOpt = None,
+    partition: PartitionOpt = None,
+    fresh: FreshOpt = False,
+    shrink: Annotated[
+        bool, typer.Option("--shrink/--no-shrink", help="Shrink the reproducer (when available).")
+    ] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted explanation.")] = False,
+    preflight: PreflightOpt = True,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Page format: rich, json, md, html.")] = "rich",
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Explain a threshold in one command: whose it is, what drives it, a reproducer and a fix.
+
+    Bisects the ladder through the pipeline and through native on the same cluster (whose threshold
+    is it: the pipeline's or the cluster's), isolates the driving dimension, builds a small
+    reproducer that keeps the failure's signature (and the difference with native), shrinks it when
+    shrink is available, and gives a fix hint from the failure's class and driver. Each step is a
+    journalled run; --resume continues where it stopped.
+    """
+    from threshold_probe.explain import ExplainOptions, resume_explain, run_explain
+    from threshold_probe.render.explain import print_page, render, renderables
+
+    fmt = "json" if as_json else fmt
+    if fmt not in ("rich", "json", "md", "html"):
+        raise UserError(f"unknown page format {fmt!r}: choose one of rich, json, md, html")
+    st = get_state()
+    cfg = st.config()
+    store = st.store()
+    progress = RichProgress(quiet=quiet or st.quiet)
+    if run_id is not None and not resume:
+        raise UserError(f"a RUN_ID ({run_id}) only goes with --resume: probe explain --resume {run_id}")
+    if resume:
+        x = resume_explain(run_id, config=cfg, store=store, progress=progress, command_prefix=command_prefix())
+    else:
+        x = run_explain(
+            config=cfg,
+            store=store,
+            cluster=cluster or cfg.defaults.cluster,
+            pipeline=pipeline or cfg.defaults.pipeline,
+            options=ExplainOptions(
+                ladder=ladder, function=function, lo=lo, hi=hi, fresh=fresh, preflight=preflight, shrink=shrink
+            ),
+            overrides=LimitOverrides(memory=memory, time=time, cores=cores, partition=partition),
+            progress=progress,
+            command_prefix=command_prefix(),
+        )
+    if fmt == "rich" and output is None:
+        print_page(x, console)
+        return
+    _emit(render(x, fmt), renderables(x), fmt, output, x.run_id)
