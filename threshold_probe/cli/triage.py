@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Group, RenderableType
 
 from threshold_probe.cli.common import RichProgress, command, command_prefix, console, err_console, get_state
 from threshold_probe.errors import UserError
@@ -46,14 +47,14 @@ def _format(fmt: str, as_json: bool) -> str:
     return fmt
 
 
-def _emit(text: str, rich: object | None, fmt: str, output: Path | None, what: str) -> None:
+def _emit(text: str, rich: list[RenderableType] | None, fmt: str, output: Path | None, what: str) -> None:
     """Write the report to -o FILE, or print it (Rich on a terminal keeps its colours)."""
     if output is not None:
         atomic_write(output, text)
         err_console.print(f"wrote {fmt} report of {what} to {output}", highlight=False)
         return
     if fmt == "rich" and rich is not None:
-        console.print(rich, highlight=False)
+        console.print(Group(*rich), highlight=False)
         return
     sys.stdout.write(text)
     sys.stdout.flush()
