@@ -233,6 +233,21 @@ class Explain:
             step.status = "done"
             self._save()
             return summary
+        if self.resuming:
+            # A step whose process was killed (-9) never learnt its run's id: find it in the journal.
+            taken = {st.run_id for st in self.result.steps if st.run_id}
+            stopped = [
+                info
+                for info in self.store.runs(kind=kind)
+                if info.started_at >= self.result.started_at - 1
+                and info.status != "completed"
+                and info.run_id not in taken
+                and info.params.get("pipeline") == pipeline
+            ]
+            if stopped:
+                step.run_id = stopped[-1].run_id
+                self._save()
+                return self._search(name, kind, pipeline, options)
         since = time.time()
         try:
             summary = run_search(
