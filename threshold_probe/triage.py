@@ -201,7 +201,7 @@ def _why_not(d: Definition) -> str | None:
     if any(name.split(".")[-1] == "fixture" for name in decorators):
         return "a pytest fixture"
     if _is_test(d):
-        return "a test function (pytest runs it): the functions it defines are probed instead"
+        return "a test function: the functions it defines are probed instead"
     inner = _returns_inner(node)
     if inner is not None:
         return f"a factory: it returns {inner}, which is probed instead"

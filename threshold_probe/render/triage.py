@@ -26,7 +26,11 @@ from threshold_probe.triage import TriageFunction, TriageReport
 FORMATS = ("rich", "json", "md", "html", "junit")
 
 #: Metrics shown in the table of functions (the chart feature is added when it is another one).
-TABLE_METRICS = ("loc", "cc", "pickle_bytes", "multiline_strings_col0", "closure_refs", "global_refs")
+TABLE_METRICS = ("loc", "cc", "pickle_bytes", "multiline_strings_col0", "closure_refs")
+
+#: Short column headers for the terminal table (the other formats name features in full).
+_SHORT = {"multiline_strings_col0": "col-0 str", "closure_refs": "closure", "global_refs": "globals",
+          "pickle_bytes": "pickle B", "loc": "LOC", "cc": "CC"}
 
 VERDICT_COLOURS = {"pass": "#1e8e3e", "fail": "#d93025", "skip": "#f9ab00", "not probed": "#9aa0a6"}
 _RICH_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "not probed": "dim"}
@@ -83,17 +87,18 @@ def renderables(report: TriageReport) -> list[RenderableType]:
         title = f"{g.failure_class}: {len(g.functions)} failing"
         out.append(Panel(body, title=title, title_align="left", border_style="red"))
     table = Table(title="functions", title_justify="left", header_style="bold")
-    table.add_column("where")
-    table.add_column("function")
+    table.add_column("where", no_wrap=True)
+    table.add_column("function", no_wrap=True)
     metrics = _metrics(report)
     for m in metrics:
-        table.add_column(label(m), justify="right")
-    table.add_column("verdict")
-    table.add_column("class / reason")
+        header = _SHORT.get(m, m)
+        table.add_column(header, justify="right", min_width=len(header))
+    table.add_column("verdict", min_width=7)
+    table.add_column("class", min_width=6)
     for f in _probed(report):
         style = _RICH_STYLE.get(f.verdict, "")
         table.add_row(
-            Text(f.where()),
+            Text(f"{f.file.rsplit('/', 1)[-1]}:{f.line}"),
             Text(f.name),
             *(Text(_value(f.metrics.get(m))) for m in metrics),
             Text(f.verdict, style=style),
@@ -107,7 +112,7 @@ def renderables(report: TriageReport) -> list[RenderableType]:
         rest.add_column("function")
         rest.add_column("reason", style="dim")
         for f in unprobed:
-            rest.add_row(Text(f.where()), Text(f.name), Text(f.reason or ""))
+            rest.add_row(Text(f"{f.file.rsplit('/', 1)[-1]}:{f.line}"), Text(f.name), Text(f.reason or ""))
         out.append(rest)
     if report.file_errors:
         out.append(Text("\n".join(report.file_errors), style="yellow"))
