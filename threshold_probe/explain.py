@@ -413,6 +413,7 @@ class Explain:
         native = None
         if r.owner == "pipeline":
             native = self._search("reproducer-native", "run", REFERENCE, opts)
+            self._step("reproducer-native").line = native.message
         probe = mine.probes[0] if mine.probes else None
         features = {}
         try:
