@@ -27,7 +27,7 @@ class TestLevels:
     def test_level3_dict(self):
         def level3():
             counts = {}
-            for word in "a b a c b a".split():
+            for word in ["a", "b", "a", "c", "b", "a"]:
                 counts[word] = counts.get(word, 0) + 1
             return counts
 
