@@ -390,7 +390,11 @@ class Shrink:
         self.failure_class: str | None = None
         self.keep_difference = False
         self.must_keep: list[str] = []
-        self.func_root = (target.workload.accessor or target.workload.func_name).split(".")[0].split("(")[0]
+        # The name the function is reached by: a user's FUNC or Class (the accessor of bound
+        # arguments is a functools.partial call), a generated level's function, class or factory.
+        w = target.workload
+        root = re.match(r"[A-Za-z_]\w*", w.accessor or "") if w.filename is None else None
+        self.func_root = root.group(0) if root else w.func_name
         self.probes_pipeline = 0
         self.probes_native = 0
         self.reused = 0

@@ -156,3 +156,32 @@ def shrink(
         print_json(result.model_dump(mode="json"))
     else:
         show_result(result)
+
+
+@command
+def repro(
+    run_id: Annotated[
+        str,
+        typer.Argument(metavar="RUN_ID", help="A run with a failure (or a shrink run).", show_default=False),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (new or empty).")],
+    level: Annotated[int | None, typer.Option("--level", "-L", help="The failing level (default: the first).")] = None,
+    shrunk: Annotated[bool, typer.Option("--shrunk", help="Use the run's latest shrink result instead.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+) -> None:
+    """Write a standalone folder that reproduces a failure by hand, without threshold-probe.
+
+    It holds the exact files the pipeline shipped, a run.sh that runs them as the cluster did
+    (with `ulimit -v` and `timeout` for its limits) and a README with the cluster, versions,
+    command and the failure to expect.
+    """
+    from threshold_probe.repro import write_repro
+
+    st = get_state()
+    folder = write_repro(st.store(), st.config(), run_id, output, level=level, shrunk=shrunk)
+    if as_json:
+        print_json(folder.as_dict())
+        return
+    console.print(Text(f"wrote {folder.folder}: {', '.join(folder.files)}"), highlight=False)
+    console.print(Text(f"expected failure: {folder.signature or '?'}"), highlight=False)
+    console.print(Text(f"run it: {folder.command}", style="dim"), highlight=False)
