@@ -3,12 +3,12 @@ SLURM job, and fails with the same root error and a non-zero exit."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
 import subprocess
 import tarfile
-import io
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,22 @@ from typer.testing import CliRunner
 from tests.every_cluster import CLUSTERS
 from threshold_probe.cli.app import app
 
-NAME_FAILURE = '''\
+NAME_FAILURE = """\
 def helper(x):
     return x + 1
 
 
 def job():
     return helper(2)
-'''
+"""
 
-OOM = '''\
+OOM = """\
 def grow(mb):
     blocks = []
     for _ in range(mb):
         blocks.append(bytearray(1024 * 1024))
     return len(blocks)
-'''
+"""
 
 #: An interpreter without threshold-probe: the system one (cloudpickle is added by path for native).
 BARE_PYTHON = "/usr/bin/python3"
@@ -82,9 +82,19 @@ def run_by_hand(tmp_path: Path, folder: Path, cluster: str, testbed: Any) -> sub
         f" && ! {shlex.quote(testbed.python)} -c 'import threshold_probe' 2>/dev/null && {run}"
     )
     ssh = [
-        "ssh", "-i", str(testbed.client_key), "-o", f"UserKnownHostsFile={testbed.known_hosts}",
-        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(host.port),
-        f"{testbed.user}@{host.addr}", script,
+        "ssh",
+        "-i",
+        str(testbed.client_key),
+        "-o",
+        f"UserKnownHostsFile={testbed.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-p",
+        str(host.port),
+        f"{testbed.user}@{host.addr}",
+        script,
     ]
     proc = subprocess.run(ssh, input=buf.getvalue(), capture_output=True, timeout=180)
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
@@ -117,8 +127,17 @@ def test_a_native_oom_runs_by_hand_under_its_memory_limit(
     src = tmp_path / "grow.py"
     src.write_text(OOM)
     run_id = failing_run(
-        tmp_path, cluster_config, cluster, "--function", f"{src}:grow", "--arg", "mb=400", "--memory", "200MB",
-        "--pipeline", "native",
+        tmp_path,
+        cluster_config,
+        cluster,
+        "--function",
+        f"{src}:grow",
+        "--arg",
+        "mb=400",
+        "--memory",
+        "200MB",
+        "--pipeline",
+        "native",
     )
     folder = tmp_path / "repro"
     made = invoke(tmp_path, cluster_config, "repro", run_id, "-o", str(folder))

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from tests.every_cluster import CLUSTERS
 from threshold_probe.cli.app import app
 
-NAME_FAILURE = '''\
+NAME_FAILURE = """\
 import os
 
 LIMIT = 3
@@ -40,7 +40,7 @@ def job():
     label = "x" * LIMIT
     value = helper(total)
     return value + len(data) + len(label)
-'''
+"""
 
 SYNTAX_FAILURE = '''\
 import sys
@@ -58,7 +58,7 @@ print('far side')
         return len(script) + c
 '''
 
-OOM = '''\
+OOM = """\
 def grow(mb):
     blocks = []
     extra = [i * 2 for i in range(10)]
@@ -66,15 +66,15 @@ def grow(mb):
         blocks.append(bytearray(1024 * 1024))
     note = "done"
     return len(blocks) + len(extra) + len(note)
-'''
+"""
 
-SIGNATURE = '''\
+SIGNATURE = """\
 def job():
     data = {"key": 1}
     found = data["key"]
     spare = [1, 2]
     return found / 0
-'''
+"""
 
 
 def invoke(tmp_path: Path, config: Path | None, *args: str) -> Any:
@@ -104,8 +104,16 @@ def test_a_name_failure_keeps_the_helper_and_natives_pass(
     src = write(tmp_path, "jobs.py", NAME_FAILURE)
     out = tmp_path / "min.py"
     data = shrink_json(
-        tmp_path, cluster_config, "--function", f"{src}:job", "--cluster", cluster, "--pipeline", "source",
-        "-o", str(out),
+        tmp_path,
+        cluster_config,
+        "--function",
+        f"{src}:job",
+        "--cluster",
+        cluster,
+        "--pipeline",
+        "source",
+        "-o",
+        str(out),
     )
     assert data["signature"] == "name:NameError:name 'helper' is not defined"
     # native passes the original: every candidate had to pass through it too
@@ -120,8 +128,18 @@ def test_a_name_failure_keeps_the_helper_and_natives_pass(
     assert "features" in data and "closure_refs" in data["features"]
     # The reproducer runs as the same kind of target and fails the same way.
     again = invoke(
-        tmp_path, cluster_config, "run", "--function", f"{out}:job", "--cluster", cluster, "--pipeline", "source",
-        "--json", "-q", "--fresh",
+        tmp_path,
+        cluster_config,
+        "run",
+        "--function",
+        f"{out}:job",
+        "--cluster",
+        cluster,
+        "--pipeline",
+        "source",
+        "--json",
+        "-q",
+        "--fresh",
     )
     assert again.exit_code == 1, again.stdout + again.stderr
     assert json.loads(again.stdout)["failure"]["signature"] == data["signature"]
@@ -148,8 +166,18 @@ def test_an_oom_with_an_argument_keeps_the_allocation(
 ) -> None:
     src = write(tmp_path, "grow.py", OOM)
     data = shrink_json(
-        tmp_path, cluster_config, "--function", f"{src}:grow", "--arg", "mb=400", "--memory", "200MB",
-        "--cluster", cluster, "--pipeline", "native",
+        tmp_path,
+        cluster_config,
+        "--function",
+        f"{src}:grow",
+        "--arg",
+        "mb=400",
+        "--memory",
+        "200MB",
+        "--cluster",
+        cluster,
+        "--pipeline",
+        "native",
     )
     assert data["failure_class"] == "oom"
     assert data["kept"] == "signature"  # native is the pipeline: no difference to keep
@@ -225,7 +253,9 @@ def test_a_shrink_killed_with_9_resumes_from_the_journal(
     env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
     proc = subprocess.Popen(
         [*base, "shrink", "-q", "--function", f"{src}:job", "--cluster", cluster, "--pipeline", "source"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     db_path = reports / "probe.db"
     deadline = time.monotonic() + 180

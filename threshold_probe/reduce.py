@@ -3,13 +3,13 @@
 Two reducers, both deterministic (the same answers give the same questions, so a resumed shrink
 replays its journal without dispatching anything it already asked):
 
+- ``pysource-minimize`` (an AST reducer): removes and simplifies nodes, down to names and
+  values. It re-renders the source with ``ast.unparse``, so it can only run when that round
+  trip keeps the failure.
 - ``statements``: removes whole statements (with their decorators) from the original text, by
   bisection over every block, outermost first. Formatting, comments and string literals stay as
   written, so a failure that depends on the text itself (an indented definition holding column-0
   lines: an IndentationError on the far side) survives it.
-- ``pysource-minimize`` (an AST reducer): removes and simplifies nodes, down to names and
-  values. It re-renders the source with ``ast.unparse``, so it runs second, on what the first
-  left, and only when that round trip keeps the failure.
 
 Speculation (``speculate``): a reducer asks one question at a time. To keep P probes in flight,
 the process forks at each unanswered question; the child goes on assuming "no" (the most common
@@ -265,7 +265,7 @@ class Speculator:
             self.child_exit()
 
 
-class _ChildContinues(Exception):  # noqa: N818 - a control-flow signal, not an error
+class _ChildContinues(Exception):
     """Raised in a freshly forked child: the checker answers "no" and the reducer runs on."""
 
 

@@ -10,6 +10,7 @@ cloudpickle for pickling pipelines), so the folder runs on any machine with that
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shlex
@@ -60,9 +61,9 @@ def _far_python(config: ProbeConfig, cluster: str) -> str:
 
 def _record(store: Store, run_id: str, level: int | None, signature: str | None) -> ProbeRecord | None:
     for r in store.probes(run_id):
-        if r.verdict.status == "fail" and (level is None or r.level == level):
-            if signature is None or r.verdict.signature == signature:
-                return r
+        at = level is None or r.level == level
+        if r.verdict.status == "fail" and at and (signature is None or r.verdict.signature == signature):
+            return r
     return None
 
 
@@ -92,12 +93,24 @@ def _script(argv: list[str], env: dict[str, str], limits: Limits, python: str, c
 
 
 def _readme(
-    *, what: str, cluster: str, cluster_kind: str, pipeline: str, python: str, limits: Limits,
-    record: ProbeRecord | None, signature: str | None, evidence: list[str], shrunk: ShrinkResult | None,
+    *,
+    what: str,
+    cluster: str,
+    cluster_kind: str,
+    pipeline: str,
+    python: str,
+    limits: Limits,
+    record: ProbeRecord | None,
+    signature: str | None,
+    evidence: list[str],
+    shrunk: ShrinkResult | None,
 ) -> str:
     obs = record.observation if record is not None else None
     meta = (obs.meta or {}) if obs is not None else {}
-    far = {**(obs.far_side if obs is not None else {}), **{k: v for k, v in meta.items() if k in ("python", "cloudpickle")}}
+    far = {
+        **(obs.far_side if obs is not None else {}),
+        **{k: v for k, v in meta.items() if k in ("python", "cloudpickle")},
+    }
     lines = [
         f"# Reproducer: {what}",
         "",
@@ -105,7 +118,8 @@ def _readme(
         f"- pipeline: {pipeline}",
         f"- far side: python {far.get('python') or '?'}, cloudpickle {far.get('cloudpickle') or '-'}",
         f"- recorded with threshold-probe {__version__}",
-        f"- limits: memory {limits.memory_bytes or '-'} bytes, time {limits.time_s or '-'} s, cores {limits.cores or '-'}",
+        f"- limits: memory {limits.memory_bytes or '-'} bytes, time {limits.time_s or '-'} s,"
+        f" cores {limits.cores or '-'}",
         "",
         "## Run it",
         "",
@@ -185,7 +199,9 @@ def write_repro(
     except ClientSideError as exc:
         raise UserError(f"the {pipeline_name} pipeline cannot build this function here: {exc}") from None
     except NotImplementedError:
-        raise UserError(f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline") from None
+        raise UserError(
+            f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline"
+        ) from None
     finally:
         if staging.exists():
             for f in sorted(staging.rglob("*"), reverse=True):
@@ -217,14 +233,20 @@ def write_repro(
     script.write_text(_script(argv, dict(job.env), limits, python, cluster))
     script.chmod(0o755)
     kind = info.cluster
-    try:
+    with contextlib.suppress(UserError):
         kind = config.cluster(cluster).type
-    except UserError:
-        pass
     (out / README_NAME).write_text(
         _readme(
-            what=what, cluster=cluster, cluster_kind=kind, pipeline=pipeline_name, python=python, limits=limits,
-            record=record, signature=signature, evidence=evidence, shrunk=result,
+            what=what,
+            cluster=cluster,
+            cluster_kind=kind,
+            pipeline=pipeline_name,
+            python=python,
+            limits=limits,
+            record=record,
+            signature=signature,
+            evidence=evidence,
+            shrunk=result,
         )
     )
     (out / "expected.json").write_text(json.dumps({"signature": signature, "evidence": evidence}, indent=2) + "\n")

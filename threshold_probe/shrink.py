@@ -27,6 +27,7 @@ import re
 import signal
 import socket
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,7 +116,8 @@ class ShrinkOptions:
     preflight: bool = True
     #: None decides by probing the original through `native`; False never checks it.
     keep_difference: bool | None = None
-    #: "auto" (statements, then pysource-minimize), "statements" or "ast".
+    #: "auto" (pysource-minimize; statements from the text when ast.unparse loses the failure),
+    #: "statements" or "ast".
     reducer: str = "auto"
 
 
@@ -259,11 +261,17 @@ def target_from_run(store: Store, run_id: str, level: int | None = None) -> Shri
         function = options.get("function")
         if not function:
             raise UserError(f"run {info.run_id}: its failing probe is not a level or a function")
-        workload = load_target(function, options.get("args") or {}, ship_local_modules=options.get("ship_local_modules", False))
+        workload = load_target(
+            function, options.get("args") or {}, ship_local_modules=options.get("ship_local_modules", False)
+        )
     elif options.get("scale") and options.get("function"):
         ladder = scaled_ladder(
-            options["function"], options.get("args") or {}, options["scale"], options.get("steps"),
-            options.get("values"), ship_local_modules=options.get("ship_local_modules", False),
+            options["function"],
+            options.get("args") or {},
+            options["scale"],
+            options.get("steps"),
+            options.get("values"),
+            ship_local_modules=options.get("ship_local_modules", False),
         )
         workload = ladder.workload(chosen.level)
     else:
@@ -328,7 +336,7 @@ class _Concurrent(Cluster):
 
 def _quoted_names(record: ProbeRecord, source: str) -> list[str]:
     """Names the failure message quotes that the source holds: a candidate must keep them."""
-    text = " ".join(record.verdict.evidence[:1] + [str((record.observation.meta or {}).get("message") or "")])
+    text = " ".join([*record.verdict.evidence[:1], str((record.observation.meta or {}).get("message") or "")])
     found = re.findall(r"'([A-Za-z_][A-Za-z0-9_.]*)'", text)
     out: list[str] = []
     for name in found:
@@ -494,7 +502,11 @@ class Shrink:
         if not todo:
             return
         self.candidates += len(todo)
-        records = self.prober.run(self._requests(todo))
+        with warnings.catch_warnings():
+            # A candidate may be odd code ("'int' object is not callable"): loading it here to
+            # ship it is no reason to warn the user.
+            warnings.simplefilter("ignore", SyntaxWarning)
+            records = self.prober.run(self._requests(todo))
         self._count(records, native=False)
         kept = []
         for src, group in zip(todo, self._groups(records), strict=True):
@@ -522,6 +534,9 @@ class Shrink:
             and is_defined(source, self.func_root)
             and all(re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", source) for n in self.must_keep)
         )
+        if ok and self.keep_difference and self.failure_class == "name":
+            # native must pass, so the name the pipeline loses must still be defined
+            ok = all(is_defined(source, n) for n in self.must_keep if is_defined(self.target.workload.source, n))
         if not ok:
             self.rejected_statically += 1
         return ok
@@ -568,10 +583,12 @@ class Shrink:
             seen.append(text)
         what = "; ".join(dict.fromkeys(seen))
         if self.signature is None:
-            return f"{self.target.label} passed on {self.cluster.name} through {self.pipeline.name}: nothing to shrink (new verdict: {what})"
+            return (
+                f"{self.target.label} passed on {self.cluster.name} through {self.pipeline.name}:"
+                f" nothing to shrink (new verdict: {what})"
+            )
         return (
-            f"{self.target.label} did not reproduce its failure {self.signature} on the first try"
-            f" (new verdict: {what})"
+            f"{self.target.label} did not reproduce its failure {self.signature} on the first try (new verdict: {what})"
         )
 
     def reduce(self) -> str:
@@ -579,22 +596,26 @@ class Shrink:
         source = self.target.workload.source
         used: list[str] = []
         try:
-            if self.options.reducer in ("auto", "statements"):
-                reduced = reduce_statements(source, check)
-                if reduced != source:
-                    used.append("statements")
-                source = reduced
+            # pysource-minimize first: it removes and simplifies node by node. When ast.unparse
+            # loses the failure (it depends on the text: column-0 lines, a quirk of formatting),
+            # statements are removed from the text as written instead.
+            ast_lost = False
             if self.options.reducer in ("auto", "ast"):
                 try:
-                    reduced = reduce_ast(source, check)
+                    source = reduce_ast(source, check)
                     used.append("pysource-minimize")
-                    source = reduced
                 except RoundTripLost:
                     if self.options.reducer == "ast":
                         raise UserError(
                             "the failure does not survive ast.unparse of the source: use --reducer statements"
                         ) from None
-                    self._note("the failure depends on the source text itself: statement removal only")
+                    ast_lost = True
+                    self._note("the failure depends on the source text as written: statements are removed from it")
+            if self.options.reducer == "statements" or ast_lost:
+                reduced = reduce_statements(source, check)
+                if reduced != source:
+                    used.append("statements")
+                source = reduced
             spec.finish()
         finally:
             if spec.in_child:
@@ -621,7 +642,9 @@ class Shrink:
                 lines = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in bad)
                 raise InfraError(f"cluster {self.cluster.name!r} is not usable: {lines}")
             if any(c.status == "fail" and c.name == "cloudpickle" for c in checks) and self.native_prober:
-                self._note("cloudpickle is missing on the far side: native cannot run there, the difference is not checked")
+                self._note(
+                    "cloudpickle is missing on the far side: native cannot run there, the difference is not checked"
+                )
                 self.native_prober = None
         for prober, pipeline in ((self.prober, self.pipeline), (self.native_prober, self.native)):
             if prober is None or pipeline is None:
@@ -730,7 +753,9 @@ class Shrink:
                 features["closure_refs"] = int(m.free_vars)
         except (SyntaxError, ValueError):
             pass
-        func_attr = (t.workload.accessor or t.workload.func_name) if t.function is None else t.function.rpartition(":")[2]
+        func_attr = (
+            (t.workload.accessor or t.workload.func_name) if t.function is None else t.function.rpartition(":")[2]
+        )
         out_name = str(self.output) if self.output else str(self.store.run_dir(self.run_id) / SHRUNK_NAME)
         command = f"probe run --function {out_name}:{func_attr} --cluster {t.cluster} --pipeline {t.pipeline}"
         for k, v in t.args.items():
@@ -800,8 +825,13 @@ def shrink_target(
 ) -> ShrinkResult:
     """Shrink one target (see the module doc); NotReproduced (exit 1) when it does not fail the same way."""
     shrink = Shrink(
-        target, config=config, store=store, options=options or ShrinkOptions(), progress=progress,
-        command_prefix=command_prefix, output=output,
+        target,
+        config=config,
+        store=store,
+        options=options or ShrinkOptions(),
+        progress=progress,
+        command_prefix=command_prefix,
+        output=output,
     )
     return shrink.execute()
 
@@ -825,7 +855,9 @@ def resume_shrink(
     if info.kind != KIND:
         raise UserError(f"run {info.run_id} is a {info.kind} run, not a shrink: resume it with probe {info.kind}")
     if info.status == "completed":
-        raise UserError(f"shrink {info.run_id} is complete: its result is in {store.run_dir(info.run_id) / RESULT_NAME}")
+        raise UserError(
+            f"shrink {info.run_id} is complete: its result is in {store.run_dir(info.run_id) / RESULT_NAME}"
+        )
     p = info.params
     target = ShrinkTarget(
         workload=_workload_from(p["workload"]),
@@ -841,8 +873,14 @@ def resume_shrink(
         args=p.get("args") or {},
     )
     shrink = Shrink(
-        target, config=config, store=store, options=ShrinkOptions(**p["options"]), progress=progress,
-        run_id=info.run_id, started_at=info.started_at, command_prefix=command_prefix,
+        target,
+        config=config,
+        store=store,
+        options=ShrinkOptions(**p["options"]),
+        progress=progress,
+        run_id=info.run_id,
+        started_at=info.started_at,
+        command_prefix=command_prefix,
         output=Path(p["output"]) if p.get("output") else None,
     )
     return shrink.execute()

@@ -90,7 +90,10 @@ def shrink(
     time: Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe of --function.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the minimal reproducer here.")] = None,
     repeat: Annotated[
-        int, typer.Option("--repeat", min=1, help="Probe each candidate N times; it is kept only if every repeat fails the same way.")
+        int,
+        typer.Option(
+            "--repeat", min=1, help="Probe each candidate N times; it is kept only if every repeat fails the same way."
+        ),
     ] = 1,
     parallel: Annotated[
         int, typer.Option("--parallel", "-P", min=1, help="Candidates in flight at once (speculative).")
@@ -104,10 +107,17 @@ def shrink(
         ),
     ] = None,
     reducer: Annotated[
-        str, typer.Option("--reducer", help="auto (statements, then pysource-minimize), statements or ast.")
+        str,
+        typer.Option(
+            "--reducer",
+            help="auto (pysource-minimize, or statement removal when the failure depends on the text),"
+            " statements or ast.",
+        ),
     ] = "auto",
     fresh: Annotated[bool, typer.Option("--fresh", help="Do not reuse verdicts of identical earlier probes.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted shrink (RUN_ID, else the latest).")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted shrink (RUN_ID, else the latest).")
+    ] = False,
     preflight: Annotated[bool, typer.Option("--preflight/--no-preflight", help="Check the cluster first.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -140,16 +150,28 @@ def shrink(
             if level is not None:
                 raise UserError("--level applies to RUN_ID")
             target = target_from_function(
-                cfg, function, parse_args(arg or []), cluster=cluster, pipeline=pipeline, memory=memory,
+                cfg,
+                function,
+                parse_args(arg or []),
+                cluster=cluster,
+                pipeline=pipeline,
+                memory=memory,
                 time_limit=time,
             )
         else:
             if arg or cluster or pipeline or memory or time:
-                raise UserError("--arg, --cluster, --pipeline, --memory and --time apply to --function (a run keeps its own)")
+                raise UserError(
+                    "--arg, --cluster, --pipeline, --memory and --time apply to --function (a run keeps its own)"
+                )
             assert run_id is not None
             target = target_from_run(store, run_id, level)
         result = shrink_target(
-            target, config=cfg, store=store, options=options, progress=progress, output=output,
+            target,
+            config=cfg,
+            store=store,
+            options=options,
+            progress=progress,
+            output=output,
             command_prefix=command_prefix(),
         )
     if as_json:
