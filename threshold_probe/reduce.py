@@ -167,7 +167,10 @@ def reduce_ast(source: str, check: Checker) -> str:
     from pysource_minimize import CouldNotMinimize, minimize
 
     try:
-        return minimize(source, check)
+        # retries=0: one round of every strategy without progress ends it. Its default of 1
+        # spends a second such round, every candidate of which is a real probe here (and a
+        # flaky failure is the job of --repeat, not of asking twice).
+        return minimize(source, check, retries=0)
     except CouldNotMinimize as exc:
         raise RoundTripLost(str(exc)) from None
 
