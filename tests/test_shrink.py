@@ -143,6 +143,10 @@ def test_a_name_failure_keeps_the_helper_and_natives_pass(
     )
     assert again.exit_code == 1, again.stdout + again.stderr
     assert json.loads(again.stdout)["failure"]["signature"] == data["signature"]
+    # The run keeps its result: `probe report` shows it again.
+    shown = invoke(tmp_path, cluster_config, "report", data["run_id"], "--json")
+    assert shown.exit_code == 0, shown.stdout + shown.stderr
+    assert json.loads(shown.stdout)["source"] == data["source"]
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)

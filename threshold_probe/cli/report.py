@@ -40,6 +40,11 @@ def report(
     info = store.get_run(run_id)
     if info.summary is None:
         raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")
+    if info.kind == "shrink":
+        from threshold_probe.cli.shrink import report_shrink
+
+        report_shrink(info, fmt, output)
+        return
     summary = RunSummary.model_validate(info.summary)
     records = store.probes(summary.run_id)
     if output is not None:

@@ -27,6 +27,7 @@ from threshold_probe.shrink import (
     target_from_function,
     target_from_run,
 )
+from threshold_probe.store import RunInfo, atomic_write
 from threshold_probe.target import parse_args
 from threshold_probe.textsafe import strip_control
 
@@ -207,3 +208,19 @@ def repro(
     console.print(Text(f"wrote {folder.folder}: {', '.join(folder.files)}"), highlight=False)
     console.print(Text(f"expected failure: {folder.signature or '?'}"), highlight=False)
     console.print(Text(f"run it: {folder.command}", style="dim"), highlight=False)
+
+
+def report_shrink(info: RunInfo, fmt: str, output: Path | None) -> None:
+    """`probe report` of a shrink run: its result again, on the terminal or as JSON."""
+    if info.status != "completed" or not info.summary:
+        raise UserError(f"shrink {info.run_id} did not complete ({info.status}): resume it with probe shrink --resume")
+    if fmt not in ("rich", "json"):
+        raise UserError(f"a shrink run has a rich or json report, not {fmt}")
+    result = ShrinkResult.model_validate(info.summary)
+    if output is not None:
+        atomic_write(output, result.model_dump_json(indent=2) + "\n")
+        return
+    if fmt == "json":
+        print_json(result.model_dump(mode="json"))
+    else:
+        show_result(result)
