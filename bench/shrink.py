@@ -160,7 +160,8 @@ def main() -> int:
             for cluster in args.clusters.split(","):
                 one = shrink_file(cfg, store, small, cluster, 1)
                 four = shrink_file(cfg, store, small, cluster, 4)
-                rate[cluster] = {"parallel_1": one, "parallel_4": four, "speedup": round(one["wall_s"] / four["wall_s"], 2)}
+                speedup = round(one["wall_s"] / four["wall_s"], 2)
+                rate[cluster] = {"parallel_1": one, "parallel_4": four, "speedup": speedup}
             out["rate"] = rate
             store.close()
     finally:
