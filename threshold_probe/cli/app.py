@@ -20,6 +20,7 @@ from threshold_probe.cli import pipelines as pipelines_cmd
 from threshold_probe.cli import report as report_cmd
 from threshold_probe.cli import runs as runs_cmd
 from threshold_probe.cli import search as search_cmd
+from threshold_probe.cli import shrink as shrink_cmd
 from threshold_probe.cli import triage as triage_cmd
 from threshold_probe.cli.common import console, reset_state
 
@@ -102,6 +103,8 @@ app.command(name="compare-pipelines", rich_help_panel=SEARCH)(pipelines_cmd.comp
 app.command(rich_help_panel=SEARCH)(nightly_cmd.nightly)
 app.command(rich_help_panel=SEARCH)(triage_cmd.triage)
 app.command(rich_help_panel=SEARCH)(triage_cmd.explain)
+app.command(rich_help_panel=SEARCH)(shrink_cmd.shrink)
+app.command(rich_help_panel=RESULTS)(shrink_cmd.repro)
 app.command(rich_help_panel=RESULTS)(runs_cmd.runs)
 app.command(rich_help_panel=RESULTS)(report_cmd.report)
 app.command(rich_help_panel=RESULTS)(history_cmd.history)

@@ -140,6 +140,12 @@ EXIT_CODES = {
     "triage": "0 completed, whatever was found (failures are findings); 2 bad input (a path, config, cluster"
     " or pipeline name, a run id); 3 infrastructure (the cluster cannot be used, or was lost mid-run: the run is"
     " interrupted and its resume command printed); 130/143 interrupted by SIGINT/SIGTERM (resume with --resume).",
+    "shrink": "0 shrunk (the reproducer, its diff and figures are shown); 1 the target did not fail the same way"
+    " on its first probe (the new verdict is shown); 2 bad input (a run or level that passed: nothing to shrink,"
+    " a --function that cannot load); 3 infrastructure (the cluster cannot be used, or was lost: resume with"
+    " --resume); 130/143 interrupted by SIGINT/SIGTERM: resume with --resume.",
+    "repro": "0 the folder was written; 2 bad input (a run or level that did not fail, no shrink for --shrunk,"
+    " an output folder that is not empty); 130/143 interrupted by SIGINT/SIGTERM.",
     "nightly": "0 no regression; 1 regression (a threshold moved down, or a level that passed now "
     "fails); 2 bad input; 3 infrastructure; 130/143 interrupted by SIGINT/SIGTERM.",
 }
@@ -157,6 +163,8 @@ _EXIT_KIND = {
     "check_code": "check",
     "triage": "triage",
     "explain": "triage",
+    "shrink": "shrink",
+    "repro": "repro",
 }
 
 

@@ -45,6 +45,11 @@ def report(
 
         report_again(info.kind, info.summary, fmt, output)
         return
+    if info.kind == "shrink":
+        from threshold_probe.cli.shrink import report_shrink
+
+        report_shrink(info, fmt, output)
+        return
     summary = RunSummary.model_validate(info.summary)
     records = store.probes(summary.run_id)
     if output is not None:
