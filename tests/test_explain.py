@@ -51,10 +51,13 @@ def test_features_ladder_through_source_is_the_pipelines_threshold(tmp_path: Pat
     assert rep["kept"] == "signature+difference"
     assert rep["verdict"] == "fail" and rep["native_verdict"] == "pass" and rep["signature"] == data["signature"]
     assert rep["lines"] < 60 and "def workload" in rep["source"]
+    # Shrunk further by probe shrink, keeping the signature and the difference with native.
+    assert rep["via"] == "shrink" and rep["lines"] <= 10
+    assert data["shrink"]["kept"] == "signature+difference"
     assert data["hint"]["rule"] == "closure-or-global-lost"
     assert "pass values as arguments or ship by value" in data["conclusion"]
     steps = {s["name"]: s for s in data["steps"]}
-    for name in ("bisect", "bisect-native", "isolate", "reproducer", "reproducer-native"):
+    for name in ("bisect", "bisect-native", "isolate", "reproducer", "reproducer-native", "shrink"):
         assert steps[name]["status"] == "done" and steps[name]["run_id"], name
     # The page, headed by the conclusion, in every format.
     code, md, err = probe(None, reports, "report", data["run_id"], "--format", "md")
@@ -133,7 +136,7 @@ def test_killed_explanation_resumes_from_its_steps(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_explain_on_every_cluster(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
     data = explain(cluster_config, tmp_path / "reports", "-C", cluster, "--function", CLOSURE, "-p", "source",
-                   "--fresh")
+                   "--fresh", "--no-shrink")
     assert data["cluster"] == cluster
     assert data["owner"] == "pipeline" and data["driver"] == "closure_refs"
     assert data["hint"]["rule"] == "closure-or-global-lost"

@@ -39,7 +39,7 @@ from threshold_probe.ladder import generate, load_ladder
 from threshold_probe.metrics import measure_workload
 from threshold_probe.session import LimitOverrides, ProgressSink, SearchOptions, resume_search, run_search
 from threshold_probe.store import RunInfo, Store, atomic_write
-from threshold_probe.summary import RunSummary
+from threshold_probe.summary import ProbeSummary, RunSummary
 from threshold_probe.target import load_target
 from threshold_probe.units import format_memory
 
@@ -413,7 +413,8 @@ class Explain:
         native = None
         if r.owner == "pipeline":
             native = self._search("reproducer-native", "run", REFERENCE, opts)
-            self._step("reproducer-native").line = native.message
+            nverdict = native.probes[0].verdict if native.probes else native.search_status
+            self._step("reproducer-native").line = f"{nverdict} through native"
         probe = mine.probes[0] if mine.probes else None
         features = {}
         try:
@@ -518,7 +519,7 @@ class Explain:
         main = self._search("probe", "run", self.pipeline, opts)
         r.limits = dict(main.limits)
         probe = main.probes[0] if main.probes else None
-        self._step("probe").line = main.message
+        self._step("probe").line = _verdict_line(probe, self.pipeline)
         if probe is None or probe.verdict != "fail":
             r.owner = "none"
             verdict = probe.verdict if probe else "not probed"
@@ -532,7 +533,7 @@ class Explain:
         if self.pipeline != REFERENCE:
             native = self._search("probe-native", "run", REFERENCE, opts)
             nprobe = native.probes[0] if native.probes else None
-            self._step("probe-native").line = native.message
+            self._step("probe-native").line = _verdict_line(nprobe, REFERENCE)
             if nprobe is not None and nprobe.verdict == "pass":
                 r.owner = "pipeline"
                 r.owner_statement = (
@@ -558,6 +559,13 @@ class Explain:
         self._shrink()
         self._hint()
         self._conclude()
+
+
+def _verdict_line(probe: ProbeSummary | None, pipeline: str) -> str:
+    if probe is None:
+        return f"not probed through {pipeline}"
+    cls = f" ({probe.failure_class})" if probe.failure_class else ""
+    return f"{probe.verdict}{cls} through {pipeline}"
 
 
 _QUOTED_NAME = re.compile(r"name '([^']+)' is not defined")
