@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pydantic import Field
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.spec import Ladder, Level
 from threshold_probe.ladder.workload import Workload
+from threshold_probe.nested import reach_target
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,19 @@ def _accessor(attr: str, kwargs: Mapping[str, Any]) -> str:
     return f"__import__('functools').partial({attr}, {bound})"
 
 
+def _reached(workload: Workload, namespace: dict[str, Any]) -> Callable[..., Any]:
+    """A nested function, through its reach; UserError when the statements it repeats fail here."""
+    try:
+        func = eval(workload.accessor or workload.func_name, namespace)
+    except BaseException as exc:  # the user's statements: anything may happen there
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise UserError(
+            f"{workload.filename}: reaching {workload.name} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return func  # type: ignore[no-any-return]
+
+
 def load_target(
     text: str, args: Mapping[str, Any] | None = None, *, ship_local_modules: bool = False
 ) -> Workload:
@@ -205,11 +219,16 @@ def load_target(
     kwargs = dict(args or {})
     target = resolve_target(text)
     label = f"{Path(target.filename).name}:{target.attr}"
+    # A function defined inside another (a test function, a factory) is reached without running
+    # the function around it (threshold_probe/nested.py).
+    nested = reach_target(target.source, target.attr, target.filename)
+    if nested is not None:
+        target = replace(target, source=nested[0])
     workload = Workload(
         name=label,
         source=target.source,
-        func_name=target.attr.split(".")[0],
-        accessor=target.attr,
+        func_name=target.attr.split(".")[-1] if nested else target.attr.split(".")[0],
+        accessor=nested[1] if nested else target.attr,
         filename=target.filename,
         search_path=(target.folder,) if target.folder else (),
         package=target.package,
@@ -225,7 +244,7 @@ def load_target(
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise UserError(f"{target.filename}: loading it here failed: {type(exc).__name__}: {exc}") from None
-    func = _lookup(target, namespace)
+    func = _reached(workload, namespace) if nested else _lookup(target, namespace)
     check_call(func, label, kwargs)
     if not kwargs:
         return workload
@@ -233,7 +252,7 @@ def load_target(
         name=label,
         source=target.source,
         func_name=workload.func_name,
-        accessor=_accessor(target.attr, kwargs),
+        accessor=_accessor(workload.accessor or target.attr, kwargs),
         filename=target.filename,
         search_path=workload.search_path,
         package=target.package,

@@ -20,6 +20,8 @@ from threshold_probe.cli import pipelines as pipelines_cmd
 from threshold_probe.cli import report as report_cmd
 from threshold_probe.cli import runs as runs_cmd
 from threshold_probe.cli import search as search_cmd
+from threshold_probe.cli import shrink as shrink_cmd
+from threshold_probe.cli import triage as triage_cmd
 from threshold_probe.cli.common import console, reset_state
 
 HELP = """Find and explain the point where remote Python function execution breaks down.
@@ -99,6 +101,10 @@ app.command(rich_help_panel=SEARCH)(search_cmd.bisect)
 app.command(rich_help_panel=SEARCH)(search_cmd.isolate)
 app.command(name="compare-pipelines", rich_help_panel=SEARCH)(pipelines_cmd.compare_pipelines)
 app.command(rich_help_panel=SEARCH)(nightly_cmd.nightly)
+app.command(rich_help_panel=SEARCH)(triage_cmd.triage)
+app.command(rich_help_panel=SEARCH)(triage_cmd.explain)
+app.command(rich_help_panel=SEARCH)(shrink_cmd.shrink)
+app.command(rich_help_panel=RESULTS)(shrink_cmd.repro)
 app.command(rich_help_panel=RESULTS)(runs_cmd.runs)
 app.command(rich_help_panel=RESULTS)(report_cmd.report)
 app.command(rich_help_panel=RESULTS)(history_cmd.history)

@@ -138,6 +138,15 @@ EXIT_CODES = {
     "check": "0 no function reaches a threshold of the run; 1 at least one does (one line each); 2 bad input "
     "(a path, a run id or summary file, a format), or a run check cannot predict (no isolated driver, or "
     "only drivers that are not static: memory, runtime, output); 130/143 interrupted by SIGINT/SIGTERM.",
+    "triage": "0 completed, whatever was found (failures are findings); 2 bad input (a path, config, cluster"
+    " or pipeline name, a run id); 3 infrastructure (the cluster cannot be used, or was lost mid-run: the run is"
+    " interrupted and its resume command printed); 130/143 interrupted by SIGINT/SIGTERM (resume with --resume).",
+    "shrink": "0 shrunk (the reproducer, its diff and figures are shown); 1 the target did not fail the same way"
+    " on its first probe (the new verdict is shown); 2 bad input (a run or level that passed: nothing to shrink,"
+    " a --function that cannot load); 3 infrastructure (the cluster cannot be used, or was lost: resume with"
+    " --resume); 130/143 interrupted by SIGINT/SIGTERM: resume with --resume.",
+    "repro": "0 the folder was written; 2 bad input (a run or level that did not fail, no shrink for --shrunk,"
+    " an output folder that is not empty); 130/143 interrupted by SIGINT/SIGTERM.",
     "nightly": "0 no regression; 1 regression (a threshold moved down, or a level that passed now "
     "fails); 2 bad input; 3 infrastructure; 130/143 interrupted by SIGINT/SIGTERM.",
 }
@@ -153,6 +162,10 @@ _EXIT_KIND = {
     "list_clusters": "cluster",
     "check": "cluster",
     "check_code": "check",
+    "triage": "triage",
+    "explain": "triage",
+    "shrink": "shrink",
+    "repro": "repro",
 }
 
 

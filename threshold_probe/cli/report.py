@@ -41,6 +41,16 @@ def report(
     info = store.get_run(run_id)
     if info.summary is None:
         raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")
+    if info.kind in ("triage", "explain"):  # runs of their own shape (threshold_probe/cli/triage.py)
+        from threshold_probe.cli.triage import report_again
+
+        report_again(info.kind, info.summary, fmt, output)
+        return
+    if info.kind == "shrink":
+        from threshold_probe.cli.shrink import report_shrink
+
+        report_shrink(info, fmt, output)
+        return
     summary = RunSummary.model_validate(info.summary)
     view = run_view(summary, store.probes(summary.run_id))
     if output is not None:

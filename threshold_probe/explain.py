@@ -1,0 +1,670 @@
+"""`probe explain`: from "my runner fails on complex functions" to an answer, in one command.
+
+It composes what exists, each step a journalled run of its own:
+
+1. **bisect** the ladder through the pipeline, then through ``native`` on the same cluster up to
+   the pipeline's first failing level: whether the threshold belongs to the pipeline (native
+   passes there) or to the cluster (native fails there too). For ``--function F``: one probe of F
+   through each.
+2. **isolate** the dimension that drives the failure (for a function: read from the failure's
+   evidence and F's static features).
+3. **reproduce**: the smallest workload the ladder can make that still holds the driver (every
+   other dimension at the ladder's first level), probed through the pipeline, and through native
+   when the threshold is the pipeline's, so that it keeps the signature and the difference; then
+   ``shrink`` when it is installed, for a minimal one.
+4. **hint**: one rule per known cause (threshold_probe/hints.py).
+
+The explain run itself (kind ``explain``) records which run each step is, so that ``--resume``
+continues an interrupted step and reuses the finished ones.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from threshold_probe.config import ProbeConfig
+from threshold_probe.errors import Interrupted, ProbeError, UserError
+from threshold_probe.hints import Facts, Hint, hint_for
+from threshold_probe.ladder import generate, load_ladder
+from threshold_probe.metrics import measure_workload
+from threshold_probe.session import LimitOverrides, ProgressSink, SearchOptions, resume_search, run_search
+from threshold_probe.store import RunInfo, Store, atomic_write
+from threshold_probe.summary import ProbeSummary, RunSummary
+from threshold_probe.target import load_target
+from threshold_probe.units import format_memory
+
+KIND = "explain"
+SCHEMA_VERSION = 1
+REFERENCE = "native"
+
+Owner = Literal["pipeline", "cluster", "undecided", "none"]
+
+
+class Step(BaseModel):
+    """One step of an explanation: its run (when it has one), its status and one line."""
+
+    name: str
+    status: Literal["pending", "done", "skipped", "failed"] = "pending"
+    run_id: str | None = None
+    line: str = ""
+
+
+class Reproducer(BaseModel):
+    """A small function that fails the same way."""
+
+    via: Literal["ladder", "shrink", "function"]
+    source: str
+    lines: int
+    target: str | None = None
+    spec: dict[str, Any] | None = None
+    verdict: str | None = None
+    signature: str | None = None
+    native_verdict: str | None = None
+    #: "signature", or "signature+difference" (it also passes through native).
+    kept: str | None = None
+    features: dict[str, Any] = Field(default_factory=dict)
+
+
+class Explanation(BaseModel):
+    """Every part of `probe explain` (its --json, run.json and each report format)."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["explain"] = "explain"
+    run_id: str
+    status: Literal["running", "completed", "interrupted", "error"] = "running"
+    cluster: str
+    pipeline: str
+    ladder: str | None = None
+    function: str | None = None
+    limits: dict[str, Any] = Field(default_factory=dict)
+    conclusion: str = ""
+    owner: Owner = "undecided"
+    owner_statement: str = ""
+    first_fail: int | None = None
+    last_pass: int | None = None
+    failure_class: str | None = Field(default=None, alias="class")
+    signature: str | None = None
+    evidence: list[str] = Field(default_factory=list)
+    native_first_fail: int | None = None
+    native_message: str | None = None
+    driver: str | None = None
+    driver_threshold: Any = None
+    driver_statement: str | None = None
+    reproducer: Reproducer | None = None
+    shrink: dict[str, Any] | None = None
+    hint: Hint | None = None
+    steps: list[Step] = Field(default_factory=list)
+    started_at: float
+    finished_at: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    reports_dir: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+@dataclass
+class ExplainOptions:
+    """What an explanation needs besides where it runs."""
+
+    ladder: str | None = None
+    function: str | None = None
+    lo: int | None = None
+    hi: int | None = None
+    fresh: bool = False
+    preflight: bool = True
+    shrink: bool = True
+
+
+def load_explanation(data: Mapping[str, Any]) -> Explanation:
+    """A recorded explanation (run.json, the journal)."""
+    return Explanation.model_validate(data)
+
+
+def _shrink_module() -> Any | None:
+    """The shrink API when it is installed with this version (threshold_probe.shrink), else None."""
+    try:
+        module = importlib.import_module("threshold_probe.shrink")
+    except ImportError:
+        return None
+    if not all(hasattr(module, name) for name in ("target_from_function", "shrink_target")):
+        return None
+    return module
+
+
+class Explain:
+    """One explanation in progress."""
+
+    def __init__(
+        self,
+        *,
+        config: ProbeConfig,
+        store: Store,
+        cluster: str,
+        pipeline: str,
+        overrides: LimitOverrides,
+        options: ExplainOptions,
+        progress: ProgressSink | None,
+        run_id: str | None = None,
+        started_at: float | None = None,
+        steps: list[Step] | None = None,
+        command_prefix: str = "probe",
+    ) -> None:
+        if options.function and options.ladder:
+            raise UserError("give --function or --ladder, not both")
+        self.config = config
+        self.store = store
+        self.cluster = cluster
+        config.cluster(cluster)  # an unknown cluster is the user's to fix, before any run
+        self.pipeline = pipeline
+        self.overrides = overrides
+        self.options = options
+        if options.function:
+            load_target(options.function)  # a target that cannot load: exit 2 before any probe
+        elif options.ladder is None:
+            options.ladder = config.defaults.ladder
+        self.progress = progress
+        self.resuming = run_id is not None
+        self.run_id = run_id or store.new_run_id(KIND)
+        self.command_prefix = command_prefix
+        self.result = Explanation(
+            run_id=self.run_id,
+            cluster=cluster,
+            pipeline=pipeline,
+            ladder=options.ladder,
+            function=options.function,
+            started_at=started_at or time.time(),
+            steps=steps or [],
+            reports_dir=str(store.run_dir(self.run_id)),
+        )
+        self.result.params = self.params()
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "cluster": self.cluster,
+            "pipeline": self.pipeline,
+            "overrides": asdict(self.overrides),
+            "options": asdict(self.options),
+            "owner": {"host": socket.gethostname(), "pid": os.getpid()},
+        }
+
+    def resume_command(self) -> str:
+        return f"{self.command_prefix} explain --resume {self.run_id}"
+
+    def _note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.note(message)
+
+    def _save(self) -> None:
+        self.result.finished_at = time.time()
+        self.store.save_partial(self.run_id, self.result.model_dump(mode="json", by_alias=True))
+
+    def _step(self, name: str) -> Step:
+        for step in self.result.steps:
+            if step.name == name:
+                return step
+        step = Step(name=name)
+        self.result.steps.append(step)
+        return step
+
+    def _search(self, name: str, kind: str, pipeline: str, options: SearchOptions) -> RunSummary:
+        """One step as a journalled run: reused when finished, resumed when interrupted."""
+        step = self._step(name)
+        if step.run_id is not None:
+            info = self.store.get_run(step.run_id)
+            if info.status == "completed" and info.summary is not None:
+                step.status = "done"
+                return RunSummary.model_validate(info.summary)
+            self._note(f"{name}: continuing run {step.run_id}")
+            summary = resume_search(
+                step.run_id, config=self.config, store=self.store, progress=self.progress,
+                command_prefix=self.command_prefix,
+            )
+            step.status = "done"
+            self._save()
+            return summary
+        if self.resuming:
+            # A step whose process was killed (-9) never learnt its run's id: find it in the journal.
+            taken = {st.run_id for st in self.result.steps if st.run_id}
+            stopped = [
+                info
+                for info in self.store.runs(kind=kind)
+                if info.started_at >= self.result.started_at - 1
+                and info.status != "completed"
+                and info.run_id not in taken
+                and info.params.get("pipeline") == pipeline
+            ]
+            if stopped:
+                step.run_id = stopped[-1].run_id
+                self._save()
+                return self._search(name, kind, pipeline, options)
+        since = time.time()
+        try:
+            summary = run_search(
+                kind,  # type: ignore[arg-type]
+                config=self.config, store=self.store, cluster=self.cluster, pipeline=pipeline,
+                ladder=self.options.ladder or self.config.defaults.ladder, overrides=self.overrides,
+                options=options, progress=self.progress, command_prefix=self.command_prefix,
+            )
+        except BaseException:
+            # The step's run is resumable: remember which it is before the error goes up.
+            started = [r for r in self.store.runs(kind=kind) if r.started_at >= since - 1]
+            if started:
+                step.run_id = started[0].run_id
+            step.status = "failed"
+            self._save()
+            raise
+        step.run_id = summary.run_id
+        step.status = "done"
+        self._save()
+        return summary
+
+    def execute(self) -> Explanation:
+        """Run every step; the explanation is journalled after each."""
+        self.store.start_run(
+            RunInfo(
+                run_id=self.run_id,
+                kind=KIND,
+                cluster=self.cluster,
+                pipeline=self.pipeline,
+                ladder=self.options.ladder or (self.options.function or "")[-200:],
+                status="running",
+                started_at=self.result.started_at,
+                params=self.params(),
+            )
+        )
+        self._save()
+        try:
+            if self.options.function:
+                self._explain_function()
+            else:
+                self._explain_ladder()
+        except (KeyboardInterrupt, Interrupted) as exc:
+            self.result.status = "interrupted"
+            self.store.finish_run(self.run_id, "interrupted", self.result.model_dump(mode="json", by_alias=True))
+            signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else 2
+            message = f"explain {self.run_id} interrupted; resume with: {self.resume_command()}"
+            raise Interrupted(message, signum) from None
+        except ProbeError as exc:
+            self.result.status = "interrupted" if exc.exit_code == 3 else "error"
+            self.store.finish_run(self.run_id, self.result.status, self.result.model_dump(mode="json", by_alias=True))
+            if exc.exit_code == 3:
+                raise type(exc)(f"{exc}; the explanation resumes with: {self.resume_command()}") from None
+            raise
+        self.result.status = "completed"
+        self.result.finished_at = time.time()
+        self.store.finish_run(self.run_id, "completed", self.result.model_dump(mode="json", by_alias=True))
+        return self.result
+
+    # -- a ladder ----------------------------------------------------------------------------------
+
+    def _explain_ladder(self) -> None:
+        r = self.result
+        opts = SearchOptions(lo=self.options.lo, hi=self.options.hi, fresh=self.options.fresh,
+                             preflight=self.options.preflight)
+        main = self._search("bisect", "bisect", self.pipeline, opts)
+        r.limits = dict(main.limits)
+        r.last_pass, r.first_fail = main.last_pass, main.first_fail
+        self._step("bisect").line = main.message
+        if main.failure is not None:
+            r.failure_class = main.failure.failure_class
+            r.signature = main.failure.signature
+            r.evidence = list(main.failure.evidence[:8])
+        if main.first_fail is None:
+            r.owner = "none"
+            r.conclusion = (
+                f"No threshold: the {main.ladder} ladder through {self.pipeline} on {self.cluster}"
+                f" {main.message[:1].lower() + main.message[1:] if main.message else 'found no failure'}."
+            )
+            return
+        # Whose threshold: native on the same cluster, up to the same level.
+        if self.pipeline != REFERENCE:
+            native = self._search(
+                "bisect-native", "bisect", REFERENCE, replace(opts, hi=main.first_fail, lo=self.options.lo)
+            )
+            r.native_first_fail = native.first_fail
+            r.native_message = native.message
+            self._step("bisect-native").line = native.message
+            if native.first_fail is None and native.search_status == "highest_passes":
+                r.owner = "pipeline"
+                r.owner_statement = (
+                    f"{self.pipeline} fails first at level {main.first_fail} while native passes there on"
+                    f" {self.cluster}: the threshold belongs to the {self.pipeline} pipeline, not to the cluster"
+                )
+            elif native.first_fail is not None:
+                r.owner = "cluster"
+                r.owner_statement = (
+                    f"native fails too on {self.cluster} (first at level {native.first_fail}): the threshold"
+                    f" belongs to the cluster"
+                )
+            else:
+                r.owner_statement = f"native could not decide on {self.cluster} ({native.message})"
+        else:
+            r.owner = "cluster"
+            r.owner_statement = (
+                f"native fails first at level {main.first_fail} on {self.cluster}: a threshold of the cluster"
+                f" under its limits ({self._limits_words()})"
+            )
+        # The driving dimension, hunting the very failure found.
+        iso = self._search(
+            "isolate", "isolate", self.pipeline,
+            SearchOptions(from_run=main.run_id, match=r.signature or r.failure_class, fresh=self.options.fresh,
+                          preflight=self.options.preflight),
+        )
+        isolate = iso.isolate or {}
+        drivers = [str(d) for d in isolate.get("drivers") or []]
+        self._step("isolate").line = iso.message
+        if drivers:
+            r.driver = drivers[0]
+            finding: dict[str, Any] = next(
+                (f for f in isolate.get("findings") or [] if f.get("dimension") == r.driver), {}
+            )
+            r.driver_threshold = finding.get("threshold")
+            r.driver_statement = iso.message
+        self._reproduce_ladder(main)
+        self._shrink()
+        self._hint()
+        self._conclude()
+
+    def _limits_words(self) -> str:
+        mem = self.result.limits.get("memory_bytes")
+        words = []
+        if mem:
+            words.append(f"memory {format_memory(int(mem))}")
+        if self.result.limits.get("time_s"):
+            words.append(f"time {self.result.limits['time_s']:g}s")
+        return ", ".join(words) or "no limits"
+
+    def _reproduce_ladder(self, main: RunSummary) -> None:
+        """The first level's values with the driver at its threshold, probed as a function."""
+        r = self.result
+        step = self._step("reproducer")
+        ladder = load_ladder(self.options.ladder or self.config.defaults.ladder)
+        if r.driver is None or r.driver_threshold is None or r.first_fail is None:
+            step.status = "skipped"
+            step.line = "no single driver with a threshold: the first failing level is the reproducer"
+            bad = ladder.workload(r.first_fail) if r.first_fail is not None else None
+            if bad is not None:
+                r.reproducer = Reproducer(via="ladder", source=bad.source, lines=len(bad.source.splitlines()),
+                                          spec=dict(ladder.level(r.first_fail or 0).values), verdict="fail",
+                                          signature=r.signature)
+            self._save()
+            return
+        spec = dict(ladder.levels[0].values)
+        spec[r.driver] = r.driver_threshold
+        workload = generate(spec, name=f"reproducer_{r.driver}")
+        folder = self.store.run_dir(self.run_id)
+        path = folder / "reproducer.py"
+        workload = replace(workload, source=_without_docstring(workload.source))
+        atomic_write(path, workload.source)
+        target = f"{path}:{_target_attr(workload.func_name, workload.accessor)}"
+        opts = SearchOptions(function=target, fresh=self.options.fresh, preflight=self.options.preflight)
+        mine = self._search("reproducer", "run", self.pipeline, opts)
+        native = None
+        if r.owner == "pipeline":
+            native = self._search("reproducer-native", "run", REFERENCE, opts)
+            nverdict = native.probes[0].verdict if native.probes else native.search_status
+            self._step("reproducer-native").line = f"{nverdict} through native"
+        probe = mine.probes[0] if mine.probes else None
+        features = {}
+        try:
+            m = measure_workload(workload)
+            features = {k: getattr(m, k) for k in ("loc", "cc", "free_vars", "global_refs", "multiline_strings")}
+        except Exception:  # metrics are evidence: a reproducer without them is still one
+            pass
+        same = probe is not None and probe.verdict == "fail" and (probe.signature == r.signature or r.signature is None)
+        kept = None
+        if same:
+            kept = "signature+difference" if native is not None and native.search_status == "pass" else "signature"
+        r.reproducer = Reproducer(
+            via="ladder",
+            source=workload.source,
+            lines=len([ln for ln in workload.source.splitlines() if ln.strip()]),
+            target=target,
+            spec={r.driver: r.driver_threshold},
+            verdict=probe.verdict if probe else None,
+            signature=probe.signature if probe else None,
+            native_verdict=(native.probes[0].verdict if native is not None and native.probes else None),
+            kept=kept,
+            features=features,
+        )
+        step.line = (
+            f"{r.reproducer.lines} lines ({r.driver}={r.driver_threshold}, every other dimension at level"
+            f" {ladder.levels[0].number}): {probe.verdict if probe else '-'} through {self.pipeline}"
+            + (f", {r.reproducer.native_verdict} through native" if native is not None else "")
+            + ("; same signature" if same else "; NOT the same failure")
+        )
+        self._save()
+
+    def _shrink(self) -> None:
+        """Shrink the reproducer further when shrink is installed; optional."""
+        r = self.result
+        step = self._step("shrink")
+        module = _shrink_module()
+        if not self.options.shrink:
+            step.status, step.line = "skipped", "not asked for (--no-shrink)"
+            return
+        if module is None:
+            step.status, step.line = "skipped", "shrink is not available in this version"
+            return
+        if r.reproducer is None or r.reproducer.target is None or r.reproducer.kept is None:
+            step.status, step.line = "skipped", "no reproducer that keeps the failure to shrink"
+            return
+        try:
+            target = module.target_from_function(
+                self.config, r.reproducer.target, cluster=self.cluster, pipeline=self.pipeline,
+                memory=self.overrides.memory, time_limit=self.overrides.time,
+            )
+            result = module.shrink_target(target, config=self.config, store=self.store)
+        except ProbeError as exc:
+            if exc.exit_code in (3,) or isinstance(exc, Interrupted):
+                raise
+            step.status, step.line = "failed", f"shrink stopped: {exc}"
+            return
+        step.run_id = getattr(result, "run_id", None)
+        step.status = "done"
+        r.shrink = result.model_dump(mode="json")
+        step.line = f"{result.original_lines} -> {result.lines} lines in {result.probes} probes ({result.kept})"
+        r.reproducer = r.reproducer.model_copy(
+            update={"via": "shrink", "source": result.source, "lines": result.lines, "kept": result.kept}
+        )
+        self._save()
+
+    def _hint(self) -> None:
+        r = self.result
+        step = self._step("hint")
+        enforced = self._limits_words() if r.failure_class == "oom" else ""
+        r.hint = hint_for(Facts(r.failure_class, r.driver, r.evidence, self.pipeline, self.cluster, enforced))
+        step.status = "done" if r.hint else "skipped"
+        step.line = r.hint.text() if r.hint else f"no rule for class {r.failure_class}: read the evidence"
+        self._save()
+
+    def _conclude(self) -> None:
+        r = self.result
+        where = f"through {self.pipeline} on {self.cluster}"
+        if r.function:
+            head = f"{r.function.rpartition(':')[2] or r.function} fails {where} ({r.failure_class})"
+        else:
+            head = f"Level {r.first_fail} of the {r.ladder} ladder is the first to fail {where} ({r.failure_class})"
+        parts = [head]
+        if r.owner_statement:
+            parts.append(r.owner_statement)
+        if r.driver:
+            threshold = f" from {r.driver_threshold}" if r.driver_threshold is not None else ""
+            parts.append(f"it follows {r.driver}{threshold}")
+        if r.reproducer is not None and r.reproducer.kept:
+            kept = r.reproducer.kept.replace("+", " and the ")
+            parts.append(f"a {r.reproducer.lines}-line reproducer keeps the {kept}")
+        text = "; ".join(parts) + "."
+        if r.hint is not None:
+            text += f" Fix: {r.hint.fix}."
+        r.conclusion = text
+
+    # -- a function --------------------------------------------------------------------------------
+
+    def _explain_function(self) -> None:
+        r = self.result
+        function = self.options.function or ""
+        opts = SearchOptions(function=function, fresh=self.options.fresh, preflight=self.options.preflight)
+        main = self._search("probe", "run", self.pipeline, opts)
+        r.limits = dict(main.limits)
+        probe = main.probes[0] if main.probes else None
+        self._step("probe").line = _verdict_line(probe, self.pipeline)
+        if probe is None or probe.verdict != "fail":
+            r.owner = "none"
+            verdict = probe.verdict if probe else "not probed"
+            name = function.rpartition(":")[2]
+            r.conclusion = f"{name} does not fail through {self.pipeline} on {self.cluster} ({verdict})."
+            return
+        if main.failure is not None:
+            r.failure_class = main.failure.failure_class
+            r.signature = main.failure.signature
+            r.evidence = list(main.failure.evidence[:8])
+        if self.pipeline != REFERENCE:
+            native = self._search("probe-native", "run", REFERENCE, opts)
+            nprobe = native.probes[0] if native.probes else None
+            self._step("probe-native").line = _verdict_line(nprobe, REFERENCE)
+            if nprobe is not None and nprobe.verdict == "pass":
+                r.owner = "pipeline"
+                r.owner_statement = (
+                    f"native passes on {self.cluster}: the failure belongs to the {self.pipeline} pipeline,"
+                    " not to the cluster"
+                )
+            elif nprobe is not None and nprobe.verdict == "fail":
+                r.owner = "cluster"
+                r.owner_statement = f"native fails too on {self.cluster}: the failure belongs to the cluster"
+        else:
+            r.owner = "cluster"
+            r.owner_statement = f"native fails on {self.cluster} under its limits ({self._limits_words()})"
+        r.driver, r.driver_statement = _function_driver(function, r.failure_class, r.evidence)
+        step = self._step("isolate")
+        step.status = "done" if r.driver else "skipped"
+        step.line = r.driver_statement or "no static feature of the function explains the failure"
+        workload = load_target(function)
+        r.reproducer = Reproducer(
+            via="function", source=workload.source, lines=len(workload.source.splitlines()), target=function,
+            verdict="fail", signature=r.signature, native_verdict="pass" if r.owner == "pipeline" else None,
+            kept="signature+difference" if r.owner == "pipeline" else "signature",
+        )
+        self._shrink()
+        self._hint()
+        self._conclude()
+
+
+def _verdict_line(probe: ProbeSummary | None, pipeline: str) -> str:
+    if probe is None:
+        return f"not probed through {pipeline}"
+    cls = f" ({probe.failure_class})" if probe.failure_class else ""
+    return f"{probe.verdict}{cls} through {pipeline}"
+
+
+_QUOTED_NAME = re.compile(r"name '([^']+)' is not defined")
+
+
+def _function_driver(function: str, failure_class: str | None, evidence: list[str]) -> tuple[str | None, str | None]:
+    """The feature of a user's function that the failure's evidence points at."""
+    workload = load_target(function)
+    try:
+        metrics = measure_workload(workload)
+    except Exception:  # a function reached through an import has no definition to measure
+        return None, None
+    text = "\n".join(evidence)
+    if failure_class == "name":
+        match = _QUOTED_NAME.search(text)
+        name = match.group(1) if match else None
+        if name and name in metrics.free_var_names:
+            return "closure_refs", f"{name} is a closure variable of the function ({metrics.free_vars} in all)"
+        if name and name in metrics.global_ref_names:
+            return "global_refs", f"{name} is a module-level name the function reads ({metrics.global_refs} in all)"
+    if failure_class == "syntax" and metrics.multiline_strings:
+        return "multiline_strings_col0", "a multi-line string with a column-0 line in an indented def"
+    if failure_class == "oom":
+        return "memory", "the function's own memory use"
+    return None, None
+
+
+def _without_docstring(source: str) -> str:
+    """A generated module without its header docstring (the dimension table): the code alone."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    first = tree.body[0] if tree.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines = source.splitlines(keepends=True)
+        return "".join(lines[first.end_lineno or 0 :]).lstrip("\n")
+    return source
+
+
+def _target_attr(func_name: str, accessor: str | None) -> str:
+    """FILE:ATTR of a generated workload: `workload_3`, `Workload3.workload_3`, `make_workload_3.workload_3`."""
+    if accessor and accessor.endswith("()"):
+        return f"{accessor[:-2]}.{func_name}"
+    return accessor or func_name
+
+
+def run_explain(
+    *,
+    config: ProbeConfig,
+    store: Store,
+    cluster: str,
+    pipeline: str,
+    options: ExplainOptions,
+    overrides: LimitOverrides | None = None,
+    progress: ProgressSink | None = None,
+    command_prefix: str = "probe",
+) -> Explanation:
+    """Explain a ladder's (or a function's) failure through a pipeline on a cluster."""
+    return Explain(
+        config=config, store=store, cluster=cluster, pipeline=pipeline, overrides=overrides or LimitOverrides(),
+        options=options, progress=progress, command_prefix=command_prefix,
+    ).execute()
+
+
+def resume_explain(
+    run_id: str | None,
+    *,
+    config: ProbeConfig,
+    store: Store,
+    progress: ProgressSink | None = None,
+    command_prefix: str = "probe",
+) -> Explanation:
+    """Continue an interrupted explanation: finished steps are reused, the interrupted one resumed."""
+    if run_id in (None, "latest"):
+        candidates = [r for r in store.runs(kind=KIND) if r.status != "completed"]
+        if not candidates:
+            raise UserError("no interrupted explanation to resume: `probe runs --kind explain` lists them")
+        info = candidates[0]
+    else:
+        info = store.get_run(run_id)
+    if info.kind != KIND:
+        raise UserError(f"run {info.run_id} is a {info.kind} run, not an explanation")
+    p = info.params
+    steps = [Step.model_validate(s) for s in (info.summary or {}).get("steps") or []]
+    return Explain(
+        config=config, store=store, cluster=p["cluster"], pipeline=p["pipeline"],
+        overrides=LimitOverrides(**p["overrides"]), options=ExplainOptions(**p["options"]), progress=progress,
+        run_id=info.run_id, started_at=info.started_at, steps=steps, command_prefix=command_prefix,
+    ).execute()
+
+
+__all__ = [
+    "KIND",
+    "ExplainOptions",
+    "Explanation",
+    "Reproducer",
+    "Step",
+    "load_explanation",
+    "resume_explain",
+    "run_explain",
+]
