@@ -361,15 +361,12 @@ class Explain:
             SearchOptions(from_run=main.run_id, match=r.signature or r.failure_class, fresh=self.options.fresh,
                           preflight=self.options.preflight),
         )
-        isolate = iso.isolate or {}
-        drivers = [str(d) for d in isolate.get("drivers") or []]
+        drivers = [str(d) for d in iso.isolate.drivers] if iso.isolate is not None else []
         self._step("isolate").line = iso.message
-        if drivers:
+        if drivers and iso.isolate is not None:
             r.driver = drivers[0]
-            finding: dict[str, Any] = next(
-                (f for f in isolate.get("findings") or [] if f.get("dimension") == r.driver), {}
-            )
-            r.driver_threshold = finding.get("threshold")
+            finding = next((f for f in iso.isolate.findings if f.dimension == r.driver), None)
+            r.driver_threshold = finding.threshold if finding is not None else None
             r.driver_statement = iso.message
         self._reproduce_ladder(main)
         self._shrink()

@@ -24,7 +24,7 @@ from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, Limits, ProbeRecord, shared_ref
 from threshold_probe.pipelines import make_pipeline
-from threshold_probe.pipelines.base import ClientSideError
+from threshold_probe.pipelines.base import ClientSideError, ShippingPipeline
 from threshold_probe.shrink import KIND, ShrinkResult, _workload_from, latest_shrink, target_from_run
 from threshold_probe.store import Store
 
@@ -192,16 +192,16 @@ def write_repro(
         record = _record(store, source_run, source_level, None) if source_run else None
     evidence = list(record.verdict.evidence) if record is not None else []
     pipeline = make_pipeline(pipeline_name)
+    if not isinstance(pipeline, ShippingPipeline):
+        raise UserError(
+            f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline"
+        )
     out.mkdir(parents=True, exist_ok=True)
     staging = out / ".build"
     try:
         job = pipeline.build(workload, "repro", limits, staging)
     except ClientSideError as exc:
         raise UserError(f"the {pipeline_name} pipeline cannot build this function here: {exc}") from None
-    except NotImplementedError:
-        raise UserError(
-            f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline"
-        ) from None
     finally:
         if staging.exists():
             for f in sorted(staging.rglob("*"), reverse=True):

@@ -46,7 +46,7 @@ from threshold_probe.pipelines.base import Pipeline
 from threshold_probe.probe import Prober, ProbeRequest
 from threshold_probe.runlog import run_log
 from threshold_probe.separate import FEATURE_NAMES, Pair, Rule, Split, label, split
-from threshold_probe.session import LimitOverrides, ProgressSink, effective_limits, versions, with_partition
+from threshold_probe.session import LimitOverrides, ProgressSink, run_limits, versions, with_partition
 from threshold_probe.store import RunInfo, Store
 from threshold_probe.target import load_target
 
@@ -555,7 +555,7 @@ class Triage:
         self.overrides = overrides
         if overrides.partition:
             config = with_partition(config, cluster, overrides.partition)
-        self.limits = effective_limits(config, cluster, overrides)
+        self.limits = run_limits(config, cluster, overrides)
         self.discovery = discover(self.options.paths)
         self.cluster = make_cluster(cluster, config)
         self.pipeline_arg = pipeline
