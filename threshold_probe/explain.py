@@ -46,6 +46,8 @@ from threshold_probe.units import format_memory
 KIND = "explain"
 SCHEMA_VERSION = 1
 REFERENCE = "native"
+#: Drivers that are what a function does when it runs, not how it is written.
+RESOURCES = frozenset({"memory_mb", "runtime_s", "output_kb", "result_kb", "memory"})
 
 Owner = Literal["pipeline", "cluster", "undecided", "none"]
 
@@ -456,6 +458,12 @@ class Explain:
             return
         if module is None:
             step.status, step.line = "skipped", "shrink is not available in this version"
+            return
+        if r.driver in RESOURCES:
+            # The ladder's smallest workload with that resource is already all there is to it;
+            # shrinking code that only allocates or waits costs many slow probes and says nothing new.
+            step.status = "skipped"
+            step.line = f"{r.driver} is a resource: the reproducer is already the smallest workload"
             return
         if r.reproducer is None or r.reproducer.target is None or r.reproducer.kept is None:
             step.status, step.line = "skipped", "no reproducer that keeps the failure to shrink"
