@@ -85,6 +85,10 @@ def test_a_function_of_a_test_suite(tmp_path: Path) -> None:
     assert data["owner"] == "pipeline" and data["driver"] == "closure_refs"
     assert data["hint"]["rule"] == "closure-or-global-lost"
     assert "factor is a closure variable" in data["driver_statement"]
+    # On its own: the test function cut down to what the payload reads, failing the same way.
+    rep = data["reproducer"]
+    assert rep["kept"] == "signature+difference" and rep["lines"] <= 8
+    assert "factor = 3" in rep["source"] and "run_remote" not in rep["source"]
     passing = f"{SUITE / 'test_small.py'}:test_level1_arithmetic.level1"
     data = explain(None, tmp_path / "reports", "--function", passing, "-p", "source")
     assert data["owner"] == "none" and "does not fail" in data["conclusion"]

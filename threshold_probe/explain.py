@@ -28,6 +28,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,7 @@ from threshold_probe.errors import Interrupted, ProbeError, UserError
 from threshold_probe.hints import Facts, Hint, hint_for
 from threshold_probe.ladder import generate, load_ladder
 from threshold_probe.metrics import measure_workload
+from threshold_probe.nested import REACH_PREFIX, reaches
 from threshold_probe.session import LimitOverrides, ProgressSink, SearchOptions, resume_search, run_search
 from threshold_probe.store import RunInfo, Store, atomic_write
 from threshold_probe.summary import ProbeSummary, RunSummary
@@ -46,6 +48,8 @@ from threshold_probe.units import format_memory
 KIND = "explain"
 SCHEMA_VERSION = 1
 REFERENCE = "native"
+#: Drivers that are what a function does when it runs, not how it is written.
+RESOURCES = frozenset({"memory_mb", "runtime_s", "output_kb", "result_kb", "memory"})
 
 Owner = Literal["pipeline", "cluster", "undecided", "none"]
 
@@ -454,6 +458,12 @@ class Explain:
         if module is None:
             step.status, step.line = "skipped", "shrink is not available in this version"
             return
+        if r.driver in RESOURCES:
+            # The ladder's smallest workload with that resource is already all there is to it;
+            # shrinking code that only allocates or waits costs many slow probes and says nothing new.
+            step.status = "skipped"
+            step.line = f"{r.driver} is a resource: the reproducer is already the smallest workload"
+            return
         if r.reproducer is None or r.reproducer.target is None or r.reproducer.kept is None:
             step.status, step.line = "skipped", "no reproducer that keeps the failure to shrink"
             return
@@ -472,8 +482,46 @@ class Explain:
         step.status = "done"
         r.shrink = result.model_dump(mode="json")
         step.line = f"{result.original_lines} -> {result.lines} lines in {result.probes} probes ({result.kept})"
-        r.reproducer = r.reproducer.model_copy(
-            update={"via": "shrink", "source": result.source, "lines": result.lines, "kept": result.kept}
+        if result.lines < r.reproducer.lines:
+            r.reproducer = r.reproducer.model_copy(
+                update={"via": "shrink", "source": result.source, "lines": result.lines, "kept": result.kept}
+            )
+        else:
+            step.line += ": the reproducer stays as it was"
+        self._save()
+
+    def _standalone(self, function: str) -> None:
+        """Write the failing function on its own and check that it still fails the same way."""
+        r = self.result
+        made = _standalone_source(function)
+        if made is None or r.reproducer is None:
+            return
+        text, attr = made
+        path = self.store.run_dir(self.run_id) / "reproducer.py"
+        atomic_write(path, text)
+        target = f"{path}:{attr}"
+        opts = SearchOptions(function=target, fresh=self.options.fresh, preflight=self.options.preflight)
+        try:
+            mine = self._search("reproducer", "run", self.pipeline, opts)
+            native = self._search("reproducer-native", "run", REFERENCE, opts) if r.owner == "pipeline" else None
+        except UserError as exc:  # it does not load on its own: the whole file stays the reproducer
+            self._step("reproducer").status = "skipped"
+            self._step("reproducer").line = f"not on its own: {exc}"
+            return
+        probe = mine.probes[0] if mine.probes else None
+        nprobe = native.probes[0] if native is not None and native.probes else None
+        self._step("reproducer").line = _verdict_line(probe, self.pipeline)
+        if native is not None:
+            self._step("reproducer-native").line = _verdict_line(nprobe, REFERENCE)
+        same = probe is not None and probe.verdict == "fail" and probe.signature == r.signature
+        if not same or (native is not None and (nprobe is None or nprobe.verdict != "pass")):
+            self._step("reproducer").line += "; not the same failure: the whole file stays the reproducer"
+            return
+        r.reproducer = Reproducer(
+            via="function", source=text, lines=len([ln for ln in text.splitlines() if ln.strip()]), target=target,
+            verdict="fail", signature=probe.signature if probe else None,
+            native_verdict=nprobe.verdict if nprobe else None,
+            kept="signature+difference" if native is not None else "signature",
         )
         self._save()
 
@@ -553,9 +601,40 @@ class Explain:
             verdict="fail", signature=r.signature, native_verdict="pass" if r.owner == "pipeline" else None,
             kept="signature+difference" if r.owner == "pipeline" else "signature",
         )
+        self._standalone(function)
         self._shrink()
         self._hint()
         self._conclude()
+
+
+def _standalone_source(function: str) -> tuple[str, str] | None:
+    """A function nested in a test, on its own: the module's imports and its enclosing function cut
+    down to what it reads (its reach, threshold_probe/nested.py), as (source, attribute path)."""
+    file, _, attr = function.rpartition(":")
+    path = Path(file)
+    parts = attr.split(".")
+    if len(parts) < 2 or not path.is_file():
+        return None
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (OSError, UnicodeDecodeError, SyntaxError):
+        return None
+    reach = reaches(source, str(path)).get(attr)
+    if reach is None or reach.accessor is None:
+        return None
+    outer, inner = parts[-2], parts[-1]
+    header = f"def {REACH_PREFIX}{attr.replace('.', '__')}():"
+    if not reach.text.startswith(header) or f"def {outer}():" in reach.text:
+        return None  # functions nested more than one level deep keep the whole file
+    imports = [
+        ast.get_source_segment(source, node) or ""
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    text = "\n".join(i for i in imports if i)
+    body = reach.text.replace(header, f"def {outer}():", 1)
+    return (f"{text}\n\n\n{body}" if text else body), f"{outer}.{inner}"
 
 
 def _verdict_line(probe: ProbeSummary | None, pipeline: str) -> str:
