@@ -38,7 +38,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.base import Check, Cluster
 from threshold_probe.models import JobResult, JobSpec, Limits
 from threshold_probe.remote import runner as far_runner
 
@@ -160,7 +160,8 @@ class InProcessCluster(Cluster):
 
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Nothing is enforced here: the handler decides what a job does."""
-        return enforcers(limits, memory="in-process", time="in-process", cores="in-process")
+        set_limits = {"memory": limits.memory_bytes, "time": limits.time_s, "cores": limits.cores}
+        return {name: "in-process" for name, value in set_limits.items() if value is not None}
 
     def node_cpus(self) -> int | None:
         return os.cpu_count()
