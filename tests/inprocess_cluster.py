@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import socket
@@ -38,7 +39,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from threshold_probe.clusters.base import Check, Cluster, enforcers
+from threshold_probe.clusters.base import Check, Cluster
 from threshold_probe.models import JobResult, JobSpec, Limits
 from threshold_probe.remote import runner as far_runner
 
@@ -126,9 +127,13 @@ class InProcessCluster(Cluster):
 
     kind = "local"
 
-    def __init__(self, name: str = "local", handler: Handler | None = None) -> None:
+    def __init__(self, name: str = "local", handler: Handler | None = None, peak_mb: float = 30.0) -> None:
         super().__init__(name, None)
         self.handler: Handler = handler or (lambda level, job: Run())
+        #: The peak memory every job reports. The runner would measure the whole test process,
+        #: whose size depends on the tests run before: a job near a memory limit would then look
+        #: like an out-of-memory, and the memory floor would move.
+        self.peak_mb = peak_mb
         #: Every job it was given, in order (as MockTransport keeps its requests).
         self.jobs: list[JobSpec] = []
         self.opened = 0
@@ -160,7 +165,8 @@ class InProcessCluster(Cluster):
 
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Nothing is enforced here: the handler decides what a job does."""
-        return enforcers(limits, memory="in-process", time="in-process", cores="in-process")
+        set_limits = {"memory": limits.memory_bytes, "time": limits.time_s, "cores": limits.cores}
+        return {name: "in-process" for name, value in set_limits.items() if value is not None}
 
     def node_cpus(self) -> int | None:
         return os.cpu_count()
@@ -188,6 +194,7 @@ class InProcessCluster(Cluster):
         stdout, stderr = io.StringIO(), io.StringIO()
         with _in_folder(job_dir), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = _run_runner(job_dir, outcome)
+        self._own_peak(job_dir / _META)
         if isinstance(outcome, Killed):
             result.signal = outcome.signal
             stderr.write(outcome.stderr)
@@ -205,6 +212,15 @@ class InProcessCluster(Cluster):
                 (local_dir / name).write_bytes((job_dir / name).read_bytes())
                 result.files[name] = local_dir / name
         return result
+
+    def _own_peak(self, meta_path: Path) -> None:
+        """Replace the test process's memory figures in meta.json with the job's own (peak_mb)."""
+        if not meta_path.is_file():
+            return
+        meta = json.loads(meta_path.read_text())
+        kb = int(self.peak_mb * 1024)
+        meta.update(rss_peak_kb_self=kb, rss_peak_kb_children=0, vm_peak_kb_self=kb)
+        meta_path.write_text(json.dumps(meta))
 
 
 @contextlib.contextmanager

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.inprocess_cluster import InProcessCluster, Raise, first_fail
 from threshold_probe.cli.app import app
 
 ASSETS = Path(__file__).parent / "assets"
@@ -72,14 +74,21 @@ def test_bisect_finds_real_memory_threshold(cli: CliRunner, tmp_path: Path) -> N
     assert {r["run_id"] for r in json.loads(out)} >= {data["run_id"], sweep["run_id"]}
 
 
-def test_bisect_resumes_from_cache_without_new_probes(cli: CliRunner, tmp_path: Path) -> None:
+def test_bisect_resumes_from_cache_without_new_probes(
+    cli: CliRunner, tmp_path: Path, inprocess: Callable[..., InProcessCluster]
+) -> None:
+    # On the in-process cluster, which counts the jobs it is given: level 5 raises MemoryError.
+    cluster = inprocess(first_fail(5, Raise("MemoryError")))
     args = ("bisect", "--ladder", MEMORY_LADDER, "--memory", "300MB", "--json", "--quiet")
     _, out, _ = invoke(cli, tmp_path, *args)
     first = json.loads(out)
+    dispatched = len(cluster.jobs)
+    assert first["first_fail"] == 5 and dispatched == len(first["probes"])
     _, out, _ = invoke(cli, tmp_path, *args)
     second = json.loads(out)
     assert second["first_fail"] == first["first_fail"]
     assert all(p["cached"] for p in second["probes"])
+    assert len(cluster.jobs) == dispatched  # nothing dispatched again
 
 
 def test_workload_that_raises_is_exception_with_traceback(cli: CliRunner, tmp_path: Path) -> None:

@@ -57,3 +57,39 @@ def test_scripts_test_runs_the_fast_part_without_starting_the_testbed(tmp_path: 
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
+
+
+def test_every_listed_local_integration_test_exists_and_is_marked_testbed() -> None:
+    """A renamed test must not slip out of the list (and into the fast part) unnoticed."""
+    from tests.conftest import _LOCAL_INTEGRATION
+
+    files = sorted({prefix.split("::")[0] for prefix in _LOCAL_INTEGRATION})
+    others = ["tests/test_ssh_cluster.py", "tests/test_slurm.py", "tests/test_search_bisect.py"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "testbed",
+            *files,
+            *others,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    marked = [line for line in proc.stdout.splitlines() if "::" in line]
+    for prefix in _LOCAL_INTEGRATION:
+        assert any(nodeid.startswith(prefix) for nodeid in marked), f"{prefix} matches no test marked testbed"
+    # The tests of the loopback servers are marked whatever their file.
+    assert any(nodeid.startswith("tests/test_ssh_cluster.py::") for nodeid in marked)
+    assert any(nodeid.startswith("tests/test_slurm.py::") for nodeid in marked)
+    assert not any(nodeid.startswith("tests/test_search_bisect.py::") for nodeid in marked)
