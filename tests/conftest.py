@@ -47,6 +47,11 @@ _LOCAL_INTEGRATION = {
     "tests/test_your_function_clusters.py::test_scaled_bisect_on_a_real_memory_limit[local]": "a real RLIMIT_AS",
     "tests/test_render_html_chromium.py": "a real headless Chromium",
     "tests/test_check_precommit.py": "real pre-commit",
+    "tests/test_shrink.py": "real shrinks, each candidate a real probe, kill -9 and resume",
+    "tests/test_repro.py": "repro folders run by hand under real limits",
+    "tests/test_triage.py": "real probes of a runner-style test suite, a real SIGINT and resume",
+    "tests/test_explain.py": "real bisects, isolates and shrinks under a real memory limit, kill -9 and resume",
+    "tests/test_journal_versions.py": "real runs on a migrated journal, a real read-only bind mount",
 }
 #: Fixtures that record a real run for the tests that use them.
 _LOCAL_INTEGRATION_FIXTURES = {
