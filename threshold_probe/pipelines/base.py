@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import cloudpickle
 
 from threshold_probe.clusters.base import Cluster
+from threshold_probe.errors import Interrupted
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import JobResult, JobSpec, Limits, Observation
 
@@ -39,6 +40,8 @@ def load_function(workload: Workload) -> Callable[..., Any]:
         func = workload.load()
     except SyntaxError as exc:
         raise ClientSideError("syntax", exc) from exc
+    except Interrupted:
+        raise  # Ctrl-C while the function loads stops the run; it says nothing about the function
     except Exception as exc:
         raise ClientSideError("serialize", exc) from exc
     return func

@@ -9,6 +9,7 @@ from typing import ClassVar
 import cloudpickle
 
 from threshold_probe.clusters.jobpaths import JobPaths
+from threshold_probe.errors import Interrupted
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
@@ -41,6 +42,8 @@ def pickle_workload(workload: Workload) -> bytes:
         try:
             # The workload's module cannot be imported anywhere, so cloudpickle ships it by value.
             data: bytes = cloudpickle.dumps(func)
+        except Interrupted:
+            raise  # Ctrl-C while pickling stops the run; it says nothing about the function
         except Exception as exc:
             raise ClientSideError("serialize", exc) from exc
     return data

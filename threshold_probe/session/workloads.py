@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from threshold_probe.errors import UserError
+from threshold_probe.errors import Interrupted, UserError
 from threshold_probe.ladder import Ladder, Workload, generate, load_ladder
 from threshold_probe.metrics import measure_workload
 from threshold_probe.probe import ProbeRequest
@@ -22,6 +22,8 @@ def function_request(
     workload = load_target(target, args, ship_local_modules=ship_local_modules)
     try:
         metrics = measure_workload(workload).model_dump()
+    except Interrupted:
+        raise  # SIGINT/SIGTERM stops the run; it is not evidence about the function
     except Exception as exc:  # a function reached through an import has no definition in the file
         metrics = {"error": f"{type(exc).__name__}: {exc}"}
     spec: dict[str, Any] = {"function": target}
@@ -70,6 +72,8 @@ class Workloads:
         if workload_key not in self._metrics:
             try:
                 self._metrics[workload_key] = measure_workload(make()).model_dump()
+            except Interrupted:
+                raise  # SIGINT/SIGTERM stops the run; it is not evidence about the workload
             except Exception as exc:  # metrics are evidence, never a reason to stop a run
                 self._metrics[workload_key] = {"error": f"{type(exc).__name__}: {exc}"}
         return self._metrics[workload_key]
