@@ -37,6 +37,8 @@ from threshold_probe.explain_model import (
     conclusion_text,
     load_explanation,
 )
+from threshold_probe.explain_model import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported: names this module always had
+from threshold_probe.explain_model import Owner as Owner
 from threshold_probe.explain_parts import (
     function_driver,
     shrink_module,

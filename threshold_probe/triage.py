@@ -39,6 +39,7 @@ from threshold_probe.probe import Prober, ProbeRequest
 from threshold_probe.runlog import run_log
 from threshold_probe.session import LimitOverrides, ProgressSink, run_limits, with_partition
 from threshold_probe.store import RunInfo, Store
+from threshold_probe.triage_discover import Candidate as Candidate  # re-exported: the names this module always had
 from threshold_probe.triage_discover import Discovery, discover, load_requests, shown
 from threshold_probe.triage_report import (
     KIND,
@@ -49,6 +50,9 @@ from threshold_probe.triage_report import (
     conclusion,
     load_report,
 )
+from threshold_probe.triage_report import SCHEMA_VERSION as SCHEMA_VERSION
+from threshold_probe.triage_report import Verdict as Verdict
+from threshold_probe.triage_report import signature_stem as signature_stem
 
 # -- the run ---------------------------------------------------------------------------------------
 
