@@ -20,129 +20,45 @@ continues an interrupted step and reuses the finished ones.
 
 from __future__ import annotations
 
-import ast
-import importlib
 import os
-import re
 import socket
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from dataclasses import asdict, replace
+from typing import Any
 
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import Interrupted, ProbeError, UserError
-from threshold_probe.hints import Facts, Hint, hint_for
+from threshold_probe.explain_model import (
+    KIND,
+    ExplainOptions,
+    Explanation,
+    Reproducer,
+    Step,
+    conclusion_text,
+    load_explanation,
+)
+from threshold_probe.explain_model import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported: names this module always had
+from threshold_probe.explain_model import Owner as Owner
+from threshold_probe.explain_parts import (
+    function_driver,
+    shrink_module,
+    standalone_source,
+    target_attr,
+    verdict_line,
+    without_docstring,
+)
+from threshold_probe.hints import Facts, hint_for
 from threshold_probe.ladder import generate, load_ladder
 from threshold_probe.metrics import measure_workload
-from threshold_probe.nested import REACH_PREFIX, reaches
 from threshold_probe.session import LimitOverrides, ProgressSink, SearchOptions, resume_search, run_search
 from threshold_probe.store import RunInfo, Store, atomic_write
-from threshold_probe.summary import ProbeSummary, RunSummary
+from threshold_probe.summary import RunSummary
 from threshold_probe.target import load_target
 from threshold_probe.units import format_memory
 
-KIND = "explain"
-SCHEMA_VERSION = 1
 REFERENCE = "native"
 #: Drivers that are what a function does when it runs, not how it is written.
 RESOURCES = frozenset({"memory_mb", "runtime_s", "output_kb", "result_kb", "memory"})
-
-Owner = Literal["pipeline", "cluster", "undecided", "none"]
-
-
-class Step(BaseModel):
-    """One step of an explanation: its run (when it has one), its status and one line."""
-
-    name: str
-    status: Literal["pending", "done", "skipped", "failed"] = "pending"
-    run_id: str | None = None
-    line: str = ""
-
-
-class Reproducer(BaseModel):
-    """A small function that fails the same way."""
-
-    via: Literal["ladder", "shrink", "function"]
-    source: str
-    lines: int
-    target: str | None = None
-    spec: dict[str, Any] | None = None
-    verdict: str | None = None
-    signature: str | None = None
-    native_verdict: str | None = None
-    #: "signature", or "signature+difference" (it also passes through native).
-    kept: str | None = None
-    features: dict[str, Any] = Field(default_factory=dict)
-
-
-class Explanation(BaseModel):
-    """Every part of `probe explain` (its --json, run.json and each report format)."""
-
-    schema_version: int = SCHEMA_VERSION
-    kind: Literal["explain"] = "explain"
-    run_id: str
-    status: Literal["running", "completed", "interrupted", "error"] = "running"
-    cluster: str
-    pipeline: str
-    ladder: str | None = None
-    function: str | None = None
-    limits: dict[str, Any] = Field(default_factory=dict)
-    conclusion: str = ""
-    owner: Owner = "undecided"
-    owner_statement: str = ""
-    first_fail: int | None = None
-    last_pass: int | None = None
-    failure_class: str | None = Field(default=None, alias="class")
-    signature: str | None = None
-    evidence: list[str] = Field(default_factory=list)
-    native_first_fail: int | None = None
-    native_message: str | None = None
-    driver: str | None = None
-    driver_threshold: Any = None
-    driver_statement: str | None = None
-    reproducer: Reproducer | None = None
-    shrink: dict[str, Any] | None = None
-    hint: Hint | None = None
-    steps: list[Step] = Field(default_factory=list)
-    started_at: float
-    finished_at: float | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    reports_dir: str | None = None
-
-    model_config = {"populate_by_name": True}
-
-
-@dataclass
-class ExplainOptions:
-    """What an explanation needs besides where it runs."""
-
-    ladder: str | None = None
-    function: str | None = None
-    lo: int | None = None
-    hi: int | None = None
-    fresh: bool = False
-    preflight: bool = True
-    shrink: bool = True
-
-
-def load_explanation(data: Mapping[str, Any]) -> Explanation:
-    """A recorded explanation (run.json, the journal)."""
-    return Explanation.model_validate(data)
-
-
-def _shrink_module() -> Any | None:
-    """The shrink API when it is installed with this version (threshold_probe.shrink), else None."""
-    try:
-        module = importlib.import_module("threshold_probe.shrink")
-    except ImportError:
-        return None
-    if not all(hasattr(module, name) for name in ("target_from_function", "shrink_target")):
-        return None
-    return module
 
 
 class Explain:
@@ -406,9 +322,9 @@ class Explain:
         workload = generate(spec, name=f"reproducer_{r.driver}")
         folder = self.store.run_dir(self.run_id)
         path = folder / "reproducer.py"
-        workload = replace(workload, source=_without_docstring(workload.source))
+        workload = replace(workload, source=without_docstring(workload.source))
         atomic_write(path, workload.source)
-        target = f"{path}:{_target_attr(workload.func_name, workload.accessor)}"
+        target = f"{path}:{target_attr(workload.func_name, workload.accessor)}"
         opts = SearchOptions(function=target, fresh=self.options.fresh, preflight=self.options.preflight)
         mine = self._search("reproducer", "run", self.pipeline, opts)
         native = None
@@ -451,7 +367,7 @@ class Explain:
         """Shrink the reproducer further when shrink is installed; optional."""
         r = self.result
         step = self._step("shrink")
-        module = _shrink_module()
+        module = shrink_module()
         if not self.options.shrink:
             step.status, step.line = "skipped", "not asked for (--no-shrink)"
             return
@@ -493,7 +409,7 @@ class Explain:
     def _standalone(self, function: str) -> None:
         """Write the failing function on its own and check that it still fails the same way."""
         r = self.result
-        made = _standalone_source(function)
+        made = standalone_source(function)
         if made is None or r.reproducer is None:
             return
         text, attr = made
@@ -510,9 +426,9 @@ class Explain:
             return
         probe = mine.probes[0] if mine.probes else None
         nprobe = native.probes[0] if native is not None and native.probes else None
-        self._step("reproducer").line = _verdict_line(probe, self.pipeline)
+        self._step("reproducer").line = verdict_line(probe, self.pipeline)
         if native is not None:
-            self._step("reproducer-native").line = _verdict_line(nprobe, REFERENCE)
+            self._step("reproducer-native").line = verdict_line(nprobe, REFERENCE)
         same = probe is not None and probe.verdict == "fail" and probe.signature == r.signature
         if not same or (native is not None and (nprobe is None or nprobe.verdict != "pass")):
             self._step("reproducer").line += "; not the same failure: the whole file stays the reproducer"
@@ -535,25 +451,7 @@ class Explain:
         self._save()
 
     def _conclude(self) -> None:
-        r = self.result
-        where = f"through {self.pipeline} on {self.cluster}"
-        if r.function:
-            head = f"{r.function.rpartition(':')[2] or r.function} fails {where} ({r.failure_class})"
-        else:
-            head = f"Level {r.first_fail} of the {r.ladder} ladder is the first to fail {where} ({r.failure_class})"
-        parts = [head]
-        if r.owner_statement:
-            parts.append(r.owner_statement)
-        if r.driver:
-            threshold = f" from {r.driver_threshold}" if r.driver_threshold is not None else ""
-            parts.append(f"it follows {r.driver}{threshold}")
-        if r.reproducer is not None and r.reproducer.kept:
-            kept = r.reproducer.kept.replace("+", " and the ")
-            parts.append(f"a {r.reproducer.lines}-line reproducer keeps the {kept}")
-        text = "; ".join(parts) + "."
-        if r.hint is not None:
-            text += f" Fix: {r.hint.fix}."
-        r.conclusion = text
+        self.result.conclusion = conclusion_text(self.result, self.pipeline, self.cluster)
 
     # -- a function --------------------------------------------------------------------------------
 
@@ -564,7 +462,7 @@ class Explain:
         main = self._search("probe", "run", self.pipeline, opts)
         r.limits = dict(main.limits)
         probe = main.probes[0] if main.probes else None
-        self._step("probe").line = _verdict_line(probe, self.pipeline)
+        self._step("probe").line = verdict_line(probe, self.pipeline)
         if probe is None or probe.verdict != "fail":
             r.owner = "none"
             verdict = probe.verdict if probe else "not probed"
@@ -578,7 +476,7 @@ class Explain:
         if self.pipeline != REFERENCE:
             native = self._search("probe-native", "run", REFERENCE, opts)
             nprobe = native.probes[0] if native.probes else None
-            self._step("probe-native").line = _verdict_line(nprobe, REFERENCE)
+            self._step("probe-native").line = verdict_line(nprobe, REFERENCE)
             if nprobe is not None and nprobe.verdict == "pass":
                 r.owner = "pipeline"
                 r.owner_statement = (
@@ -591,7 +489,7 @@ class Explain:
         else:
             r.owner = "cluster"
             r.owner_statement = f"native fails on {self.cluster} under its limits ({self._limits_words()})"
-        r.driver, r.driver_statement = _function_driver(function, r.failure_class, r.evidence)
+        r.driver, r.driver_statement = function_driver(function, r.failure_class, r.evidence)
         step = self._step("isolate")
         step.status = "done" if r.driver else "skipped"
         step.line = r.driver_statement or "no static feature of the function explains the failure"
@@ -606,87 +504,6 @@ class Explain:
         self._hint()
         self._conclude()
 
-
-def _standalone_source(function: str) -> tuple[str, str] | None:
-    """A function nested in a test, on its own: the module's imports and its enclosing function cut
-    down to what it reads (its reach, threshold_probe/nested.py), as (source, attribute path)."""
-    file, _, attr = function.rpartition(":")
-    path = Path(file)
-    parts = attr.split(".")
-    if len(parts) < 2 or not path.is_file():
-        return None
-    try:
-        source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
-    except (OSError, UnicodeDecodeError, SyntaxError):
-        return None
-    reach = reaches(source, str(path)).get(attr)
-    if reach is None or reach.accessor is None:
-        return None
-    outer, inner = parts[-2], parts[-1]
-    header = f"def {REACH_PREFIX}{attr.replace('.', '__')}():"
-    if not reach.text.startswith(header) or f"def {outer}():" in reach.text:
-        return None  # functions nested more than one level deep keep the whole file
-    imports = [
-        ast.get_source_segment(source, node) or ""
-        for node in tree.body
-        if isinstance(node, ast.Import | ast.ImportFrom)
-    ]
-    text = "\n".join(i for i in imports if i)
-    body = reach.text.replace(header, f"def {outer}():", 1)
-    return (f"{text}\n\n\n{body}" if text else body), f"{outer}.{inner}"
-
-
-def _verdict_line(probe: ProbeSummary | None, pipeline: str) -> str:
-    if probe is None:
-        return f"not probed through {pipeline}"
-    cls = f" ({probe.failure_class})" if probe.failure_class else ""
-    return f"{probe.verdict}{cls} through {pipeline}"
-
-
-_QUOTED_NAME = re.compile(r"name '([^']+)' is not defined")
-
-
-def _function_driver(function: str, failure_class: str | None, evidence: list[str]) -> tuple[str | None, str | None]:
-    """The feature of a user's function that the failure's evidence points at."""
-    workload = load_target(function)
-    try:
-        metrics = measure_workload(workload)
-    except Exception:  # a function reached through an import has no definition to measure
-        return None, None
-    text = "\n".join(evidence)
-    if failure_class == "name":
-        match = _QUOTED_NAME.search(text)
-        name = match.group(1) if match else None
-        if name and name in metrics.free_var_names:
-            return "closure_refs", f"{name} is a closure variable of the function ({metrics.free_vars} in all)"
-        if name and name in metrics.global_ref_names:
-            return "global_refs", f"{name} is a module-level name the function reads ({metrics.global_refs} in all)"
-    if failure_class == "syntax" and metrics.multiline_strings:
-        return "multiline_strings_col0", "a multi-line string with a column-0 line in an indented def"
-    if failure_class == "oom":
-        return "memory", "the function's own memory use"
-    return None, None
-
-
-def _without_docstring(source: str) -> str:
-    """A generated module without its header docstring (the dimension table): the code alone."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    first = tree.body[0] if tree.body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-        lines = source.splitlines(keepends=True)
-        return "".join(lines[first.end_lineno or 0 :]).lstrip("\n")
-    return source
-
-
-def _target_attr(func_name: str, accessor: str | None) -> str:
-    """FILE:ATTR of a generated workload: `workload_3`, `Workload3.workload_3`, `make_workload_3.workload_3`."""
-    if accessor and accessor.endswith("()"):
-        return f"{accessor[:-2]}.{func_name}"
-    return accessor or func_name
 
 
 def run_explain(
