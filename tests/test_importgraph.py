@@ -73,3 +73,13 @@ def test_trace_lists_the_project_files_a_command_calls_into(tmp_path: Path) -> N
     assert all(f["calls"] > 0 for f in data["files"])
     # Modules that were only imported (no function of theirs called) are not listed.
     assert "threshold_probe/cli/nightly.py" not in files
+
+
+def test_the_package_has_no_import_cycle_and_no_module_over_600_lines() -> None:
+    """The shape the code keeps: every module under 600 lines, no two modules importing each other
+    (imports inside functions included)."""
+    proc = importgraph("--check", "--json")
+    shape = json.loads(proc.stdout)
+    assert shape["cycles"] == []
+    assert shape["over_limit"] == []
+    assert proc.returncode == 0, proc.stderr
