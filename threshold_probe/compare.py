@@ -137,10 +137,16 @@ def _samples(probes: Sequence[ProbeSummary], stage: str) -> list[float]:
     return [p.timings[stage] for p in probes if stage in p.timings]
 
 
-def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
-    """Compare run A (the earlier one, or the baseline) with run B."""
+def compare_runs(a: RunSummary, b: RunSummary, *, same_function: bool = False) -> Comparison:
+    """Compare run A (the earlier one, or the baseline) with run B.
+
+    `same_function`: runs of one user function whose source changed in between are one series
+    (a nightly watches the source), so their flips and a lower threshold are regressions.
+    """
     ffa, ffb = first_fail(a), first_fail(b)
     ca, cb = cell_of(a), cell_of(b)
+    if same_function and ca.function is not None and ca.function == cb.function:
+        ca, cb = (c.model_copy(update={"function_hash": None}) for c in (ca, cb))
     diff = differences(ca, cb)
     same = not diff
     moved = _threshold_move(a, b, ffa, ffb)

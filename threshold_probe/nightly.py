@@ -331,6 +331,24 @@ def _find_baseline(
     return None, other
 
 
+def _cell_options(fn: NightlyFunction | None) -> Any:
+    """A fresh search (no cached verdict) of a ladder, or of a scaled function."""
+    from threshold_probe.session import SearchOptions
+
+    if fn is None:
+        return SearchOptions(fresh=True, preflight=True)
+    return SearchOptions(
+        fresh=True,
+        preflight=True,
+        function=fn.function,
+        args=dict(fn.args),
+        scale=fn.scale,
+        steps=fn.steps,
+        values=fn.values,
+        ship_local_modules=fn.ship_local_modules,
+    )
+
+
 def _run_cluster(
     cluster: str,
     cells: Sequence[tuple[str, str, str]],
@@ -343,12 +361,13 @@ def _run_cluster(
     started: float,
 ) -> tuple[list[_CellRun], str | None]:
     """One cluster's cells, in order; stops at the first sign that the cluster cannot be reached."""
-    from threshold_probe.session import LimitOverrides, SearchOptions, run_search
+    from threshold_probe.session import LimitOverrides, run_search
 
     with _STORE_OPEN:
         store = Store(reports_dir)  # sqlite connections must not cross threads: one per worker
     results: list[_CellRun] = []
     unreachable: str | None = None
+    functions = nightly_functions(config)
     try:
         for _c, pipeline, ladder in cells:
             base = NightlyCell(cluster=cluster, pipeline=pipeline, ladder=ladder, status="ok")
@@ -363,9 +382,9 @@ def _run_cluster(
                     store=store,
                     cluster=cluster,
                     pipeline=pipeline,
-                    ladder=_ladder_arg(config, ladder),
+                    ladder=config.defaults.ladder if ladder in functions else _ladder_arg(config, ladder),
                     overrides=LimitOverrides(),
-                    options=SearchOptions(fresh=True, preflight=True),
+                    options=_cell_options(functions.get(ladder)),
                     progress=None,
                 )
             except InfraError as exc:
@@ -433,7 +452,7 @@ def _compare(
         run.baseline_summary = base
         # A function's edited source is the same series; say what changed beside the verdict.
         cell.changes = differences(cell_of(base), cell_of(summary))
-        run.comparison = compare_runs(base, summary)
+        run.comparison = compare_runs(base, summary, same_function=True)
         cell.baseline = base.run_id
         cell.baseline_first_fail = run.comparison.first_fail_a
     cmp = run.comparison
