@@ -272,7 +272,9 @@ memory = "300MB"
 [nightly]
 clusters = ["local"]
 kind = "bisect"
-functions = [{function = "proj/alloc.py:allocate", scale = "kib", values = [1000, 10000, 50000, 100000, 400000, 800000]}]
+functions = [
+  {function = "proj/alloc.py:allocate", scale = "kib", values = [1000, 10000, 50000, 100000, 400000, 800000]},
+]
 output = "nightly-out"
 """
     )

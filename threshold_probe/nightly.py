@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from threshold_probe.cell import cell_of, differences, digest
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
@@ -44,6 +44,9 @@ from threshold_probe.store import Store, atomic_write
 from threshold_probe.summary import RunSummary
 from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
 from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
+
+if TYPE_CHECKING:
+    from threshold_probe.session import SearchOptions
 
 # Opening the journal sets WAL mode, which needs a moment of exclusive access: open one at a time.
 _STORE_OPEN = threading.Lock()
@@ -161,7 +164,7 @@ class NightlyFunction:
     def __init__(self, config: ProbeConfig, index: int, entry: object) -> None:
         where = f"[nightly] functions[{index}]"
         if not isinstance(entry, dict):
-            raise UserError(f"{where}: give a table {{function = \"FILE:FUNC\", scale = \"NAME=LO..HI\"}}")
+            raise UserError(f'{where}: give a table {{function = "FILE:FUNC", scale = "NAME=LO..HI"}}')
         for key in entry:
             if key not in FUNCTION_KEYS:
                 raise UserError(
@@ -170,7 +173,7 @@ class NightlyFunction:
                 )
         function, scale = entry.get("function"), entry.get("scale")
         if not isinstance(function, str) or not isinstance(scale, str):
-            raise UserError(f"{where}: give function = \"FILE:FUNC\" and scale = \"NAME=LO..HI\" (or NAME with values)")
+            raise UserError(f'{where}: give function = "FILE:FUNC" and scale = "NAME=LO..HI" (or NAME with values)')
         steps, values, args = entry.get("steps"), entry.get("values"), entry.get("args", {})
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
             raise UserError(f"{where}: steps must be a whole number")
@@ -331,7 +334,7 @@ def _find_baseline(
     return None, other
 
 
-def _cell_options(fn: NightlyFunction | None) -> Any:
+def _cell_options(fn: NightlyFunction | None) -> SearchOptions:
     """A fresh search (no cached verdict) of a ladder, or of a scaled function."""
     from threshold_probe.session import SearchOptions
 
