@@ -301,8 +301,8 @@ output = "nightly-out"
     assert after["status"] == "regressed", after
     assert after["baseline"] == same["run_id"] and after["first_fail"] == 3
     assert after["regressions"] == [
-        "threshold moved down: first failing level 5 -> 3",
-        "levels that passed now fail: 3",
+        "threshold moved down: first failing kib=400,000 -> kib=50,000",
+        "values that passed now fail: kib=50,000",
     ]
     assert "function: the source of" in " ".join(after["changes"])
     assert "fails from kib=50,000" in after["threshold"]

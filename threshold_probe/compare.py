@@ -137,6 +137,16 @@ def _samples(probes: Sequence[ProbeSummary], stage: str) -> list[float]:
     return [p.timings[stage] for p in probes if stage in p.timings]
 
 
+def _at(summary: RunSummary, level: int | None, *, bare: bool = False) -> str:
+    """`level 5` (`5` when bare), or for a scaled function the value it stands for: `kib=400,000`."""
+    scale = summary.scale
+    if level is not None and scale is not None and 1 <= level <= len(scale.values):
+        value = scale.values[level - 1]
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+        return f"{scale.name}={shown}"
+    return str(level) if bare else f"level {level}"
+
+
 def compare_runs(a: RunSummary, b: RunSummary, *, same_function: bool = False) -> Comparison:
     """Compare run A (the earlier one, or the baseline) with run B.
 
@@ -197,12 +207,13 @@ def compare_runs(a: RunSummary, b: RunSummary, *, same_function: bool = False) -
     regressions: list[str] = []
     if same and moved in ("down", "appeared"):
         if ffa is None:
-            regressions.append(f"a failure appeared: level {ffb} now fails, where {a.run_id} found none")
+            regressions.append(f"a failure appeared: {_at(b, ffb)} now fails, where {a.run_id} found none")
         else:
-            regressions.append(f"threshold moved down: first failing level {ffa} -> {ffb}")
+            regressions.append(f"threshold moved down: first failing {_at(a, ffa)} -> {_at(b, ffb, bare=True)}")
     newly = [f.level for f in flips if f.regression]
     if newly:
-        regressions.append("levels that passed now fail: " + ", ".join(str(n) for n in newly))
+        what = "values" if b.scale is not None else "levels"
+        regressions.append(f"{what} that passed now fail: " + ", ".join(_at(b, n, bare=True) for n in newly))
     return Comparison(
         run_a=a.run_id,
         run_b=b.run_id,
