@@ -248,3 +248,90 @@ def test_nightly_section_is_checked_before_anything_runs(tmp_path: Path) -> None
         assert res.code == 2 and words in " ".join(res.err.split()), res.err
         assert "Traceback" not in res.err and took < 1.0, took
         assert _runs_recorded(tmp_path) == 0
+
+
+ALLOCATE = """\
+def allocate(kib, times={times}):
+    block = bytearray(kib * 1024 * times)
+    block[::4096] = bytes(len(block[::4096]))
+    return len(block)
+"""
+
+
+def test_a_scaled_function_cell_records_a_baseline_then_regresses_when_its_source_moves(tmp_path: Path) -> None:
+    fn = tmp_path / "proj" / "alloc.py"
+    fn.parent.mkdir()
+    fn.write_text(ALLOCATE.format(times=1))
+    config = tmp_path / "probe.toml"
+    config.write_text(
+        """
+[clusters.local]
+type = "local"
+memory = "300MB"
+
+[nightly]
+clusters = ["local"]
+kind = "bisect"
+functions = [
+  {function = "proj/alloc.py:allocate", scale = "kib", values = [1000, 10000, 50000, 100000, 400000, 800000]},
+]
+output = "nightly-out"
+"""
+    )
+    # 300 MB of address space: 100,000 KiB fits beside the runner, 400,000 KiB does not.
+    code, night, err = _night(tmp_path, config)
+    assert code == 0, err
+    (cell,) = night["cells"]
+    assert (cell["ladder"], cell["status"], cell["first_fail"]) == ("proj/alloc.py:allocate", "ok", 5)
+    assert cell["baseline"] is None
+    assert "fails from kib=400,000" in cell["threshold"]
+
+    # The same night again: the same threshold against the first run, nothing regressed.
+    code, again, err = _night(tmp_path, config)
+    assert code == 0, err
+    (same,) = again["cells"]
+    assert same["baseline"] == cell["run_id"] and same["status"] == "ok" and same["regressions"] == []
+
+    # The function now allocates eight times as much: 50,000 KiB no longer fits. Its edited
+    # source is the thing watched, so this is a regression of the same cell, not a new baseline.
+    fn.write_text(ALLOCATE.format(times=8))
+    code, moved, err = _night(tmp_path, config)
+    assert code == 1, err
+    (after,) = moved["cells"]
+    assert after["status"] == "regressed", after
+    assert after["baseline"] == same["run_id"] and after["first_fail"] == 3
+    assert after["regressions"] == [
+        "threshold moved down: first failing kib=400,000 -> kib=50,000",
+        "values that passed now fail: kib=50,000",
+    ]
+    assert "function: the source of" in " ".join(after["changes"])
+    assert "fails from kib=50,000" in after["threshold"]
+    html = (tmp_path / "nightly-out" / "nightly.html").read_text()
+    assert "proj/alloc.py:allocate" in unescape(html)
+
+    # Other values are another series: a new baseline, not a regression.
+    config.write_text(config.read_text().replace("values = [1000, ", "values = [2000, "))
+    code, other, err = _night(tmp_path, config)
+    assert code == 0, err
+    assert other["cells"][0]["status"] in ("ok", "new-baseline")
+    assert other["cells"][0]["baseline"] is None
+
+
+def test_nightly_functions_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    (tmp_path / "alloc.py").write_text(ALLOCATE.format(times=1))
+    head = '[clusters.local]\ntype = "local"\n[nightly]\nclusters = ["local"]\noutput = "nightly-out"\n'
+    for entry, words in (
+        ('{function = "alloc.py:allocate", scael = "kib=1..10"}', "did you mean 'scale'"),
+        ('{function = "alloc.py:alocate", scale = "kib=1..10"}', "did you mean 'allocate'"),
+        ('{function = "alloc.py:allocate"}', "give function ="),
+        ('{function = "alloc.py:allocate", scale = "size=1..10"}', "size"),
+        ('"alloc.py:allocate"', "nightly.functions.0: Input should be a valid dictionary"),
+    ):
+        config = tmp_path / "probe.toml"
+        config.write_text(head + f"functions = [{entry}]\n")
+        res = probe(tmp_path, "nightly", config=config)
+        assert res.code == 2, (entry, res.err)
+        assert words in " ".join(res.err.split()), (entry, res.err)
+        assert "Traceback" not in res.err
+        assert _runs_recorded(tmp_path) == 0
+    assert not (tmp_path / "nightly-out").exists()

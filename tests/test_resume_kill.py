@@ -291,3 +291,30 @@ def test_kill9_before_the_first_probe_finished_then_resume(workspace: Path) -> N
     summary = json.loads(resumed.stdout)
     assert (summary["last_pass"], summary["first_fail"], summary["status"]) == (10, 11, "completed")
     check_nothing_dispatched_twice(workspace, run_id, set())
+
+
+SCALED = str(ASSETS / "functions" / "scaled.py")
+# 300 MB of address space: 100,000 KiB fits beside the runner, 400,000 KiB cannot.
+SCALED_VALUES = "1000,2000,5000,10000,20000,50000,100000,400000,800000,1600000,3200000,6400000"
+
+
+def test_kill9_in_the_middle_of_a_scaled_bisect_then_resume(workspace: Path) -> None:
+    # `hold` keeps each probe going a little, so the kill lands mid-run, not after the last probe.
+    args = ("bisect", "-f", f"{SCALED}:allocate", "--scale", "kib", "--values", SCALED_VALUES,
+            "--arg", "hold=0.5", "--memory", "300MB", "--fresh", "--quiet")
+    kill_after(workspace, 3, *args)
+    run_id = only_run_id(workspace, "bisect")
+    done_before = check_killed_run_loads(workspace, run_id)
+    assert len(done_before) >= 3
+
+    resumed = probe(workspace, "bisect", "--resume", run_id, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["run_id"] == run_id and summary["status"] == "completed"
+    # The answer an uninterrupted scaled bisect gives, in the function's own values.
+    assert summary["scale"]["name"] == "kib"
+    assert (summary["scale"]["last_pass_value"], summary["scale"]["first_fail_value"]) == (100000, 400000)
+    assert summary["failure"]["class"] == "oom"
+    assert "allocate fails from kib=400,000" in summary["message"]
+    check_nothing_dispatched_twice(workspace, run_id, done_before)
+    assert "kib=400,000" in probe(workspace, "report", run_id).stdout

@@ -56,3 +56,41 @@ def test_a_timeout_shows_where_the_function_was(cluster_config: Path | None, tmp
     failure = probe_failure(config, tmp_path, cluster, "sleeps", "--time", "3s")
     assert failure["class"] == "timeout"
     assert f"was in sleeps at {CRASHY}:19 just before the time limit" in failure["evidence"]
+
+
+# The inline pipeline ships nothing but the command line; its frames are mapped back on this side.
+
+
+def test_an_inline_raise_shows_the_users_file_line_and_text(tmp_path: Path) -> None:
+    failure = probe_failure(None, tmp_path, "local", "raises", "--pipeline", "inline")
+    assert failure["class"] == "exception"
+    evidence = "\n".join(failure["evidence"])
+    assert f'File "{CRASHY}", line 9, in raises' in evidence
+    assert "return data[0] / (len(data) - 2)" in evidence
+    assert "<dynamic-code>" not in evidence
+
+
+def test_an_inline_segfault_and_timeout_name_the_users_file(tmp_path: Path) -> None:
+    crash = probe_failure(None, tmp_path, "local", "segfaults", "--pipeline", "inline")
+    assert crash["class"] == "killed"
+    assert f'  File "{CRASHY}", line 14 in segfaults' in crash["evidence"]
+    hang = probe_failure(None, tmp_path, "local", "sleeps", "--pipeline", "inline", "--time", "3s")
+    assert hang["class"] == "timeout"
+    assert f"was in sleeps at {CRASHY}:19 just before the time limit" in hang["evidence"]
+
+
+def test_inline_tracebacks_do_not_lengthen_the_command_line(tmp_path: Path) -> None:
+    import base64
+
+    from threshold_probe.models import Limits
+    from threshold_probe.pipelines.inline import InlinePipeline, inline_program
+    from threshold_probe.pipelines.native import pickle_workload
+    from threshold_probe.target import load_target
+
+    workload = load_target(f"{CRASHY}:raises")
+    job = InlinePipeline().build(workload, "p1", Limits(), tmp_path)
+    # The argv is the program with the pickled function and the runner's path: no source, no more.
+    b64 = base64.b64encode(pickle_workload(workload)).decode("ascii")
+    assert job.argv[1] == "-c" and job.argv[2] == inline_program(b64)
+    assert len(job.argv) == 4
+    assert "len(data) - 2" not in " ".join(job.argv) and not job.files

@@ -137,10 +137,26 @@ def _samples(probes: Sequence[ProbeSummary], stage: str) -> list[float]:
     return [p.timings[stage] for p in probes if stage in p.timings]
 
 
-def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
-    """Compare run A (the earlier one, or the baseline) with run B."""
+def _at(summary: RunSummary, level: int | None, *, bare: bool = False) -> str:
+    """`level 5` (`5` when bare), or for a scaled function the value it stands for: `kib=400,000`."""
+    scale = summary.scale
+    if level is not None and scale is not None and 1 <= level <= len(scale.values):
+        value = scale.values[level - 1]
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+        return f"{scale.name}={shown}"
+    return str(level) if bare else f"level {level}"
+
+
+def compare_runs(a: RunSummary, b: RunSummary, *, same_function: bool = False) -> Comparison:
+    """Compare run A (the earlier one, or the baseline) with run B.
+
+    `same_function`: runs of one user function whose source changed in between are one series
+    (a nightly watches the source), so their flips and a lower threshold are regressions.
+    """
     ffa, ffb = first_fail(a), first_fail(b)
     ca, cb = cell_of(a), cell_of(b)
+    if same_function and ca.function is not None and ca.function == cb.function:
+        ca, cb = (c.model_copy(update={"function_hash": None}) for c in (ca, cb))
     diff = differences(ca, cb)
     same = not diff
     moved = _threshold_move(a, b, ffa, ffb)
@@ -191,12 +207,13 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
     regressions: list[str] = []
     if same and moved in ("down", "appeared"):
         if ffa is None:
-            regressions.append(f"a failure appeared: level {ffb} now fails, where {a.run_id} found none")
+            regressions.append(f"a failure appeared: {_at(b, ffb)} now fails, where {a.run_id} found none")
         else:
-            regressions.append(f"threshold moved down: first failing level {ffa} -> {ffb}")
+            regressions.append(f"threshold moved down: first failing {_at(a, ffa)} -> {_at(b, ffb, bare=True)}")
     newly = [f.level for f in flips if f.regression]
     if newly:
-        regressions.append("levels that passed now fail: " + ", ".join(str(n) for n in newly))
+        what = "values" if b.scale is not None else "levels"
+        regressions.append(f"{what} that passed now fail: " + ", ".join(_at(b, n, bare=True) for n in newly))
     return Comparison(
         run_a=a.run_id,
         run_b=b.run_id,

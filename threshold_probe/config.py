@@ -169,6 +169,9 @@ class NightlyConfig(BaseModel):
     kind: Literal["sweep", "bisect"] = "sweep"
     pipelines: list[str] = Field(default_factory=lambda: ["native"])
     ladders: list[str] = Field(default_factory=lambda: ["default"])
+    #: Scaled user functions, each a cell beside the ladders:
+    #: {function = "FILE:FUNC", scale = "NAME=LO..HI", steps = N, values = [...], args = {...}}.
+    functions: list[dict[str, Any]] = Field(default_factory=list)
     output: str = "reports/nightly"
     baseline: dict[str, Any] = Field(default_factory=dict)
 

@@ -1,5 +1,10 @@
 """Nightly regression runs: the [nightly] matrix (clusters x pipelines x ladders) against baselines.
 
+A scaled user function ([nightly] functions) is a cell like a ladder, named by its FILE:FUNC. Its
+series is the function's name, arguments and scaled values, not its source: the source is what a
+nightly watches, so an edit that moves the threshold is compared with the night before (and named
+in the cell's changes) instead of starting a new baseline.
+
 Each cluster runs in its own thread (its cells one after another, each with a fresh search that
 reuses no cached verdict, and each run's preflight first). Every run is compared with a baseline
 of the same cell (threshold_probe/cell.py: cluster fingerprint, pipeline, ladder content,
@@ -26,9 +31,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from threshold_probe.cell import cell_of, differences
+from threshold_probe.cell import cell_of, differences, digest
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraError, ProbeError, UserError
@@ -39,6 +44,9 @@ from threshold_probe.store import Store, atomic_write
 from threshold_probe.summary import RunSummary
 from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
 from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
+
+if TYPE_CHECKING:
+    from threshold_probe.session import SearchOptions
 
 # Opening the journal sets WAL mode, which needs a moment of exclusive access: open one at a time.
 _STORE_OPEN = threading.Lock()
@@ -96,7 +104,9 @@ def _ladder_arg(config: ProbeConfig, ladder: str) -> str:
 
 
 #: The keys [nightly] takes.
-NIGHTLY_KEYS = ("clusters", "kind", "pipelines", "ladders", "output", "baseline")
+NIGHTLY_KEYS = ("clusters", "kind", "pipelines", "ladders", "functions", "output", "baseline")
+#: The keys of one [nightly] functions entry.
+FUNCTION_KEYS = ("function", "scale", "steps", "values", "args", "ship_local_modules")
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -138,8 +148,79 @@ def check_baselines(config: ProbeConfig, cells: Sequence[tuple[str, str, str]], 
             )
 
 
+def _function_arg(config: ProbeConfig, spec: str) -> str:
+    # FILE:FUNC in probe.toml is relative to the file, not to the current folder.
+    file, sep, attr = spec.rpartition(":")
+    if sep and file and not Path(file).expanduser().is_absolute():
+        candidate = config.base_dir / file
+        if candidate.is_file():
+            return f"{candidate}:{attr}"
+    return spec
+
+
+class NightlyFunction:
+    """One [nightly] functions entry: a user's function with one argument scaled."""
+
+    def __init__(self, config: ProbeConfig, index: int, entry: object) -> None:
+        where = f"[nightly] functions[{index}]"
+        if not isinstance(entry, dict):
+            raise UserError(f'{where}: give a table {{function = "FILE:FUNC", scale = "NAME=LO..HI"}}')
+        for key in entry:
+            if key not in FUNCTION_KEYS:
+                raise UserError(
+                    f"{where} has no key {key!r}{_did_you_mean(str(key), FUNCTION_KEYS)}"
+                    f" (keys: {', '.join(FUNCTION_KEYS)})"
+                )
+        function, scale = entry.get("function"), entry.get("scale")
+        if not isinstance(function, str) or not isinstance(scale, str):
+            raise UserError(f'{where}: give function = "FILE:FUNC" and scale = "NAME=LO..HI" (or NAME with values)')
+        steps, values, args = entry.get("steps"), entry.get("values"), entry.get("args", {})
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
+            raise UserError(f"{where}: steps must be a whole number")
+        if isinstance(values, list):
+            values = ",".join(str(v) for v in values)
+        if values is not None and not isinstance(values, str):
+            raise UserError(f"{where}: values must be a list of numbers")
+        if not isinstance(args, dict):
+            raise UserError(f"{where}: args must be a table of NAME = VALUE")
+        self.label = function
+        self.function = _function_arg(config, function)
+        self.scale = scale
+        self.steps: int | None = steps
+        self.values: str | None = values
+        self.args: dict[str, Any] = dict(args)
+        self.ship_local_modules = bool(entry.get("ship_local_modules", False))
+
+    def check(self) -> None:
+        """Load the function with its first value: a bad target or argument is the user's to fix now."""
+        from threshold_probe.target import scaled_ladder
+
+        scaled_ladder(
+            self.function, self.args, self.scale, self.steps, self.values, ship_local_modules=self.ship_local_modules
+        )
+
+
+def nightly_functions(config: ProbeConfig) -> dict[str, NightlyFunction]:
+    """The [nightly] functions entries by their FILE:FUNC, as the matrix names them."""
+    found: dict[str, NightlyFunction] = {}
+    for i, entry in enumerate(config.nightly.functions):
+        fn = NightlyFunction(config, i, entry)
+        if fn.label in found or fn.label in config.nightly.ladders:
+            raise UserError(f"[nightly] functions: {fn.label!r} is named twice")
+        found[fn.label] = fn
+    return found
+
+
+def _ladders(config: ProbeConfig) -> list[str]:
+    # Functions alone make a matrix: the default ladder runs beside them only when asked for.
+    if config.nightly.functions and "ladders" not in config.nightly.model_fields_set:
+        return []
+    return list(config.nightly.ladders)
+
+
 def matrix(config: ProbeConfig) -> list[tuple[str, str, str]]:
-    """The (cluster, pipeline, ladder) cells, validated: a bad name is a UserError before any run."""
+    """The (cluster, pipeline, ladder or function) cells, validated: a bad name is a UserError
+    before any run."""
     from threshold_probe.ladder import load_ladder
     from threshold_probe.pipelines import make_pipeline
 
@@ -149,11 +230,37 @@ def matrix(config: ProbeConfig) -> list[tuple[str, str, str]]:
         config.cluster(name)
     for p in config.nightly.pipelines:
         make_pipeline(p)
-    for lad in config.nightly.ladders:
+    ladders = _ladders(config)
+    for lad in ladders:
         load_ladder(_ladder_arg(config, lad))
-    if not (clusters and config.nightly.pipelines and config.nightly.ladders):
-        raise UserError("[nightly] matrix is empty: give at least one cluster, pipeline and ladder")
-    return [(c, p, lad) for c in clusters for p in config.nightly.pipelines for lad in config.nightly.ladders]
+    functions = nightly_functions(config)
+    for fn in functions.values():
+        fn.check()
+    what = [*ladders, *functions]
+    if not (clusters and config.nightly.pipelines and what):
+        raise UserError("[nightly] matrix is empty: give at least one cluster, pipeline and ladder (or function)")
+    return [(c, p, lad) for c in clusters for p in config.nightly.pipelines for lad in what]
+
+
+def series_key(summary: RunSummary) -> str:
+    """Which runs a nightly compares: the cell, except that a function's source may change.
+
+    A function's cell holds a hash of its source, arguments and values together; the series
+    keeps its name, arguments and values (the ladder of values) and drops the source.
+    """
+    cell = cell_of(summary)
+    if cell.function is None:
+        return cell.key
+    args = (summary.params.get("options") or {}).get("args") if summary.params else None
+    return digest(
+        {
+            "cell": cell.model_copy(update={"function_hash": None}).key,
+            "values": cell.ladder_hash,
+            "levels": cell.levels,
+            "args": args or {},
+        },
+        12,
+    )
 
 
 def _pinned(config: ProbeConfig, key: str) -> tuple[str | None, int | None]:
@@ -208,7 +315,7 @@ def _find_baseline(
     Candidates, in order: the previous nightly.json's run of the entry, then the entry's
     completed runs in the journal, newest first, started before this night.
     """
-    key = cell_of(summary).key
+    key = series_key(summary)
     candidates: list[str] = [previous] if previous is not None else []
     for info in store.runs(
         cluster=summary.cluster, pipeline=summary.pipeline, ladder=summary.ladder, kind=summary.kind
@@ -220,11 +327,29 @@ def _find_baseline(
         found = _summary_of(store, run_id)
         if found is None or found.started_at >= before:
             continue
-        if cell_of(found).key == key:
+        if series_key(found) == key:
             return found, other
         if other is None:
             other = found
     return None, other
+
+
+def _cell_options(fn: NightlyFunction | None) -> SearchOptions:
+    """A fresh search (no cached verdict) of a ladder, or of a scaled function."""
+    from threshold_probe.session import SearchOptions
+
+    if fn is None:
+        return SearchOptions(fresh=True, preflight=True)
+    return SearchOptions(
+        fresh=True,
+        preflight=True,
+        function=fn.function,
+        args=dict(fn.args),
+        scale=fn.scale,
+        steps=fn.steps,
+        values=fn.values,
+        ship_local_modules=fn.ship_local_modules,
+    )
 
 
 def _run_cluster(
@@ -239,12 +364,13 @@ def _run_cluster(
     started: float,
 ) -> tuple[list[_CellRun], str | None]:
     """One cluster's cells, in order; stops at the first sign that the cluster cannot be reached."""
-    from threshold_probe.session import LimitOverrides, SearchOptions, run_search
+    from threshold_probe.session import LimitOverrides, run_search
 
     with _STORE_OPEN:
         store = Store(reports_dir)  # sqlite connections must not cross threads: one per worker
     results: list[_CellRun] = []
     unreachable: str | None = None
+    functions = nightly_functions(config)
     try:
         for _c, pipeline, ladder in cells:
             base = NightlyCell(cluster=cluster, pipeline=pipeline, ladder=ladder, status="ok")
@@ -259,9 +385,9 @@ def _run_cluster(
                     store=store,
                     cluster=cluster,
                     pipeline=pipeline,
-                    ladder=_ladder_arg(config, ladder),
+                    ladder=config.defaults.ladder if ladder in functions else _ladder_arg(config, ladder),
                     overrides=LimitOverrides(),
-                    options=SearchOptions(fresh=True, preflight=True),
+                    options=_cell_options(functions.get(ladder)),
                     progress=None,
                 )
             except InfraError as exc:
@@ -314,7 +440,7 @@ def _compare(
             pinned = _summary_of(store, pinned_run)
             if pinned is None:
                 raise UserError(f"[nightly.baseline] names run {pinned_run!r}, which has no completed summary")
-            same = cell_of(pinned).key == cell_of(summary).key
+            same = series_key(pinned) == series_key(summary)
             base, other = (pinned, None) if same else (None, pinned)
         else:
             base, other = _find_baseline(store, summary, previous=previous.get(cell.key), before=since)
@@ -327,7 +453,9 @@ def _compare(
                 cell.changes = differences(cell_of(other), cell_of(summary))
             return
         run.baseline_summary = base
-        run.comparison = compare_runs(base, summary)
+        # A function's edited source is the same series; say what changed beside the verdict.
+        cell.changes = differences(cell_of(base), cell_of(summary))
+        run.comparison = compare_runs(base, summary, same_function=True)
         cell.baseline = base.run_id
         cell.baseline_first_fail = run.comparison.first_fail_a
     cmp = run.comparison

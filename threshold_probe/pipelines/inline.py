@@ -10,13 +10,22 @@ exec fails before the interpreter starts. The cluster reports "Argument list too
 the diagnosis classes it ``arg_too_long``. On the default ladder the base64 pickle crosses 128 KiB
 between levels 11 and 12.
 
+Tracebacks: cloudpickle names the code it ships by value ``<dynamic-code>``. The native pipeline
+ships the source beside the payload for the runner's ``linecache``; here that would lengthen the
+command line and move the very threshold this pipeline measures. The client has the source, so
+it maps the frames back on this side instead: a ``<dynamic-code>`` frame whose function is
+defined in the workload's source at that line gets the file name and the line's text. Nothing
+extra travels.
+
 ``embed`` chooses where the base64 goes: ``"code"`` (inside the ``-c`` program, one argument) or
 ``"argv"`` (a separate argument after the program). Both hit the single-argument limit.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
+import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -25,7 +34,7 @@ from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
 from threshold_probe.pipelines._runner_io import META_NAME, RESULT_NAME, fill_observation
 from threshold_probe.pipelines.base import ShippingPipeline
-from threshold_probe.pipelines.native import pickle_workload
+from threshold_probe.pipelines.native import pickle_workload, runner_env
 from threshold_probe.remote import runner_source
 
 RUNNER_NAME = JobPaths.RUNNER
@@ -45,6 +54,83 @@ _PROGRAM = (
     "sys.argv=[_runner,{payload!r}]\n"
     "runpy.run_path(_runner,run_name='__main__')\n"
 )
+
+
+_DYNAMIC = "<dynamic-code>"
+# `  File "<dynamic-code>", line 31, in raises` (a traceback) and `  File "<dynamic-code>", line 7 in
+# segfaults` (a faulthandler stack).
+_FRAME = re.compile(r'^(?P<indent>\s*)File "<dynamic-code>", line (?P<line>\d+)(?P<sep>,? in )(?P<name>\S+)\s*$')
+
+
+def _definitions(source: str) -> list[tuple[str, int, int]]:
+    """(name, first line, last line) of every function and lambda the source defines."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append((node.name, node.lineno, node.end_lineno or node.lineno))
+        elif isinstance(node, ast.Lambda):
+            out.append(("<lambda>", node.lineno, node.end_lineno or node.lineno))
+    return out
+
+
+def restore_frames(text: str, workload: Workload) -> str:
+    """`text` with the workload's `<dynamic-code>` frames naming its file and showing its lines.
+
+    A frame is mapped only when the workload's source defines a function of that name around
+    that line: code of another module shipped by value (--ship-local-modules) keeps its marker.
+    """
+    if _DYNAMIC not in text:
+        return text
+    filename = workload.filename or f"<{workload.name}>"
+    lines = workload.source.splitlines()
+    defs = _definitions(workload.source)
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        m = _FRAME.match(line.rstrip("\n"))
+        if m is None:
+            out.append(line)
+            continue
+        number, name = int(m["line"]), m["name"].rsplit(".", 1)[-1]
+        if not any(n == name and lo <= number <= hi for n, lo, hi in defs) or number > len(lines):
+            out.append(line)
+            continue
+        out.append(f'{m["indent"]}File "{filename}", line {number}{m["sep"]}{m["name"]}\n')
+        code = lines[number - 1].strip()
+        if m["sep"].startswith(",") and code:  # a traceback shows the line; a faulthandler stack does not
+            out.append(f"{m['indent']}    {code}\n")
+    return "".join(out)
+
+
+#: A larger stderr log is left as it is (its tail above is mapped all the same).
+_MAX_RESTORED_BYTES = 16 * 1024**2
+RESTORED_STDERR = "stderr.restored.log"
+
+
+def _restore_stderr_log(obs: Observation, workload: Workload) -> None:
+    """Point the observation at a copy of stderr.log with the frames mapped back; the log as
+    fetched stays beside it, untouched."""
+    path = obs.job.stderr_path
+    if path is None:
+        return
+    try:
+        if path.stat().st_size > _MAX_RESTORED_BYTES:
+            return
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    restored = restore_frames(text, workload)
+    if restored == text:
+        return
+    copy = path.with_name(RESTORED_STDERR)
+    try:
+        copy.write_text(restored, encoding="utf-8")
+    except OSError:
+        return
+    obs.job.stderr_path = copy
 
 
 def inline_program(b64: str | None) -> str:
@@ -70,6 +156,9 @@ class InlinePipeline(ShippingPipeline):
             files={},
             shared={RUNNER_NAME: runner_source()},
             argv=argv,
+            # The time limit, for the runner's stack dump just before it: in the environment, so
+            # no argument grows (MAX_ARG_STRLEN counts each argument on its own).
+            env=runner_env(limits),
             limits=limits,
             fetch=[META_NAME, RESULT_NAME],
             local_dir=local_dir,
@@ -78,6 +167,11 @@ class InlinePipeline(ShippingPipeline):
     def observe(self, workload: Workload, job: JobSpec, result: JobResult, obs: Observation) -> Observation:
         """Merge the runner's meta.json and result.json; note the longest argument's size."""
         obs = fill_observation(obs, result)
+        obs.job.stderr_tail = restore_frames(obs.job.stderr_tail, workload)
+        _restore_stderr_log(obs, workload)
+        exc = (obs.meta or {}).get("exception")
+        if isinstance(exc, dict) and isinstance(exc.get("traceback"), str):
+            exc["traceback"] = restore_frames(exc["traceback"], workload)
         # Counted with the terminating NUL, as the kernel counts it against MAX_ARG_STRLEN.
         longest = max((len(a.encode()) + 1 for a in job.argv), default=0)
         relation = "over" if longest > MAX_ARG_STRLEN else "within"
@@ -88,4 +182,4 @@ class InlinePipeline(ShippingPipeline):
         return obs
 
 
-__all__ = ["MAX_ARG_STRLEN", "InlinePipeline", "inline_program"]
+__all__ = ["MAX_ARG_STRLEN", "InlinePipeline", "inline_program", "restore_frames"]
