@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +70,23 @@ def test_brackets_survive_in_errors(tmp_path: Path, columns: int) -> None:
     res = probe(tmp_path, columns, "levels", "--ladder", "empty.toml")
     assert res.returncode == 2
     assert "add a [ramp] with count = N, or [[levels]] rows" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A journal with one real run (two levels of the default ladder on the local cluster)."""
+    where = tmp_path_factory.mktemp("runs")
+    res = probe(where, 200, "--reports-dir", "reports", "sweep", "--from", "1", "--to", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    listed = probe(where, 200, "--reports-dir", "reports", "runs", "--json")
+    return where, str(json.loads(listed.stdout)[0]["run_id"])
+
+
+@pytest.mark.parametrize("columns", [*WIDTHS, 60])
+def test_runs_never_cuts_the_run_id(one_run: tuple[Path, str], columns: int) -> None:
+    where, run_id = one_run
+    res = probe(where, columns, "--reports-dir", "reports", "runs")
+    assert res.returncode == 0, res.stderr
+    assert run_id in res.stdout, res.stdout  # whole, on one line
+    assert res.stdout.startswith("1 run ") or res.stdout.startswith("1 run\n"), res.stdout
+    assert all(len(line) <= columns for line in res.stdout.splitlines()), res.stdout
