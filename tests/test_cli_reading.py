@@ -90,3 +90,10 @@ def test_runs_never_cuts_the_run_id(one_run: tuple[Path, str], columns: int) -> 
     assert run_id in res.stdout, res.stdout  # whole, on one line
     assert res.stdout.startswith("1 run ") or res.stdout.startswith("1 run\n"), res.stdout
     assert all(len(line) <= columns for line in res.stdout.splitlines()), res.stdout
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_brackets_survive_in_help(tmp_path: Path, columns: int) -> None:
+    res = probe(tmp_path, columns, "clusters", "--help")
+    assert res.returncode == 0
+    assert "ClustriX config into a [clusters.NAME]" in " ".join(res.stdout.split())
