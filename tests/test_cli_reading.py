@@ -97,3 +97,32 @@ def test_brackets_survive_in_help(tmp_path: Path, columns: int) -> None:
     res = probe(tmp_path, columns, "clusters", "--help")
     assert res.returncode == 0
     assert "ClustriX config into a [clusters.NAME]" in " ".join(res.stdout.split())
+
+
+MEASURED = '''
+def a_rather_long_function_name_that_must_stay_whole(x):
+    return x + 1
+
+
+def tangled(x):
+    for i in range(x):
+        if i % 2:
+            while x:
+                x -= 1
+                if x % 3:
+                    return i
+    return None
+'''
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_measure_never_folds_function_names(tmp_path: Path, columns: int) -> None:
+    (tmp_path / "deep" / "folder").mkdir(parents=True)
+    (tmp_path / "deep" / "folder" / "funcs.py").write_text(MEASURED)
+    res = probe(tmp_path, columns, "measure", "deep", "--sort", "mi")
+    assert res.returncode == 0, res.stderr
+    assert "deep/folder/funcs.py:a_rather_long_function_name_that_must_stay_whole" in res.stdout, res.stdout
+    assert all(len(line) <= columns for line in res.stdout.splitlines()), res.stdout
+    # --sort mi: the least maintainable first.
+    assert res.stdout.index(":tangled") < res.stdout.index(":a_rather_long"), res.stdout
+    assert "2 functions, by mi" in res.stdout
