@@ -91,15 +91,15 @@ def test_plugin_config_errors_are_one_line_user_errors(
     monkeypatch.chdir(write_config(tmp_path / "bad", 'type = "nice"\nniceness = 99').parent)
     result = CliRunner().invoke(app, ["clusters", "list"])
     assert result.exit_code == 2
-    assert "probe.toml: clusters.low.niceness: Input should be less than or equal to 19" in result.stderr
+    assert "probe.toml: [clusters.low] niceness: Input should be less than or equal to 19" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(UserError, match=r"cannot load cluster type 'broken'"):
         load_config(write_config(tmp_path / "broken", 'type = "broken"'))
 
 
 def test_unknown_types_and_shadowed_builtins(installed: Path, tmp_path: Path) -> None:
-    # A type nobody provides: the same message as without plugins, naming the built-in types.
-    with pytest.raises(UserError, match=r"clusters\.low: Input tag 'pbs' found using 'type' does not match"):
+    # A type nobody provides: the message names every type, the installed plugins' too.
+    with pytest.raises(UserError, match=r"\[clusters\.low\] type 'pbs' is not one of local, ssh, slurm, "):
         load_config(write_config(tmp_path / "pbs", 'type = "pbs"'))
     # An entry point named like a built-in does not replace it.
     assert available_cluster_types()["ssh"] == "threshold_probe.clusters.ssh:SSHCluster"

@@ -425,6 +425,15 @@ def test_preflight_checks_compute_node_python(slurm_tb: dict[str, Any]) -> None:
     c.close()
 
 
+def test_unknown_partition_is_bad_input(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    """--partition naming no partition is the user's typo (exit 2), not a cluster that cannot be used."""
+    code, _out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--partition", "nope")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "partition 'nope' does not exist" in lines[0] and "debug" in lines[0]
+
+
 # -- infrastructure trouble (last: it restarts the controller) ---------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,6 +48,14 @@ class ClusterConfigBase(BaseModel):
     cores: int | None = Field(default=None, ge=1)
     #: The cluster type: `local`, `ssh`, `slurm`, or one a plugin provides.
     type: str
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_number_is_mb(cls, v: object) -> object:
+        # `memory = 1024` in TOML is an integer; a bare number means MB, as in "1024".
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v}MB"
+        return v
 
     @field_validator("memory")
     @classmethod
@@ -212,10 +221,9 @@ class ProbeConfig(BaseModel):
                     plugins[name] = model.model_validate(table)
                 except ValidationError as exc:
                     first = exc.errors()[0]
-                    where = ".".join(["clusters", name, *(str(p) for p in first["loc"])])
-                    msg = str(first["msg"]).removeprefix("Value error, ")
+                    keys = [str(p) for p in first["loc"]]
                     # Raised as is (not a ValueError), so that pydantic does not wrap it.
-                    raise UserError(f"{where}: {msg}") from None
+                    raise UserError(describe_config_error(first, ["clusters", name], model, keys)) from None
                 del kept[name]
             data = {**data, "clusters": kept}
         config = handler(data)
@@ -261,11 +269,71 @@ def plugin_config_model(kind: str) -> type[ClusterConfigBase] | None:
     return None
 
 
+def cluster_type_names() -> list[str]:
+    """Every cluster type probe.toml may name: the built-in ones, then those installed plugins offer."""
+    from importlib.metadata import entry_points
+
+    extra = sorted({ep.name for ep in entry_points(group=CLUSTER_ENTRY_POINT_GROUP)} - set(BUILTIN_CLUSTER_TYPES))
+    return [*BUILTIN_CLUSTER_TYPES, *extra]
+
+
+_BUILTIN_CLUSTER_MODELS: dict[str, type[BaseModel]] = {
+    "local": LocalClusterConfig,
+    "ssh": SSHClusterConfig,
+    "slurm": SlurmClusterConfig,
+}
+
+
+def _table_and_model(loc: tuple[int | str, ...]) -> tuple[list[str], type[BaseModel] | None, list[str]]:
+    """Split an error location into the TOML table it is in, that table's model, and the key path in it.
+
+    Pydantic's location of a cluster field carries the union's tag (`clusters.local.local.memroy`);
+    the user wrote `[clusters.local]` and `memroy`.
+    """
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["clusters"] and len(parts) >= 2:
+        rest = parts[2:]
+        model: type[BaseModel] | None = None
+        if rest and rest[0] in _BUILTIN_CLUSTER_MODELS:
+            model = _BUILTIN_CLUSTER_MODELS[rest[0]]
+            rest = rest[1:]
+        return parts[:2], model, rest
+    table: list[str] = []
+    current: type[BaseModel] | None = ProbeConfig
+    while len(parts) > 1 and current is not None:
+        field = current.model_fields.get(parts[0])
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        table.append(parts.pop(0))
+        current = annotation
+    return table, current, parts
+
+
 def _format_validation_error(path: Path, err: ValidationError) -> str:
+    """The first problem of the config in the words of the file: its table, its key, what is wrong."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not str(p).endswith("Config"))
+    table, model, keys = _table_and_model(tuple(first["loc"]))
+    return f"{path}: {describe_config_error(first, table, model, keys)}"
+
+
+def describe_config_error(first: Any, table: list[str], model: type[BaseModel] | None, keys: list[str]) -> str:
+    """One pydantic error as `[table] unknown key 'k' (did you mean ...)`, `[table] key: problem`."""
+    where = f"[{'.'.join(table)}] " if table else ""
+    kind = first["type"]
+    if kind == "union_tag_not_found":
+        return f"{where}needs a type (one of {', '.join(cluster_type_names())})"
+    if kind == "union_tag_invalid":
+        tag = (first.get("ctx") or {}).get("tag", first["input"])
+        return f"{where}type {str(tag)!r} is not one of {', '.join(cluster_type_names())}"
+    key = ".".join(keys)
+    if kind == "extra_forbidden":
+        known = list(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(keys[-1], known, n=1) if keys else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}unknown key {key!r}{hint}"
     msg = str(first["msg"]).removeprefix("Value error, ")
-    return f"{path}: {where}: {msg}"
+    return f"{where}{key}: {msg}" if key else f"{where}{msg}"
 
 
 def find_config(start: Path | None = None) -> Path | None:

@@ -196,7 +196,7 @@ def import_clustrix(
         typer.Option("--known-hosts", help="known_hosts file to check the host key against (ClustriX checks none)."),
     ] = None,
 ) -> None:
-    """Turn a ClustriX config into a [clusters.NAME] table: printed, or added to probe.toml with --write."""
+    """Turn a ClustriX config into a \\[clusters.NAME] table: printed, or added to probe.toml with --write."""
     from threshold_probe.clustrix_config import (
         find_clustrix_config,
         read_clustrix_config,

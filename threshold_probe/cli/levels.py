@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
@@ -78,6 +79,13 @@ SORT_FIELDS = (
 )
 
 
+def sort_column(sort: str) -> str:
+    """The table column a --sort field is shown in."""
+    names = {"loc": "LOC", "sloc": "SLOC", "cc": "CC", "mi": "MI", "max_nesting": "nesting"}
+    names.update({"subprocess_calls": "subproc", "pickle_bytes": "pickle B"})
+    return names.get(sort, sort)
+
+
 @command
 def measure(
     targets: Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or FILE:FUNC.")],
@@ -106,7 +114,9 @@ def measure(
     if sort not in SORT_FIELDS:
         raise UserError(f"cannot sort by {sort!r}: choose one of {', '.join(SORT_FIELDS)}")
     result = measure_paths(targets, pickle=pickle, pickle_timeout=pickle_timeout)
-    funcs = sorted(result.functions, key=lambda f: (-(getattr(f, sort) or 0), f.path or "", f.lineno))
+    # Highest first, except the maintainability index: the least maintainable (lowest MI) first.
+    sign = 1 if sort == "mi" else -1
+    funcs = sorted(result.functions, key=lambda f: (sign * (getattr(f, sort) or 0), f.path or "", f.lineno))
     if top is not None:
         funcs = funcs[:top]
     if as_json:
@@ -117,25 +127,44 @@ def measure(
             }
         )
     else:
-        table = Table(title=f"{len(funcs)} functions, by {sort}", title_justify="left")
-        table.add_column("function", overflow="fold")
-        for col in ("line", "LOC", "SLOC", "CC", "rank", "MI", "nesting", "subproc", "structs", "free", "pickle B"):
-            table.add_column(col, justify="right")
-        for f in funcs:
-            table.add_row(
-                escape(printable(f"{f.path}:{f.qualname}" if f.path else f.qualname)),
-                str(f.lineno),
-                str(f.loc),
-                str(f.sloc),
-                str(f.cc),
-                f.cc_rank,
-                f"{f.mi:.0f}",
-                str(f.max_nesting),
-                str(f.subprocess_calls),
-                str(f.data_structures),
-                str(f.free_vars),
-                "-" if f.pickle_bytes is None else str(f.pickle_bytes),
-            )
+        rows = [
+            {
+                "function": escape(printable(f"{f.path}:{f.qualname}" if f.path else f.qualname)),
+                "line": str(f.lineno),
+                "LOC": str(f.loc),
+                "SLOC": str(f.sloc),
+                "CC": str(f.cc),
+                "rank": f.cc_rank,
+                "MI": f"{f.mi:.0f}",
+                "nesting": str(f.max_nesting),
+                "subproc": str(f.subprocess_calls),
+                "structs": str(f.data_structures),
+                "free": str(f.free_vars),
+                "pickle B": "-" if f.pickle_bytes is None else str(f.pickle_bytes),
+            }
+            for f in funcs
+        ]
+        columns = list(rows[0]) if rows else ["function"]
+        # A function's name is what the reader acts on: never folded. On a narrow terminal (or a
+        # pipe, which Rich takes as 80 columns) the metric columns go, rightmost first.
+        droppable = [c for c in reversed(columns) if c not in ("function", sort_column(sort))]
+        title = f"{len(funcs)} function{'' if len(funcs) == 1 else 's'}, by {sort}"
+        while True:
+            table = Table(title=title, title_justify="left")
+            for col in columns:
+                if col == "function":
+                    widest = max((Text.from_markup(r[col]).cell_len for r in rows), default=8)
+                    table.add_column(col, no_wrap=True, min_width=widest)
+                else:
+                    table.add_column(col, justify="right", no_wrap=True)
+            for r in rows:
+                table.add_row(*(r[c] for c in columns))
+            natural = sum(
+                max(len(c), *(Text.from_markup(r[c]).cell_len for r in rows)) + 3 for c in columns
+            ) + 1 if rows else 0
+            if not droppable or natural <= console.width:
+                break
+            columns.remove(droppable.pop(0))
         console.print(table)
         for e in result.errors:
             where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.session import display_status
@@ -34,21 +35,39 @@ def runs(
     if not infos:
         console.print(f"no runs recorded in {get_state().store().root} yet: start one with `probe bisect`")
         return
-    table = Table(title=f"{len(infos)} runs", title_justify="left")
-    for col in ("run", "kind", "cluster", "pipeline", "ladder", "started", "status", "first fail", "class"):
-        table.add_column(col)
+    rows = []
     for row in listed:
         started = dt.datetime.fromtimestamp(row.started_at).strftime("%Y-%m-%d %H:%M")
         # Names come from user files and the journal: escaped, never Rich markup.
-        table.add_row(
-            safe(row.run_id),
-            safe(row.kind),
-            safe(row.cluster),
-            safe(row.pipeline),
-            safe(row.ladder),
-            started,
-            row.status,
-            str(row.first_fail) if row.first_fail is not None else "-",
-            safe(row.failure_class or "-"),
+        rows.append(
+            {
+                "run": safe(row.run_id),
+                "kind": safe(row.kind),
+                "cluster": safe(row.cluster),
+                "pipeline": safe(row.pipeline),
+                "ladder": safe(row.ladder),
+                "started": started,
+                "status": row.status,
+                "first fail": str(row.first_fail) if row.first_fail is not None else "-",
+                "class": safe(row.failure_class or "-"),
+            }
         )
+    columns = ["run", "kind", "cluster", "pipeline", "ladder", "started", "status", "first fail", "class"]
+    title = f"{len(infos)} run" + ("" if len(infos) == 1 else "s")
+    # The run id is the handle every other command takes: never cut. On a narrow terminal the
+    # columns that matter least go first, rather than cutting every column to a few letters.
+    droppable = ["pipeline", "started", "ladder", "kind", "class"]
+    while True:
+        table = Table(title=title, title_justify="left")
+        for col in columns:
+            if col == "run":
+                table.add_column(col, no_wrap=True, min_width=max(len(r["run"]) for r in rows))
+            else:
+                table.add_column(col, no_wrap=col in ("cluster", "ladder", "pipeline"))
+        for r in rows:
+            table.add_row(*(r[c] for c in columns))
+        natural = sum(max(len(c), *(Text.from_markup(r[c]).cell_len for r in rows)) + 3 for c in columns) + 1
+        if not droppable or natural <= console.width:
+            break
+        columns.remove(droppable.pop(0))
     console.print(table)

@@ -22,6 +22,8 @@ class Check(BaseModel):
     status: Literal["ok", "warn", "fail"]
     detail: str
     fix: str | None = None
+    #: The failure is the user's input (a partition that does not exist), not the cluster's state.
+    bad_input: bool = False
 
 
 #: Free space in a workdir under which preflight warns.

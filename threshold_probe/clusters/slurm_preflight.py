@@ -57,6 +57,7 @@ def slurm_preflight(
                     status="fail",
                     detail=f"partition {config.partition!r} does not exist",
                     fix=f"use one of: {', '.join(sorted(partitions)) or 'none'}",
+                    bad_input=True,
                 )
             )
             # A test job would only be refused for the same reason.

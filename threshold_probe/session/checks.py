@@ -29,6 +29,8 @@ def preflight(cluster: Cluster, pipeline: Pipeline, note: Note) -> None:
     bad = [c for c in checks if c.status == "fail" and c.name not in unneeded]
     if bad:
         lines = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in bad)
+        if all(c.bad_input for c in bad):  # e.g. --partition nope: a typo, exit 2
+            raise UserError(f"cluster {cluster.name!r}: {lines}")
         raise InfraError(f"cluster {cluster.name!r} is not usable: {lines}")
 
 
