@@ -43,7 +43,7 @@ from threshold_probe.shrink import (  # noqa: E402
 )
 from threshold_probe.store import Store  # noqa: E402
 
-SMALL = '''\
+SMALL = """\
 import os
 
 LIMIT = 3
@@ -61,7 +61,7 @@ def job():
     label = "x" * LIMIT
     value = helper(total)
     return value + len(data) + len(label)
-'''
+"""
 
 
 def long_function(lines: int = 200) -> str:

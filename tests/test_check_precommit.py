@@ -60,8 +60,18 @@ def summary_json(tmp_path_factory: pytest.TempPathFactory) -> str:
         mp.delenv("PROBE_CONFIG", raising=False)
         result = CliRunner().invoke(
             app,
-            ["--reports-dir", str(tmp / "r"), "bisect", "--pipeline", "source", "--ladder", "methods.toml",
-             "--isolate", "--json", "--quiet"],
+            [
+                "--reports-dir",
+                str(tmp / "r"),
+                "bisect",
+                "--pipeline",
+                "source",
+                "--ladder",
+                "methods.toml",
+                "--isolate",
+                "--json",
+                "--quiet",
+            ],
         )
     assert result.exit_code == 0, result.stderr
     return result.stdout

@@ -165,9 +165,7 @@ def test_syntax_error_in_user_file(cli: CliRunner, tmp_path: Path) -> None:
 
 def test_unreachable_host_is_one_line_exit_3(cli: CliRunner, tmp_path: Path) -> None:
     cfg = tmp_path / "probe.toml"
-    cfg.write_text(
-        '[clusters.gone]\ntype = "ssh"\nhost = "127.0.0.1"\nport = 1\nconnect_timeout = 2\n'
-    )
+    cfg.write_text('[clusters.gone]\ntype = "ssh"\nhost = "127.0.0.1"\nport = 1\nconnect_timeout = 2\n')
     code, _, err = invoke(cli, tmp_path, "--config", str(cfg), "bisect", "--cluster", "gone", "--quiet")
     _one_line_error(code, err, 3, "gone")
 

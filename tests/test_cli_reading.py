@@ -99,7 +99,7 @@ def test_brackets_survive_in_help(tmp_path: Path, columns: int) -> None:
     assert "ClustriX config into a [clusters.NAME]" in " ".join(res.stdout.split())
 
 
-MEASURED = '''
+MEASURED = """
 def a_rather_long_function_name_that_must_stay_whole(x):
     return x + 1
 
@@ -112,7 +112,7 @@ def tangled(x):
                 if x % 3:
                     return i
     return None
-'''
+"""
 
 
 @pytest.mark.parametrize("columns", WIDTHS)

@@ -73,9 +73,7 @@ def test_oom_has_one_signature_on_local_and_slurm(tmp_path: Path) -> None:
 
 
 def test_timeout_has_one_signature_whoever_enforced_it(tmp_path: Path) -> None:
-    sleepy = Workload(
-        name="sleepy", source="import time\ndef sleepy():\n    time.sleep(30)\n", func_name="sleepy"
-    )
+    sleepy = Workload(name="sleepy", source="import time\ndef sleepy():\n    time.sleep(30)\n", func_name="sleepy")
     local = make_pipeline("native").dispatch(
         sleepy, make_cluster("local", ProbeConfig()), "t", Limits(time_s=1), tmp_path / "local"
     )

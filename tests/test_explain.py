@@ -19,8 +19,19 @@ from threshold_probe.cli.app import app
 
 SUITE = (Path(__file__).parent / "assets" / "runner_suite").resolve()
 CLOSURE = f"{SUITE / 'test_closures.py'}:test_level7_scaled.level7"
-FEATURES = {"global_refs", "closure_refs", "multiline_strings", "decorators", "lambdas", "nested_functions",
-            "default_args", "star_args", "top_level_range_loops", "comprehensions", "definition_scope"}
+FEATURES = {
+    "global_refs",
+    "closure_refs",
+    "multiline_strings",
+    "decorators",
+    "lambdas",
+    "nested_functions",
+    "default_args",
+    "star_args",
+    "top_level_range_loops",
+    "comprehensions",
+    "definition_scope",
+}
 
 
 def probe(config: Path | None, reports: Path, *args: str) -> tuple[int, str, str]:
@@ -64,7 +75,7 @@ def test_features_ladder_through_source_is_the_pipelines_threshold(tmp_path: Pat
     assert code == 0, err
     assert md.splitlines()[2].startswith("**Level 10 of the features ladder")
     code, html, err = probe(None, reports, "report", data["run_id"], "--format", "html")
-    assert code == 0 and "<script" not in html and "class=\"conclusion\"" in html
+    assert code == 0 and "<script" not in html and 'class="conclusion"' in html
     code, text, err = probe(None, reports, "report", data["run_id"])
     assert code == 0 and "reproducer" in text
 
@@ -108,8 +119,22 @@ def test_bad_input(tmp_path: Path) -> None:
 def test_killed_explanation_resumes_from_its_steps(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(reports), "explain", "-l", "default",
-         "--memory", "400MB", "--hi", "16", "--fresh", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "threshold_probe",
+            "--reports-dir",
+            str(reports),
+            "explain",
+            "-l",
+            "default",
+            "--memory",
+            "400MB",
+            "--hi",
+            "16",
+            "--fresh",
+            "-q",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PROBE_CONFIG": "", "COLUMNS": "200"},
@@ -139,8 +164,18 @@ def test_killed_explanation_resumes_from_its_steps(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_explain_on_every_cluster(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
-    data = explain(cluster_config, tmp_path / "reports", "-C", cluster, "--function", CLOSURE, "-p", "source",
-                   "--fresh", "--no-shrink")
+    data = explain(
+        cluster_config,
+        tmp_path / "reports",
+        "-C",
+        cluster,
+        "--function",
+        CLOSURE,
+        "-p",
+        "source",
+        "--fresh",
+        "--no-shrink",
+    )
     assert data["cluster"] == cluster
     assert data["owner"] == "pipeline" and data["driver"] == "closure_refs"
     assert data["hint"]["rule"] == "closure-or-global-lost"

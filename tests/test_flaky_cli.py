@@ -84,8 +84,19 @@ def check_level_3_is_flaky(data: dict[str, Any]) -> None:
 
 def test_a_sweep_reports_the_flaky_level_with_its_pass_rate(workspace: Path) -> None:
     data = run_json(
-        workspace, "sweep", "--cluster", "pool", "--ladder", FLAKY, "--memory", "300MB", "--from", "2",
-        "--repeat", "12", "--fresh",
+        workspace,
+        "sweep",
+        "--cluster",
+        "pool",
+        "--ladder",
+        FLAKY,
+        "--memory",
+        "300MB",
+        "--from",
+        "2",
+        "--repeat",
+        "12",
+        "--fresh",
     )
     check_level_3_is_flaky(data)
     assert [p["level"] for p in data["probes"]].count(3) == 12
@@ -96,7 +107,16 @@ def test_a_sweep_reports_the_flaky_level_with_its_pass_rate(workspace: Path) -> 
 
 def test_a_bisect_reports_a_flaky_band_not_a_threshold(workspace: Path) -> None:
     data = run_json(
-        workspace, "bisect", "--cluster", "pool", "--ladder", FLAKY, "--memory", "300MB", "--repeat", "12",
+        workspace,
+        "bisect",
+        "--cluster",
+        "pool",
+        "--ladder",
+        FLAKY,
+        "--memory",
+        "300MB",
+        "--repeat",
+        "12",
         "--fresh",
     )
     check_level_3_is_flaky(data)
@@ -109,8 +129,18 @@ def test_a_bisect_reports_a_flaky_band_not_a_threshold(workspace: Path) -> None:
 
 def test_run_repeat_of_one_level_reports_its_pass_rate(workspace: Path) -> None:
     data = run_json(
-        workspace, "run", "--cluster", "pool", "--ladder", FLAKY, "--memory", "300MB", "--level", "3",
-        "--repeat", "12",
+        workspace,
+        "run",
+        "--cluster",
+        "pool",
+        "--ladder",
+        FLAKY,
+        "--memory",
+        "300MB",
+        "--level",
+        "3",
+        "--repeat",
+        "12",
     )
     assert data["search_status"] == "flaky"
     assert len(data["probes"]) == 12
@@ -157,7 +187,12 @@ def test_bisect_confirms_the_boundary_with_probes_that_really_run(
     for run in (first, run_json(workspace, *args, "--fresh")):
         at_boundary = [p for p in run["probes"] if p["level"] in (lp, ff)]
         assert sorted((p["level"], p["attempt"]) for p in at_boundary) == [
-            (lp, 1), (lp, 2), (lp, 3), (ff, 1), (ff, 2), (ff, 3)
+            (lp, 1),
+            (lp, 2),
+            (lp, 3),
+            (ff, 1),
+            (ff, 2),
+            (ff, 3),
         ]
         assert not any(p["cached"] for p in run["probes"])
         for p in run["probes"]:

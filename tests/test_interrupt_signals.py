@@ -114,7 +114,7 @@ def test_signal_during_a_sweep_cancels_journals_and_prints_the_resume_command(
     line = one_error_line(err)
     assert f"interrupted by {signum.name}" in line
     with closing(sqlite3.connect(workspace / "reports" / "probe.db")) as db:
-        (run_id, status), = db.execute("SELECT run_id, status FROM runs").fetchall()
+        ((run_id, status),) = db.execute("SELECT run_id, status FROM runs").fetchall()
         states = [s for (s,) in db.execute("SELECT state FROM probes WHERE run_id=?", (run_id,))]
     assert run_id in line
     assert status == "interrupted"

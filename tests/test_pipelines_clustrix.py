@@ -148,9 +148,25 @@ def test_sweep_of_features_ladder_reports_root_errors_per_level(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         app,
-        ["--config", str(testbed.config_path), "--reports-dir", str(tmp_path / "r"), "sweep", "-C", CLUSTER,
-         "--pipeline", "clustrix-serial", "--ladder", "features", "--from", str(level - 1), "--to", str(level),
-         "--json", "-q"],
+        [
+            "--config",
+            str(testbed.config_path),
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "sweep",
+            "-C",
+            CLUSTER,
+            "--pipeline",
+            "clustrix-serial",
+            "--ladder",
+            "features",
+            "--from",
+            str(level - 1),
+            "--to",
+            str(level),
+            "--json",
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -172,8 +188,20 @@ def test_every_level_of_the_shipped_ladders_through_clustrix(
     base = ["--config", str(testbed.config_path), "--reports-dir", str(tmp_path / "r")]
     result = CliRunner().invoke(
         app,
-        [*base, "sweep", "-C", CLUSTER, "--pipeline", "clustrix-serial", "--ladder", ladder,
-         "--memory", "1GB", "--json", "-q"],
+        [
+            *base,
+            "sweep",
+            "-C",
+            CLUSTER,
+            "--pipeline",
+            "clustrix-serial",
+            "--ladder",
+            ladder,
+            "--memory",
+            "1GB",
+            "--json",
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -237,10 +265,24 @@ def test_interrupt_kills_the_job_clustrix_started(testbed: Testbed, tmp_path: Pa
     func = tmp_path / "sleeper.py"
     func.write_text(SLEEPER)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "probe"), "--config", str(testbed.config_path), "--reports-dir",
-         str(tmp_path / "r"), "run", "-C", CLUSTER, "--pipeline", "clustrix-serial", "--function",
-         f"{func}:workload", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(Path(sys.executable).parent / "probe"),
+            "--config",
+            str(testbed.config_path),
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "run",
+            "-C",
+            CLUSTER,
+            "--pipeline",
+            "clustrix-serial",
+            "--function",
+            f"{func}:workload",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = testbed.home / ".threshold-probe" / "clustrix"
     deadline = time.time() + 60

@@ -28,8 +28,17 @@ def invoke(cli: CliRunner, tmp_path: Path, *args: str) -> tuple[int, str, str]:
 
 def test_native_passes_where_inline_fails_and_the_threshold_is_the_pipelines(cli: CliRunner, tmp_path: Path) -> None:
     code, out, err = invoke(
-        cli, tmp_path, "compare-pipelines", "--pipelines", "native,inline", "--from", "10", "--to", "13",
-        "--json", "--quiet",
+        cli,
+        tmp_path,
+        "compare-pipelines",
+        "--pipelines",
+        "native,inline",
+        "--from",
+        "10",
+        "--to",
+        "13",
+        "--json",
+        "--quiet",
     )
     assert code == 0, err
     data = json.loads(out)

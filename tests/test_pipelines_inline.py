@@ -92,8 +92,17 @@ def test_bisect_finds_the_level_where_the_pickle_crosses_the_limit(
     monkeypatch.delenv("PROBE_CONFIG", raising=False)
     result = CliRunner().invoke(
         app,
-        ["--reports-dir", str(tmp_path / "reports"), "bisect", "--pipeline", "inline", "--hi", "20",
-         "--json", "--quiet"],
+        [
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "bisect",
+            "--pipeline",
+            "inline",
+            "--hi",
+            "20",
+            "--json",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)

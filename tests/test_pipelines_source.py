@@ -26,7 +26,7 @@ def probe(workload: Workload, tmp_path: Path) -> tuple[Verdict, object]:
     return diagnose(obs), obs
 
 
-MODULE = '''
+MODULE = """
 import json
 import sys
 
@@ -43,7 +43,7 @@ def plain():
 
 def uses_helper():
     return _helper(SCALE)
-'''
+"""
 
 
 def test_module_function_with_imports_and_constants_passes(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_module_level_helper_does_not_travel(tmp_path: Path) -> None:
     assert "stage: execute" in verdict.evidence
 
 
-NESTED = '''
+NESTED = """
 import math
 
 
@@ -73,7 +73,7 @@ def make_workload():
         return math.floor(factor * 2.0)
 
     return workload
-'''
+"""
 
 
 def test_closure_reference_fails_for_real_but_native_carries_it(tmp_path: Path) -> None:
@@ -129,9 +129,7 @@ def test_static_method_is_dedented_and_its_decorators_stripped(tmp_path: Path) -
 
 
 def test_column_zero_lines_in_an_indented_method_cannot_be_dedented(tmp_path: Path) -> None:
-    workload = Workload(
-        name="c", source=METHOD, func_name="script", definition_scope="method", accessor="Work.script"
-    )
+    workload = Workload(name="c", source=METHOD, func_name="script", definition_scope="method", accessor="Work.script")
     verdict, _ = probe(workload, tmp_path)
     assert verdict.failure_class == "syntax", verdict
     assert verdict.evidence[0].startswith("IndentationError: unexpected indent")
@@ -175,8 +173,20 @@ def test_bisect_and_isolate_name_the_feature_source_cannot_carry(
     monkeypatch.delenv("PROBE_CONFIG", raising=False)
     result = CliRunner().invoke(
         app,
-        ["--reports-dir", str(tmp_path / "r"), "bisect", "--pipeline", "source", "--ladder", "features",
-         "--hi", "14", "--isolate", "--json", "--quiet"],
+        [
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "bisect",
+            "--pipeline",
+            "source",
+            "--ladder",
+            "features",
+            "--hi",
+            "14",
+            "--isolate",
+            "--json",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)

@@ -100,7 +100,10 @@ def test_plugin_by_import_path_runs_a_probe(on_path: None, tmp_path: Path) -> No
 def test_plugin_failure_is_diagnosed_like_any_other(on_path: None, tmp_path: Path) -> None:
     source = "def workload():\n    return {}['missing']\n"
     obs = make_pipeline(IMPORT_PATH).dispatch(
-        Workload(name="k", source=source, func_name="workload"), make_cluster("local", ProbeConfig()), "p", LIMITS,
+        Workload(name="k", source=source, func_name="workload"),
+        make_cluster("local", ProbeConfig()),
+        "p",
+        LIMITS,
         tmp_path,
     )
     verdict = diagnose(obs)
@@ -124,7 +127,10 @@ def test_plugin_by_entry_point_from_an_installed_package(installed: Path, tmp_pa
     assert type(pipeline).__module__ == "tp_example_plugin.module_file"
     assert Path(sys.modules["tp_example_plugin"].__file__ or "").is_relative_to(installed)
     obs = pipeline.dispatch(
-        Workload(name="m", source=MODULE, func_name="workload"), make_cluster("local", ProbeConfig()), "e", LIMITS,
+        Workload(name="m", source=MODULE, func_name="workload"),
+        make_cluster("local", ProbeConfig()),
+        "e",
+        LIMITS,
         tmp_path / "ep",
     )
     assert diagnose(obs).status == "pass"
@@ -136,8 +142,19 @@ def test_entry_point_plugin_in_compare_pipelines(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         app,
-        ["--reports-dir", str(tmp_path / "r"), "compare-pipelines", "--pipelines", "native,module-file",
-         "--from", "1", "--to", "2", "--json", "-q"],
+        [
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "compare-pipelines",
+            "--pipelines",
+            "native,module-file",
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "--json",
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -163,8 +180,17 @@ def test_a_pipeline_of_neither_kind_is_a_one_line_user_error(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         app,
-        ["--reports-dir", str(tmp_path / "r"), "run", "--pipeline", "threshold_probe.pipelines.base:Pipeline",
-         "--ladder", "default", "--level", "1"],
+        [
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "run",
+            "--pipeline",
+            "threshold_probe.pipelines.base:Pipeline",
+            "--ladder",
+            "default",
+            "--level",
+            "1",
+        ],
     )
     assert result.exit_code == 2, result.output
     assert "neither kind" in result.stderr and "Traceback" not in result.output + result.stderr

@@ -85,7 +85,13 @@ def probe_under_data_limit(
             config.write_text("")
     return subprocess.run(
         [
-            sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(workdir / "reports"),
+            sys.executable,
+            "-m",
+            "threshold_probe",
+            "--config",
+            str(config),
+            "--reports-dir",
+            str(workdir / "reports"),
             *args,
         ],
         capture_output=True,

@@ -239,8 +239,18 @@ def test_a_run_still_going_is_not_resumed_twice(workspace: Path) -> None:
     slow = str(ASSETS / "ladders" / "slow.toml")
     env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), "bisect",
-         "--ladder", slow, "--fresh", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "threshold_probe",
+            "--reports-dir",
+            str(workspace / "reports"),
+            "bisect",
+            "--ladder",
+            slow,
+            "--fresh",
+            "--quiet",
+        ],
         cwd=workspace,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -267,8 +277,20 @@ def test_a_run_still_going_is_not_resumed_twice(workspace: Path) -> None:
 def test_kill9_before_the_first_probe_finished_then_resume(workspace: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "threshold_probe", "--reports-dir", str(workspace / "reports"), "bisect",
-         "--ladder", RESUME16, "--memory", "300MB", "--fresh", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "threshold_probe",
+            "--reports-dir",
+            str(workspace / "reports"),
+            "bisect",
+            "--ladder",
+            RESUME16,
+            "--memory",
+            "300MB",
+            "--fresh",
+            "--quiet",
+        ],
         cwd=workspace,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -300,8 +322,21 @@ SCALED_VALUES = "1000,2000,5000,10000,20000,50000,100000,400000,800000,1600000,3
 
 def test_kill9_in_the_middle_of_a_scaled_bisect_then_resume(workspace: Path) -> None:
     # `hold` keeps each probe going a little, so the kill lands mid-run, not after the last probe.
-    args = ("bisect", "-f", f"{SCALED}:allocate", "--scale", "kib", "--values", SCALED_VALUES,
-            "--arg", "hold=0.5", "--memory", "300MB", "--fresh", "--quiet")
+    args = (
+        "bisect",
+        "-f",
+        f"{SCALED}:allocate",
+        "--scale",
+        "kib",
+        "--values",
+        SCALED_VALUES,
+        "--arg",
+        "hold=0.5",
+        "--memory",
+        "300MB",
+        "--fresh",
+        "--quiet",
+    )
     kill_after(workspace, 3, *args)
     run_id = only_run_id(workspace, "bisect")
     done_before = check_killed_run_loads(workspace, run_id)

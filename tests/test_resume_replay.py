@@ -126,8 +126,15 @@ search_settings = settings(max_examples=150, deadline=None)
     cut=st.floats(min_value=0, max_value=1),
 )
 def test_a_killed_bisect_resumes_to_the_same_answer_without_asking_again(
-    n: int, data: st.DataObject, repeat: int, parallel: int, confirm: int, skip_rate: int,
-    flaky_rate: int, seed: int, cut: float,
+    n: int,
+    data: st.DataObject,
+    repeat: int,
+    parallel: int,
+    confirm: int,
+    skip_rate: int,
+    flaky_rate: int,
+    seed: int,
+    cut: float,
 ) -> None:
     threshold = data.draw(st.integers(min_value=1, max_value=n + 1))
     flaky_level = data.draw(st.integers(min_value=1, max_value=n)) if flaky_rate else None

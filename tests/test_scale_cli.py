@@ -71,8 +71,19 @@ def test_scaled_bisect_finds_the_value_on_a_real_memory_limit(cli: CliRunner, tm
 
 def test_scaled_sweep_and_a_bound_argument(cli: CliRunner, tmp_path: Path) -> None:
     data = run_json(
-        cli, tmp_path, "sweep", "-f", f"{SCALED}:allocate", "--scale", "kib=1000..400000", "--steps", "3",
-        "--arg", "fill=7", "--memory", "300MB",
+        cli,
+        tmp_path,
+        "sweep",
+        "-f",
+        f"{SCALED}:allocate",
+        "--scale",
+        "kib=1000..400000",
+        "--steps",
+        "3",
+        "--arg",
+        "fill=7",
+        "--memory",
+        "300MB",
     )
     assert data["scale"]["values"] == [1000, 20000, 400000]  # geometric: 400000 / 1000 >= 100
     assert [p["verdict"] for p in sorted(data["probes"], key=lambda p: p["level"])] == ["pass", "pass", "fail"]

@@ -39,8 +39,15 @@ def test_no_single_feature_then_the_best_pair() -> None:
 
 def _row(name: str, verdict: Literal["pass", "fail"], cls: str | None, **metrics: int) -> TriageFunction:
     return TriageFunction(
-        file="t.py", line=1, name=name, target=f"t.py:{name}", scope="nested", metrics=dict(metrics),
-        verdict=verdict, failure_class=cls, signature=f"{cls}:X" if cls else None,
+        file="t.py",
+        line=1,
+        name=name,
+        target=f"t.py:{name}",
+        scope="nested",
+        metrics=dict(metrics),
+        verdict=verdict,
+        failure_class=cls,
+        signature=f"{cls}:X" if cls else None,
     )
 
 
@@ -52,8 +59,18 @@ def test_the_conclusion_says_when_no_single_feature_separates() -> None:
         _row("d", "pass", None, closure_refs=0, global_refs=0, loc=2),
     ]
     report = build_report(
-        run_id="r", status="completed", cluster="local", pipeline="source", paths=["t"], functions=rows,
-        file_errors=[], started_at=time.time(), limits={}, cluster_info={}, params={}, reports_dir="/tmp",
+        run_id="r",
+        status="completed",
+        cluster="local",
+        pipeline="source",
+        paths=["t"],
+        functions=rows,
+        file_errors=[],
+        started_at=time.time(),
+        limits={},
+        cluster_info={},
+        params={},
+        reports_dir="/tmp",
     )
     (group,) = report.groups
     assert any(line.startswith("no single feature separates them") for line in group.findings)

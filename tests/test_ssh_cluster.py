@@ -114,13 +114,19 @@ def test_second_host_is_a_second_cluster(testbed: Testbed, tmp_path: Path) -> No
 
 def test_limits_are_enforced_on_the_far_side(cluster: SSHCluster, tmp_path: Path) -> None:
     mem = dispatch(
-        cluster, tmp_path, "def workload():\n    return len(bytearray(500 * 1024 * 1024))\n",
-        Limits(memory_bytes=300 * 1024**2), "mem",
+        cluster,
+        tmp_path,
+        "def workload():\n    return len(bytearray(500 * 1024 * 1024))\n",
+        Limits(memory_bytes=300 * 1024**2),
+        "mem",
     )
     assert diagnose(mem).failure_class == "oom"
     cores = dispatch(
-        cluster, tmp_path, "import os\ndef workload():\n    return len(os.sched_getaffinity(0))\n",
-        Limits(cores=1), "cores",
+        cluster,
+        tmp_path,
+        "import os\ndef workload():\n    return len(os.sched_getaffinity(0))\n",
+        Limits(cores=1),
+        "cores",
     )
     assert cores.result is not None and cores.result["repr"] == "1"
     # The time limit kills the whole process group: the workload's own child goes too.
@@ -171,8 +177,11 @@ def test_failures_are_classified_like_local(cluster: SSHCluster, tmp_path: Path)
     assert verdict.status == "fail" and verdict.failure_class == "exception"
     assert any("KeyError" in e for e in verdict.evidence)
     killed = dispatch(
-        cluster, tmp_path, "import os, signal\ndef workload():\n    os.kill(os.getpid(), signal.SIGKILL)\n",
-        Limits(), "killed",
+        cluster,
+        tmp_path,
+        "import os, signal\ndef workload():\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+        Limits(),
+        "killed",
     )
     assert killed.job.signal == 9 and not killed.job.timed_out
 
@@ -236,11 +245,7 @@ def test_keep_remote_from_the_cli_is_named_in_the_report(testbed: Testbed, tmp_p
 
 def test_cancel_all_kills_the_remote_process_group(testbed: Testbed, tmp_path: Path) -> None:
     marker = f"tp-sleeper-{os.getpid()}"
-    source = (
-        "import subprocess\n"
-        "def workload():\n"
-        f"    subprocess.run(['bash', '-c', 'exec -a {marker} sleep 300'])\n"
-    )
+    source = f"import subprocess\ndef workload():\n    subprocess.run(['bash', '-c', 'exec -a {marker} sleep 300'])\n"
     # Not the marker: commands that stage into the workdir must not look like the job.
     workdir = f"~/tp-cancelled-work-{os.getpid()}"
     cluster = ssh_cluster(testbed, tmp_path, workdir=workdir)
@@ -353,16 +358,30 @@ def test_ctrl_c_during_a_probe_kills_the_remote_job_and_removes_what_was_staged(
     marker = f"tp-interrupted-{os.getpid()}"
     func = tmp_path / "sleepy.py"
     func.write_text(
-        "import subprocess\n"
-        "def sleepy():\n"
-        f"    subprocess.run(['bash', '-c', 'exec -a {marker} sleep 300'])\n"
+        f"import subprocess\ndef sleepy():\n    subprocess.run(['bash', '-c', 'exec -a {marker} sleep 300'])\n"
     )
     workdir = f"~/tp-sigint-work-{os.getpid()}"
     config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh", workdir=workdir)})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(tmp_path / "r"),
-         "run", "--cluster", "c", "--function", f"{func}:sleepy", "--quiet", "--no-preflight"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "threshold_probe",
+            "--config",
+            str(config),
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "run",
+            "--cluster",
+            "c",
+            "--function",
+            f"{func}:sleepy",
+            "--quiet",
+            "--no-preflight",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

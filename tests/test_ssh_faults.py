@@ -90,9 +90,7 @@ def probe(cluster: SSHCluster, tmp_path: Path, probe_id: str) -> Observation:
 # -- host keys --------------------------------------------------------------------------------
 
 
-def test_accept_new_accepts_once_then_refuses_a_changed_key(
-    testbed: Testbed, spare: SSHHost, tmp_path: Path
-) -> None:
+def test_accept_new_accepts_once_then_refuses_a_changed_key(testbed: Testbed, spare: SSHHost, tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     table = spare_table(testbed, spare, known_hosts=str(known), host_key_policy="accept-new")
     with cluster_for(tmp_path, table) as first:
@@ -153,13 +151,23 @@ def test_sshd_killed_mid_sweep_and_back_within_the_retry_budget_the_run_complete
     known = tmp_path / "known_hosts"
     known.write_text(spare.known_hosts_line())
     # A budget of 1 + 2 + 4 s of backoff: longer than the 2.5 s sshd stays down.
-    table = spare_table(
-        testbed, spare, retries=3, retry_backoff=1.0, connect_timeout=3.0, known_hosts=str(known)
-    )
+    table = spare_table(testbed, spare, retries=3, retry_backoff=1.0, connect_timeout=3.0, known_hosts=str(known))
     config = write_config(tmp_path / "probe.toml", {"spare": table})
     reports = tmp_path / "reports"
-    args = ["--config", str(config), "--reports-dir", str(reports), "sweep", "--cluster", "spare",
-            "--ladder", str(ladder), "--json", "--quiet", "--fresh"]
+    args = [
+        "--config",
+        str(config),
+        "--reports-dir",
+        str(reports),
+        "sweep",
+        "--cluster",
+        "spare",
+        "--ladder",
+        str(ladder),
+        "--json",
+        "--quiet",
+        "--fresh",
+    ]
     outcome: dict[str, Any] = {}
 
     def sweep() -> None:

@@ -27,7 +27,12 @@ def store(tmp_path: Path) -> Store:
 def _run(store: Store, run_id: str, kind: str = "bisect", started_at: float = 1.0) -> None:
     store.start_run(
         RunInfo(
-            run_id=run_id, kind=kind, cluster="local", pipeline="native", ladder="memory", status="running",
+            run_id=run_id,
+            kind=kind,
+            cluster="local",
+            pipeline="native",
+            ladder="memory",
+            status="running",
             started_at=started_at,
         )
     )
@@ -102,8 +107,20 @@ def sweep(tmp_path: Path, *args: str) -> dict[str, Any]:
     (tmp_path / "probe.toml").touch()
     result = CliRunner().invoke(
         app,
-        ["--config", str(tmp_path / "probe.toml"), "--reports-dir", str(tmp_path / "reports"), "sweep",
-         "--ladder", MEMORY, "--to", "5", "--json", "--quiet", *args],
+        [
+            "--config",
+            str(tmp_path / "probe.toml"),
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "sweep",
+            "--ladder",
+            MEMORY,
+            "--to",
+            "5",
+            "--json",
+            "--quiet",
+            *args,
+        ],
         env={"PROBE_REPORTS_DIR": None},
     )
     assert result.exit_code == 0, result.stderr

@@ -50,8 +50,14 @@ def test_sibling_import_loads_here_and_is_missing_there(cli: CliRunner, tmp_path
 
 def test_ship_local_modules_passes(cli: CliRunner, tmp_path: Path) -> None:
     code, out, err = invoke(
-        cli, tmp_path, "run", "-f", f"{LOCALDEP / 'localdep.py'}:uses_local_module", "--ship-local-modules",
-        "--json", "-q",
+        cli,
+        tmp_path,
+        "run",
+        "-f",
+        f"{LOCALDEP / 'localdep.py'}:uses_local_module",
+        "--ship-local-modules",
+        "--json",
+        "-q",
     )
     assert code == 0, out + err
     (probe,) = json.loads(out)["probes"]
@@ -93,8 +99,17 @@ def test_required_arguments_are_refused_before_dispatch(cli: CliRunner, tmp_path
 
 def test_arg_values_are_json_else_strings(cli: CliRunner, tmp_path: Path) -> None:
     code, out, err = invoke(
-        cli, tmp_path, "run", "-f", f"{LOCALDEP / 'localdep.py'}:scaled", "--arg", "n=5", "--arg", "label=hello",
-        "--json", "-q",
+        cli,
+        tmp_path,
+        "run",
+        "-f",
+        f"{LOCALDEP / 'localdep.py'}:scaled",
+        "--arg",
+        "n=5",
+        "--arg",
+        "label=hello",
+        "--json",
+        "-q",
     )
     assert code == 0, out + err
     data = json.loads(out)

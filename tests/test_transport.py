@@ -123,8 +123,13 @@ def test_wrong_key_is_an_auth_failure_that_is_not_retried(testbed: Testbed, tmp_
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     t = SSHTransport(
-        resolve_target(testbed.host("ssh").addr, user=testbed.user, port=testbed.host("ssh").port,
-                       identity_file=str(other), ssh_config=str(testbed.ssh_config)),
+        resolve_target(
+            testbed.host("ssh").addr,
+            user=testbed.user,
+            port=testbed.host("ssh").port,
+            identity_file=str(other),
+            ssh_config=str(testbed.ssh_config),
+        ),
         known_hosts=testbed.known_hosts,
         allow_agent=False,
         connect_timeout=5,

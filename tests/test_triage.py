@@ -198,8 +198,17 @@ def test_interrupted_triage_resumes_without_probing_again(tmp_path: Path) -> Non
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_triage_on_every_cluster(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
     data = triage_json(
-        cluster_config, tmp_path / "reports", str(SUITE / "test_closures.py"), str(SUITE / "test_small.py"),
-        "-C", cluster, "-p", "source", "--fresh", "-P", "2",
+        cluster_config,
+        tmp_path / "reports",
+        str(SUITE / "test_closures.py"),
+        str(SUITE / "test_small.py"),
+        "-C",
+        cluster,
+        "-p",
+        "source",
+        "--fresh",
+        "-P",
+        "2",
     )
     funcs = by_name(data)
     assert data["cluster"] == cluster

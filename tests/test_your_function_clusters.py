@@ -47,8 +47,20 @@ def test_sibling_module_missing_there_then_shipped(cluster_config: Path | None, 
 def test_arguments_reach_the_far_side(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
     config = cluster_config
     code, data, err = probe(
-        config, tmp_path, "run", "-C", cluster, "-f", f"{LOCALDEP}:scaled", "--arg", "n=5", "--arg", "label=far",
-        "--fresh", "--json", "-q",
+        config,
+        tmp_path,
+        "run",
+        "-C",
+        cluster,
+        "-f",
+        f"{LOCALDEP}:scaled",
+        "--arg",
+        "n=5",
+        "--arg",
+        "label=far",
+        "--fresh",
+        "--json",
+        "-q",
     )
     assert code == 0, err
     assert data["probes"][0]["spec"]["args"] == {"n": 5, "label": "far"}
@@ -60,9 +72,24 @@ def test_arguments_reach_the_far_side(cluster_config: Path | None, tmp_path: Pat
 def test_scaled_bisect_on_a_real_memory_limit(cluster_config: Path | None, tmp_path: Path, cluster: str) -> None:
     config = cluster_config
     code, data, err = probe(
-        config, tmp_path, "bisect", "-C", cluster, "-f", f"{SCALED}:allocate", "--scale", "kib",
-        "--values", "1000,10000,50000,100000,400000,800000,1600000", "--arg", "hold=2", "--memory", "300MB",
-        "--fresh", "--json", "-q",
+        config,
+        tmp_path,
+        "bisect",
+        "-C",
+        cluster,
+        "-f",
+        f"{SCALED}:allocate",
+        "--scale",
+        "kib",
+        "--values",
+        "1000,10000,50000,100000,400000,800000,1600000",
+        "--arg",
+        "hold=2",
+        "--memory",
+        "300MB",
+        "--fresh",
+        "--json",
+        "-q",
     )
     assert code == 0, err
     assert data["scale"]["first_fail_value"] == 400000

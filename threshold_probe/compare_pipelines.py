@@ -143,8 +143,15 @@ def compare_pipelines(
     run_ids: dict[str, list[str]] = {}
     for name in names:
         summary = run_search(
-            kind, config=config, store=store, cluster=cluster, pipeline=name, ladder=ladder,
-            overrides=overrides, options=options, progress=progress,
+            kind,
+            config=config,
+            store=store,
+            cluster=cluster,
+            pipeline=name,
+            ladder=ladder,
+            overrides=overrides,
+            options=options,
+            progress=progress,
         )
         summaries[name] = summary
         cells[name] = _cells(summary)
@@ -157,8 +164,15 @@ def compare_pipelines(
         if name == REFERENCE or level is None or native.get(level, Cell()).verdict in ("pass", "fail"):
             continue
         extra = run_search(
-            "run", config=config, store=store, cluster=cluster, pipeline=REFERENCE, ladder=ladder,
-            overrides=overrides, options=replace(options, level=level, repeat=1), progress=progress,
+            "run",
+            config=config,
+            store=store,
+            cluster=cluster,
+            pipeline=REFERENCE,
+            ladder=ladder,
+            overrides=overrides,
+            options=replace(options, level=level, repeat=1),
+            progress=progress,
         )
         _merge(native, _cells(extra))
         run_ids[REFERENCE].append(extra.run_id)

@@ -157,9 +157,7 @@ class SlurmClusterConfig(ClusterConfigBase):
     queue_timeout: float | None = Field(default=None, gt=0)
 
 
-ClusterConfig = Annotated[
-    LocalClusterConfig | SSHClusterConfig | SlurmClusterConfig, Field(discriminator="type")
-]
+ClusterConfig = Annotated[LocalClusterConfig | SSHClusterConfig | SlurmClusterConfig, Field(discriminator="type")]
 
 
 class Defaults(BaseModel):

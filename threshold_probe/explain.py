@@ -147,7 +147,10 @@ class Explain:
                 return RunSummary.model_validate(info.summary)
             self._note(f"{name}: continuing run {step.run_id}")
             summary = resume_search(
-                step.run_id, config=self.config, store=self.store, progress=self.progress,
+                step.run_id,
+                config=self.config,
+                store=self.store,
+                progress=self.progress,
                 command_prefix=self.command_prefix,
             )
             step.status = "done"
@@ -172,9 +175,15 @@ class Explain:
         try:
             summary = run_search(
                 kind,  # type: ignore[arg-type]
-                config=self.config, store=self.store, cluster=self.cluster, pipeline=pipeline,
-                ladder=self.options.ladder or self.config.defaults.ladder, overrides=self.overrides,
-                options=options, progress=self.progress, command_prefix=self.command_prefix,
+                config=self.config,
+                store=self.store,
+                cluster=self.cluster,
+                pipeline=pipeline,
+                ladder=self.options.ladder or self.config.defaults.ladder,
+                overrides=self.overrides,
+                options=options,
+                progress=self.progress,
+                command_prefix=self.command_prefix,
             )
         except BaseException:
             # The step's run is resumable: remember which it is before the error goes up.
@@ -230,8 +239,9 @@ class Explain:
 
     def _explain_ladder(self) -> None:
         r = self.result
-        opts = SearchOptions(lo=self.options.lo, hi=self.options.hi, fresh=self.options.fresh,
-                             preflight=self.options.preflight)
+        opts = SearchOptions(
+            lo=self.options.lo, hi=self.options.hi, fresh=self.options.fresh, preflight=self.options.preflight
+        )
         main = self._search("bisect", "bisect", self.pipeline, opts)
         r.limits = dict(main.limits)
         r.last_pass, r.first_fail = main.last_pass, main.first_fail
@@ -277,9 +287,15 @@ class Explain:
             )
         # The driving dimension, hunting the very failure found.
         iso = self._search(
-            "isolate", "isolate", self.pipeline,
-            SearchOptions(from_run=main.run_id, match=r.signature or r.failure_class, fresh=self.options.fresh,
-                          preflight=self.options.preflight),
+            "isolate",
+            "isolate",
+            self.pipeline,
+            SearchOptions(
+                from_run=main.run_id,
+                match=r.signature or r.failure_class,
+                fresh=self.options.fresh,
+                preflight=self.options.preflight,
+            ),
         )
         drivers = [str(d) for d in iso.isolate.drivers] if iso.isolate is not None else []
         self._step("isolate").line = iso.message
@@ -312,9 +328,14 @@ class Explain:
             step.line = "no single driver with a threshold: the first failing level is the reproducer"
             bad = ladder.workload(r.first_fail) if r.first_fail is not None else None
             if bad is not None:
-                r.reproducer = Reproducer(via="ladder", source=bad.source, lines=len(bad.source.splitlines()),
-                                          spec=dict(ladder.level(r.first_fail or 0).values), verdict="fail",
-                                          signature=r.signature)
+                r.reproducer = Reproducer(
+                    via="ladder",
+                    source=bad.source,
+                    lines=len(bad.source.splitlines()),
+                    spec=dict(ladder.level(r.first_fail or 0).values),
+                    verdict="fail",
+                    signature=r.signature,
+                )
             self._save()
             return
         spec = dict(ladder.levels[0].values)
@@ -385,8 +406,12 @@ class Explain:
             return
         try:
             target = module.target_from_function(
-                self.config, r.reproducer.target, cluster=self.cluster, pipeline=self.pipeline,
-                memory=self.overrides.memory, time_limit=self.overrides.time,
+                self.config,
+                r.reproducer.target,
+                cluster=self.cluster,
+                pipeline=self.pipeline,
+                memory=self.overrides.memory,
+                time_limit=self.overrides.time,
             )
             result = module.shrink_target(target, config=self.config, store=self.store)
         except ProbeError as exc:
@@ -434,8 +459,12 @@ class Explain:
             self._step("reproducer").line += "; not the same failure: the whole file stays the reproducer"
             return
         r.reproducer = Reproducer(
-            via="function", source=text, lines=len([ln for ln in text.splitlines() if ln.strip()]), target=target,
-            verdict="fail", signature=probe.signature if probe else None,
+            via="function",
+            source=text,
+            lines=len([ln for ln in text.splitlines() if ln.strip()]),
+            target=target,
+            verdict="fail",
+            signature=probe.signature if probe else None,
             native_verdict=nprobe.verdict if nprobe else None,
             kept="signature+difference" if native is not None else "signature",
         )
@@ -495,15 +524,19 @@ class Explain:
         step.line = r.driver_statement or "no static feature of the function explains the failure"
         workload = load_target(function)
         r.reproducer = Reproducer(
-            via="function", source=workload.source, lines=len(workload.source.splitlines()), target=function,
-            verdict="fail", signature=r.signature, native_verdict="pass" if r.owner == "pipeline" else None,
+            via="function",
+            source=workload.source,
+            lines=len(workload.source.splitlines()),
+            target=function,
+            verdict="fail",
+            signature=r.signature,
+            native_verdict="pass" if r.owner == "pipeline" else None,
             kept="signature+difference" if r.owner == "pipeline" else "signature",
         )
         self._standalone(function)
         self._shrink()
         self._hint()
         self._conclude()
-
 
 
 def run_explain(
@@ -519,8 +552,14 @@ def run_explain(
 ) -> Explanation:
     """Explain a ladder's (or a function's) failure through a pipeline on a cluster."""
     return Explain(
-        config=config, store=store, cluster=cluster, pipeline=pipeline, overrides=overrides or LimitOverrides(),
-        options=options, progress=progress, command_prefix=command_prefix,
+        config=config,
+        store=store,
+        cluster=cluster,
+        pipeline=pipeline,
+        overrides=overrides or LimitOverrides(),
+        options=options,
+        progress=progress,
+        command_prefix=command_prefix,
     ).execute()
 
 
@@ -545,9 +584,17 @@ def resume_explain(
     p = info.params
     steps = [Step.model_validate(s) for s in (info.summary or {}).get("steps") or []]
     return Explain(
-        config=config, store=store, cluster=p["cluster"], pipeline=p["pipeline"],
-        overrides=LimitOverrides(**p["overrides"]), options=ExplainOptions(**p["options"]), progress=progress,
-        run_id=info.run_id, started_at=info.started_at, steps=steps, command_prefix=command_prefix,
+        config=config,
+        store=store,
+        cluster=p["cluster"],
+        pipeline=p["pipeline"],
+        overrides=LimitOverrides(**p["overrides"]),
+        options=ExplainOptions(**p["options"]),
+        progress=progress,
+        run_id=info.run_id,
+        started_at=info.started_at,
+        steps=steps,
+        command_prefix=command_prefix,
     ).execute()
 
 

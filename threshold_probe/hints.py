@@ -98,7 +98,8 @@ RULES: tuple[Rule, ...] = (
         lambda f: f.failure_class == "oom",
         lambda f: Hint(
             rule="oom",
-            cause=f"the job ran out of memory on {f.cluster}" + (f" ({f.limits})" if f.limits else "")
+            cause=f"the job ran out of memory on {f.cluster}"
+            + (f" ({f.limits})" if f.limits else "")
             + (f", driven by {f.driver}" if f.driver else ""),
             fix="raise the memory or shrink the data (--memory, the cluster's memory setting, or a smaller input)",
         ),

@@ -32,6 +32,7 @@ def shared_ref(name: str) -> str:
     """Placeholder in JobSpec.argv for the staged path of JobSpec.shared[name]."""
     return "{shared:" + name + "}"
 
+
 VerdictStatus = Literal["pass", "fail", "skip"]
 
 

@@ -193,9 +193,7 @@ def write_repro(
     evidence = list(record.verdict.evidence) if record is not None else []
     pipeline = make_pipeline(pipeline_name)
     if not isinstance(pipeline, ShippingPipeline):
-        raise UserError(
-            f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline"
-        )
+        raise UserError(f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline")
     out.mkdir(parents=True, exist_ok=True)
     staging = out / ".build"
     try:

@@ -251,6 +251,7 @@ def _best_pair(
             for b in short[fb]:
                 joins: tuple[Literal["or", "and"], ...] = ("or", "and")
                 for join in joins:
+
                     def hit(values: Mapping[str, Value | None], a: Rule = a, b: Rule = b, join: str = join) -> bool:
                         x, y = a.holds(values.get(a.feature)), b.holds(values.get(b.feature))
                         return (x or y) if join == "or" else (x and y)

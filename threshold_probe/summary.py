@@ -193,8 +193,8 @@ class RunSummary(BaseModel):
     probes: list[ProbeSummary] = Field(default_factory=list)
     #: Isolation findings (isolate runs): drivers, per-dimension sufficient/necessary/threshold.
     # Documented as an object of findings (docs/report-schema.md); typed here for every reader.
-    isolate: Annotated[IsolateSummary, WithJsonSchema({"additionalProperties": True, "type": "object"})] | None = (
-        Field(default=None, title="Isolate")
+    isolate: Annotated[IsolateSummary, WithJsonSchema({"additionalProperties": True, "type": "object"})] | None = Field(
+        default=None, title="Isolate"
     )
     #: Runs of a user's function with one argument scaled (--scale): the values in the user's terms.
     scale: ScaleSummary | None = None

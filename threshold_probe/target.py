@@ -202,15 +202,11 @@ def _reached(workload: Workload, namespace: dict[str, Any]) -> Callable[..., Any
     except BaseException as exc:  # the user's statements: anything may happen there
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise UserError(
-            f"{workload.filename}: reaching {workload.name} failed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise UserError(f"{workload.filename}: reaching {workload.name} failed: {type(exc).__name__}: {exc}") from None
     return func  # type: ignore[no-any-return]
 
 
-def load_target(
-    text: str, args: Mapping[str, Any] | None = None, *, ship_local_modules: bool = False
-) -> Workload:
+def load_target(text: str, args: Mapping[str, Any] | None = None, *, ship_local_modules: bool = False) -> Workload:
     """The workload of a user's function, checked here: it loads, the name exists, the call fits.
 
     Loading runs the module's top level on this machine, as `python FILE` would (its folder first
@@ -259,8 +255,6 @@ def load_target(
         ship_local_modules=ship_local_modules,
         spec={"args": kwargs},
     )
-
-
 
 
 # -- scaling one argument into a ladder ------------------------------------------------------------

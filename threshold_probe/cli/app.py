@@ -54,7 +54,9 @@ def main_options(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="probe.toml to use (default: probe.toml or pyproject.toml found upwards).",
+            "--config",
+            "-c",
+            help="probe.toml to use (default: probe.toml or pyproject.toml found upwards).",
             envvar="PROBE_CONFIG",
         ),
     ] = None,

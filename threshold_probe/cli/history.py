@@ -82,9 +82,7 @@ def history(
             e.status,
         )
     console.print(table)
-    spark = Table(
-        title="trend per cell (first failing level; ↑ none found, · undecided)", title_justify="left"
-    )
+    spark = Table(title="trend per cell (first failing level; ↑ none found, · undecided)", title_justify="left")
     spark.add_column("cell")
     spark.add_column("runs", justify="right")
     spark.add_column("sparkline")

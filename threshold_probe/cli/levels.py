@@ -75,7 +75,15 @@ def printable(text: str) -> str:
 
 
 SORT_FIELDS = (
-    "loc", "sloc", "cc", "halstead_effort", "mi", "ast_nodes", "max_nesting", "subprocess_calls", "pickle_bytes"
+    "loc",
+    "sloc",
+    "cc",
+    "halstead_effort",
+    "mi",
+    "ast_nodes",
+    "max_nesting",
+    "subprocess_calls",
+    "pickle_bytes",
 )
 
 
@@ -159,9 +167,11 @@ def measure(
                     table.add_column(col, justify="right", no_wrap=True)
             for r in rows:
                 table.add_row(*(r[c] for c in columns))
-            natural = sum(
-                max(len(c), *(Text.from_markup(r[c]).cell_len for r in rows)) + 3 for c in columns
-            ) + 1 if rows else 0
+            natural = (
+                sum(max(len(c), *(Text.from_markup(r[c]).cell_len for r in rows)) + 3 for c in columns) + 1
+                if rows
+                else 0
+            )
             if not droppable or natural <= console.width:
                 break
             columns.remove(droppable.pop(0))

@@ -124,8 +124,16 @@ def compare_pipelines(
         raise UserError(f"--search must be sweep or bisect, not {search!r}")
     opts = SearchOptions(lo=from_level, hi=to_level, parallel=parallel, fresh=fresh, keep_remote=keep_remote)
     run_compare_command(
-        pipelines=pipelines, kind="bisect" if search == "bisect" else "sweep", cluster=cluster, ladder=ladder,
-        memory=memory, time=time, cores=cores, options=opts, as_json=as_json, quiet=quiet,
+        pipelines=pipelines,
+        kind="bisect" if search == "bisect" else "sweep",
+        cluster=cluster,
+        ladder=ladder,
+        memory=memory,
+        time=time,
+        cores=cores,
+        options=opts,
+        as_json=as_json,
+        quiet=quiet,
     )
 
 

@@ -147,13 +147,19 @@ def _execute(
     prefix = command_prefix()
     overrides = LimitOverrides(memory=memory, time=time, cores=cores, partition=partition)
     if resume is not None:
-        summary = resume_search(
-            resume, config=cfg, store=store, progress=progress, kind=kind, command_prefix=prefix
-        )
+        summary = resume_search(resume, config=cfg, store=store, progress=progress, kind=kind, command_prefix=prefix)
     elif kind == "isolate":
         summary = isolate_from(
-            options.from_run, config=cfg, store=store, cluster=cluster, pipeline=pipeline, ladder=ladder,
-            overrides=overrides, options=options, progress=progress, command_prefix=prefix,
+            options.from_run,
+            config=cfg,
+            store=store,
+            cluster=cluster,
+            pipeline=pipeline,
+            ladder=ladder,
+            overrides=overrides,
+            options=options,
+            progress=progress,
+            command_prefix=prefix,
         )
     else:
         cluster_name = cluster or cfg.defaults.cluster
@@ -242,12 +248,28 @@ def run(
     if arg and not function:
         raise UserError("--arg applies to --function")
     opts = SearchOptions(
-        level=level, function=function, repeat=repeat, fresh=fresh, keep_remote=keep_remote, preflight=preflight,
-        args=parse_args(arg or []), ship_local_modules=ship_local_modules,
+        level=level,
+        function=function,
+        repeat=repeat,
+        fresh=fresh,
+        keep_remote=keep_remote,
+        preflight=preflight,
+        args=parse_args(arg or []),
+        ship_local_modules=ship_local_modules,
     )
     summary = _execute(
-        "run", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=partition, options=opts, resume=None, as_json=as_json, quiet=quiet,
+        "run",
+        cluster=cluster,
+        pipeline=pipeline,
+        ladder=ladder,
+        memory=memory,
+        time=time,
+        cores=cores,
+        partition=partition,
+        options=opts,
+        resume=None,
+        as_json=as_json,
+        quiet=quiet,
     )
     if summary.search_status in ("fail", "flaky"):
         raise typer.Exit(1)
@@ -289,13 +311,30 @@ def sweep(
     On a SLURM cluster the levels go as one job array.
     """
     opts = SearchOptions(
-        lo=from_level, hi=to_level, match=match, repeat=repeat, parallel=parallel, fresh=fresh,
-        keep_remote=keep_remote, preflight=preflight, expect_pass_through=expect_pass_through,
+        lo=from_level,
+        hi=to_level,
+        match=match,
+        repeat=repeat,
+        parallel=parallel,
+        fresh=fresh,
+        keep_remote=keep_remote,
+        preflight=preflight,
+        expect_pass_through=expect_pass_through,
         **_function_options(function, arg, scale, steps, values, ship_local_modules),
     )
     summary = _execute(
-        "sweep", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=partition, options=opts, resume=_resume_target(resume, run_id), as_json=as_json, quiet=quiet,
+        "sweep",
+        cluster=cluster,
+        pipeline=pipeline,
+        ladder=ladder,
+        memory=memory,
+        time=time,
+        cores=cores,
+        partition=partition,
+        options=opts,
+        resume=_resume_target(resume, run_id),
+        as_json=as_json,
+        quiet=quiet,
     )
     _gate(summary)
 
@@ -318,9 +357,7 @@ def bisect(
         int, typer.Option("--confirm", min=0, help="Extra probes of the boundary pair before reporting it.")
     ] = 1,
     parallel: ParallelOpt = 1,
-    isolate: Annotated[
-        bool, typer.Option("--isolate", help="Then find which dimension drives the failure.")
-    ] = False,
+    isolate: Annotated[bool, typer.Option("--isolate", help="Then find which dimension drives the failure.")] = False,
     fresh: FreshOpt = False,
     resume: ResumeOpt = False,
     keep_remote: KeepOpt = False,
@@ -347,8 +384,17 @@ def bisect(
     Reports the threshold, the failure's class, signature and evidence.
     """
     opts = SearchOptions(
-        lo=lo, hi=hi, match=match, repeat=repeat, confirm=confirm, parallel=parallel, isolate=isolate,
-        fresh=fresh, keep_remote=keep_remote, preflight=preflight, expect_pass_through=expect_pass_through,
+        lo=lo,
+        hi=hi,
+        match=match,
+        repeat=repeat,
+        confirm=confirm,
+        parallel=parallel,
+        isolate=isolate,
+        fresh=fresh,
+        keep_remote=keep_remote,
+        preflight=preflight,
+        expect_pass_through=expect_pass_through,
         **_function_options(function, arg, scale, steps, values, ship_local_modules),
     )
     if pipelines is not None:
@@ -357,13 +403,31 @@ def bisect(
         from threshold_probe.cli.pipelines import run_compare_command
 
         run_compare_command(
-            pipelines=pipelines, kind="bisect", cluster=cluster, ladder=ladder, memory=memory, time=time,
-            cores=cores, options=opts, as_json=as_json, quiet=quiet,
+            pipelines=pipelines,
+            kind="bisect",
+            cluster=cluster,
+            ladder=ladder,
+            memory=memory,
+            time=time,
+            cores=cores,
+            options=opts,
+            as_json=as_json,
+            quiet=quiet,
         )
         return
     summary = _execute(
-        "bisect", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=partition, options=opts, resume=_resume_target(resume, run_id), as_json=as_json, quiet=quiet,
+        "bisect",
+        cluster=cluster,
+        pipeline=pipeline,
+        ladder=ladder,
+        memory=memory,
+        time=time,
+        cores=cores,
+        partition=partition,
+        options=opts,
+        resume=_resume_target(resume, run_id),
+        as_json=as_json,
+        quiet=quiet,
     )
     _gate(summary)
 
@@ -401,8 +465,17 @@ def isolate(
     """
     opts = SearchOptions(from_run=run_id, match=match, parallel=parallel, fresh=fresh, preflight=preflight)
     _execute(
-        "isolate", cluster=cluster, pipeline=pipeline, ladder=ladder, memory=memory, time=time, cores=cores,
-        partition=None, options=opts, resume=(run_id or "latest") if resume else None, as_json=as_json,
+        "isolate",
+        cluster=cluster,
+        pipeline=pipeline,
+        ladder=ladder,
+        memory=memory,
+        time=time,
+        cores=cores,
+        partition=None,
+        options=opts,
+        resume=(run_id or "latest") if resume else None,
+        as_json=as_json,
         quiet=quiet,
     )
 
@@ -430,7 +503,11 @@ def _function_options(
     if scale is None:
         raise UserError("--function in a sweep or bisect needs --scale NAME=LO..HI: the argument to scale")
     return {
-        "function": function, "args": parse_args(arg or []), "scale": scale, "steps": steps, "values": values,
+        "function": function,
+        "args": parse_args(arg or []),
+        "scale": scale,
+        "steps": steps,
+        "values": values,
         "ship_local_modules": ship_local_modules,
     }
 

@@ -64,8 +64,11 @@ def _emit(text: str, rich: list[RenderableType] | None, fmt: str, output: Path |
 def triage(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="PATH...", help="Files and folders (recursively, *.py) whose functions to probe.",
-                       show_default=False),
+        typer.Argument(
+            metavar="PATH...",
+            help="Files and folders (recursively, *.py) whose functions to probe.",
+            show_default=False,
+        ),
     ] = None,
     cluster: ClusterOpt = None,
     pipeline: PipelineOpt = None,
@@ -117,7 +120,10 @@ def triage(
             cluster=cluster or cfg.defaults.cluster,
             pipeline=pipeline or cfg.defaults.pipeline,
             options=TriageOptions(
-                paths=[str(p) for p in paths], parallel=parallel, fresh=fresh, preflight=preflight,
+                paths=[str(p) for p in paths],
+                parallel=parallel,
+                fresh=fresh,
+                preflight=preflight,
                 keep_remote=keep_remote,
             ),
             overrides=LimitOverrides(memory=memory, time=time, cores=cores, partition=partition),
@@ -153,8 +159,11 @@ def report_again(kind: str, data: dict[str, object], fmt: str, output: Path | No
 def explain(
     run_id: Annotated[
         str | None,
-        typer.Argument(metavar="RUN_ID", help="With --resume: the explanation to continue (default: the latest).",
-                       show_default=False),
+        typer.Argument(
+            metavar="RUN_ID",
+            help="With --resume: the explanation to continue (default: the latest).",
+            show_default=False,
+        ),
     ] = None,
     cluster: ClusterOpt = None,
     pipeline: PipelineOpt = None,

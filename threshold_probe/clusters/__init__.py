@@ -61,8 +61,7 @@ def resolve_cluster_class(kind: str) -> type[Cluster]:
             dist = getattr(getattr(ep, "dist", None), "name", None)
             where = f" (from {dist})" if dist else ""
             raise UserError(
-                f"cannot load cluster type {kind!r}{where}: entry point {ep.value!r} raised "
-                f"{type(exc).__name__}: {exc}"
+                f"cannot load cluster type {kind!r}{where}: entry point {ep.value!r} raised {type(exc).__name__}: {exc}"
             ) from None
     if not isinstance(obj, type) or not issubclass(obj, Cluster):
         raise UserError(f"cluster type {kind!r} is not a threshold_probe.clusters.base.Cluster subclass")

@@ -34,9 +34,13 @@ def disk_check(free: int, folder: str, fix: str) -> Check:
     """The preflight's `disk` line: a warning, with `fix`, below MIN_FREE_BYTES free in `folder`."""
     low = free < MIN_FREE_BYTES
     return Check(
-        name="disk", status="warn" if low else "ok", detail=f"{free / 1024**2:.0f} MB free in {folder}",
+        name="disk",
+        status="warn" if low else "ok",
+        detail=f"{free / 1024**2:.0f} MB free in {folder}",
         fix=fix if low else None,
     )
+
+
 @dataclass(frozen=True)
 class SSHEndpoint:
     """Where a cluster's SSH connection goes, resolved as OpenSSH would (the ssh config applied),
@@ -153,6 +157,7 @@ class Cluster(ABC):
         measured under one interpreter is never reused for another.
         """
         return dict(getattr(self, "_far_side", {}))
+
     def enforcement(self, limits: Limits) -> dict[str, str]:
         """Who enforces each limit that is set: "memory", "time", "cores" -> a mechanism.
 

@@ -285,7 +285,11 @@ class LocalCluster(Cluster):
     def _interpreter_facts(self) -> dict[str, Any]:
         """Python, cloudpickle and hostname, from the one preflight script every cluster runs."""
         proc = subprocess.run(
-            [self.python, "-"], input=pickle_check.check_script(), capture_output=True, text=True, timeout=60,
+            [self.python, "-"],
+            input=pickle_check.check_script(),
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=False,
         )
         facts, _ = pickle_check.parse_output(proc.stdout)

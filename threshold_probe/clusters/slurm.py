@@ -269,9 +269,7 @@ class SlurmCluster(Cluster):
         if res.exit_code == _STAGE_FAILED:
             return JobResult(launch_error=f"stage_in: {stage_error_line(err)}")
         if res.timed_out:
-            return JobResult(
-                infra_error=f"submit: sbatch did not answer within {self.config.command_timeout:g}s"
-            )
+            return JobResult(infra_error=f"submit: sbatch did not answer within {self.config.command_timeout:g}s")
         job_id = ""
         for line in res.text().splitlines():
             if line.startswith("submit "):
@@ -325,8 +323,7 @@ class SlurmCluster(Cluster):
                     errors.append(exc)
 
             threads = [
-                threading.Thread(target=run, args=(k, idx), daemon=True)
-                for k, idx in enumerate(groups.values())
+                threading.Thread(target=run, args=(k, idx), daemon=True) for k, idx in enumerate(groups.values())
             ]
             for t in threads:
                 t.start()
@@ -367,9 +364,7 @@ class SlurmCluster(Cluster):
                 self._remove_remote(batch)
                 self._remote(self._work(batch, "done"))
             return [self._finish_unsubmitted(failed, job, batch) for job in jobs]
-        keys = (
-            [JobKey(batch.job_id, i) for i in range(len(jobs))] if batch.is_array else [JobKey(batch.job_id)]
-        )
+        keys = [JobKey(batch.job_id, i) for i in range(len(jobs))] if batch.is_array else [JobKey(batch.job_id)]
         watcher = self.watcher
         batch.tickets = watcher.track(keys, submitted_at=batch.submitted_at)
         try:
@@ -396,9 +391,7 @@ class SlurmCluster(Cluster):
         while not watcher.wait(batch.tickets, timeout=1.0):
             waited = time.time() - batch.submitted_at
             stuck = [
-                t
-                for t in batch.tickets
-                if not t.done.is_set() and t.seen_running_at is None and t.key not in cancelled
+                t for t in batch.tickets if not t.done.is_set() and t.seen_running_at is None and t.key not in cancelled
             ]
             if waited <= limit or not stuck:
                 continue
@@ -452,9 +445,7 @@ class SlurmCluster(Cluster):
         results = []
         for i, (job, ticket) in enumerate(zip(batch.jobs, batch.tickets, strict=True)):
             results.append(
-                job_result(
-                    self.transport.host, batch, i, job, ticket, files[i], fetch_error, stage_out_s, limits
-                )
+                job_result(self.transport.host, batch, i, job, ticket, files[i], fetch_error, stage_out_s, limits)
             )
         return results
 

@@ -22,9 +22,7 @@ class Shell(Protocol):
     def __call__(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult: ...
 
 
-def slurm_preflight(
-    sh: Shell, config: SlurmClusterConfig, wd: str
-) -> tuple[list[Check], dict[str, str] | None]:
+def slurm_preflight(sh: Shell, config: SlurmClusterConfig, wd: str) -> tuple[list[Check], dict[str, str] | None]:
     """The checks, and what was seen of the far side (python, cloudpickle, hostname) when a job ran."""
     checks: list[Check] = []
     try:
@@ -46,9 +44,7 @@ def slurm_preflight(
         p = line.split("|")
         if len(p) >= 2:
             partitions[p[0].rstrip("*")] = (p[0].endswith("*"), p[1])
-    checks.append(
-        Check(name="controller", status="ok", detail=f"sinfo lists {len(partitions)} partition(s)")
-    )
+    checks.append(Check(name="controller", status="ok", detail=f"sinfo lists {len(partitions)} partition(s)"))
     if config.partition:
         if config.partition not in partitions:
             checks.append(
@@ -71,9 +67,7 @@ def slurm_preflight(
                 )
             )
         else:
-            checks.append(
-                Check(name="partition", status="ok", detail=f"partition {config.partition!r} is up")
-            )
+            checks.append(Check(name="partition", status="ok", detail=f"partition {config.partition!r} is up"))
     q = shlex.quote
     check_dir = f"{wd}/jobs/preflight-{secrets.token_hex(3)}"
     res = sh(

@@ -170,6 +170,7 @@ def job_result(
     _timings(result, batch, ticket, fields, files)
     return result
 
+
 def _timings(
     result: JobResult,
     batch: Batch,

@@ -110,8 +110,7 @@ def _watchdog_line(time_s: float) -> str:
     to stderr says who killed it. SLURM ends the watchdog with the job's other processes.
     """
     message = (
-        f"{WATCHDOG_MARK} of {time_s:g}s reached: the runner killed the job"
-        " (SLURM counts time limits in whole minutes)"
+        f"{WATCHDOG_MARK} of {time_s:g}s reached: the runner killed the job (SLURM counts time limits in whole minutes)"
     )
     return f"( sleep {time_s:g} && printf '%s\\n' {shlex.quote(message)} >&2 && kill -KILL $$ ) &"
 
@@ -151,9 +150,7 @@ def render_job_script(
     lines = ["#!/bin/bash", f"# threshold-probe job: {job_name}"]
     lines += [
         f"#SBATCH {opt}"
-        for opt in sbatch_directives(
-            config, limits, job_name=job_name, output=output, error=error, array=array
-        )
+        for opt in sbatch_directives(config, limits, job_name=job_name, output=output, error=error, array=array)
     ]
     lines += [
         "",

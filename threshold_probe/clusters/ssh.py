@@ -172,7 +172,9 @@ class SSHCluster(Cluster):
         folders = [
             w
             for w in leftovers
-            if w.kind == "ssh-session" and not w.keep and re.fullmatch(r"/[^\0]*/tp-[A-Za-z0-9]{8}", w.folder)
+            if w.kind == "ssh-session"
+            and not w.keep
+            and re.fullmatch(r"/[^\0]*/tp-[A-Za-z0-9]{8}", w.folder)
             and "/.." not in w.folder
         ]
         if not folders:
@@ -193,10 +195,7 @@ class SSHCluster(Cluster):
             cmd = f"rm -rf -- {q}"
         else:
             keep = " ".join(f"! -name {shlex.quote(os.path.basename(k))}" for k in kept)
-            cmd = (
-                f"find {q} -mindepth 1 -maxdepth 1 {keep} -exec rm -rf -- {{}} +; "
-                f"rmdir -- {q} 2>/dev/null; true"
-            )
+            cmd = f"find {q} -mindepth 1 -maxdepth 1 {keep} -exec rm -rf -- {{}} +; rmdir -- {q} 2>/dev/null; true"
         # The workdir itself stays (empty): it may be a folder the user made.
         self.transport.run(cmd, timeout=60)
 
@@ -221,8 +220,8 @@ class SSHCluster(Cluster):
         # short goes with its session folder, which is never used.
         cmd = (
             f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
-            f"&& d=$(mktemp -d tp-XXXXXXXX) && cd -- \"$d\" && mkdir -p shared/{digest} "
-            f"&& {{ cat > {rel} || {{ cd .. && rm -rf -- \"$d\"; exit 1; }}; }} && pwd -P"
+            f'&& d=$(mktemp -d tp-XXXXXXXX) && cd -- "$d" && mkdir -p shared/{digest} '
+            f'&& {{ cat > {rel} || {{ cd .. && rm -rf -- "$d"; exit 1; }}; }} && pwd -P'
         )
         res = self.transport.run(cmd, stdin=launcher, timeout=self.config.command_timeout)
         if res.exit_code == UNSAFE_WORKDIR:
@@ -430,9 +429,7 @@ class SSHCluster(Cluster):
             text = f"{launch.get('type')}: {launch.get('message')}"
             no_python = argv and argv[0] == self.python_argv[0]
             if no_python and launch.get("errno") in (errno.ENOENT, errno.EACCES):
-                result.infra_error = (
-                    f"{self.name}: cannot run {argv[0]} on {result.host}: {launch.get('message')}"
-                )
+                result.infra_error = f"{self.name}: cannot run {argv[0]} on {result.host}: {launch.get('message')}"
             else:
                 result.launch_error = text
             return

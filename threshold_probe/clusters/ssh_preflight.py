@@ -58,12 +58,13 @@ def check_python(
     checks = pickle_check.version_checks(facts, outcome, python_label=str(python), where="there", ended=ended)
     return checks, far_side
 
+
 def check_workdir(transport: Transport, workdir: str, name: str) -> list[Check]:
     """The workdir there: private, writable, and its free space."""
     w = quote_path(workdir)
     res = transport.run(
         f"umask 077 && mkdir -p -- {w} && cd -- {w} && {{ {remote_workdir_guard()}; }} "
-        f"&& t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- \"$t\" && df -Pk . | tail -n 1",
+        f'&& t=$(mktemp .tp-check-XXXXXXXX) && rm -f -- "$t" && df -Pk . | tail -n 1',
         timeout=60,
     )
     if res.exit_code == UNSAFE_WORKDIR:
@@ -92,6 +93,7 @@ def check_workdir(transport: Transport, workdir: str, name: str) -> list[Check]:
         return checks
     checks.append(disk_check(free, workdir, "free some space there or set a different workdir"))
     return checks
+
 
 def check_latency(transport: Transport) -> Check:
     """The round trip of a command on the open connection (median of 5)."""

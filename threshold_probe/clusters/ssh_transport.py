@@ -301,9 +301,7 @@ class SSHTransport(Transport):
                 self._mark_dead()
                 raise TransportError(f"{self.host}: {why}")
             if timed_out:
-                return CommandResult(
-                    exit_code=None, timed_out=True, duration_s=time.monotonic() - started
-                )
+                return CommandResult(exit_code=None, timed_out=True, duration_s=time.monotonic() - started)
             status = chan.exit_status
             if status < 0 and not self.connected:
                 raise TransportError(f"{self.host}: connection lost before the command finished")
@@ -340,8 +338,7 @@ class SSHTransport(Transport):
         q = quote_path(remote_path)
         tmp = quote_path(f"{remote_path}.tmp{os.getpid()}")
         cmd = (
-            f"umask 077 && mkdir -p -- \"$(dirname -- {q})\" && cat > {tmp} && "
-            f"chmod {mode:o} {tmp} && mv -f -- {tmp} {q}"
+            f'umask 077 && mkdir -p -- "$(dirname -- {q})" && cat > {tmp} && chmod {mode:o} {tmp} && mv -f -- {tmp} {q}'
         )
         res = self.run(cmd, stdin=data, timeout=self.command_timeout)
         if not res.ok:
@@ -351,9 +348,7 @@ class SSHTransport(Transport):
         """Copy a far-side file here through `cat`; False when it does not exist."""
         q = quote_path(remote_path)
         tmp = local_path.with_name(f".{local_path.name}.part")
-        res = self.run(
-            f"test -f {q} || exit 3; exec cat -- {q}", stdout_path=tmp, timeout=self.command_timeout
-        )
+        res = self.run(f"test -f {q} || exit 3; exec cat -- {q}", stdout_path=tmp, timeout=self.command_timeout)
         if res.exit_code == 3:
             tmp.unlink(missing_ok=True)
             return False

@@ -236,9 +236,7 @@ def _resolve(
     def tokens(text: str, what: str) -> str:
         if not raw:
             return text
-        return expand_tokens(
-            text, hostname=hostname, port=resolved_port, user=resolved_user, original=host, what=what
-        )
+        return expand_tokens(text, hostname=hostname, port=resolved_port, user=resolved_user, original=host, what=what)
 
     identities: list[str] = []
     if identity_file:

@@ -48,11 +48,10 @@ class _Policy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         if self.policy != "accept-new":
             raise HostKeyError(
-                f"host {hostname} is not in {self.known_hosts} "
-                f"(it offers {key.get_name()} {fingerprint(key)})",
+                f"host {hostname} is not in {self.known_hosts} (it offers {key.get_name()} {fingerprint(key)})",
                 fix=f"check the fingerprint with the host's administrator, then connect once with "
                 f"`ssh -o UserKnownHostsFile={self.known_hosts} ...`, "
-                f"or set host_key_policy = \"accept-new\"",
+                f'or set host_key_policy = "accept-new"',
             )
         client.get_host_keys().add(hostname, key.get_name(), key)
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
@@ -295,11 +294,9 @@ def _connect_hop(
         client.close()
         tried = ", ".join(identities) if identities else "agent and default keys"
         raise TransportError(
-            f"{hop.display()}: authentication failed ({exc}); tried {tried}"
-            + (" and a password" if password else ""),
+            f"{hop.display()}: authentication failed ({exc}); tried {tried}" + (" and a password" if password else ""),
             retryable=False,
-            fix="set identity_file, load the key into ssh-agent, or set password_env; "
-            "check the user name",
+            fix="set identity_file, load the key into ssh-agent, or set password_env; check the user name",
         ) from exc
     except TimeoutError as exc:
         client.close()
@@ -323,9 +320,7 @@ def _connect_hop(
         raise TransportError(f"{hop.display()}: SSH handshake failed: {text}") from exc
     except (EOFError, OSError) as exc:
         client.close()
-        raise TransportError(
-            f"{hop.display()}: connection dropped during login: {exc or type(exc).__name__}"
-        ) from exc
+        raise TransportError(f"{hop.display()}: connection dropped during login: {exc or type(exc).__name__}") from exc
     return client
 
 

@@ -13,6 +13,7 @@ interface; local_transport.py and ssh_transport.py implement it. A Transport:
 
 A command that runs and exits non-zero is not an error here: it is a CommandResult.
 """
+
 from __future__ import annotations
 
 import shlex

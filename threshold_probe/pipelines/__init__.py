@@ -94,9 +94,7 @@ def resolve_pipeline_class(name: str) -> type[Pipeline]:
         eps = plugin_entry_points()
         if name not in eps:
             known = ", ".join(available_pipelines())
-            raise UserError(
-                f"unknown pipeline {name!r}: known pipelines are {known}, or give package.module:ClassName"
-            )
+            raise UserError(f"unknown pipeline {name!r}: known pipelines are {known}, or give package.module:ClassName")
         obj = _load_entry_point(name, eps[name])
     if not isinstance(obj, type) or not issubclass(obj, Pipeline):
         raise UserError(f"pipeline {name!r} is not a threshold_probe.pipelines.base.Pipeline subclass")

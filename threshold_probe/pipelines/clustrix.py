@@ -73,9 +73,7 @@ def _import_clustrix() -> Any:
     try:
         import clustrix
     except ImportError:
-        raise UserError(
-            "the clustrix pipeline needs ClustriX: pip install 'threshold-probe[clustrix]'"
-        ) from None
+        raise UserError("the clustrix pipeline needs ClustriX: pip install 'threshold-probe[clustrix]'") from None
     return clustrix
 
 
@@ -285,7 +283,11 @@ class ClustrixPipeline(RunnerPipeline[ClustrixCall, ClustrixOutcome]):
         if running.alive():
             running.stop()
         outcome.coll_result, outcome.collected = self._helper(
-            cluster, probe_id, local_dir, "collect", ["collect", root, "1" if outcome.timed_out else "0"],
+            cluster,
+            probe_id,
+            local_dir,
+            "collect",
+            ["collect", root, "1" if outcome.timed_out else "0"],
             ["collect.json", "job_stdout.log", "job_stderr.log"],
         )
         running.wait(5.0)
@@ -312,8 +314,13 @@ class ClustrixPipeline(RunnerPipeline[ClustrixCall, ClustrixOutcome]):
         if outcome.call is None or outcome.coll_result is None:
             return obs
         self._fill(
-            obs, outcome.call, outcome.collected, outcome.coll_result, call.local_dir,
-            outcome.timed_out, outcome.stopped_wait,
+            obs,
+            outcome.call,
+            outcome.collected,
+            outcome.coll_result,
+            call.local_dir,
+            outcome.timed_out,
+            outcome.stopped_wait,
         )
         return obs
 

@@ -86,9 +86,7 @@ class SourcePipeline(ShippingPipeline):
     def payload(self, workload: Workload) -> dict[str, Any]:
         """What travels: the function's name and source, the preamble, a file name for tracebacks."""
         name, text = function_source(workload)
-        preamble = module_preamble(
-            workload.source, imports=self.ship_imports, assignments=self.ship_assignments
-        )
+        preamble = module_preamble(workload.source, imports=self.ship_imports, assignments=self.ship_assignments)
         return {
             "name": name,
             "source": text,

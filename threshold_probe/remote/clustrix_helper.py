@@ -212,8 +212,12 @@ def collect(root, kill):
             except OSError:
                 continue
             files[name] = {"size": st.st_size, "mtime": st.st_mtime, "link": os.path.islink(path)}
-        entry = {"dir": job, "files": files, "stdout": _tail(os.path.join(job, "job.out")),
-                 "stderr": _tail(os.path.join(job, "job.err"))}
+        entry = {
+            "dir": job,
+            "files": files,
+            "stdout": _tail(os.path.join(job, "job.out")),
+            "stderr": _tail(os.path.join(job, "job.err")),
+        }
         if "error.pkl" in files:
             entry["error_pkl"] = _read_error_pickle(os.path.join(job, "error.pkl"))
         jobs.append(entry)

@@ -394,7 +394,10 @@ def attach_source(func, folder="."):
     if isinstance(scope, dict):
         candidates += [v for v in list(scope.values()) if isinstance(v, types.FunctionType)]
         candidates += [
-            m for v in list(scope.values()) if isinstance(v, type) for m in vars(v).values()
+            m
+            for v in list(scope.values())
+            if isinstance(v, type)
+            for m in vars(v).values()
             if isinstance(m, (types.FunctionType, staticmethod, classmethod))
         ]
     for obj in candidates:

@@ -15,13 +15,11 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
-
 def fmt_number(value: float | None) -> str:
     """An integer-looking metric without decimals; '-' for unknown."""
     if value is None:
         return "-"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-
 
 
 def fmt_mb(value: float | None) -> str:

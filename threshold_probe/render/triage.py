@@ -29,8 +29,14 @@ FORMATS = ("rich", "json", "md", "html", "junit")
 TABLE_METRICS = ("loc", "cc", "pickle_bytes", "multiline_strings_col0", "closure_refs")
 
 #: Short column headers for the terminal table (the other formats name features in full).
-_SHORT = {"multiline_strings_col0": "col-0 str", "closure_refs": "closure", "global_refs": "globals",
-          "pickle_bytes": "pickle B", "loc": "LOC", "cc": "CC"}
+_SHORT = {
+    "multiline_strings_col0": "col-0 str",
+    "closure_refs": "closure",
+    "global_refs": "globals",
+    "pickle_bytes": "pickle B",
+    "loc": "LOC",
+    "cc": "CC",
+}
 
 VERDICT_COLOURS = {"pass": "#1e8e3e", "fail": "#d93025", "skip": "#f9ab00", "not probed": "#9aa0a6"}
 _RICH_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "not probed": "dim"}
