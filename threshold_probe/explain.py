@@ -40,7 +40,9 @@ from threshold_probe.explain_model import (
 from threshold_probe.explain_model import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported: names this module always had
 from threshold_probe.explain_model import Owner as Owner
 from threshold_probe.explain_parts import (
+    explanation_to_resume,
     function_driver,
+    limits_words,
     shrink_module,
     standalone_source,
     target_attr,
@@ -54,7 +56,6 @@ from threshold_probe.session import LimitOverrides, ProgressSink, SearchOptions,
 from threshold_probe.store import RunInfo, Store, atomic_write
 from threshold_probe.summary import RunSummary
 from threshold_probe.target import load_target
-from threshold_probe.units import format_memory
 
 REFERENCE = "native"
 #: Drivers that are what a function does when it runs, not how it is written.
@@ -283,7 +284,7 @@ class Explain:
             r.owner = "cluster"
             r.owner_statement = (
                 f"native fails first at level {main.first_fail} on {self.cluster}: a threshold of the cluster"
-                f" under its limits ({self._limits_words()})"
+                f" under its limits ({limits_words(self.result.limits)})"
             )
         # The driving dimension, hunting the very failure found.
         iso = self._search(
@@ -308,15 +309,6 @@ class Explain:
         self._shrink()
         self._hint()
         self._conclude()
-
-    def _limits_words(self) -> str:
-        mem = self.result.limits.get("memory_bytes")
-        words = []
-        if mem:
-            words.append(f"memory {format_memory(int(mem))}")
-        if self.result.limits.get("time_s"):
-            words.append(f"time {self.result.limits['time_s']:g}s")
-        return ", ".join(words) or "no limits"
 
     def _reproduce_ladder(self, main: RunSummary) -> None:
         """The first level's values with the driver at its threshold, probed as a function."""
@@ -473,7 +465,7 @@ class Explain:
     def _hint(self) -> None:
         r = self.result
         step = self._step("hint")
-        enforced = self._limits_words() if r.failure_class == "oom" else ""
+        enforced = limits_words(self.result.limits) if r.failure_class == "oom" else ""
         r.hint = hint_for(Facts(r.failure_class, r.driver, r.evidence, self.pipeline, self.cluster, enforced))
         step.status = "done" if r.hint else "skipped"
         step.line = r.hint.text() if r.hint else f"no rule for class {r.failure_class}: read the evidence"
@@ -517,7 +509,7 @@ class Explain:
                 r.owner_statement = f"native fails too on {self.cluster}: the failure belongs to the cluster"
         else:
             r.owner = "cluster"
-            r.owner_statement = f"native fails on {self.cluster} under its limits ({self._limits_words()})"
+            r.owner_statement = f"native fails on {self.cluster} under its limits ({limits_words(self.result.limits)})"
         r.driver, r.driver_statement = function_driver(function, r.failure_class, r.evidence)
         step = self._step("isolate")
         step.status = "done" if r.driver else "skipped"
@@ -572,15 +564,7 @@ def resume_explain(
     command_prefix: str = "probe",
 ) -> Explanation:
     """Continue an interrupted explanation: finished steps are reused, the interrupted one resumed."""
-    if run_id in (None, "latest"):
-        candidates = [r for r in store.runs(kind=KIND) if r.status != "completed"]
-        if not candidates:
-            raise UserError("no interrupted explanation to resume: `probe runs --kind explain` lists them")
-        info = candidates[0]
-    else:
-        info = store.get_run(run_id)
-    if info.kind != KIND:
-        raise UserError(f"run {info.run_id} is a {info.kind} run, not an explanation")
+    info = explanation_to_resume(store, run_id)
     p = info.params
     steps = [Step.model_validate(s) for s in (info.summary or {}).get("steps") or []]
     return Explain(

@@ -1,8 +1,8 @@
-"""The pieces of `probe explain` that read source or code: standalone reproducer, driver, workload target.
+"""The pieces of `probe explain` outside its steps: standalone reproducer, driver, words, the run to resume.
 
 A function nested in a test made standalone, the feature of a function that its failure's evidence
-points at, the code and target of a generated workload, a step's verdict line, and the shrink API
-when it is installed.
+points at, the code and target of a generated workload, a step's verdict line, the limits in words,
+the explanation `--resume` continues, and the shrink API when it is installed.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from threshold_probe.errors import UserError
+from threshold_probe.explain_model import KIND
 from threshold_probe.metrics import measure_workload
 from threshold_probe.nested import REACH_PREFIX, reaches
+from threshold_probe.store import RunInfo, Store
 from threshold_probe.summary import ProbeSummary
 from threshold_probe.target import load_target
+from threshold_probe.units import format_memory
 
 
 def standalone_source(function: str) -> tuple[str, str] | None:
@@ -110,3 +114,27 @@ def shrink_module() -> Any | None:
     if not all(hasattr(module, name) for name in ("target_from_function", "shrink_target")):
         return None
     return module
+
+
+def limits_words(limits: dict[str, Any]) -> str:
+    """A run's memory and time limits in words ("memory 400MB, time 60s"), for the page."""
+    mem = limits.get("memory_bytes")
+    words = []
+    if mem:
+        words.append(f"memory {format_memory(int(mem))}")
+    if limits.get("time_s"):
+        words.append(f"time {limits['time_s']:g}s")
+    return ", ".join(words) or "no limits"
+
+
+def explanation_to_resume(store: Store, run_id: str | None) -> RunInfo:
+    """The explanation `--resume` continues: the one named, or the newest unfinished one."""
+    if run_id in (None, "latest"):
+        candidates = [r for r in store.runs(kind=KIND) if r.status != "completed"]
+        if not candidates:
+            raise UserError("no interrupted explanation to resume: `probe runs --kind explain` lists them")
+        return candidates[0]
+    info = store.get_run(run_id)
+    if info.kind != KIND:
+        raise UserError(f"run {info.run_id} is a {info.kind} run, not an explanation")
+    return info
