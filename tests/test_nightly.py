@@ -325,7 +325,7 @@ def test_nightly_functions_are_checked_before_anything_runs(tmp_path: Path) -> N
         ('{function = "alloc.py:alocate", scale = "kib=1..10"}', "did you mean 'allocate'"),
         ('{function = "alloc.py:allocate"}', "give function ="),
         ('{function = "alloc.py:allocate", scale = "size=1..10"}', "size"),
-        ('"alloc.py:allocate"', "nightly.functions.0: Input should be a valid dictionary"),
+        ('"alloc.py:allocate"', "[nightly] functions.0: Input should be a valid dictionary"),
     ):
         config = tmp_path / "probe.toml"
         config.write_text(head + f"functions = [{entry}]\n")
