@@ -5,15 +5,21 @@ Usage::
     python bench/dispatch.py [--config testbed.toml] [--cluster testbed-ssh] [-n 30] [--json]
 
 Without --config it starts the loopback testbed (tests/testbed) in a temporary folder, without
-SLURM, and stops it afterwards. On one reused connection it measures, as medians of n runs:
+SLURM, and stops it afterwards. On one reused connection it measures, as medians of n rounds in
+which every figure is taken once (so that a busy machine slows them alike and the ratios hold):
 
 - floor `true`: `exec_command("true")`, one SSH round trip;
+- floor `python -S -c pass`: the bare start of the cluster's interpreter (what the launcher,
+  which runs each job under its limits, costs on top of the job's own interpreter);
 - floor `import cloudpickle`: `python -c "import cloudpickle"` with the cluster's interpreter;
-- a level-1 probe: level 1 of the default ladder through the native pipeline, end to end
-  (pickle here, stage, run under the runner, fetch meta/result/logs, read them);
-- a minimal probe: a function that returns a constant, through the same path;
+- a minimal probe: a function that returns a constant, through the native pipeline, end to end
+  (pickle here, stage, run under the runner in a fresh interpreter, fetch meta/result/logs, read
+  them). Target: at most 1.3x the `import cloudpickle` floor;
+- a level-1 probe: level 1 of the default ladder through the same path. Target: at most 2.0x;
+- the stages of both (stage_in, startup, deserialize, execute, serialize, stage_out);
+- 8 minimal probes at once over the one connection (one channel each, `--parallel 8`), against
+  the same 8 one after another: the wall time of each and the throughput in probes per second.
 
-and prints the ratios. Target: a level-1 probe costs at most 3x the `import cloudpickle` floor.
 Prints ratios, not pass/fail.
 """
 
@@ -40,8 +46,13 @@ from threshold_probe.ladder import load_ladder  # noqa: E402
 from threshold_probe.ladder.workload import Workload  # noqa: E402
 from threshold_probe.models import Limits  # noqa: E402
 from threshold_probe.pipelines import make_pipeline  # noqa: E402
+from threshold_probe.pipelines.base import ProbeSlot, dispatch_probes  # noqa: E402
 
-TARGET = 3.0
+#: Targets, as ratios to the `import cloudpickle` floor measured in the same run.
+TARGET_MINIMAL = 1.3
+TARGET_LEVEL1 = 2.0
+#: Probes at once over one connection, for the throughput rows.
+BATCH = 8
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 3) -> dict[str, list[float]]:
@@ -65,72 +76,110 @@ def measure(config_path: Path, cluster_name: str, n: int) -> dict[str, Any]:
     pipeline = make_pipeline("native")
     level1 = load_ladder("default").workload(1)
     minimal = Workload(name="minimal", source="def workload():\n    return 42\n", func_name="workload", level=1)
-    stages: dict[str, list[float]] = {}
+    stages: dict[str, dict[str, list[float]]] = {"level1": {}, "minimal": {}}
     out_dir = Path(tempfile.mkdtemp(prefix="tp-bench-"))
     counter = [0]
 
-    def probe(workload: Workload, keep_stages: bool) -> None:
-        counter[0] += 1
-        pid = f"b{counter[0]}"
-        obs = pipeline.dispatch(workload, cluster, pid, Limits(), out_dir / pid)
-        if obs.job.infra_error or obs.job.exit_code != 0:
-            raise SystemExit(f"probe failed: {obs.job.infra_error or obs.job.stderr_tail[-500:]}")
-        if keep_stages:
-            for k, v in obs.timings.items():
-                stages.setdefault(k, []).append(v)
+    def probes(workload: Workload, count: int, keep: str | None) -> None:
+        slots = []
+        for _ in range(count):
+            counter[0] += 1
+            pid = f"b{counter[0]}"
+            slots.append(ProbeSlot(workload, pid, out_dir / pid))
+        for obs in dispatch_probes(pipeline, cluster, Limits(), slots):
+            if obs.job.infra_error or obs.job.exit_code != 0:
+                raise SystemExit(f"probe failed: {obs.job.infra_error or obs.job.stderr_tail[-500:]}")
+            if keep is not None:
+                for k, v in obs.timings.items():
+                    stages[keep].setdefault(k, []).append(v)
+
+    def sequential(workload: Workload, count: int) -> None:
+        for _ in range(count):
+            probes(workload, 1, None)
 
     with cluster:
         t = cluster.transport
         py = " ".join(shlex.quote(a) for a in cluster.python_argv)
-        # Interleaved, so that a busy machine slows every figure alike and the ratios hold.
         samples = interleaved(
             {
                 "true": lambda: t.run("true"),
+                "bare": lambda: t.run(f"{py} -S -c pass"),
                 "import": lambda: t.run(f"{py} -c 'import cloudpickle'"),
-                "level1": lambda: probe(level1, True),
-                "minimal": lambda: probe(minimal, False),
+                "level1": lambda: probes(level1, 1, "level1"),
+                "minimal": lambda: probes(minimal, 1, "minimal"),
             },
             n,
         )
+        # The batch rows take 8 probes a round: fewer rounds, interleaved all the same.
+        batches = interleaved(
+            {
+                "parallel": lambda: probes(minimal, BATCH, None),
+                "sequential": lambda: sequential(minimal, BATCH),
+            },
+            max(3, n // 3),
+            warmup=1,
+        )
         facts = cluster.describe()
-    floor_true = statistics.median(samples["true"])
-    floor_import = statistics.median(samples["import"])
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    par, seq = statistics.median(batches["parallel"]), statistics.median(batches["sequential"])
     level1_all = samples["level1"]
-    level1_s = statistics.median(level1_all)
-    minimal_s = statistics.median(samples["minimal"])
     return {
         "cluster": cluster_name,
         "host": facts.get("host"),
         "n": n,
-        "floor_true_s": floor_true,
-        "floor_import_cloudpickle_s": floor_import,
-        "level1_probe_s": level1_s,
+        "floor_true_s": med["true"],
+        "floor_bare_python_s": med["bare"],
+        "floor_import_cloudpickle_s": med["import"],
+        "minimal_probe_s": med["minimal"],
+        "level1_probe_s": med["level1"],
         "level1_probe_p90_s": sorted(level1_all)[int(0.9 * (len(level1_all) - 1))],
-        "minimal_probe_s": minimal_s,
-        "ratio_level1_to_import": level1_s / floor_import,
-        "ratio_level1_to_true": level1_s / floor_true,
-        "ratio_minimal_to_import": minimal_s / floor_import,
-        "level1_stages_median_s": {k: statistics.median(v) for k, v in stages.items()},
-        "target_ratio": TARGET,
+        "ratio_minimal_to_import": med["minimal"] / med["import"],
+        "ratio_level1_to_import": med["level1"] / med["import"],
+        "ratio_level1_to_true": med["level1"] / med["true"],
+        "ratio_bare_python_to_import": med["bare"] / med["import"],
+        "target_ratio_minimal": TARGET_MINIMAL,
+        "target_ratio_level1": TARGET_LEVEL1,
+        "minimal_stages_median_s": {k: statistics.median(v) for k, v in stages["minimal"].items()},
+        "level1_stages_median_s": {k: statistics.median(v) for k, v in stages["level1"].items()},
+        "batch": BATCH,
+        "batch_rounds": len(batches["parallel"]),
+        "batch_parallel_s": par,
+        "batch_sequential_s": seq,
+        "throughput_parallel_per_s": BATCH / par,
+        "throughput_sequential_per_s": BATCH / seq,
+        "ratio_parallel_speedup": seq / par,
     }
 
 
 def report(r: dict[str, Any]) -> str:
     """Human-readable lines."""
     ms = 1000.0
+
+    def stage_line(key: str) -> str:
+        return ", ".join(f"{k} {v * ms:.1f}" for k, v in r[key].items() if k != "connect")
+
     lines = [
         f"cluster {r['cluster']} ({r['host']}), medians of {r['n']}",
         f"  floor  exec_command('true')           {r['floor_true_s'] * ms:8.2f} ms",
+        f"  floor  python -S -c pass              {r['floor_bare_python_s'] * ms:8.2f} ms"
+        f"   ({r['ratio_bare_python_to_import']:.2f} x import cloudpickle)",
         f"  floor  python -c 'import cloudpickle' {r['floor_import_cloudpickle_s'] * ms:8.2f} ms",
+        f"  probe  minimal function               {r['minimal_probe_s'] * ms:8.2f} ms",
         f"  probe  level 1 (default ladder)       {r['level1_probe_s'] * ms:8.2f} ms"
         f"   (p90 {r['level1_probe_p90_s'] * ms:.2f} ms)",
-        f"  probe  minimal function               {r['minimal_probe_s'] * ms:8.2f} ms",
+        f"  ratio  minimal / import cloudpickle   {r['ratio_minimal_to_import']:8.2f} x"
+        f"   (target <= {r['target_ratio_minimal']:.1f} x)",
         f"  ratio  level 1 / import cloudpickle   {r['ratio_level1_to_import']:8.2f} x"
-        f"   (target <= {r['target_ratio']:.1f} x)",
+        f"   (target <= {r['target_ratio_level1']:.1f} x)",
         f"  ratio  level 1 / true                 {r['ratio_level1_to_true']:8.2f} x",
-        f"  ratio  minimal / import cloudpickle   {r['ratio_minimal_to_import']:8.2f} x",
-        "  level-1 stages (median ms): "
-        + ", ".join(f"{k} {v * ms:.1f}" for k, v in r["level1_stages_median_s"].items()),
+        f"  minimal stages (median ms): {stage_line('minimal_stages_median_s')}",
+        f"  level-1 stages (median ms): {stage_line('level1_stages_median_s')}",
+        f"  {r['batch']} minimal probes, medians of {r['batch_rounds']}:",
+        f"    at once (one channel each)          {r['batch_parallel_s'] * ms:8.2f} ms"
+        f"   {r['throughput_parallel_per_s']:6.1f} probes/s",
+        f"    one after another                   {r['batch_sequential_s'] * ms:8.2f} ms"
+        f"   {r['throughput_sequential_per_s']:6.1f} probes/s",
+        f"  ratio  throughput at once / one after another {r['ratio_parallel_speedup']:5.2f} x",
     ]
     return "\n".join(lines)
 

@@ -52,7 +52,7 @@ from typing import Any
 
 from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv, safe_name
-from threshold_probe.clusters.launcher_client import RecordReader
+from threshold_probe.clusters.launcher_client import RecordReader, cached_script_argv
 from threshold_probe.clusters.lifecycle import Retry, with_retry
 from threshold_probe.clusters.ssh_preflight import check_latency, check_python, check_workdir
 from threshold_probe.clusters.ssh_transport import SSHTransport
@@ -327,7 +327,7 @@ class SSHCluster(Cluster):
         names = list(job.files)
         header = {
             "dir": job_dir,
-            "argv": argv,
+            "argv": cached_script_argv(argv, self.python_argv, set(shared.values())),
             "env": job.env,
             "memory": limits.memory_bytes,
             "time": time_s,

@@ -48,14 +48,15 @@ import time
 
 _RUNNER_START = time.time()
 
+# Only what the runner needs before the workload, and nothing cloudpickle does not import
+# anyway: every import here is paid by every probe. No socket (os.uname() names the host) and
+# no hashlib (it loads OpenSSL; sha256() below uses the built-in module).
 import contextlib  # noqa: E402
 import faulthandler  # noqa: E402
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
@@ -205,7 +206,7 @@ class Runner:
             "t": {"runner_start": _RUNNER_START},
             "pid": os.getpid(),
             "ppid": os.getppid(),
-            "hostname": socket.gethostname(),
+            "hostname": os.uname().nodename,
             "python": platform.python_version(),
             "python_full": sys.version,
             "implementation": platform.python_implementation(),
@@ -331,6 +332,18 @@ def _unpack(payload):
     return payload, (), {}
 
 
+def sha256(data):
+    """Hex SHA-256 of `data`, from the interpreter's built-in module when it has one."""
+    try:
+        from _sha2 import sha256 as new  # Python 3.12 and newer
+    except ImportError:
+        try:
+            from _sha256 import sha256 as new  # Python 3.8 to 3.11
+        except ImportError:  # pragma: no cover - a build without it
+            from hashlib import sha256 as new
+    return new(data).hexdigest()
+
+
 def summarize(result, cloudpickle):
     """The JSON summary of a result; raises when the result cannot be pickled."""
     pickled = cloudpickle.dumps(result)
@@ -349,7 +362,7 @@ def summarize(result, cloudpickle):
         "size": len(encoded),
         "encoding": encoding,
         "repr": short,
-        "sha256": hashlib.sha256(encoded).hexdigest(),
+        "sha256": sha256(encoded),
         "pickle_size": len(pickled),
     }
 

@@ -1,0 +1,92 @@
+"""How a probe travels over SSH: several at once on one connection, and the runner as a script."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.testbed.fixtures import write_config
+from tests.testbed.testbed import Testbed
+from threshold_probe.clusters import make_cluster
+from threshold_probe.clusters.ssh import SSHCluster
+from threshold_probe.config import load_config
+from threshold_probe.ladder.workload import Workload
+from threshold_probe.models import Limits
+from threshold_probe.pipelines import make_pipeline
+from threshold_probe.pipelines.base import ProbeSlot, dispatch_probes
+
+pytestmark = pytest.mark.ssh
+
+
+def accepted_logins(tb: Testbed) -> int:
+    return tb.host("ssh").log_path.read_text(errors="replace").count("Accepted publickey for")
+
+
+@pytest.fixture
+def cluster(testbed: Testbed, tmp_path: Path) -> Iterator[SSHCluster]:
+    config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh")})
+    c = make_cluster("c", load_config(config))
+    assert isinstance(c, SSHCluster)
+    with c:
+        yield c
+
+
+def slots(tmp_path: Path, source: str, count: int, prefix: str) -> list[ProbeSlot]:
+    out = []
+    for i in range(count):
+        workload = Workload(name=f"{prefix}{i}", source=source, func_name="workload", level=i + 1)
+        out.append(ProbeSlot(workload, f"{prefix}{i}", tmp_path / f"{prefix}{i}"))
+    return out
+
+
+def test_eight_probes_run_side_by_side_over_one_connection(
+    testbed: Testbed, cluster: SSHCluster, tmp_path: Path
+) -> None:
+    pipeline = make_pipeline("native")
+    # Connected (and the launcher staged) before counting logins.
+    dispatch_probes(pipeline, cluster, Limits(), slots(tmp_path, "def workload():\n    return 0\n", 1, "w"))
+    logins = accepted_logins(testbed)
+    source = "def workload():\n    import time\n    time.sleep(1.5)\n    return 1\n"
+    observations = dispatch_probes(pipeline, cluster, Limits(time_s=60), slots(tmp_path, source, 8, "p"))
+    assert [o.job.exit_code for o in observations] == [0] * 8, [o.job.infra_error for o in observations]
+    assert [o.result and o.result["repr"] for o in observations] == ["1"] * 8
+    # Each job's own run, on the far side's clock: all eight were running at one moment.
+    starts = [o.job.timings["launched_at"] for o in observations]
+    ends = [o.job.timings["launched_at"] + o.job.timings["process"] for o in observations]
+    assert max(starts) < min(ends), (starts, ends)
+    # On the one connection: no new login for the batch.
+    assert accepted_logins(testbed) == logins
+
+
+SCRIPT_FACTS = """
+def workload():
+    import json, os, sys
+    main = sys.modules["__main__"]
+    facts = {"argv": sys.argv, "main_file": main.__file__, "path0": sys.path[0], "cwd": os.getcwd()}
+    print(json.dumps(facts))
+    return 0
+"""
+
+
+def test_the_runner_starts_as_a_script_from_its_cached_bytecode(cluster: SSHCluster, tmp_path: Path) -> None:
+    pipeline = make_pipeline("native")
+    (first,) = dispatch_probes(pipeline, cluster, Limits(), slots(tmp_path, SCRIPT_FACTS, 1, "a"))
+    (second,) = dispatch_probes(pipeline, cluster, Limits(), slots(tmp_path, SCRIPT_FACTS, 1, "b"))
+    for obs in (first, second):
+        assert obs.job.exit_code == 0, obs.job.stderr_tail
+    seen = json.loads(second.job.stdout_tail.strip().splitlines()[-1])
+    runner = seen["argv"][0]
+    # What the workload sees is what `python runner.py payload.pkl` gives it.
+    assert runner.endswith("/runner.py") and runner.startswith("/"), seen
+    assert seen["argv"][1:] == ["payload.pkl"], seen
+    assert seen["main_file"] == runner
+    assert seen["path0"] == runner.rpartition("/")[0]
+    assert seen["cwd"] != seen["path0"]
+    # The first probe left the runner's bytecode beside it; later probes load it from there.
+    folder = shlex.quote(runner.rpartition("/")[0])
+    res = cluster.transport.run(f"ls {folder}/__pycache__")
+    assert res.ok and "runner." in res.text(), res.text()
