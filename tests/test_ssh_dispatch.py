@@ -6,6 +6,7 @@ import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,33 @@ def test_the_runner_starts_as_a_script_from_its_cached_bytecode(cluster: SSHClus
     folder = shlex.quote(runner.rpartition("/")[0])
     res = cluster.transport.run(f"ls {folder}/__pycache__")
     assert res.ok and "runner." in res.text(), res.text()
+
+
+def test_the_first_probe_of_a_session_stages_the_runner_in_its_own_round_trip(testbed: Testbed, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh")})
+    c = make_cluster("c", load_config(config))
+    assert isinstance(c, SSHCluster)
+    commands: list[str] = []
+    transport = c.transport
+    run, run_streaming = transport.run, transport.run_streaming
+
+    def counted_run(command: str, *args: Any, **kwargs: Any) -> Any:
+        commands.append(command)
+        return run(command, *args, **kwargs)
+
+    def counted_streaming(command: str, *args: Any, **kwargs: Any) -> Any:
+        commands.append(command)
+        return run_streaming(command, *args, **kwargs)
+
+    transport.run = counted_run  # type: ignore[method-assign]
+    transport.run_streaming = counted_streaming  # type: ignore[method-assign]
+    pipeline = make_pipeline("native")
+    with c:
+        opened = len(commands)  # the session folder and the launcher
+        source = "def workload():\n    return 3\n"
+        for prefix in ("a", "b"):
+            (obs,) = dispatch_probes(pipeline, c, Limits(), slots(tmp_path, source, 1, prefix))
+            assert obs.job.exit_code == 0, obs.job.stderr_tail
+            assert obs.result is not None and obs.result["repr"] == "3"
+        # One command a probe, the first one too: the runner came in the first probe's stdin.
+        assert len(commands) - opened == 2, commands[opened:]

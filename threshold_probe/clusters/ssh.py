@@ -243,18 +243,28 @@ class SSHCluster(Cluster):
         self._remote(RemoteWork(kind="ssh-session", folder=self._session))
         return took
 
-    def _stage_shared(self, name: str, data: bytes) -> str:
-        """Stage a shared file once per session under a content-hashed name; returns its path."""
+    def _stage_shared(self, name: str, data: bytes) -> tuple[str, bool]:
+        """Where a shared file is staged (once per session, under a content-hashed name), and
+        whether it is there yet.
+
+        A file not there yet travels in the probe's own stdin (the launcher writes it before the
+        job's files), so staging costs no round trip of its own; once a probe that carried it
+        has run, it is known to be there and later probes only name it.
+        """
         digest = hashlib.sha256(data).hexdigest()[:16]
         key = f"{digest}/{Path(name).name}"
         with self._lock:
-            path = self._staged.get(key)
-            if path is None:
-                assert self._session is not None
-                path = f"{self._session}/shared/{key}"
-                self.transport.put(data, path, mode=0o600)
-                self._staged[key] = path
-        return path
+            assert self._session is not None
+            there = key in self._staged
+            return self._staged.get(key) or f"{self._session}/shared/{key}", there
+
+    def _staged_now(self, session: str, paths: Sequence[str]) -> None:
+        """A probe that carried these shared files ran: later probes of the session only name them."""
+        with self._lock:
+            if self._session != session:
+                return
+            for path in paths:
+                self._staged[path[len(session) + len("/shared/") :]] = path
 
     def _launcher_path(self) -> str:
         assert self._session is not None
@@ -308,7 +318,7 @@ class SSHCluster(Cluster):
                 connect_here = self._ensure_session()
                 # A connection opened by open() counts for the first probe that uses it.
                 connect_s, self._connect_pending = self._connect_pending, 0.0
-            shared = {name: self._stage_shared(name, data) for name, data in job.shared.items()}
+            staging = {name: self._stage_shared(name, data) for name, data in job.shared.items()}
             launcher = self._launcher_path()
             session = self._session
         except TransportError as exc:
@@ -317,6 +327,8 @@ class SSHCluster(Cluster):
             result.cluster_lost = not self._cancelled.is_set()
             return result, exc.retryable
         assert session is not None
+        shared = {name: path for name, (path, _) in staging.items()}
+        carried = [(path, job.shared[name]) for name, (path, there) in staging.items() if not there]
         result.timings["connect"] = connect_s
         job_dir = f"{session}/{safe_name(job.probe_id)}-{secrets.token_hex(3)}"
         result.remote_dir = job_dir
@@ -335,9 +347,15 @@ class SSHCluster(Cluster):
             "fetch": job.fetch,
             "keep": job.keep_remote,
             "files": [[n, len(job.files[n])] for n in names],
+            "shared": [[path, len(data)] for path, data in carried],
         }
         # A Python literal on one line: the launcher reads it without importing json (see there).
-        stdin = repr(header).encode() + b"\n" + b"".join(job.files[n] for n in names)
+        stdin = (
+            repr(header).encode()
+            + b"\n"
+            + b"".join(data for _, data in carried)
+            + b"".join(job.files[n] for n in names)
+        )
         # Imported, not run as a script: its bytecode is then cached (a few ms a probe).
         boot = (
             f"import sys; sys.path.insert(0, {os.path.dirname(launcher)!r}); "
@@ -397,6 +415,8 @@ class SSHCluster(Cluster):
             return result, False
         if status is None:
             return self._no_status(result, res.exit_code, bytes(err), reader, argv)
+        if carried and "stage_error" not in status:
+            self._staged_now(session, [path for path, _ in carried])
         self._fill(result, status, argv)
         run_s = float(status.get("process_s", 0.0))
         status_at = reader.status_at or t_end

@@ -3,7 +3,8 @@
 Staged once per cluster session and run as ``python -S launcher.py`` (standard library only,
 Python 3.8 or newer). Reads from stdin a JSON header line followed by the job's files, then:
 
-1. writes the files into a fresh job folder (stage-in);
+1. writes the shared files that travel with this job (the runner, on a session's first probes)
+   to their staged paths, then the job's files into a fresh job folder (stage-in);
 2. forks the job in a new session (its own process group) with RLIMIT_AS for memory and CPU
    affinity for cores, stdin from /dev/null, stdout/stderr to stdout.log/stderr.log there
    (the names JobPaths.STDOUT and JobPaths.STDERR: this file cannot import them);
@@ -142,6 +143,24 @@ def _safe_join(base: str, name: str) -> str:
     return path
 
 
+def _stage_shared(stdin: IO[bytes], path: str, size: int) -> None:
+    """A shared file (the runner) that travels with this job: written under a fresh name and
+    renamed into place unless an earlier job of the session already put it there."""
+    data = _read_exact(stdin, size)
+    if os.path.isfile(path):
+        return
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def first_cores(n: int) -> set[int]:
     """The first `n` cores this process may use: a job limited to n cores is pinned to them."""
     if not hasattr(os, "sched_getaffinity"):  # pragma: no cover - not Linux
@@ -259,6 +278,8 @@ def main() -> int:
     pid: int | None = None
     try:
         try:
+            for path, size in spec.get("shared") or []:
+                _stage_shared(stdin, os.path.expanduser(path), int(size))
             os.makedirs(job_dir, mode=0o700)
             for name, size in spec["files"]:
                 data = _read_exact(stdin, int(size))
