@@ -180,9 +180,12 @@ def test_junit_numbers_are_rounded_and_the_xml_valid(isolated: tuple[Path, dict[
 def triaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """A real triage of the runner-style suite through the source pipeline (6 of 15 fail)."""
     workdir = tmp_path_factory.mktemp("triage")
-    res = probe(workdir, "triage", str(SUITE), "--pipeline", "source", "-P", "2", "--json", "-q")
-    assert res.code == 0, res.err
-    data: dict[str, Any] = res.json()
+    (workdir / "probe.toml").write_text("")
+    # Its own process, as a user runs it (the measuring of source is then independent of
+    # whatever the test process parsed before).
+    data: dict[str, Any] = json.loads(
+        _probe_cli(workdir, None, "triage", str(SUITE), "--pipeline", "source", "-P", "2", "--json", "-q")
+    )
     assert data["counts"]["fail"] == 6
     return workdir, data
 
@@ -233,3 +236,20 @@ def test_triage_table_never_cuts_names_or_paths(triaged: tuple[Path, dict[str, A
     if columns == 200:
         for short in ("LOC", "CC", "pickle B", "col-0 str", "closure"):
             assert short in header  # room for every column: none dropped
+
+
+def test_a_run_of_your_function_names_it_in_markdown_and_junit(tmp_path: Path) -> None:
+    """`probe run -f FILE:FUNC` has no level: its stderr block and its testcase name the function."""
+    target = f"{ROOT / 'tests' / 'assets' / 'functions' / 'crashy.py'}:raises"
+    res = probe(tmp_path, "run", "-f", target, "--quiet")
+    assert res.code == 1, res.err  # the function raised: a failing run
+    md = _report(tmp_path, "latest", "md")
+    assert not re.search(r"\bNone\b", md), md
+    assert f"<details><summary>stderr of {target} (last " in md.replace("\\_", "_")
+    assert "ZeroDivisionError" in md[md.index("<details>") :]
+    junit = _report(tmp_path, "latest", "junit")
+    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(junit)
+    cases = list(ET.fromstring(junit).iter("testcase"))
+    assert [c.get("name") for c in cases] == [f"{target} on local"]
+    failure = cases[0].find("failure")
+    assert failure is not None and failure.get("type") == "exception"
