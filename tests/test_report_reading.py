@@ -147,6 +147,7 @@ def test_isolate_probes_are_labelled_dimension_value(isolated: tuple[Path, dict[
     for value in values:
         assert f"{value} on local" in names
     assert "loc=20 on local" in names  # the passing spec with only loc raised
+    assert len(set(names)) == len(names)  # a value probed twice is "memory_mb=276 on local #2"
     # The JSON keeps the spec itself: it is the machine interface.
     doc = json.loads(_report(workdir, run_id, "json"))
     assert any(p["spec"] and p["spec"]["memory_mb"] == 276 for p in doc["probes"])
