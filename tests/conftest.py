@@ -50,6 +50,7 @@ _LOCAL_INTEGRATION = {
     "tests/test_shrink.py": "real shrinks, each candidate a real probe, kill -9 and resume",
     "tests/test_repro.py": "repro folders run by hand under real limits",
     "tests/test_triage.py": "real probes of a runner-style test suite, a real SIGINT and resume",
+    "tests/test_report_reading.py": "a real bisect and isolate under a real RLIMIT_AS, a real triage",
     "tests/test_explain.py": "real bisects, isolates and shrinks under a real memory limit, kill -9 and resume",
     "tests/test_journal_versions.py": "real runs on a migrated journal, a real read-only bind mount",
 }

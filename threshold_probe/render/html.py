@@ -14,6 +14,7 @@ from typing import Any
 
 from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
 from threshold_probe.summary import RunSummary, TriedValue
+from threshold_probe.units import format_memory
 from threshold_probe.view import (
     METRIC_COLUMNS,
     RunView,
@@ -25,6 +26,7 @@ from threshold_probe.view import (
     level_views,
     limits_text,
     metric,
+    probe_label,
     reuse_text,
     stage_order,
     threshold_sentence,
@@ -144,11 +146,15 @@ def bar_chart(
     marker: int | None = None,
     width: int = 560,
     height: int = 230,
+    limit: tuple[float, str] | None = None,
 ) -> str:
-    """Vertical bars, one per level, coloured by verdict; a dashed line marks the first failing level."""
+    """Vertical bars, one per level, coloured by verdict; a dashed line marks the first failing level,
+    and `limit` (value, label) draws a labelled horizontal line, such as the run's memory limit."""
     left, right, top, bottom = 58, 12, 28, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _l, v, _verdict in bars if v is not None]
+    if limit is not None:
+        values.append(limit[0])  # the scale reaches the limit, so its line is on the chart
     ticks = nice_ticks(max(values) if values else 1.0)
     ymax = ticks[-1]
     n = max(1, len(bars))
@@ -198,6 +204,17 @@ def bar_chart(
                 f'<text x="{mx + 3:.1f}" y="{top + 10}" font-size="10" fill="#d64541" stroke="#ffffff" '
                 'stroke-width="3" paint-order="stroke">first fail</text>'
             )
+    if limit is not None:
+        value, text = limit
+        ly = top + plot_h - (value / ymax) * plot_h
+        out.append(
+            f'<line class="limit" x1="{left}" x2="{left + plot_w}" y1="{ly:.1f}" y2="{ly:.1f}" stroke="#b3261e" '
+            'stroke-width="1.5"/>'
+        )
+        out.append(
+            f'<text class="limit" x="{left + plot_w - 2}" y="{ly - 4:.1f}" font-size="10" text-anchor="end" '
+            f'fill="#b3261e" stroke="#ffffff" stroke-width="3" paint-order="stroke">{escape(text)}</text>'
+        )
     out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#8c959f"/>')
     out.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" text-anchor="middle" '
@@ -398,9 +415,14 @@ def charts(summary: RunSummary) -> str:
 
     probed = [v for v in views if v.verdict != "-"]
     out.append('<h2>Peak memory and wall time per level</h2><div class="charts">')
+    memory = summary.limits.get("memory_bytes")
+    # Peak memory is in MiB (what the reports call MB); the line shows how close each level came.
+    limit = (
+        (memory / 1024**2, f"memory limit {format_memory(memory)}") if isinstance(memory, int) and memory > 0 else None
+    )
     out.append(
         '<div class="chart">'
-        + bar_chart([(v.level, v.peak_mb, v.verdict) for v in probed], "peak memory", "MB", ff)
+        + bar_chart([(v.level, v.peak_mb, v.verdict) for v in probed], "peak memory", "MB", ff, limit=limit)
         + "</div>"
     )
     out.append(
@@ -414,7 +436,9 @@ def charts(summary: RunSummary) -> str:
     if stages:
         rows = []
         for p in summary.probes:
-            label = f"L{p.level} #{p.attempt} {p.verdict}" if p.level is not None else p.probe_id[:16]
+            # An isolate probe is named by the value it tried alone (memory_mb=276).
+            name = f"L{p.level}" if p.level is not None else probe_label(summary, p.level, p.spec, p.probe_id)
+            label = f"{name} #{p.attempt} {p.verdict}"
             if p.cached:
                 label += " (cached)"
             rows.append((label, p.timings))
@@ -456,7 +480,8 @@ def stderr_section(view: RunView, first: int | None = None) -> str:
     for i, rec in enumerate(fails):
         text = view.stderr_of(rec)
         cls = rec.verdict.failure_class or "fail"
-        what = f"level {rec.level}" if rec.level is not None else f"isolate probe {rec.probe_id}"
+        what = probe_label(view.summary, rec.level, rec.spec, rec.probe_id)
+        what = what if rec.level is not None else f"isolate probe {what}"
         summary_line = f"{what} attempt {rec.attempt} - {cls} ({len(text.splitlines())} lines)"
         out.append(
             f'<details{" open" if i == 0 else ""} class="stderr" data-level="{"" if rec.level is None else rec.level}">'

@@ -16,9 +16,20 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 
-from threshold_probe.render.common import fmt_number
+from threshold_probe.models import ProbeRecord
+from threshold_probe.render.common import fmt_mb, fmt_number
 from threshold_probe.summary import RunSummary
-from threshold_probe.view import METRIC_COLUMNS, RunView, cell_name, level_views, metric, reuse_text, threshold_sentence
+from threshold_probe.view import (
+    METRIC_COLUMNS,
+    RunView,
+    cell_name,
+    isolate_probes,
+    level_views,
+    metric,
+    probe_label,
+    reuse_text,
+    threshold_sentence,
+)
 
 # XML 1.0 forbids most control characters, and remote stderr is full of them (ANSI colours, NULs).
 _XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -121,17 +132,40 @@ def testsuite(
             why = (skipped.verdict.explanation if skipped else None) or "infrastructure trouble"
             ET.SubElement(case, "skipped", message=xml_text(f"infrastructure skip: {why}"))
             counts["skipped"] += 1
-        out_lines = [*notes, facts]
-        for rec in recs:
-            out_lines.append(
-                f"probe {rec.probe_id} attempt {rec.attempt}: {rec.verdict.status}"
-                f" wall={rec.observation.wall_s:.3f}s peak_mb={rec.observation.peak_rss_mb}"
-            )
+        out_lines = [*notes, facts, *(_probe_line(rec) for rec in recs)]
         ET.SubElement(case, "system-out").text = xml_text("\n".join(out_lines))
-        errs = [run.stderr_of(r) for r in recs]
-        errs = [e for e in errs if e.strip()]
-        if errs:
-            ET.SubElement(case, "system-err").text = xml_text("\n----\n".join(errs))
+        _stderr(case, run, recs)
+    # Isolate probes ran workloads off the ladder: each is a testcase named by the value it tried
+    # alone (memory_mb=276); a failing one is a finding of the search, like a failing level.
+    seen: dict[str, int] = {}
+    for p in isolate_probes(summary):
+        label = probe_label(summary, p.level, p.spec, p.probe_id)
+        name = f"{label} on {summary.cluster}"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # the same value probed again (a repeat): dashboards keep names apart
+            name += f" #{seen[name]}"
+        case = ET.SubElement(suite, "testcase", name=xml_text(name), classname=classname)
+        case.set("time", _secs(p.wall_s))
+        total_time += p.wall_s or 0.0
+        counts["tests"] += 1
+        rec = by_id.get(p.probe_id)
+        lines = [f"isolate probe {label}: {p.verdict}"]
+        if p.verdict == "fail":
+            message = f"{p.failure_class or 'unknown'}: {p.signature}" if p.signature else p.failure_class or "unknown"
+            if findings:
+                lines.insert(0, f"finding, not a test failure: {message}")
+            else:
+                el = ET.SubElement(
+                    case, "failure", type=xml_text(p.failure_class or "unknown"), message=xml_text(message)
+                )
+                counts["failures"] += 1
+        elif p.verdict == "skip":
+            ET.SubElement(case, "skipped", message="infrastructure skip")
+            counts["skipped"] += 1
+        if rec is not None:
+            lines.append(_probe_line(rec))
+        ET.SubElement(case, "system-out").text = xml_text("\n".join(lines))
+        _stderr(case, run, [rec] if rec is not None else [])
     suite.set("name", xml_text(name or cell_name(summary)))
     for key, count in counts.items():
         suite.set(key, str(count))
@@ -141,6 +175,21 @@ def testsuite(
     suite.set("package", classname)
     # Element order does not matter to the schema; attributes first keeps the file readable.
     return suite
+
+
+def _probe_line(rec: ProbeRecord) -> str:
+    # Rounded as people read them: seconds to the millisecond, megabytes to one decimal.
+    return (
+        f"probe {rec.probe_id} attempt {rec.attempt}: {rec.verdict.status}"
+        f" wall={rec.observation.wall_s:.3f}s peak_mb={fmt_mb(rec.observation.peak_rss_mb)}"
+    )
+
+
+def _stderr(case: ET.Element, run: RunView, recs: Sequence[ProbeRecord]) -> None:
+    errs = [run.stderr_of(r) for r in recs]
+    errs = [e for e in errs if e.strip()]
+    if errs:
+        ET.SubElement(case, "system-err").text = xml_text("\n----\n".join(errs))
 
 
 def document(suites: Sequence[ET.Element], name: str = "threshold-probe") -> str:

@@ -9,15 +9,17 @@ from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
 from threshold_probe.view import (
     METRIC_COLUMNS,
     RunView,
-    failing_records,
     first_fail,
     isolate_dimensions,
     isolate_drivers,
+    isolate_probes,
     level_name,
     level_views,
     limits_text,
     metric,
+    probe_label,
     reuse_text,
+    threshold_record,
     threshold_sentence,
 )
 
@@ -26,7 +28,9 @@ STDERR_LINES = 30
 
 
 def _cell(text: object) -> str:
-    # A pipe or newline would break the table row.
+    # A pipe or newline would break the table row; an unknown value is a dash, never "None".
+    if text is None:
+        return "-"
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -38,7 +42,10 @@ _MD_LINE_START = re.compile(r"^(\s*)([#+=>-]|\d+(?=[.)]))")
 
 
 def _md(text: object) -> str:
-    """Text from a user file or the far side, shown literally inline (no emphasis, links or HTML)."""
+    """Text from a user file or the far side, shown literally inline (no emphasis, links or HTML);
+    an unknown value is a dash."""
+    if text is None:
+        return "-"
     flat = " ".join(str(text).split("\n"))
     out = []
     for i, ch in enumerate(flat):
@@ -158,14 +165,26 @@ def to_markdown(run: RunView) -> str:
             row.append("yes" if name in drivers else "")
             out.append("| " + " | ".join(_cell(c) for c in row) + " |")
         out.append("")
+        probes = isolate_probes(summary)
+        if probes:
+            # Each probe named by the value it tried alone, as the isolate table reads.
+            out += ["#### Isolate probes", "", "| probe | verdict | wall | peak MB | failure class |"]
+            out.append("|---|---|---:|---:|---|")
+            for p in probes:
+                name = probe_label(summary, p.level, p.spec, p.probe_id)
+                cells = [_md(name), p.verdict, fmt_seconds(p.wall_s), fmt_mb(p.peak_rss_mb), _md(p.failure_class or "")]
+                out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+            out.append("")
 
-    fails = failing_records(run.records)
-    if fails:
-        first = fails[0]
+    # The stderr of the threshold level, not of whichever failing probe ran first (a bisect
+    # probes the top of the ladder before it finds the threshold).
+    first = threshold_record(summary, run.records)
+    if first is not None:
         tail = first.observation.job.stderr_tail.rstrip().splitlines()[-STDERR_LINES:]
         if tail:
             body = "\n".join(tail)
             fence = _fence(body)
-            out.append(f"<details><summary>stderr of level {first.level} (last {len(tail)} lines)</summary>")
+            what = probe_label(summary, first.level, first.spec, first.probe_id)
+            out.append(f"<details><summary>stderr of {_md(what)} (last {len(tail)} lines)</summary>")
             out += ["", f"{fence}text", body, fence, "", "</details>", ""]
     return "\n".join(out)

@@ -14,7 +14,7 @@ import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -74,6 +74,79 @@ def _outcome(f: TriageFunction) -> str:
 # -- Rich ------------------------------------------------------------------------------------------
 
 
+class FunctionsTable:
+    """The table of probed functions, laid out for the width it is drawn at.
+
+    Paths and function names are identifiers: never cut or folded. When the table is wider than
+    the terminal (or the pipe's width), metric columns give way first, those that separate nothing
+    before the separating ones, then the class; the verdict always stays.
+    """
+
+    def __init__(self, report: TriageReport) -> None:
+        self.report = report
+
+    def columns(self, width: int) -> list[str]:
+        """The columns that fit in `width` cells: where, function, some metrics, verdict, class."""
+        report = self.report
+        probed = _probed(report)
+        metrics = _metrics(report)
+        cells: dict[str, list[str]] = {
+            "where": [_where(f) for f in probed],
+            "function": [f.name for f in probed],
+            "verdict": [f.verdict for f in probed],
+            # The class (or a skip's reason) wraps at spaces: its longest word is what it needs.
+            "class": [w for f in probed for w in _outcome(f).split()],
+        }
+        for m in metrics:
+            cells[m] = [_value(f.metrics.get(m)) for f in probed]
+        heads = {**{m: _SHORT.get(m, m) for m in metrics}, "class": "class"}
+
+        def need(col: str) -> int:
+            return max([len(heads.get(col, col)), *(Text(c).cell_len for c in cells[col])]) + 3
+
+        separating = {r.feature for g in report.groups for r in g.separators[:1]}
+        if report.chart_feature:
+            separating.add(report.chart_feature)
+        droppable = [m for m in reversed(metrics) if m not in separating]
+        droppable += [m for m in reversed(metrics) if m in separating] + ["class"]
+        columns = ["where", "function", *metrics, "verdict", "class"]
+        while droppable and sum(need(c) for c in columns) + 1 > width:
+            columns.remove(droppable.pop(0))
+        return columns
+
+    def table(self, width: int) -> Table:
+        """The Rich table at this width."""
+        columns = self.columns(width)
+        table = Table(title="functions", title_justify="left", header_style="bold")
+        for col in columns:
+            if col in ("where", "function"):
+                table.add_column(col, no_wrap=True)
+            elif col == "verdict":
+                table.add_column(col, min_width=7, no_wrap=True)
+            elif col == "class":
+                table.add_column(col, min_width=5)
+            else:
+                header = _SHORT.get(col, col)
+                table.add_column(header, justify="right", min_width=len(header), no_wrap=True)
+        for f in _probed(self.report):
+            style = _RICH_STYLE.get(f.verdict, "")
+            values = {
+                "where": Text(_where(f)),
+                "function": Text(f.name),
+                "verdict": Text(f.verdict, style=style),
+                "class": Text(_outcome(f), style="dim" if f.verdict == "not probed" else ""),
+            }
+            table.add_row(*(values[c] if c in values else Text(_value(f.metrics.get(c))) for c in columns))
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+
+def _where(f: TriageFunction) -> str:
+    return f"{f.file.rsplit('/', 1)[-1]}:{f.line}"
+
+
 def renderables(report: TriageReport) -> list[RenderableType]:
     """The terminal report: conclusion, separators per class, then the table of functions."""
     report = clean(report)
@@ -92,30 +165,12 @@ def renderables(report: TriageReport) -> list[RenderableType]:
             body.append(f"  {line}\n", style="bold" if line.startswith("fails iff") else "")
         title = f"{g.failure_class}: {len(g.functions)} failing"
         out.append(Panel(body, title=title, title_align="left", border_style="red"))
-    table = Table(title="functions", title_justify="left", header_style="bold")
-    table.add_column("where", no_wrap=True)
-    table.add_column("function", no_wrap=True)
-    metrics = _metrics(report)
-    for m in metrics:
-        header = _SHORT.get(m, m)
-        table.add_column(header, justify="right", min_width=len(header))
-    table.add_column("verdict", min_width=7)
-    table.add_column("class", min_width=6)
-    for f in _probed(report):
-        style = _RICH_STYLE.get(f.verdict, "")
-        table.add_row(
-            Text(f"{f.file.rsplit('/', 1)[-1]}:{f.line}"),
-            Text(f.name),
-            *(Text(_value(f.metrics.get(m))) for m in metrics),
-            Text(f.verdict, style=style),
-            Text(_outcome(f), style="dim" if f.verdict == "not probed" else ""),
-        )
-    out.append(table)
+    out.append(FunctionsTable(report))
     unprobed = [f for f in report.functions if f.verdict == "not probed"]
     if unprobed:
         rest = Table(title="not probed", title_justify="left", header_style="bold", box=None)
-        rest.add_column("where")
-        rest.add_column("function")
+        rest.add_column("where", no_wrap=True)
+        rest.add_column("function", no_wrap=True)
         rest.add_column("reason", style="dim")
         for f in unprobed:
             rest.add_row(Text(f"{f.file.rsplit('/', 1)[-1]}:{f.line}"), Text(f.name), Text(f.reason or ""))

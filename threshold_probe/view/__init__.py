@@ -303,6 +303,56 @@ def isolate_drivers(isolate: IsolateSummary | None) -> list[str]:
     return list(isolate.drivers) if isolate is not None else []
 
 
+def isolate_probes(summary: RunSummary) -> list[ProbeSummary]:
+    """The probes of workloads off the ladder (isolation's specs), in dispatch order."""
+    return [p for p in summary.probes if p.level is None and p.spec]
+
+
+def spec_label(isolate: IsolateSummary | None, spec: Mapping[str, Any] | None) -> str | None:
+    """What an isolate probe tried, as `memory_mb=276`: the dimension values by which its spec
+    differs from the passing or the failing level it was made from (whichever it is closer to).
+    None when the spec is not an isolation spec."""
+    if not spec:
+        return None
+    if isolate is None or not (isolate.good_spec or isolate.bad_spec):
+        function = spec.get("function")
+        return str(function) if function else None
+    changes = [
+        {k: v for k, v in spec.items() if base.get(k) != v} for base in (isolate.good_spec, isolate.bad_spec) if base
+    ]
+    changed = min(changes, key=len)
+    if not changed:
+        return None
+    return ", ".join(f"{k}={_spec_value(v)}" for k, v in changed.items())
+
+
+def _spec_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def probe_label(summary: RunSummary, level: int | None, spec: Mapping[str, Any] | None, probe_id: str) -> str:
+    """A probe as reports name it: `level 5` (or `n=1,000` for a scaled function), `memory_mb=276`
+    for an isolate probe, else its id."""
+    if level is not None:
+        return _level_words(summary, level)
+    return spec_label(summary.isolate, spec) or probe_id
+
+
+def threshold_record(summary: RunSummary, records: Sequence[ProbeRecord]) -> ProbeRecord | None:
+    """The failing probe whose evidence a report quotes: one at the first failing level (with the
+    run's failure signature when one matches), else the first failing probe."""
+    fails = failing_records(records)
+    ff = first_fail(summary)
+    at_threshold = [r for r in fails if ff is not None and r.level == ff]
+    signature = summary.failure.signature if summary.failure is not None else None
+    for r in at_threshold:
+        if signature is None or r.verdict.signature == signature:
+            return r
+    if at_threshold:
+        return at_threshold[0]
+    return fails[0] if fails else None
+
+
 def stored_summary(info: RunInfo) -> RunSummary | None:
     """The summary a run stored, typed; None while it has none, or when it cannot be read."""
     if info.summary is None:
