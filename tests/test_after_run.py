@@ -129,8 +129,9 @@ def test_a_bisect_ends_with_what_to_do_next(shared: Path, mode: str) -> None:
     first = probe(folder, mode, "bisect", "--hi", "12", "--memory", "300MB")
     out = ok(first)
     run_id = run_id_of(out)
-    # A new journal: where it is, said once on stderr; an existing one: nothing to say.
-    assert first.stderr.count("journal: reports/probe.db") == (1 if new else 0), first.stderr
+    # A new journal: where it is, said once; an existing one: nothing to say.
+    assert len(re.findall(r"^journal\s+reports/probe\.db\s", out, re.M)) == (1 if new else 0), out
+    assert "probe.db" not in first.stderr
     data = json.loads(ok(probe(folder, mode, "report", run_id, "--json")))
     assert data["first_fail"] is not None and data["last_pass"] is not None
 
@@ -220,3 +221,11 @@ def test_json_output_has_no_footer(shared: Path) -> None:
     data = json.loads(ok(result))  # the whole of stdout is the JSON document
     assert data["kind"] == "bisect"
     assert "run folder" not in result.stdout and "probes" in data
+
+
+def test_probe_run_says_where_the_journal_is_when_it_creates_it(folder: Path) -> None:
+    first = ok(probe(folder, "piped", "run", "--level", "1"))
+    assert first.count("journal: reports/probe.db") == 1, first
+    assert (folder / "reports" / "probe.db").is_file()
+    again = ok(probe(folder, "piped", "run", "--level", "1"))
+    assert "journal:" not in again

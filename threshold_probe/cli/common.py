@@ -75,19 +75,9 @@ class AppState:
         return path if path.is_absolute() else (cfg.base_dir / path)
 
     def store(self, readonly: bool = False) -> Store:
-        """The journal; `readonly` for commands that only read it (works on a read-only journal).
-
-        A command that writes says where the journal is when it creates it, once: later runs,
-        `probe runs` and `probe report` read it there (see docs/search.md, "Where runs are kept").
-        """
+        """The journal; `readonly` for commands that only read it (works on a read-only journal)."""
         if self._store is None:
-            root = self.resolved_reports_dir()
-            new = not readonly and not (root / "probe.db").exists()
-            self._store = Store(root, readonly=readonly)
-            if new:
-                from threshold_probe.cli.show import shown_path
-
-                err_console.print(Text(f"journal: {shown_path(self._store.db_path)}", style="dim"), highlight=False)
+            self._store = Store(self.resolved_reports_dir(), readonly=readonly)
         return self._store
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from threshold_probe.cli.common import (
     get_state,
     print_json,
 )
-from threshold_probe.cli.show import run_context, show_probe, show_summary
+from threshold_probe.cli.show import run_context, show_probe, show_summary, shown_path
 from threshold_probe.errors import UserError
 from threshold_probe.render.after_run import print_after_run
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
@@ -148,6 +148,8 @@ def _execute(
 ) -> RunSummary:
     st = get_state()
     cfg = st.config()
+    # Said once, at the end of the run that creates it: where every later command reads runs from.
+    new_journal = not (st.resolved_reports_dir() / "probe.db").exists()
     store = st.store()
     progress = RichProgress(quiet=quiet or st.quiet)
     prefix = command_prefix()
@@ -197,9 +199,12 @@ def _execute(
         if summary.reuse is not None and summary.reuse.reused:
             console.print(Text(strip_control(reuse_text(summary))), highlight=False)
         console.print(Text(f"run {summary.run_id}: {summary.reports_dir}", style="dim"), highlight=False)
+        if new_journal:
+            console.print(Text(f"journal: {shown_path(store.db_path)}", style="dim"), highlight=False)
     else:
         show_summary(summary, store, console, all_levels=all_levels)
-        print_after_run(summary, run_context(summary, cfg, prefix), console)
+        journal = shown_path(store.db_path) if new_journal else None
+        print_after_run(summary, run_context(summary, cfg, prefix, journal), console)
     return summary
 
 

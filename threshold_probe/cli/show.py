@@ -103,9 +103,10 @@ def shown_path(path: str | Path) -> str:
         return str(path)
 
 
-def run_context(summary: RunSummary, config: ProbeConfig, prefix: str) -> RunContext:
+def run_context(summary: RunSummary, config: ProbeConfig, prefix: str, journal: str | None = None) -> RunContext:
     """What the end of a run says beyond its summary: where its limits came from, the config
-    file, the run folder, and the options that point the next commands at the same cluster."""
+    file, the run folder (and the journal, when the run created it), and the options that point
+    the next commands at the same cluster."""
     params = summary.params
     try:
         cluster = config.cluster(summary.cluster)
@@ -131,5 +132,6 @@ def run_context(summary: RunSummary, config: ProbeConfig, prefix: str) -> RunCon
         config_file=shown_path(config_file) if config_file is not None else None,
         command_prefix=prefix,
         run_folder=shown_path(summary.reports_dir) if summary.reports_dir else None,
+        journal=journal,
         where=where,
     )

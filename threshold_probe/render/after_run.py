@@ -43,6 +43,8 @@ class RunContext:
     command_prefix: str = "probe"
     #: The run's folder as the user would name it (relative to the current folder when inside it).
     run_folder: str | None = None
+    #: The journal, when this run created it (said once: later runs add to it).
+    journal: str | None = None
     #: The run's --cluster, --pipeline and --ladder, where they are not the defaults.
     where: Mapping[str, str] = field(default_factory=dict)
 
@@ -167,6 +169,8 @@ def print_after_run(summary: RunSummary, ctx: RunContext, console: Console) -> N
 
     if ctx.run_folder:
         row("run folder", ctx.run_folder)
+    if ctx.journal:
+        row("journal", Text(ctx.journal).append("  (new; `probe runs` lists the runs it holds)", style="dim"))
     for i, line in enumerate(limit_lines(summary, ctx)):
         row("limits" if i == 0 else "", line)
     for i, (command, why) in enumerate(next_commands(summary, ctx)):
