@@ -53,6 +53,7 @@ _LOCAL_INTEGRATION = {
     "tests/test_report_reading.py": "a real bisect and isolate under a real RLIMIT_AS, a real triage",
     "tests/test_explain.py": "real bisects, isolates and shrinks under a real memory limit, kill -9 and resume",
     "tests/test_journal_versions.py": "real runs on a migrated journal, a real read-only bind mount",
+    "tests/test_after_run.py": "real bisects, sweeps and isolates under a real RLIMIT_AS",
 }
 #: Fixtures that record a real run for the tests that use them.
 _LOCAL_INTEGRATION_FIXTURES = {

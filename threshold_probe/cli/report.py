@@ -31,6 +31,10 @@ def report(
         Path | None,
         typer.Option("--output", "-o", help="Write the report to FILE (atomically) instead of stdout."),
     ] = None,
+    all_levels: Annotated[
+        bool,
+        typer.Option("--all-levels", help="A row for every level in the rich report, the ones not probed too."),
+    ] = False,
 ) -> None:
     """Render a recorded run: the Rich report, or JSON, Markdown, HTML or JUnit XML."""
     if as_json:
@@ -54,11 +58,11 @@ def report(
     summary = RunSummary.model_validate(info.summary)
     view = run_view(summary, store.probes(summary.run_id))
     if output is not None:
-        atomic_write(output, render(view, fmt))
+        atomic_write(output, render(view, fmt, all_levels=all_levels))
         err_console.print(f"wrote {fmt} report of {summary.run_id} to {output}", highlight=False)
         return
     if fmt == "rich":
-        print_report(view, console)
+        print_report(view, console, all_levels)
         return
     sys.stdout.write(render(view, fmt))
     sys.stdout.flush()

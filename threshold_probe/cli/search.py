@@ -16,8 +16,9 @@ from threshold_probe.cli.common import (
     get_state,
     print_json,
 )
-from threshold_probe.cli.show import show_probe, show_summary
+from threshold_probe.cli.show import run_context, show_probe, show_summary, shown_path
 from threshold_probe.errors import UserError
+from threshold_probe.render.after_run import print_after_run
 from threshold_probe.session import Kind, LimitOverrides, SearchOptions, isolate_from, resume_search, run_search
 from threshold_probe.summary import RunSummary, gate_failure
 from threshold_probe.target import parse_args
@@ -123,6 +124,10 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 PreflightOpt = Annotated[
     bool, typer.Option("--preflight/--no-preflight", help="Check the cluster before the first probe.")
 ]
+AllLevelsOpt = Annotated[
+    bool,
+    typer.Option("--all-levels", help="A row for every level in the report, the ones not probed too."),
+]
 
 
 def _execute(
@@ -139,9 +144,12 @@ def _execute(
     resume: str | None,
     as_json: bool,
     quiet: bool,
+    all_levels: bool = False,
 ) -> RunSummary:
     st = get_state()
     cfg = st.config()
+    # Said once, at the end of the run that creates it: where every later command reads runs from.
+    new_journal = not (st.resolved_reports_dir() / "probe.db").exists()
     store = st.store()
     progress = RichProgress(quiet=quiet or st.quiet)
     prefix = command_prefix()
@@ -191,8 +199,12 @@ def _execute(
         if summary.reuse is not None and summary.reuse.reused:
             console.print(Text(strip_control(reuse_text(summary))), highlight=False)
         console.print(Text(f"run {summary.run_id}: {summary.reports_dir}", style="dim"), highlight=False)
+        if new_journal:
+            console.print(Text(f"journal: {shown_path(store.db_path)}", style="dim"), highlight=False)
     else:
-        show_summary(summary, store, console)
+        show_summary(summary, store, console, all_levels=all_levels)
+        journal = shown_path(store.db_path) if new_journal else None
+        print_after_run(summary, run_context(summary, cfg, prefix, journal), console)
     return summary
 
 
@@ -305,6 +317,7 @@ def sweep(
     values: ValuesOpt = None,
     ship_local_modules: ShipLocalOpt = False,
     expect_pass_through: ExpectOpt = None,
+    all_levels: AllLevelsOpt = False,
 ) -> None:
     """Probe every level in order and report where verdicts change.
 
@@ -335,6 +348,7 @@ def sweep(
         resume=_resume_target(resume, run_id),
         as_json=as_json,
         quiet=quiet,
+        all_levels=all_levels,
     )
     _gate(summary)
 
@@ -378,6 +392,7 @@ def bisect(
     values: ValuesOpt = None,
     ship_local_modules: ShipLocalOpt = False,
     expect_pass_through: ExpectOpt = None,
+    all_levels: AllLevelsOpt = False,
 ) -> None:
     """Find the first failing level by bisection, after checking both ends.
 
@@ -428,6 +443,7 @@ def bisect(
         resume=_resume_target(resume, run_id),
         as_json=as_json,
         quiet=quiet,
+        all_levels=all_levels,
     )
     _gate(summary)
 
@@ -455,6 +471,7 @@ def isolate(
     preflight: PreflightOpt = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    all_levels: AllLevelsOpt = False,
 ) -> None:
     """Find which dimensions drive a failure, starting from a bisect's last pass and first fail.
 
@@ -477,6 +494,7 @@ def isolate(
         resume=(run_id or "latest") if resume else None,
         as_json=as_json,
         quiet=quiet,
+        all_levels=all_levels,
     )
 
 

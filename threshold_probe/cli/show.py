@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from threshold_probe.cli.common import get_state
+from threshold_probe.config import ProbeConfig, find_config
+from threshold_probe.errors import ProbeError
 from threshold_probe.models import STAGES, ProbeRecord
+from threshold_probe.render.after_run import RunContext
+from threshold_probe.session import LimitOverrides, limit_origins
 from threshold_probe.store import Store
 from threshold_probe.summary import RunSummary
 from threshold_probe.textsafe import clean
@@ -80,9 +87,51 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
     console.print(Panel(Group(*blocks), title="observation", border_style=style))
 
 
-def show_summary(summary: RunSummary, store: Store, console: Console) -> None:
-    """The Rich report of a run."""
+def show_summary(summary: RunSummary, store: Store, console: Console, all_levels: bool = False) -> None:
+    """The Rich report of a run (`all_levels`: a row for every level, the unprobed ones too)."""
     from threshold_probe.render.terminal import print_report
     from threshold_probe.view import run_view
 
-    print_report(run_view(summary, store.probes(summary.run_id)), console)
+    print_report(run_view(summary, store.probes(summary.run_id)), console, all_levels)
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def run_context(summary: RunSummary, config: ProbeConfig, prefix: str, journal: str | None = None) -> RunContext:
+    """What the end of a run says beyond its summary: where its limits came from, the config
+    file, the run folder (and the journal, when the run created it), and the options that point
+    the next commands at the same cluster."""
+    params = summary.params
+    try:
+        cluster = config.cluster(summary.cluster)
+    except ProbeError:  # a cluster the config no longer names: its limits' origins are unknown
+        origins: dict[str, str] = {}
+        cluster_type = summary.cluster_info.get("kind", "")
+    else:
+        overrides = {k: v for k, v in (params.get("overrides") or {}).items() if k in ("memory", "time", "cores")}
+        origins = limit_origins(config, summary.cluster, LimitOverrides(**overrides))
+        cluster_type = cluster.type
+    state = get_state()
+    config_file = state.config_path or find_config()
+    defaults = {
+        "--cluster": config.defaults.cluster,
+        "--pipeline": config.defaults.pipeline,
+        "--ladder": config.defaults.ladder,
+    }
+    given = {"--cluster": params.get("cluster"), "--pipeline": params.get("pipeline"), "--ladder": params.get("ladder")}
+    where = {k: str(v) for k, v in given.items() if v and v != defaults[k]}
+    return RunContext(
+        origins=origins,
+        cluster_type=cluster_type,
+        config_file=shown_path(config_file) if config_file is not None else None,
+        command_prefix=prefix,
+        run_folder=shown_path(summary.reports_dir) if summary.reports_dir else None,
+        journal=journal,
+        where=where,
+    )

@@ -21,9 +21,12 @@ FORMATS: tuple[str, ...] = get_args(Format)
 SUFFIXES = {"rich": ".txt", "json": ".json", "md": ".md", "html": ".html", "junit": ".xml"}
 
 
-def render(run: RunView | RunSummary, fmt: str, records: Sequence[ProbeRecord] = ()) -> str:
+def render(
+    run: RunView | RunSummary, fmt: str, records: Sequence[ProbeRecord] = (), *, all_levels: bool = False
+) -> str:
     """The run in one format, as text. Given a bare summary, its view is made first (with
-    `records`, the run's probes, whose stderr html and junit show).
+    `records`, the run's probes, whose stderr html and junit show). `all_levels`: the rich
+    report's level table has a row for every level, the ones not probed too.
 
     For "rich" this is the plain-text form of the terminal report; print it on a console with
     threshold_probe.render.terminal.print_report to keep its colours.
@@ -32,7 +35,7 @@ def render(run: RunView | RunSummary, fmt: str, records: Sequence[ProbeRecord] =
     if fmt == "rich":
         from threshold_probe.render.terminal import to_text
 
-        return to_text(view)
+        return to_text(view, all_levels=all_levels)
     if fmt == "json":
         from threshold_probe.render.json import to_json
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import statistics
+from collections.abc import Sequence
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -15,11 +16,13 @@ from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
 from threshold_probe.summary import RunSummary
 from threshold_probe.view import (
     METRIC_COLUMNS,
+    LevelView,
     RunView,
     failing_records,
     first_fail,
     isolate_dimensions,
     isolate_drivers,
+    last_pass,
     level_name,
     level_views,
     limits_text,
@@ -66,28 +69,129 @@ def header(summary: RunSummary) -> RenderableType:
     return Panel(grid, title="threshold-probe report", title_align="left", border_style="blue")
 
 
-def level_table(summary: RunSummary) -> Table:
-    """One row per level: static metrics, verdict, wall time, peak memory, failure class."""
+def level_table(
+    summary: RunSummary,
+    all_levels: bool = False,
+    metrics: Sequence[tuple[str, str]] = METRIC_COLUMNS,
+    widths: Sequence[int] | None = None,
+) -> Table:
+    """One row per level: static metrics, verdict, wall time, peak memory, failure class.
+
+    A stretch of levels the run did not probe is one row ("2–19 not probed"): a bisect probes
+    ten of forty levels, and thirty rows of dashes would hide them. `all_levels` shows each.
+    `metrics`: the static metric columns shown and `widths` their widths (LevelTable fits the
+    table to a narrow terminal with them).
+    """
     table = Table(title="levels", title_justify="left", header_style="bold")
-    views = level_views(summary)
-    # A level's name is its identity (a scaled value such as n=3,162,278): never cut it.
-    widest = max((len(level_name(summary, v.level)) for v in views), default=5)
-    table.add_column("level", justify="right", no_wrap=True, min_width=widest)
-    for _key, label in METRIC_COLUMNS:
-        table.add_column(label, justify="right")
-    table.add_column("verdict")
-    table.add_column("wall", justify="right")
-    table.add_column("peak MB", justify="right")
-    table.add_column("failure class")
+    rows = _level_rows(summary, all_levels, metrics)
+    # The level's name is its identity (a scaled value such as n=3,162,278) and a number is only
+    # true whole: no cell is ever cut or folded, the headers wrap instead.
+    for i, head in enumerate(_headers(metrics)):
+        width = max((cells[i].cell_len for _n, cells in rows), default=0)
+        left = head in ("verdict", "failure class")
+        fixed = widths[i] if widths is not None else None
+        table.add_column(head, justify="left" if left else "right", min_width=width or None, width=fixed)
     ff = first_fail(summary)
-    for view in views:
-        cells = [level_name(summary, view.level)]
-        cells += [fmt_number(metric(view.metrics, key)) for key, _l in METRIC_COLUMNS]
-        verdict = Text(view.verdict, style=VERDICT_STYLE.get(view.verdict, ""))
-        row: list[str | Text] = [*cells, verdict, fmt_seconds(view.wall_s), fmt_mb(view.peak_mb)]
-        row.append(Text(view.failure_class or ""))
-        table.add_row(*row, style="on grey15" if view.level == ff else None)
+    for number, cells in rows:
+        table.add_row(*cells, style="on grey15" if number is not None and number == ff else None)
     return table
+
+
+def _headers(metrics: Sequence[tuple[str, str]]) -> list[str]:
+    return ["level", *(label for _k, label in metrics), "verdict", "wall", "peak MB", "failure class"]
+
+
+def _level_rows(
+    summary: RunSummary, all_levels: bool, metrics: Sequence[tuple[str, str]]
+) -> list[tuple[int | None, list[Text]]]:
+    """The table's rows: (level, cells) for a probed level, (None, cells) for an unprobed stretch."""
+    views = level_views(summary)
+    rows: list[tuple[int | None, list[Text]]] = []
+    entries: list[tuple[LevelView | None, int, int]] = [(v, v.level, v.level) for v in views]
+    for view, lo, hi in entries if all_levels else _folded(views):
+        if view is None:
+            blank = [Text("") for _ in range(len(metrics))]
+            cells = [Text(_stretch_name(summary, lo, hi)), *blank, Text(NOT_PROBED, style="dim")]
+            rows.append((None, [*cells, Text(""), Text(""), Text("")]))
+            continue
+        cells = [Text(level_name(summary, view.level))]
+        cells += [Text(fmt_number(metric(view.metrics, key))) for key, _l in metrics]
+        cells.append(Text(view.verdict, style=VERDICT_STYLE.get(view.verdict, "")))
+        cells += [Text(fmt_seconds(view.wall_s)), Text(fmt_mb(view.peak_mb)), Text(view.failure_class or "")]
+        rows.append((view.level, cells))
+    return rows
+
+
+#: The verdict cell of a stretch of levels the run did not probe.
+NOT_PROBED = "not probed"
+
+
+def _folded(views: list[LevelView]) -> list[tuple[LevelView | None, int, int]]:
+    """The level views, each stretch of unprobed levels as one (None, first, last) entry."""
+    rows: list[tuple[LevelView | None, int, int]] = []
+    for view in views:
+        if view.verdict != "-":
+            rows.append((view, view.level, view.level))
+        elif rows and rows[-1][0] is None:
+            rows[-1] = (None, rows[-1][1], view.level)
+        else:
+            rows.append((None, view.level, view.level))
+    return rows
+
+
+def _stretch_name(summary: RunSummary, lo: int, hi: int) -> str:
+    """'2–19', or one level's name when the stretch is one level long."""
+    if lo == hi:
+        return level_name(summary, lo)
+    return f"{level_name(summary, lo)}–{level_name(summary, hi)}"
+
+
+#: Static metric columns a narrow terminal leaves out of the level table, first to last.
+DROP_ORDER = ("subprocess_calls", "cc", "loc", "pickle_bytes")
+
+
+class LevelTable:
+    """The level table, fitted to the width it is drawn at: when its cells would not fit whole,
+    static metric columns are left out (DROP_ORDER); the level, its verdict, its wall time and
+    peak memory are always shown whole (`--json` and wider terminals have every metric)."""
+
+    def __init__(self, summary: RunSummary, all_levels: bool = False) -> None:
+        self.summary = summary
+        self.all_levels = all_levels
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        metrics = list(METRIC_COLUMNS)
+        for key in (None, *DROP_ORDER):
+            metrics = [m for m in metrics if m[0] != key]
+            rows = _level_rows(self.summary, self.all_levels, metrics)
+            fits, widths = _fit(_headers(metrics), [cells for _n, cells in rows], options.max_width)
+            if fits:
+                break
+        yield level_table(self.summary, self.all_levels, metrics, widths)
+
+
+def _fit(headers: list[str], rows: list[list[Text]], max_width: int) -> tuple[bool, list[int] | None]:
+    """Whether the columns fit `max_width` with every cell whole, and their widths: None when
+    they fit unwrapped; else each header wrapped at its spaces as far as needed, left first.
+
+    Rich's own sharing out of a narrow width shrinks the widest columns first and may cut a
+    cell, so the widths are chosen here.
+    """
+    extra = 1 + 3 * len(headers)  # a border and one space either side of every column
+    cells = [max((row[i].cell_len for row in rows), default=0) for i in range(len(headers))]
+    lows = [max(max(len(word) for word in head.split()), cell) for head, cell in zip(headers, cells, strict=True)]
+    highs = [max(len(head), cell) for head, cell in zip(headers, cells, strict=True)]
+    if sum(highs) + extra <= max_width:
+        return True, None
+    spare = max_width - extra - sum(lows)
+    if spare < 0:
+        return False, None
+    widths = list(lows)
+    for i, high in enumerate(highs):
+        give = min(spare, high - widths[i])
+        widths[i] += give
+        spare -= give
+    return True, widths
 
 
 def verdict_panel(view: RunView) -> Panel:
@@ -95,8 +199,9 @@ def verdict_panel(view: RunView) -> Panel:
     summary = view.summary
     sentence = threshold_sentence(summary)
     lines: list[RenderableType] = [Text(sentence, style="bold")]
-    if summary.message and not sentence.startswith(summary.message.rstrip(".")):
-        lines.append(Text(summary.message))
+    more = _beyond_sentence(summary, sentence)
+    if more:
+        lines.append(Text(more))
     failure = summary.failure
     if failure is not None:
         cause = Text("cause: ", style="bold")
@@ -120,6 +225,18 @@ def verdict_panel(view: RunView) -> Panel:
                 lines.append(Text(f"  ... {len(evidence) - MAX_EVIDENCE_LINES} more lines", style="dim"))
     style = "red" if first_fail(summary) is not None else "green"
     return Panel(Group(*lines), title="verdict", title_align="left", border_style=style)
+
+
+def _beyond_sentence(summary: RunSummary, sentence: str) -> str:
+    """What the search's message adds to the threshold sentence: '' when it says the same thing
+    in other words ('no level fails up to 40' beside 'no failure up to level 40')."""
+    message = summary.message.strip()
+    if not message or sentence.startswith(message.rstrip(".")):
+        return ""
+    same = f"no level fails up to {last_pass(summary)}"
+    if sentence.startswith("no failure up to") and message.startswith(same):
+        return message[len(same) :].lstrip(" ;,").strip()
+    return message
 
 
 def timings_table(summary: RunSummary) -> Table | None:
@@ -186,10 +303,11 @@ def _yes_no(value: object) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
-def renderables(view: RunView) -> list[RenderableType]:
-    """Every block of the report, in order, ready for console.print."""
+def renderables(view: RunView, all_levels: bool = False) -> list[RenderableType]:
+    """Every block of the report, in order, ready for console.print (`all_levels`: a row for
+    each level, the unprobed ones too)."""
     summary = view.summary
-    blocks: list[RenderableType] = [header(summary), level_table(summary), verdict_panel(view)]
+    blocks: list[RenderableType] = [header(summary), LevelTable(summary, all_levels), verdict_panel(view)]
     if summary.flaky_band:
         band = summary.flaky_band
         blocks.append(
@@ -219,14 +337,14 @@ def renderables(view: RunView) -> list[RenderableType]:
     return blocks
 
 
-def print_report(view: RunView, console: Console) -> None:
+def print_report(view: RunView, console: Console, all_levels: bool = False) -> None:
     """Print the report on a Rich console; the view's probes add stderr evidence."""
-    for block in renderables(view):
+    for block in renderables(view, all_levels):
         console.print(block)
 
 
-def to_text(view: RunView, width: int = 120) -> str:
+def to_text(view: RunView, width: int = 120, all_levels: bool = False) -> str:
     """The report as plain text (for -o FILE): the same blocks, without colour codes."""
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None, force_terminal=False)
-    print_report(view, console)
+    print_report(view, console, all_levels)
     return console.export_text(styles=False)

@@ -21,6 +21,7 @@ from threshold_probe.session.options import (
     LimitOverrides,
     ProgressSink,
     SearchOptions,
+    limit_origins,
     run_limits,
     with_partition,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "execute_logged",
     "function_request",
     "isolate_from",
+    "limit_origins",
     "pass_rate_text",
     "probe_summary",
     "resume_search",

@@ -80,6 +80,21 @@ def run_limits(config: ProbeConfig, cluster: str, overrides: LimitOverrides) -> 
     )
 
 
+def limit_origins(config: ProbeConfig, cluster: str, overrides: LimitOverrides) -> dict[str, str]:
+    """Where each limit of run_limits comes from: "option" (the command line), "config" (the
+    cluster's table in the config file) or "default" (the cluster type's own default, such as the
+    local cluster's 1GB); a limit that is not set has no entry."""
+    cfg = config.cluster(cluster)
+    given = {"memory": overrides.memory, "time": overrides.time, "cores": overrides.cores}
+    origins = {}
+    for name, value in given.items():
+        if value is not None:
+            origins[name] = "option"
+        elif getattr(cfg, name, None) is not None:
+            origins[name] = "config" if name in cfg.model_fields_set else "default"
+    return origins
+
+
 def with_partition(config: ProbeConfig, cluster: str, partition: str) -> ProbeConfig:
     """The config with one SLURM cluster's partition replaced (--partition)."""
     cfg = config.cluster(cluster)
