@@ -33,7 +33,7 @@ from typing import Any
 import threshold_probe.clusters.pickle_check as pickle_check
 from threshold_probe.clusters.base import Check, Cluster, disk_check, enforcers
 from threshold_probe.clusters.jobpaths import TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
-from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem, write_private
+from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem
 from threshold_probe.config import ClusterConfigBase, LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
@@ -46,6 +46,18 @@ def _format_oserror(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.E2BIG:
         return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _write_job_file(path: Path, data: bytes) -> None:
+    """A new private file in the job's fresh private folder (O_EXCL, O_NOFOLLOW: never another's file).
+
+    Neither a temporary name nor a flush to the disk: nothing reads the folder before the job
+    starts, and the folder does not outlive the job (a full disk fails the write, which is
+    stage_in's failure, and the folder is removed).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def _default_workdir() -> Path:
@@ -153,7 +165,7 @@ class LocalCluster(Cluster):
             for name, data in job.files.items():
                 target = job_dir / name
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                write_private(target, data)
+                _write_job_file(target, data)
         except OSError as exc:
             # A full disk or a quota: the transfer failed, not the infrastructure.
             result.launch_error = f"stage_in: {_format_oserror(exc)}"
