@@ -281,7 +281,9 @@ class Store:
         """Keep the summary of a run still in progress, so that a killed run's report loads."""
         with self._tx() as db:
             db.execute("UPDATE runs SET summary=? WHERE run_id=?", (json.dumps(summary), run_id))
-        atomic_write(self.run_dir(run_id) / "run.json", _pretty_json(summary))
+        # Whole through a killed process (the rename); not flushed to the disk each time, as the
+        # final one is: the journal holds every probe, and the next save replaces this one.
+        atomic_write(self.run_dir(run_id) / "run.json", _pretty_json(summary), durable=False)
 
     def _row_to_info(self, row: tuple[Any, ...]) -> RunInfo:
         return RunInfo(

@@ -100,6 +100,9 @@ class LocalCluster(Cluster):
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._python_version: str | None = None
+        # Finished jobs' folders, being removed in threads while the client records the probe;
+        # waited for before the next job stages and when the cluster closes.
+        self._removing: list[threading.Thread] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -108,8 +111,16 @@ class LocalCluster(Cluster):
         secure_workdir(self.workdir, "local cluster")
 
     def close(self) -> None:
-        """Kill anything still running; safe to call twice."""
+        """Kill anything still running and finish removing job folders; safe to call twice."""
         self.cancel_all()
+        self._removed()
+
+    def _removed(self) -> None:
+        """Wait until the job folders being removed are gone (a small workdir needs the room)."""
+        with self._lock:
+            removing, self._removing = self._removing, []
+        for thread in removing:
+            thread.join()
 
     def cancel_all(self) -> None:
         """SIGKILL the process group of every running job. Never raises."""
@@ -146,6 +157,7 @@ class LocalCluster(Cluster):
 
         # Stage in: a fresh job folder, the job's files, the shared files.
         t0 = time.time()
+        self._removed()
         try:
             secure_workdir(self.workdir, "local cluster")
         except InfraError as exc:
@@ -196,7 +208,11 @@ class LocalCluster(Cluster):
                     continue
                 result.files[name] = dst
         result.timings["stage_out"] = time.time() - t1
-        self._cleanup(job, job_dir)
+        if not job.keep_remote:
+            remover = threading.Thread(target=shutil.rmtree, args=(job_dir,), kwargs={"ignore_errors": True})
+            remover.start()
+            with self._lock:
+                self._removing.append(remover)
         return result
 
     def _cleanup(self, job: JobSpec, job_dir: Path) -> None:
