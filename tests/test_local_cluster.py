@@ -171,6 +171,7 @@ def test_shared_files_are_staged_once_and_job_folders_removed(tmp_path: Path) ->
             keep_remote=keep,
         )
         results.append(cluster.execute(job))
+    cluster.close()  # a finished job's folder is removed while the client goes on, at the latest by close()
     paths = [r.stdout_tail.strip() for r in results]
     assert paths[0] == paths[1] and paths[0].startswith(str(work / "shared"))
     assert results[0].remote_dir and not Path(results[0].remote_dir).exists()

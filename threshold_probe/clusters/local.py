@@ -33,7 +33,7 @@ from typing import Any
 import threshold_probe.clusters.pickle_check as pickle_check
 from threshold_probe.clusters.base import Check, Cluster, disk_check, enforcers
 from threshold_probe.clusters.jobpaths import TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
-from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem, write_private
+from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem
 from threshold_probe.config import ClusterConfigBase, LocalClusterConfig
 from threshold_probe.errors import InfraError
 from threshold_probe.interrupts import held
@@ -46,6 +46,18 @@ def _format_oserror(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.E2BIG:
         return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _write_job_file(path: Path, data: bytes) -> None:
+    """A new private file in the job's fresh private folder (O_EXCL, O_NOFOLLOW: never another's file).
+
+    Neither a temporary name nor a flush to the disk: nothing reads the folder before the job
+    starts, and the folder does not outlive the job (a full disk fails the write, which is
+    stage_in's failure, and the folder is removed).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def _default_workdir() -> Path:
@@ -88,6 +100,9 @@ class LocalCluster(Cluster):
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._python_version: str | None = None
+        # Finished jobs' folders, being removed in threads while the client records the probe;
+        # waited for before the next job stages and when the cluster closes.
+        self._removing: list[threading.Thread] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -96,8 +111,16 @@ class LocalCluster(Cluster):
         secure_workdir(self.workdir, "local cluster")
 
     def close(self) -> None:
-        """Kill anything still running; safe to call twice."""
+        """Kill anything still running and finish removing job folders; safe to call twice."""
         self.cancel_all()
+        self._removed()
+
+    def _removed(self) -> None:
+        """Wait until the job folders being removed are gone (a small workdir needs the room)."""
+        with self._lock:
+            removing, self._removing = self._removing, []
+        for thread in removing:
+            thread.join()
 
     def cancel_all(self) -> None:
         """SIGKILL the process group of every running job. Never raises."""
@@ -134,6 +157,7 @@ class LocalCluster(Cluster):
 
         # Stage in: a fresh job folder, the job's files, the shared files.
         t0 = time.time()
+        self._removed()
         try:
             secure_workdir(self.workdir, "local cluster")
         except InfraError as exc:
@@ -153,7 +177,7 @@ class LocalCluster(Cluster):
             for name, data in job.files.items():
                 target = job_dir / name
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                write_private(target, data)
+                _write_job_file(target, data)
         except OSError as exc:
             # A full disk or a quota: the transfer failed, not the infrastructure.
             result.launch_error = f"stage_in: {_format_oserror(exc)}"
@@ -184,7 +208,11 @@ class LocalCluster(Cluster):
                     continue
                 result.files[name] = dst
         result.timings["stage_out"] = time.time() - t1
-        self._cleanup(job, job_dir)
+        if not job.keep_remote:
+            remover = threading.Thread(target=shutil.rmtree, args=(job_dir,), kwargs={"ignore_errors": True})
+            remover.start()
+            with self._lock:
+                self._removing.append(remover)
         return result
 
     def _cleanup(self, job: JobSpec, job_dir: Path) -> None:

@@ -47,6 +47,9 @@ from threshold_probe.summary import RunSummary
 
 #: How often, at most, the summary of a run in progress is saved (seconds).
 PARTIAL_EVERY_S = 1.0
+#: The share of a run's time its partial summaries may take: a long run's summary grows with
+#: its probes, so it is saved less often as it grows, instead of costing more than the probes.
+PARTIAL_SHARE = 0.05
 
 
 class Run:
@@ -96,7 +99,7 @@ class Run:
         self.run_id = run_id or store.new_run_id(kind)
         self.started_at = started_at or time.time()
         self.command_prefix = command_prefix
-        self._partial_at: float | None = None
+        self._partial_due: float | None = None
         #: Known once the preflight ran (settle_fingerprint); it keys the cache and the cell.
         self.fingerprint: Fingerprint | None = None
         self.reuse_note: str | None = None
@@ -149,9 +152,10 @@ class Run:
         # At most about once a second: the journal has every probe anyway, and rewriting a long
         # run's summary after each of hundreds of probes would cost more than the probes.
         now = time.monotonic()
-        if self._partial_at is None or now - self._partial_at >= PARTIAL_EVERY_S:
-            self._partial_at = now
+        if self._partial_due is None or now >= self._partial_due:
             self._save_partial()
+            cost = time.monotonic() - now
+            self._partial_due = now + max(PARTIAL_EVERY_S, cost / PARTIAL_SHARE)
 
     def _save_partial(self) -> None:
         """Keep the summary so far, so that a run killed at any point still has a report."""
