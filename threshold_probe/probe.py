@@ -31,7 +31,7 @@ from threshold_probe.errors import ClusterLost
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.logcap import LOG_CAP_BYTES, cap_logs
 from threshold_probe.models import Limits, Observation, ProbeRecord
-from threshold_probe.pipelines.base import Pipeline, ProbeSlot, dispatch_probes
+from threshold_probe.pipelines.base import Observed, Pipeline, ProbeSlot, dispatch_probes
 from threshold_probe.store import Store, cache_key
 
 
@@ -94,6 +94,9 @@ class Prober:
         pipeline.keep_remote = keep_remote
         self.on_record = on_record
         self.records: list[ProbeRecord] = []
+        #: What each probe dispatched by this run asked for, by probe id (a live display names
+        #: a probe whose job is still running by its level or spec).
+        self.requests: dict[str, ProbeRequest] = {}
         #: Bytes of each log (stdout, stderr) a probe keeps: head and tail (threshold_probe/logcap.py).
         self.log_cap = LOG_CAP_BYTES
         #: The cluster as the cache key names it: its name and fingerprint, once the preflight
@@ -202,11 +205,16 @@ class Prober:
             for _, req, probe_id, key, attempt in todo:
                 self.store.probe_dispatched(self.run_id, probe_id, req.level, attempt, key)
             lost: list[Observation] = []
-            for (i, req, probe_id, key, attempt), obs in zip(todo, self._dispatch(todo), strict=True):
+
+            def observed(n: int, obs: Observation) -> None:
+                # Each probe is journalled and shown as its job ends, not when the batch has.
+                i, req, probe_id, key, attempt = todo[n]
                 if obs.job.cluster_lost:
                     lost.append(obs)
-                    continue
+                    return
                 out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
+
+            self._dispatch(todo, observed)
             if lost:
                 raise ClusterLost(_lost_cause(lost[0], self.cluster.name))
         else:
@@ -221,14 +229,17 @@ class Prober:
                 out[i] = self._finish(self._record(req, probe_id, attempt, obs), key)
         return [r for r in out if r is not None]
 
-    def _dispatch(self, todo: list[tuple[int, ProbeRequest, str, str, int]]) -> list[Observation]:
+    def _dispatch(
+        self, todo: list[tuple[int, ProbeRequest, str, str, int]], observed: Observed | None = None
+    ) -> list[Observation]:
         """Build, execute and observe these probes (the pipeline's one loop), each in its own folder."""
         slots = []
         for _, req, probe_id, _, _ in todo:
+            self.requests[probe_id] = req
             local_dir = self.store.probe_dir(self.run_id, probe_id)
             local_dir.mkdir(parents=True, exist_ok=True)
             slots.append(ProbeSlot(req.workload, probe_id, local_dir))
-        return dispatch_probes(self.pipeline, self.cluster, self.limits, slots)
+        return dispatch_probes(self.pipeline, self.cluster, self.limits, slots, observed)
 
 
 def _lost_cause(obs: Observation, cluster: str) -> str:

@@ -29,6 +29,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from threshold_probe.cli.progress import JobsProgress, LiveJobs, job_text
+from threshold_probe.clusters.base import JobState
 from threshold_probe.config import ProbeConfig, load_config
 from threshold_probe.errors import EXIT_INFRA, ProbeError
 from threshold_probe.interrupts import interruptible
@@ -238,36 +240,48 @@ def verdict_text(record: ProbeRecord) -> str:
 
 
 class RichProgress:
-    """A Rich progress display on stderr, with one line per finished probe."""
+    """A Rich progress display on stderr, with one line per finished probe as it finishes, and
+    each live probe's job and scheduler state (see cli/progress.py)."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self._progress: Progress | None = None
         self._task: Any = None
+        self._jobs = LiveJobs()
 
     def begin(self, description: str, total: int | None) -> None:
         if self.quiet:
             return
-        self._progress = Progress(
+        self._progress = JobsProgress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            jobs=self._jobs,
             console=err_console,
             transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task(description, total=total)
 
-    def probe_done(self, record: ProbeRecord) -> None:
+    def job_state(self, label: str, state: JobState) -> None:
+        """A live job moved: redrawn under the bar on a terminal; piped, one line per change."""
+        if self.quiet or not self._jobs.update(label, state):
+            return
+        if not err_console.is_terminal:
+            target = self._progress.console if self._progress is not None else err_console
+            target.print(job_text(label, state), highlight=False)
+
+    def probe_done(self, record: ProbeRecord, label: str | None = None) -> None:
+        self._jobs.drop(record.probe_id)
         if self.quiet:
             return
         obs = record.observation
-        where = f"level {record.level}" if record.level is not None else obs.workload
+        where = label or (f"level {record.level}" if record.level is not None else obs.workload)
         cached = " (cached)" if record.cached_from else ""
         peak = f"{obs.peak_rss_mb:.0f} MB" if obs.peak_rss_mb is not None else "-"
-        line = f"  {where:<10} {verdict_text(record)}  {obs.wall_s:6.2f}s  {peak}{cached}"
+        line = f"  {escape(strip_control(where)):<10} {verdict_text(record)}  {obs.wall_s:6.2f}s  {peak}{cached}"
         if self._progress is not None:
             self._progress.console.print(line, highlight=False)
             self._progress.advance(self._task)
@@ -281,6 +295,7 @@ class RichProgress:
         target.print(Text(strip_control(message), style="dim"), highlight=False)
 
     def end(self) -> None:
+        self._jobs.clear()
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -26,6 +26,23 @@ class Check(BaseModel):
     bad_input: bool = False
 
 
+@dataclass(frozen=True)
+class JobState:
+    """What a scheduler says of one live job: told to Cluster.on_job_state as it changes.
+
+    `probe_id` is the JobSpec's; `job_id` is the scheduler's (`123` or `123_4` for an array
+    task); `state` is the scheduler's word (PENDING, RUNNING, COMPLETING, ...), `reason` why a
+    job waits (SLURM's Reason), `node` where it runs; `final` once the scheduler is done with it.
+    """
+
+    probe_id: str
+    job_id: str
+    state: str
+    reason: str = ""
+    node: str = ""
+    final: bool = False
+
+
 #: Free space in a workdir under which preflight warns.
 MIN_FREE_BYTES = 100 * 1024**2
 
@@ -104,6 +121,13 @@ class Cluster(ABC):
         #: Told about far-side work as it appears and goes (the run journals it), so that what a
         #: process killed with -9 leaves behind can be cancelled and removed later (reap).
         self.on_remote: Callable[[RemoteWork], None] | None = None
+        #: Told when a live job's scheduler state changes (job id, state, reason, node), from
+        #: any thread; clusters without a scheduler never call it.
+        self.on_job_state: Callable[[JobState], None] | None = None
+        #: Told of each job of an execute_many as soon as its result is known, in the caller's
+        #: thread, before execute_many returns; a cluster that does not call it leaves every
+        #: result to the list that execute_many returns.
+        self.on_job_done: Callable[[JobSpec, JobResult], None] | None = None
 
     @classmethod
     def create(cls, name: str, config: ClusterConfigBase, *, base_dir: Path | None = None) -> Cluster:
@@ -114,6 +138,14 @@ class Cluster(ABC):
     def _remote(self, work: RemoteWork) -> None:
         if self.on_remote is not None:
             self.on_remote(work)
+
+    def _job_state(self, state: JobState) -> None:
+        if self.on_job_state is not None:
+            self.on_job_state(state)
+
+    def _job_done(self, job: JobSpec, result: JobResult) -> None:
+        if self.on_job_done is not None:
+            self.on_job_done(job, result)
 
     def reap(self, leftovers: Sequence[RemoteWork]) -> list[tuple[RemoteWork, str]]:
         """Cancel and remove far-side work that a dead process left behind (must not raise).
@@ -144,6 +176,11 @@ class Cluster(ABC):
 
     def preflight(self) -> list[Check]:
         """Check that the cluster can run probes; one Check per aspect."""
+        return []
+
+    def limit_checks(self, limits: Limits) -> list[Check]:
+        """Check the run's limits against what the cluster offers, before the preflight's own
+        checks (a memory limit no node has is the user's input: `bad_input`)."""
         return []
 
     def describe(self) -> dict[str, str]:

@@ -33,7 +33,8 @@ from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.clusters.local_transport import LocalTransport
 from threshold_probe.clusters.slurm_batch import Batch, build_archive, stage_error_line
-from threshold_probe.clusters.slurm_preflight import slurm_preflight
+from threshold_probe.clusters.slurm_live import job_state, wait_for_batch
+from threshold_probe.clusters.slurm_preflight import memory_check, slurm_preflight
 from threshold_probe.clusters.slurm_result import fetch_command, job_result, read_fetched, removal_command
 from threshold_probe.clusters.slurm_script import (
     runner_enforces_time,
@@ -147,6 +148,8 @@ class SlurmCluster(Cluster):
                     poll_interval=self.config.poll_interval,
                     max_poll_interval=self.config.max_poll_interval,
                     controller_timeout=self.config.controller_timeout,
+                    # What squeue says of a job goes to on_job_state (in the watcher's thread).
+                    on_change=lambda ticket: self._job_state(job_state(ticket)) if ticket.tag else None,
                 )
             return self._watcher
 
@@ -318,7 +321,8 @@ class SlurmCluster(Cluster):
 
             def run(key: int, idx: list[int]) -> None:
                 try:
-                    outcome[key] = self._run_batch([jobs[i] for i in idx])
+                    # Results are told at the end: on_job_done runs in the caller's thread only.
+                    outcome[key] = self._run_batch([jobs[i] for i in idx], stream=False)
                 except BaseException as exc:  # re-raised below, in the caller's thread
                     errors.append(exc)
 
@@ -341,7 +345,9 @@ class SlurmCluster(Cluster):
                     results[i] = r
         return [r if r is not None else JobResult(infra_error="job was not run") for r in results]
 
-    def _run_batch(self, jobs: list[JobSpec]) -> list[JobResult]:
+    def _run_batch(self, jobs: list[JobSpec], stream: bool = True) -> list[JobResult]:
+        """Submit the jobs as one job or one array and wait for them; with `stream`, each array
+        task's result goes to on_job_done as soon as the task ends (before the others)."""
         for job in jobs:
             job.local_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -366,9 +372,19 @@ class SlurmCluster(Cluster):
             return [self._finish_unsubmitted(failed, job, batch) for job in jobs]
         keys = [JobKey(batch.job_id, i) for i in range(len(jobs))] if batch.is_array else [JobKey(batch.job_id)]
         watcher = self.watcher
-        batch.tickets = watcher.track(keys, submitted_at=batch.submitted_at)
+        batch.tickets = watcher.track(keys, submitted_at=batch.submitted_at, tags=[job.probe_id for job in jobs])
+        results: dict[int, JobResult] = {}
+
+        def ended(indices: list[int]) -> None:
+            # Fetched now, so that the level is known now; the folders go when the array ends.
+            for i, result in self._collect(batch, limits, indices, cleanup=False).items():
+                results[i] = result
+                self._job_done(jobs[i], result)
+
+        streaming = stream and batch.is_array and self.on_job_done is not None
         try:
-            self._wait(batch)
+            scancel = lambda ids: self._sh(f"scancel {ids}", timeout=30)  # noqa: E731
+            wait_for_batch(watcher, batch, self.config.queue_timeout, scancel, ended if streaming else None)
         except BaseException:
             # Ctrl-C or a timeout of the caller: nothing of ours stays in the queue.
             watcher.forget(batch.tickets)
@@ -376,33 +392,10 @@ class SlurmCluster(Cluster):
             raise
         with self._lock:
             self._active.discard(batch.job_id)
-        results = self._collect(batch, limits)
+        rest = [i for i in range(len(jobs)) if i not in results]
+        results.update(self._collect(batch, limits, rest, cleanup=True))
         self._remote(self._work(batch, "done"))
-        return results
-
-    def _wait(self, batch: Batch) -> None:
-        """Wait for every ticket; past queue_timeout, cancel what has not started (a skip)."""
-        watcher = self.watcher
-        limit = self.config.queue_timeout
-        if limit is None:
-            watcher.wait(batch.tickets)
-            return
-        cancelled: set[JobKey] = set()
-        while not watcher.wait(batch.tickets, timeout=1.0):
-            waited = time.time() - batch.submitted_at
-            stuck = [
-                t for t in batch.tickets if not t.done.is_set() and t.seen_running_at is None and t.key not in cancelled
-            ]
-            if waited <= limit or not stuck:
-                continue
-            for t in stuck:
-                t.error = (
-                    f"job {t.key.display()} still pending after {waited:.0f}s "
-                    f"(Reason={t.reason or 'unknown'}); queue_timeout is {limit:g}s"
-                )
-                cancelled.add(t.key)
-            with contextlib.suppress(TransportError):
-                self._sh(f"scancel {' '.join(t.key.display() for t in stuck)}", timeout=30)
+        return [results[i] for i in range(len(jobs))]
 
     def _finish_unsubmitted(self, failed: JobResult, job: JobSpec, batch: Batch) -> JobResult:
         result = failed.model_copy(deep=True)
@@ -416,10 +409,13 @@ class SlurmCluster(Cluster):
 
     # -- fetch and results ------------------------------------------------------------------------
 
-    def _fetch(self, batch: Batch) -> tuple[dict[int, dict[str, bytes]], str | None, float]:
-        """One command: tails of the logs and the fetched files of every job, as a tar; then cleanup."""
+    def _fetch(
+        self, batch: Batch, indices: list[int], cleanup: bool
+    ) -> tuple[dict[int, dict[str, bytes]], str | None, float]:
+        """One command: tails of the logs and the fetched files of these jobs, as a tar; then,
+        with `cleanup`, the removal of the submission's folders."""
         t0 = time.time()
-        command = fetch_command(batch)
+        command = fetch_command(batch, indices, cleanup=cleanup)
         files: dict[int, dict[str, bytes]] = {i: {} for i in range(len(batch.jobs))}
         with tempfile.NamedTemporaryFile(prefix="tp-fetch-", suffix=".tar") as tmp:
             try:
@@ -440,14 +436,18 @@ class SlurmCluster(Cluster):
             with contextlib.suppress(TransportError):
                 self._sh(cmd)
 
-    def _collect(self, batch: Batch, limits: Limits) -> list[JobResult]:
-        files, fetch_error, stage_out_s = self._fetch(batch)
-        results = []
-        for i, (job, ticket) in enumerate(zip(batch.jobs, batch.tickets, strict=True)):
-            results.append(
-                job_result(self.transport.host, batch, i, job, ticket, files[i], fetch_error, stage_out_s, limits)
-            )
-        return results
+    def _collect(self, batch: Batch, limits: Limits, indices: list[int], cleanup: bool) -> dict[int, JobResult]:
+        """The results of these jobs of the batch (by index), fetched in one round trip."""
+        if not indices:
+            if cleanup:
+                self._remove_remote(batch)
+            return {}
+        files, error, out_s = self._fetch(batch, indices, cleanup)
+        host = self.transport.host
+        return {
+            i: job_result(host, batch, i, batch.jobs[i], batch.tickets[i], files[i], error, out_s, limits)
+            for i in indices
+        }
 
     # -- cancel ---------------------------------------------------------------------------------
 
@@ -542,6 +542,10 @@ class SlurmCluster(Cluster):
         if far_side is not None:
             self._far_side = far_side
         return checks
+
+    def limit_checks(self, limits: Limits) -> list[Check]:
+        """A memory limit above every node's memory is the user's input (see memory_check)."""
+        return memory_check(self._sh, self.config, slurm_enforced_limits(self.config, limits).memory_bytes)
 
     def _config_value(self, key: str) -> str | None:
         """One value of `scontrol show config` (None when it cannot be read)."""

@@ -14,6 +14,7 @@ from threshold_probe.clusters.staging import remote_verify_script
 from threshold_probe.clusters.transport import CommandResult, TransportError
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.models import Limits
+from threshold_probe.units import format_memory
 
 
 class Shell(Protocol):
@@ -165,3 +166,32 @@ def check_staged(sh: Shell, wd: str) -> list[Check]:
             Check(name="staged", status="ok", detail=f"{total} staged file(s) in {wd}/shared match their hashes")
         )
     return checks
+
+
+def memory_check(sh: Shell, config: SlurmClusterConfig, memory_bytes: int | None) -> list[Check]:
+    """A memory limit above every node's memory (`sinfo %m`, MB) is the user's input (bad_input):
+    no job could ever start, and sbatch would only refuse each probe. Empty when unknown."""
+    if memory_bytes is None:
+        return []
+    part = f" -p {shlex.quote(config.partition)}" if config.partition else ""
+    try:
+        res = sh(f"sinfo -h{part} -o '%m'", timeout=60)
+    except TransportError:
+        return []
+    sizes = [int(t.rstrip("+")) for t in res.text().split() if t.rstrip("+").isdigit()] if res.ok else []
+    if not sizes:
+        return []
+    largest = max(sizes)
+    where = f" of partition {config.partition!r}" if config.partition else ""
+    if -(-memory_bytes // 1024**2) <= largest:
+        return [Check(name="memory", status="ok", detail=f"the largest node{where} has {largest} MB")]
+    return [
+        Check(
+            name="memory",
+            status="fail",
+            detail=f"--memory {format_memory(memory_bytes)} is above every node's memory:"
+            f" the largest node{where} has {largest} MB",
+            fix=f"give --memory {largest}MB or less",
+            bad_input=True,
+        )
+    ]

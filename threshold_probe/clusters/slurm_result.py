@@ -29,15 +29,17 @@ SCHEDULER_KEYS = ("JobId", "JobState", "Reason", "ExitCode", "NodeList", "MaxRSS
 LOG_TAIL_BYTES = 2 * 1024**2
 
 
-def fetch_command(batch: Batch) -> str:
-    """One command: a tar on stdout of the log tails and fetched files of every job; then cleanup.
+def fetch_command(batch: Batch, indices: list[int] | None = None, *, cleanup: bool = True) -> str:
+    """One command: a tar on stdout of the log tails and fetched files of these jobs (default:
+    every job); then, with `cleanup`, the removal of the submission's folders.
 
     Exits 3 when the submission's folder is gone.
     """
     base = shlex.quote(batch.base)
     parts = [f"cd {base} || exit 3"]
     members: list[str] = []
-    for rel, job in zip(batch.rel, batch.jobs, strict=True):
+    chosen = range(len(batch.jobs)) if indices is None else indices
+    for rel, job in ((batch.rel[i], batch.jobs[i]) for i in chosen):
         d = shlex.quote(rel)
         fd = f"{rel}/{JobPaths.FETCH_DIR}"
         parts.append(
@@ -50,7 +52,7 @@ def fetch_command(batch: Batch) -> str:
         members += [f"{rel}/{name.lstrip('/')}" for name in job.fetch]
     parts.append("tar -cf - --ignore-failed-read " + " ".join(shlex.quote(m) for m in members) + " 2>/dev/null")
     parts.append("rc=$?")
-    removal = removal_command(batch)
+    removal = removal_command(batch) if cleanup else ""
     if removal:
         parts.append(removal)
     parts.append("exit $rc")

@@ -44,6 +44,8 @@ class Ticket:
 
     key: JobKey
     submitted_at: float
+    #: The caller's name for the job (a probe id), passed on with its state changes.
+    tag: str = ""
     done: threading.Event = field(default_factory=threading.Event)
     #: Last state and reason squeue showed.
     state: str = "PENDING"
@@ -59,6 +61,8 @@ class Ticket:
     #: Infrastructure trouble that ended the watch (controller unreachable).
     error: str | None = None
     misses: int = 0
+    #: Its state was told to on_change at least once.
+    reported: bool = False
 
 
 class SlurmWatcher:
@@ -71,8 +75,11 @@ class SlurmWatcher:
         poll_interval: float = 0.5,
         max_poll_interval: float = 15.0,
         controller_timeout: float = 120.0,
+        on_change: Callable[[Ticket], None] | None = None,
     ) -> None:
         self._run = run
+        #: Told (in the watcher's thread) when a ticket's state, reason or node changes.
+        self.on_change = on_change
         self.poll_interval = max(0.05, poll_interval)
         self.max_poll_interval = max(self.poll_interval, max_poll_interval)
         self.controller_timeout = controller_timeout
@@ -89,10 +96,12 @@ class SlurmWatcher:
 
     # -- public -------------------------------------------------------------------------------
 
-    def track(self, keys: Sequence[JobKey], submitted_at: float | None = None) -> list[Ticket]:
-        """Start watching these jobs; returns one ticket per key, in order."""
+    def track(
+        self, keys: Sequence[JobKey], submitted_at: float | None = None, tags: Sequence[str] | None = None
+    ) -> list[Ticket]:
+        """Start watching these jobs (`tags`: the caller's name of each); one ticket per key, in order."""
         now = time.time() if submitted_at is None else submitted_at
-        tickets = [Ticket(key=k, submitted_at=now) for k in keys]
+        tickets = [Ticket(key=k, submitted_at=now, tag=tags[i] if tags else "") for i, k in enumerate(keys)]
         with self._cond:
             for t in tickets:
                 self._live[t.key] = t
@@ -188,6 +197,7 @@ class SlurmWatcher:
         rows = {row.key: row for row in parse_squeue(res.text())}
         changed = False
         finished: list[Ticket] = []
+        moved: list[Ticket] = []
         now = time.time()
         for t in live:
             row = rows.get(t.key)
@@ -201,6 +211,8 @@ class SlurmWatcher:
             t.misses = 0
             if (row.state, row.reason) != (t.state, t.reason):
                 changed = True
+            if (row.state, row.reason, row.nodes or t.nodes) != (t.state, t.reason, t.nodes) or not t.reported:
+                moved.append(t)
             t.state, t.reason, t.nodes = row.state, row.reason, row.nodes or t.nodes
             if row.raw_id and row.raw_id.isdigit():
                 t.raw_id = row.raw_id
@@ -209,9 +221,20 @@ class SlurmWatcher:
             if is_final(row.state):
                 t.finished_seen_at = now
                 finished.append(t)
+        self._tell(moved)
         if finished:
             self._finish(finished)
         return changed
+
+    def _tell(self, tickets: list[Ticket]) -> None:
+        """Tell on_change of each ticket whose state moved; its errors never stop the watch."""
+        for t in tickets:
+            t.reported = True
+            if self.on_change is not None:
+                try:
+                    self.on_change(t)
+                except Exception:
+                    log.exception("slurm watcher: on_change failed")
 
     def _finish(self, tickets: list[Ticket]) -> None:
         """Read the records of finished jobs (scontrol, then sacct or sacct -c) and release them."""

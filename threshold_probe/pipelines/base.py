@@ -206,23 +206,41 @@ def _client_failure(obs: Observation, exc: ClientSideError) -> Observation:
     return obs
 
 
+#: Told of each probe's observation as soon as it is known: its index in the slots, and it.
+Observed = Callable[[int, Observation], None]
+
+
 def dispatch_probes(
-    pipeline: Pipeline, cluster: Cluster, limits: Limits, slots: Sequence[ProbeSlot]
+    pipeline: Pipeline,
+    cluster: Cluster,
+    limits: Limits,
+    slots: Sequence[ProbeSlot],
+    on_observation: Observed | None = None,
 ) -> list[Observation]:
     """The one loop of both kinds: build, execute, observe; observations aligned with `slots`.
 
     A shipping pipeline builds every job, runs them as one batch (the cluster may run it
-    concurrently) and observes each; a runner pipeline drives one probe after the other.
+    concurrently) and observes each as its job ends; a runner pipeline drives one probe after
+    the other. `on_observation` is told of each observation as soon as it is complete.
     """
     if isinstance(pipeline, ShippingPipeline):
-        return _ship(pipeline, cluster, limits, slots)
+        return _ship(pipeline, cluster, limits, slots, on_observation)
     if isinstance(pipeline, RunnerPipeline):
-        return [_drive(pipeline, cluster, limits, slot) for slot in slots]
+        out = []
+        for n, slot in enumerate(slots):
+            out.append(_drive(pipeline, cluster, limits, slot))
+            if on_observation is not None:
+                on_observation(n, out[-1])
+        return out
     raise TypeError(f"pipeline {pipeline.name!r} is neither a ShippingPipeline nor a RunnerPipeline")
 
 
 def _ship(
-    pipeline: ShippingPipeline, cluster: Cluster, limits: Limits, slots: Sequence[ProbeSlot]
+    pipeline: ShippingPipeline,
+    cluster: Cluster,
+    limits: Limits,
+    slots: Sequence[ProbeSlot],
+    on_observation: Observed | None = None,
 ) -> list[Observation]:
     started = time.time()
     observations: list[Observation] = []
@@ -237,16 +255,51 @@ def _ship(
             continue
         job.keep_remote = job.keep_remote or pipeline.keep_remote
         built.append((n, job))
-    results = pipeline.execute(cluster, [job for _, job in built]) if built else []
-    for (n, job), result in zip(built, results, strict=True):
+    index = {job.probe_id: n for n, job in built}
+    observed: set[int] = set()
+    batch = len(built) > 1
+
+    def done(job: JobSpec, result: JobResult) -> None:
+        n = index[job.probe_id]
+        if n in observed:
+            return
+        observed.add(n)
         obs = observations[n]
         obs.remote_kept = job.keep_remote
         obs.job = result
-        observations[n] = pipeline.observe(slots[n].workload, job, result, obs)
-    finished = time.time()
-    for obs in observations:
-        obs.wall_s = finished - started
+        obs = observations[n] = pipeline.observe(slots[n].workload, job, result, obs)
+        obs.wall_s = (own_wall(obs) if batch else None) or time.time() - started
+        if on_observation is not None:
+            on_observation(n, obs)
+
+    # The cluster tells each job's result as the job ends (a SLURM array task), so a level is
+    # known, journalled and shown then, not when the whole batch has ended.
+    told_before = cluster.on_job_done
+    cluster.on_job_done = done
+    try:
+        results = pipeline.execute(cluster, [job for _, job in built]) if built else []
+    finally:
+        cluster.on_job_done = told_before
+    for (_, job), result in zip(built, results, strict=True):
+        done(job, result)
+    for n, obs in enumerate(observations):
+        if n not in observed:  # failed on this machine, before any job
+            obs.wall_s = time.time() - started
+            if on_observation is not None:
+                on_observation(n, obs)
     return observations
+
+
+def own_wall(obs: Observation) -> float | None:
+    """The wall of one job of a batch, from the scheduler: its staging, its own queue wait, its
+    run (the scheduler's StartTime..EndTime, or the runner's own stages when longer: SLURM counts
+    whole seconds) and its fetch. None when the cluster told no run time of its own."""
+    process = obs.job.timings.get("process")
+    if process is None:
+        return None
+    t = obs.timings
+    ran = sum(t.get(k, 0.0) for k in ("startup", "deserialize", "execute", "serialize"))
+    return sum(t.get(k, 0.0) for k in ("connect", "stage_in", "queue", "stage_out")) + max(process, ran)
 
 
 def _drive(pipeline: RunnerPipeline[Any, Any], cluster: Cluster, limits: Limits, slot: ProbeSlot) -> Observation:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from threshold_probe import __version__
 from threshold_probe.cell import Fingerprint, fingerprint
-from threshold_probe.clusters.base import Cluster
+from threshold_probe.clusters.base import Check, Cluster
 from threshold_probe.errors import InfraError, ProbeError, UserError
 from threshold_probe.floor import CHECK_BELOW_BYTES, cached_floor, measure_floor
 from threshold_probe.models import Limits
@@ -18,15 +18,23 @@ from threshold_probe.units import format_memory
 Note = Callable[[str], None]
 
 
-def preflight(cluster: Cluster, pipeline: Pipeline, note: Note) -> None:
-    """InfraError (exit 3) when the cluster cannot run probes."""
+def preflight(cluster: Cluster, pipeline: Pipeline, note: Note, limits: Limits | None = None) -> None:
+    """InfraError (exit 3) when the cluster cannot run probes; UserError (exit 2) when only the
+    user's input is at fault (a partition that does not exist, more memory than any node has)."""
+    if limits is not None:
+        # First, and alone: a limit no node offers is the answer, whatever else the preflight says.
+        _refuse(cluster, [c for c in cluster.limit_checks(limits) if c.status == "fail"])
     checks = cluster.preflight()
     # Ask only what the chosen pipeline needs: source shipping runs without cloudpickle.
     unneeded = {"cloudpickle"} if not pipeline.needs_cloudpickle else set()
     for c in checks:
         if c.status == "fail" and c.name in unneeded:
             note(f"{c.name} not needed by the {pipeline.name} pipeline: {c.detail}")
-    bad = [c for c in checks if c.status == "fail" and c.name not in unneeded]
+    _refuse(cluster, [c for c in checks if c.status == "fail" and c.name not in unneeded])
+
+
+def _refuse(cluster: Cluster, bad: list[Check]) -> None:
+    """Raise for the failed checks: UserError when all are the user's input, else InfraError."""
     if bad:
         lines = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in bad)
         if all(c.bad_input for c in bad):  # e.g. --partition nope: a typo, exit 2

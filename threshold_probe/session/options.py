@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from threshold_probe.clusters.base import JobState
 from threshold_probe.config import ProbeConfig, SlurmClusterConfig
 from threshold_probe.errors import UserError
 from threshold_probe.models import Limits, ProbeRecord
@@ -60,7 +61,11 @@ class ProgressSink(Protocol):
 
     def begin(self, description: str, total: int | None) -> None: ...
 
-    def probe_done(self, record: ProbeRecord) -> None: ...
+    def probe_done(self, record: ProbeRecord, label: str | None = None) -> None:
+        """A probe finished; `label` names it (`level 3`, `memory_mb=266`) when the run can."""
+
+    def job_state(self, label: str, state: JobState) -> None:
+        """The scheduler's state of a live probe's job changed (from any thread)."""
 
     def note(self, message: str) -> None: ...
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from threshold_probe.cell import Fingerprint
 from threshold_probe.clusters import make_cluster
-from threshold_probe.clusters.base import Cluster
+from threshold_probe.clusters.base import Cluster, JobState
 from threshold_probe.config import ProbeConfig
 from threshold_probe.errors import ClusterLost, InfraError, Interrupted, JournalError
 from threshold_probe.models import ProbeRecord
@@ -123,6 +123,8 @@ class Run:
         )
         self.oracles = Oracles(self.prober, self.workloads, options.match)
         self.searches = Searches(kind, options, self.oracles, self.cluster, store, progress, self._note)
+        # A slow scheduler's queue is shown as it moves: each live probe's job id and state.
+        self.cluster.on_job_state = self._job_state
 
     def params(self) -> dict[str, Any]:
         """What it takes to run this search again: stored with the run, read by --resume."""
@@ -148,7 +150,7 @@ class Run:
     def _on_record(self, record: ProbeRecord) -> None:
         self.oracles.hunted(record)
         if self.progress is not None:
-            self.progress.probe_done(record)
+            self.progress.probe_done(record, self.searches.label_of(record.level, record.spec))
         # At most about once a second: the journal has every probe anyway, and rewriting a long
         # run's summary after each of hundreds of probes would cost more than the probes.
         now = time.monotonic()
@@ -156,6 +158,14 @@ class Run:
             self._save_partial()
             cost = time.monotonic() - now
             self._partial_due = now + max(PARTIAL_EVERY_S, cost / PARTIAL_SHARE)
+
+    def _job_state(self, state: JobState) -> None:
+        """Pass a live job's scheduler state on to the progress, with the probe's name."""
+        if self.progress is None:
+            return
+        req = self.prober.requests.get(state.probe_id)
+        label = (self.searches.label_of(req.level, req.spec) or req.workload.name) if req else state.probe_id
+        self.progress.job_state(label, state)
 
     def _save_partial(self) -> None:
         """Keep the summary so far, so that a run killed at any point still has a report."""
@@ -246,7 +256,7 @@ class Run:
         try:
             reap_leftovers(self.store, self.cluster, self.run_id, leftovers, self._note)
             if self.options.preflight:
-                preflight(self.cluster, self.pipeline, self._note)
+                preflight(self.cluster, self.pipeline, self._note, self.limits)
             self.fingerprint, self.reuse_note = settle_fingerprint(
                 self.cluster, self.pipeline, self.pipeline_arg, self.prober, self._note
             )

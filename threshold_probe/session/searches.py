@@ -59,6 +59,8 @@ class Searches:
         self.note = note
         #: The levels the search covers, known once it starts; the report lists them.
         self.levels: list[int] = []
+        #: The passing and failing specs an isolation starts from (its probes change one of them).
+        self._isolating: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     @property
     def ladder(self) -> Any:
@@ -218,9 +220,21 @@ class Searches:
             self.ladder.level(int(level))
         return int(good), int(bad)
 
+    def label_of(self, level: int | None, spec: dict[str, Any] | None) -> str | None:
+        """How progress names a probe: `level 3`; an isolation probe by what it changes from the
+        nearer of its two levels (`memory_mb=266`); None when neither applies."""
+        if level is not None:
+            return f"level {level}"
+        if self._isolating is None or not spec:
+            return None
+        changes = [[k for k in spec if spec[k] != end.get(k)] for end in self._isolating]
+        changed = min(changes, key=len)
+        return ",".join(f"{k}={_value_text(spec[k])}" for k in changed) or None
+
     def _isolate(self, good: int, bad: int) -> IsolateSummary:
         good_spec = dict(self.ladder.level(good).values)
         bad_spec = dict(self.ladder.level(bad).values)
+        self._isolating = (good_spec, bad_spec)
         hunt = self.oracles.hunt
         hunting = f", hunting {hunt}" if hunt else ""
         self.note(f"isolating the dimensions that differ between level {good} and level {bad}{hunting}")
@@ -260,3 +274,8 @@ class Searches:
         if bad is not None:
             return f"level {bad} fails, and no level below it was tested"
         return "no level decided yet"
+
+
+def _value_text(value: Any) -> str:
+    """A dimension's value as a label shows it: `266`, `0.5`, `True`."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
