@@ -254,3 +254,16 @@ def test_a_run_of_your_function_names_it_in_markdown_and_junit(tmp_path: Path) -
     assert [c.get("name") for c in cases] == [f"{target} on local"]
     failure = cases[0].find("failure")
     assert failure is not None and failure.get("type") == "exception"
+
+
+def test_every_field_of_the_json_summary_is_documented() -> None:
+    """docs/report-schema.md names every field the shipped JSON Schema holds, for runs and probes."""
+    from threshold_probe.render.json import shipped_schema
+
+    doc = (ROOT / "docs" / "report-schema.md").read_text()
+    schema = shipped_schema()
+    rows = {line.split("|")[1] for line in doc.splitlines() if line.startswith("| `")}
+    named = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row)}
+    assert not [k for k in schema["properties"] if k not in named]
+    probes = next(line for line in doc.splitlines() if line.startswith("| `probes` |"))
+    assert not [k for k in schema["$defs"]["ProbeSummary"]["properties"] if f"`{k}`" not in probes]

@@ -307,6 +307,8 @@ class Triage:
     def _save(self) -> None:
         try:
             self.store.save_partial(self.run_id, self.report("running").model_dump(mode="json", by_alias=True))
+        except Interrupted:
+            raise  # SIGINT or SIGTERM while saving stops the triage, as it does anywhere else
         except (OSError, ProbeError) as exc:  # a partial report that cannot be written: go on
             self._note(f"could not save the partial report: {exc}")
 

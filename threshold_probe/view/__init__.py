@@ -323,7 +323,7 @@ def spec_label(isolate: IsolateSummary | None, spec: Mapping[str, Any] | None) -
     changed = min(changes, key=len)
     if not changed:
         return None
-    return ", ".join(f"{k}={_spec_value(v)}" for k, v in changed.items())
+    return ",".join(f"{k}={_spec_value(v)}" for k, v in changed.items())
 
 
 def _spec_value(value: Any) -> str:
