@@ -52,13 +52,11 @@ from radon.visitors import ComplexityVisitor, HalsteadVisitor
 from threshold_probe.ast_counts import (
     FunctionNode,
     _Aliases,
-    _data_structures,
     _functions,
     _is_range_loop,
     _max_nesting,
-    _multiline_strings,
     _Refs,
-    _string_bytes,
+    walk_counts,
 )
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
@@ -135,6 +133,7 @@ def _measure_function(
     comment_pct = (raw.comments + raw.multi) * 100 / raw.sloc if raw.sloc else 0
     closure = sorted(refs.closure.get(id(node), set()))
     glob = sorted(refs.globals.get(id(node), set()))
+    counts = walk_counts(node, aliases)
     return FunctionMetrics(
         name=node.name,
         qualname=qualname,
@@ -152,22 +151,20 @@ def _measure_function(
         halstead_difficulty=round(halstead.difficulty, 3),
         halstead_effort=round(halstead.effort, 3),
         mi=round(mi_compute(halstead.volume, cc, raw.lloc, comment_pct), 3),
-        ast_nodes=sum(1 for _ in ast.walk(node)),
+        ast_nodes=counts.ast_nodes,
         max_nesting=_max_nesting(node.body),
-        subprocess_calls=sum(1 for n in ast.walk(node) if isinstance(n, ast.Call) and aliases.is_subprocess_call(n)),
-        data_structures=_data_structures(node),
+        subprocess_calls=counts.subprocess_calls,
+        data_structures=counts.data_structures,
         free_vars=len(closure),
         free_var_names=closure,
         global_refs=len(glob),
         global_ref_names=glob,
-        string_literal_bytes=_string_bytes(node),
-        multiline_strings=_multiline_strings(node),
-        nested_functions=sum(1 for n in ast.walk(node) if isinstance(n, FunctionNode)) - 1,
-        lambdas=sum(1 for n in ast.walk(node) if isinstance(n, ast.Lambda)),
+        string_literal_bytes=counts.string_literal_bytes,
+        multiline_strings=counts.multiline_strings,
+        nested_functions=counts.nested_functions,
+        lambdas=counts.lambdas,
         decorators=len(node.decorator_list),
-        comprehensions=sum(
-            1 for n in ast.walk(node) if isinstance(n, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
-        ),
+        comprehensions=counts.comprehensions,
         top_level_range_loops=sum(1 for stmt in node.body if _is_range_loop(stmt)),
         default_args=len(node.args.defaults) + sum(1 for d in node.args.kw_defaults if d is not None),
         star_args=int(node.args.vararg is not None) + int(node.args.kwarg is not None),
