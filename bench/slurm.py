@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
             probe_times, queue_times, verdicts = [], [], []
             probe_sched: list[tuple[float | None, float | None]] = []
+            stages: dict[str, list[float]] = {}
             for i in range(repeat):
                 t0 = time.perf_counter()
                 obs = pipeline.dispatch(workload, cluster, f"bench-{i}", limits, work / f"bench-{i}")
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 probe_times.append(time.perf_counter() - t0)
                 queue_times.append(obs.job.timings.get("queue", float("nan")))
                 probe_sched.append(scheduler_share(obs.job.scheduler))
+                for name, value in {**obs.job.timings, **obs.timings}.items():
+                    if name != "launched_at":
+                        stages.setdefault(name, []).append(value)
                 verdicts.append(verdict.status)
             before_queries = dict(cluster.watcher.queries)
             if args.skip_arrays:
@@ -221,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     None,
                     before_queries,
                     slurm_cfg.poll_interval,
+                    stages,
                 )
 
             jobs = [pipeline.build(workload, f"arr-{i}", limits, work / f"arr-{i}") for i in range(16)]
@@ -261,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         arrays,
         queries,
         slurm_cfg.poll_interval,
+        stages,
     )
 
 
@@ -272,10 +278,11 @@ def report(
     probe_times: list[float],
     queue_times: list[float],
     probe_sched: list[tuple[float | None, float | None]],
-    verdicts: list[str],
+    verdicts: Sequence[str],
     arrays: tuple[float, int, float, int, float] | None,
     queries: dict[str, int],
     poll_interval: float,
+    stages: dict[str, list[float]],
 ) -> int:
     """Print the figures and ratios."""
     f_med = statistics.median(floor_times)
@@ -319,6 +326,7 @@ def report(
             f"one-by-one / array: {sequential_s / array_s:.2f}x"
         )
     print(f"  watcher queries: {queries}")
+    print("  probe stages, medians: " + ", ".join(f"{k} {statistics.median(v):.3f}s" for k, v in stages.items()))
     return 0
 
 
