@@ -13,6 +13,10 @@ folders). For each tree it times, as the best of `--repeat` runs:
 
 and prints the ratio. Target: at most 0.5x the floor. Also prints the peak RSS of `probe measure`
 (from wait4), which should stay flat as trees grow. Prints ratios, not pass/fail.
+
+`--flat-memory` adds one row: the peak RSS of `probe measure --json` on generated trees of 10,000
+and 100,000 small functions (100 a file, in a temporary folder), and their ratio; `--no-trees`
+leaves out the radon comparison.
 """
 
 from __future__ import annotations
@@ -88,22 +92,62 @@ def measure(tree: Path, repeat: int) -> dict[str, Any]:
     }
 
 
+def generated_tree(root: Path, functions: int, per_file: int = 100) -> Path:
+    """A folder of `functions` small functions, `per_file` a file."""
+    root.mkdir(parents=True, exist_ok=True)
+    for f in range(functions // per_file):
+        lines = ["import subprocess", ""]
+        for i in range(per_file):
+            lines += [
+                f"def f_{f}_{i}(x, y=1):",
+                f"    if x > {i}:",
+                f"        return [x, y, {i}]",
+                "    return {'a': x}",
+                "",
+            ]
+        (root / f"m{f:05d}.py").write_text("\n".join(lines))
+    return root
+
+
+def flat_memory() -> dict[str, Any]:
+    """Peak RSS of `probe measure --json` on 10,000 and on 100,000 generated functions."""
+    import tempfile
+
+    row: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="tp-bench-measure-") as tmp:
+        for n in (10_000, 100_000):
+            tree = generated_tree(Path(tmp) / str(n), n)
+            took, peak = run([str(BIN / "probe"), "measure", str(tree), "--json"])
+            row[f"{n}_s"], row[f"{n}_peak_rss_mb"] = took, peak / 1024
+    row["peak_ratio"] = row["100000_peak_rss_mb"] / row["10000_peak_rss_mb"]
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", help="source trees (default: paramiko's and rich's)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, the best counts")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--flat-memory", action="store_true", help="add the 10k/100k-function peak RSS row")
+    parser.add_argument("--no-trees", action="store_true", help="leave out the radon comparison")
     args = parser.parse_args()
-    trees = [Path(p) for p in args.paths] or [tree_of("paramiko"), tree_of("rich")]
+    trees = [] if args.no_trees else [Path(p) for p in args.paths] or [tree_of("paramiko"), tree_of("rich")]
     rows = [measure(t, args.repeat) for t in trees]
+    memory = flat_memory() if args.flat_memory else None
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"trees": rows, "flat_memory": memory}, indent=2))
         return 0
     for r in rows:
         print(
             f"{r['tree']} ({r['files']} files): radon cc+raw+hal+mi -j {r['radon_four_clis_s']:.2f} s,"
             f" probe measure {r['probe_measure_s']:.2f} s (peak {r['probe_measure_peak_rss_mb']:.0f} MB):"
             f" {r['ratio']:.2f}x (target <= {TARGET}x)"
+        )
+    if memory is not None:
+        print(
+            f"probe measure --json peak RSS: 10,000 functions {memory['10000_peak_rss_mb']:.0f} MB"
+            f" ({memory['10000_s']:.1f} s), 100,000 functions {memory['100000_peak_rss_mb']:.0f} MB"
+            f" ({memory['100000_s']:.1f} s): {memory['peak_ratio']:.2f}x"
         )
     return 0
 

@@ -303,3 +303,92 @@ def _functions(tree: ast.Module) -> Iterator[tuple[FunctionNode, str]]:
                 yield from walk(child, prefix)
 
     yield from walk(tree, "")
+
+
+# -- one walk for every count of a function ------------------------------------------------
+
+_DISPLAYS = (ast.Dict, ast.List, ast.Set)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+class WalkCounts:
+    """The counts of a function's subtree that one walk gives (see metrics.py for their meaning)."""
+
+    __slots__ = (
+        "ast_nodes",
+        "comprehensions",
+        "data_structures",
+        "lambdas",
+        "multiline_strings",
+        "nested_functions",
+        "string_literal_bytes",
+        "subprocess_calls",
+    )
+
+    def __init__(self) -> None:
+        self.ast_nodes = 0
+        self.subprocess_calls = 0
+        self.nested_functions = 0
+        self.lambdas = 0
+        self.comprehensions = 0
+        self.data_structures = 0
+        self.multiline_strings = 0
+        self.string_literal_bytes = 0
+
+
+def walk_counts(node: FunctionNode, aliases: _Aliases) -> WalkCounts:
+    """Every count of one walk over a function's subtree.
+
+    A function is walked once rather than once per count: on a long function the walks were most
+    of the time `probe measure` took. The results equal ``_data_structures`` (outermost non-empty
+    displays), ``_multiline_strings`` (an f-string counts once, not per part), ``_string_bytes``
+    and ``ast.walk`` counts.
+    """
+    c = WalkCounts()
+    # (node, inside a display, inside an f-string): what is below those is not counted again.
+    stack: list[tuple[ast.AST, bool, bool]] = [(node, False, False)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        n, in_display, in_fstring = pop()
+        c.ast_nodes += 1
+        if isinstance(n, ast.Constant):
+            v = n.value
+            if isinstance(v, str):
+                c.string_literal_bytes += len(v.encode("utf-8", "surrogatepass"))
+            elif isinstance(v, bytes):
+                c.string_literal_bytes += len(v)
+            else:
+                continue
+            if not in_fstring and (n.end_lineno or n.lineno) > n.lineno:
+                c.multiline_strings += 1
+            continue
+        if isinstance(n, ast.Name):
+            c.ast_nodes += 1  # its ctx (Load, Store, Del), a node of its own to ast.walk
+            continue
+        if isinstance(n, ast.Call):
+            if aliases.is_subprocess_call(n):
+                c.subprocess_calls += 1
+        elif isinstance(n, _DISPLAYS):
+            if not in_display and (n.keys if isinstance(n, ast.Dict) else n.elts):
+                c.data_structures += 1
+            in_display = True
+        elif isinstance(n, ast.JoinedStr):
+            if not in_fstring and (n.end_lineno or n.lineno) > n.lineno:
+                c.multiline_strings += 1
+            in_fstring = True
+        elif isinstance(n, FunctionNode):
+            c.nested_functions += 1
+        elif isinstance(n, ast.Lambda):
+            c.lambdas += 1
+        elif isinstance(n, _COMPREHENSIONS):
+            c.comprehensions += 1
+        for field in n._fields:
+            v = getattr(n, field, None)
+            if isinstance(v, ast.AST):
+                push((v, in_display, in_fstring))
+            elif isinstance(v, list):
+                for item in v:
+                    if isinstance(item, ast.AST):
+                        push((item, in_display, in_fstring))
+    c.nested_functions -= 1  # the function itself
+    return c

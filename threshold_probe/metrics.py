@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,11 @@ from radon.visitors import ComplexityVisitor, HalsteadVisitor
 from threshold_probe.ast_counts import (
     FunctionNode,
     _Aliases,
-    _data_structures,
     _functions,
     _is_range_loop,
     _max_nesting,
-    _multiline_strings,
     _Refs,
-    _string_bytes,
+    walk_counts,
 )
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
@@ -135,6 +133,7 @@ def _measure_function(
     comment_pct = (raw.comments + raw.multi) * 100 / raw.sloc if raw.sloc else 0
     closure = sorted(refs.closure.get(id(node), set()))
     glob = sorted(refs.globals.get(id(node), set()))
+    counts = walk_counts(node, aliases)
     return FunctionMetrics(
         name=node.name,
         qualname=qualname,
@@ -152,22 +151,20 @@ def _measure_function(
         halstead_difficulty=round(halstead.difficulty, 3),
         halstead_effort=round(halstead.effort, 3),
         mi=round(mi_compute(halstead.volume, cc, raw.lloc, comment_pct), 3),
-        ast_nodes=sum(1 for _ in ast.walk(node)),
+        ast_nodes=counts.ast_nodes,
         max_nesting=_max_nesting(node.body),
-        subprocess_calls=sum(1 for n in ast.walk(node) if isinstance(n, ast.Call) and aliases.is_subprocess_call(n)),
-        data_structures=_data_structures(node),
+        subprocess_calls=counts.subprocess_calls,
+        data_structures=counts.data_structures,
         free_vars=len(closure),
         free_var_names=closure,
         global_refs=len(glob),
         global_ref_names=glob,
-        string_literal_bytes=_string_bytes(node),
-        multiline_strings=_multiline_strings(node),
-        nested_functions=sum(1 for n in ast.walk(node) if isinstance(n, FunctionNode)) - 1,
-        lambdas=sum(1 for n in ast.walk(node) if isinstance(n, ast.Lambda)),
+        string_literal_bytes=counts.string_literal_bytes,
+        multiline_strings=counts.multiline_strings,
+        nested_functions=counts.nested_functions,
+        lambdas=counts.lambdas,
         decorators=len(node.decorator_list),
-        comprehensions=sum(
-            1 for n in ast.walk(node) if isinstance(n, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
-        ),
+        comprehensions=counts.comprehensions,
         top_level_range_loops=sum(1 for stmt in node.body if _is_range_loop(stmt)),
         default_args=len(node.args.defaults) + sum(1 for d in node.args.kw_defaults if d is not None),
         star_args=int(node.args.vararg is not None) + int(node.args.kwarg is not None),
@@ -326,22 +323,20 @@ def _split_target(target: str) -> tuple[Path, str | None]:
 
 
 def _measure_file(
-    path: Path, shown: str, func: str | None, pickle: bool, timeout: float, result: MeasureResult
-) -> None:
+    path: Path, shown: str, func: str | None, pickle: bool, timeout: float
+) -> tuple[list[FunctionMetrics], list[FileError]]:
+    """The functions of one file, and what went wrong reading, parsing or sizing it."""
     try:
         with tokenize.open(path) as fh:
             source = fh.read()
     except (SyntaxError, UnicodeDecodeError) as exc:
-        result.errors.append(FileError(path=shown, lineno=None, message=f"cannot decode: {exc}"))
-        return
+        return [], [FileError(path=shown, lineno=None, message=f"cannot decode: {exc}")]
     except OSError as exc:
-        result.errors.append(FileError(path=shown, lineno=None, message=f"cannot read: {exc.strerror}"))
-        return
+        return [], [FileError(path=shown, lineno=None, message=f"cannot read: {exc.strerror}")]
     try:
         tree = ast.parse(source, filename=shown)
     except SyntaxError as exc:
-        result.errors.append(FileError(path=shown, lineno=exc.lineno, message=f"SyntaxError: {exc.msg}"))
-        return
+        return [], [FileError(path=shown, lineno=exc.lineno, message=f"SyntaxError: {exc.msg}")]
     functions = _measure_tree(tree, source, shown)
     if func is not None:
         chosen = [m for m in functions if m.qualname == func] or [m for m in functions if m.name == func]
@@ -349,6 +344,7 @@ def _measure_file(
             names = ", ".join(m.qualname for m in functions) or "none"
             raise UserError(f"{shown}: no function {func!r} (functions: {names})")
         functions = chosen[:1]
+    errors: list[FileError] = []
     # A nested function only exists while its parent runs: it has no pickle of its own to size.
     reachable = [m.qualname for m in functions if "<locals>" not in m.qualname]
     if pickle and reachable:
@@ -356,8 +352,32 @@ def _measure_file(
         for m in functions:
             m.pickle_bytes = sizes.get(m.qualname)
         if problem:
-            result.errors.append(FileError(path=shown, lineno=None, message=problem))
-    result.functions.extend(functions)
+            errors.append(FileError(path=shown, lineno=None, message=problem))
+    return functions, errors
+
+
+def iter_measure(
+    targets: Sequence[str], *, pickle: bool = False, pickle_timeout: float = PICKLE_TIMEOUT_S
+) -> Iterator[tuple[list[FunctionMetrics], list[FileError]]]:
+    """The functions and errors of each file in turn, so that a caller need not hold a whole tree.
+
+    Every target is checked before the first file is measured: a missing path or a FILE:FUNC
+    naming a folder raises UserError before anything is yielded.
+    """
+    plan: list[tuple[Path, str | None]] = []
+    for target in targets:
+        path, func = _split_target(target)
+        if not path.exists():
+            raise UserError(f"no such file or folder: {path}")
+        if path.is_dir() and func is not None:
+            raise UserError(f"{target}: FILE:FUNC needs a file, and {path} is a folder")
+        plan.append((path, func))
+    for path, func in plan:
+        if path.is_dir():
+            for file in _python_files(path):
+                yield _measure_file(file, str(file), None, pickle, pickle_timeout)
+        else:
+            yield _measure_file(path, str(path), func, pickle, pickle_timeout)
 
 
 def measure_paths(
@@ -374,15 +394,7 @@ def measure_paths(
     seconds gets a FileError of one line; its functions keep their static metrics.
     """
     result = MeasureResult()
-    for target in targets:
-        path, func = _split_target(target)
-        if not path.exists():
-            raise UserError(f"no such file or folder: {path}")
-        if path.is_dir():
-            if func is not None:
-                raise UserError(f"{target}: FILE:FUNC needs a file, and {path} is a folder")
-            for file in _python_files(path):
-                _measure_file(file, str(file), None, pickle, pickle_timeout, result)
-        else:
-            _measure_file(path, str(path), func, pickle, pickle_timeout, result)
+    for functions, errors in iter_measure(targets, pickle=pickle, pickle_timeout=pickle_timeout):
+        result.functions.extend(functions)
+        result.errors.extend(errors)
     return result

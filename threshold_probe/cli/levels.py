@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +16,8 @@ from rich.text import Text
 from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import load_ladder
-from threshold_probe.metrics import PICKLE_TIMEOUT_S, measure_paths, measure_workload
+from threshold_probe.measure_json import measure_json_chunks, sort_key
+from threshold_probe.metrics import PICKLE_TIMEOUT_S, FileError, FunctionMetrics, iter_measure, measure_workload
 from threshold_probe.store import atomic_write
 
 LadderOpt = Annotated[
@@ -121,20 +124,30 @@ def measure(
     """
     if sort not in SORT_FIELDS:
         raise UserError(f"cannot sort by {sort!r}: choose one of {', '.join(SORT_FIELDS)}")
-    result = measure_paths(targets, pickle=pickle, pickle_timeout=pickle_timeout)
-    # Highest first, except the maintainability index: the least maintainable (lowest MI) first.
-    sign = 1 if sort == "mi" else -1
-    funcs = sorted(result.functions, key=lambda f: (sign * (getattr(f, sort) or 0), f.path or "", f.lineno))
-    if top is not None:
-        funcs = funcs[:top]
+    files = iter_measure(targets, pickle=pickle, pickle_timeout=pickle_timeout)
+    seen = {"functions": 0, "errors": 0}
+
+    def counted() -> Iterator[tuple[list[FunctionMetrics], list[FileError]]]:
+        for functions, errors in files:
+            seen["functions"] += len(functions)
+            seen["errors"] += len(errors)
+            yield functions, errors
+
     if as_json:
-        print_json(
-            {
-                "functions": [f.model_dump() for f in funcs],
-                "errors": [e.model_dump() for e in result.errors],
-            }
-        )
+        # Streamed through a spool file: memory stays flat however many functions the tree holds.
+        for chunk in measure_json_chunks(counted(), sort, top):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
     else:
+        # A table is read by a person and sized to its widest cells: it holds every row it shows.
+        all_functions: list[FunctionMetrics] = []
+        all_errors: list[FileError] = []
+        for functions, errors in counted():
+            all_functions.extend(functions)
+            all_errors.extend(errors)
+        funcs = sorted(all_functions, key=lambda f: sort_key(f, sort))
+        if top is not None:
+            funcs = funcs[:top]
         rows = [
             {
                 "function": escape(printable(f"{f.path}:{f.qualname}" if f.path else f.qualname)),
@@ -176,8 +189,8 @@ def measure(
                 break
             columns.remove(droppable.pop(0))
         console.print(table)
-        for e in result.errors:
+        for e in all_errors:
             where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"
             err_console.print(f"[red]{safe(where)}[/] {safe(e.message)}", highlight=False)
-    if result.errors and not result.functions:
+    if seen["errors"] and not seen["functions"]:
         raise typer.Exit(2)

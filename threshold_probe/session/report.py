@@ -136,6 +136,12 @@ def run_cell(run: RunState, levels: Sequence[int]) -> Cell:
     )
 
 
+#: Up to this many levels searched, the rows of levels never probed carry their static metrics too.
+#: Beyond it they carry none: measuring every workload of a 1,000-level ladder would cost minutes,
+#: far more than the dozen probes that bisect it.
+UNPROBED_METRICS_UP_TO = 100
+
+
 def level_rows(run: RunState, records: Sequence[ProbeRecord], levels: Sequence[int], partial: bool) -> list[LevelRow]:
     """One row per level searched (`partial`: only those probed yet), with the fold of its outcomes."""
     by_level: dict[int, list[ProbeRecord]] = {}
@@ -144,6 +150,7 @@ def level_rows(run: RunState, records: Sequence[ProbeRecord], levels: Sequence[i
             by_level.setdefault(r.level, []).append(r)
     shown = [n for n in levels if n in by_level] if partial else list(levels)
     rows: list[LevelRow] = []
+    measure_all = len(shown) <= UNPROBED_METRICS_UP_TO
     for n in shown:
         recs = by_level.get(n, [])
         outcomes = [run.oracles.outcome(r) for r in recs]
@@ -152,7 +159,7 @@ def level_rows(run: RunState, records: Sequence[ProbeRecord], levels: Sequence[i
         rows.append(
             LevelRow(
                 level=n,
-                metrics=run.workloads.level_metrics(n),
+                metrics=run.workloads.level_metrics(n) if recs or measure_all else {},
                 summary=fold(outcomes) if recs else None,
                 pass_rate=(sum(o == "good" for o in decided) / len(decided)) if decided else None,
                 probes=len(recs),
