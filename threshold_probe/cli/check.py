@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from threshold_probe.check import check_paths, load_summary_file, rules_from_summary
+from threshold_probe.cli import complete
 from threshold_probe.cli.common import command, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
 from threshold_probe.summary import RunSummary
@@ -35,7 +36,9 @@ def _against(value: str) -> RunSummary:
 
 @command
 def check_code(
-    paths: Annotated[list[str], typer.Argument(help="Files and folders (searched recursively for *.py).")],
+    paths: Annotated[
+        list[str], typer.Argument(metavar="PATH...", help="Files and folders (searched recursively for *.py).")
+    ],
     against: Annotated[
         str,
         typer.Option(
@@ -46,7 +49,12 @@ def check_code(
             "commits it for the pre-commit hook).",
         ),
     ] = "",
-    fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(CHECK_FORMATS)}.")] = "text",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help=f"Output format: {', '.join(CHECK_FORMATS)}.", autocompletion=complete.check_formats
+        ),
+    ] = "text",
 ) -> None:
     """Predict which functions fail like a recorded run, from its static drivers and thresholds.
 
