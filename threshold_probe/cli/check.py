@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from threshold_probe.check import check_paths, load_summary_file, rules_from_summary
-from threshold_probe.cli import complete
 from threshold_probe.cli.common import command, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
 from threshold_probe.summary import RunSummary
@@ -34,6 +33,11 @@ def _against(value: str) -> RunSummary:
     return RunSummary.model_validate(info.summary)
 
 
+def _formats(incomplete: str) -> list[str]:
+    """Shell completion of --format."""
+    return [f for f in CHECK_FORMATS if f.startswith(incomplete)]
+
+
 @command
 def check_code(
     paths: Annotated[
@@ -51,9 +55,7 @@ def check_code(
     ] = "",
     fmt: Annotated[
         str,
-        typer.Option(
-            "--format", help=f"Output format: {', '.join(CHECK_FORMATS)}.", autocompletion=complete.check_formats
-        ),
+        typer.Option("--format", help=f"Output format: {', '.join(CHECK_FORMATS)}.", autocompletion=_formats),
     ] = "text",
 ) -> None:
     """Predict which functions fail like a recorded run, from its static drivers and thresholds.

@@ -268,14 +268,14 @@ def fit_table(
     whole: tuple[str, ...],
     droppable: list[str],
     right: tuple[str, ...] = (),
-    wrap: tuple[str, ...] = (),
 ) -> Table:
     """A table whose `whole` columns (identifiers: run ids, names, paths) are never cut or folded.
 
     When the table is wider than the console, the `droppable` columns go, in that order, before
-    anything is cut. Only `wrap` columns wrap, between words; the others keep each cell on one
-    line. Cells are Rich markup (escape user text with `safe`). An identifier wider than the
-    terminal is still printed whole: the terminal wraps the line, nothing is lost.
+    anything is cut. The `right` columns (figures) keep each cell on one line; the other columns
+    wrap between words, never inside one. Cells are Rich markup (escape user text with `safe`).
+    An identifier wider than the terminal is still printed whole: the terminal wraps the line,
+    nothing is lost.
     """
     columns, droppable = list(columns), [c for c in droppable if c in columns]
 
@@ -284,20 +284,31 @@ def fit_table(
 
     def need(col: str) -> int:
         """The narrowest a column can be: its longest cell, or its longest word if it wraps."""
-        if col in wrap:
+        if col not in whole and col not in right:
             return max((Text(word).cell_len for cell in cells(col) for word in cell.split()), default=1)
         return max(Text(cell).cell_len for cell in cells(col))
 
     while droppable and sum(need(c) + 3 for c in columns) + 1 > console.width:
         columns.remove(droppable.pop(0))
     narrowest = sum(need(c) + 3 for c in columns) + 1
+    # Too wide as it is: the wrapping columns are set to their longest word, then given back what
+    # room is left, the widest text first (Rich alone can still cut a column to fit).
+    widths: dict[str, int | None] = dict.fromkeys(columns)
+    natural = {c: max(Text(cell).cell_len for cell in cells(c)) for c in columns}
+    if sum(natural[c] + 3 for c in columns) + 1 > console.width:
+        spare = max(0, console.width - narrowest)
+        for col in sorted(columns, key=lambda c: need(c) - natural[c]):
+            if col not in whole and col not in right:
+                widths[col] = need(col) + min(spare, natural[col] - need(col))
+                spare -= widths[col] - need(col)  # type: ignore[operator]
     table = Table(title=title, title_justify="left", width=narrowest if narrowest > console.width else None)
     for col in columns:
         table.add_column(
             col,
             justify="right" if col in right else "left",
-            no_wrap=col not in wrap,
-            min_width=need(col) if col in whole or col in wrap else None,
+            no_wrap=col in whole or col in right,
+            min_width=need(col),
+            width=widths[col],
         )
     for r in rows:
         table.add_row(*(r[c] for c in columns))

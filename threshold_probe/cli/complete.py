@@ -24,17 +24,27 @@ def _global(ctx: typer.Context, name: str) -> Any:
     return ctx.find_root().params.get(name)
 
 
-def _state(ctx: typer.Context) -> Any:
-    from threshold_probe.cli.common import AppState
+def _config(ctx: typer.Context) -> Any:
+    from threshold_probe.config import load_config
 
     config = _global(ctx, "config") or os.environ.get("PROBE_CONFIG") or None
-    return AppState(config_path=Path(config) if config else None, reports_dir=_global(ctx, "reports_dir"))
+    return load_config(Path(config) if config else None)
+
+
+def _reports_dir(ctx: typer.Context) -> Path:
+    """Where the journal is, resolved as the commands resolve it (cli/common.py AppState)."""
+    given = _global(ctx, "reports_dir") or os.environ.get("PROBE_REPORTS_DIR")
+    if given:
+        return Path(given)
+    cfg = _config(ctx)
+    path = Path(cfg.reports_dir).expanduser()
+    return path if path.is_absolute() else cfg.base_dir / path
 
 
 def clusters(ctx: typer.Context, incomplete: str) -> list[str]:
     """Cluster names from probe.toml, and `local`."""
     try:
-        names = _state(ctx).config().cluster_names()
+        names = _config(ctx).cluster_names()
     except Exception:  # a config that does not load: still offer the cluster that always exists
         names = ["local"]
     return _starting(names, incomplete)
@@ -63,8 +73,7 @@ def pipelines(incomplete: str) -> list[str]:
 def run_ids(ctx: typer.Context, incomplete: str) -> list[str]:
     """Recorded run ids, newest first (and `latest`), read from the journal without creating it."""
     try:
-        state = _state(ctx)
-        root = state.resolved_reports_dir()
+        root = _reports_dir(ctx)
         if not (root / "probe.db").is_file():
             return _starting(["latest"], incomplete)
         from threshold_probe.store import Store
@@ -83,12 +92,6 @@ def report_formats(incomplete: str) -> list[str]:
     from threshold_probe.render import FORMATS
 
     return _starting(FORMATS, incomplete)
-
-
-def check_formats(incomplete: str) -> list[str]:
-    from threshold_probe.cli.check import CHECK_FORMATS
-
-    return _starting(CHECK_FORMATS, incomplete)
 
 
 def page_formats(incomplete: str) -> list[str]:

@@ -81,9 +81,7 @@ def levels(
     droppable = ["pickle B", "structs", "nesting", "CC", "subproc"]
     title = f"ladder {lad.name} ({len(rows)} levels)"
     right = tuple(c for c in columns if c != "features")
-    print_table(
-        fit_table(title, cells, columns, whole=("level",), droppable=droppable, right=right, wrap=("features",))
-    )
+    print_table(fit_table(title, cells, columns, whole=("level",), droppable=droppable, right=right))
     if write is not None:
         err_console.print(f"wrote {len(rows)} sources to {write}")
 
@@ -128,9 +126,9 @@ def _dimensions(as_json: bool) -> None:
         for d in dims
     ]
     columns = ["dimension", "kind", "unit", "default", "meaning"]
-    table = fit_table(
-        f"{len(dims)} dimensions", rows, columns, whole=("dimension",), droppable=["kind"], wrap=("meaning",)
-    )
+    if console.width < 110:  # the meaning needs the room more than the kind (the name tells it)
+        columns.remove("kind")
+    table = fit_table(f"{len(dims)} dimensions", rows, columns, whole=("dimension",), droppable=["kind"])
     print_table(table)
 
 
