@@ -376,3 +376,13 @@ def test_measure_unknown_function_suggests_one(tmp_path: Path, mode: str) -> Non
     assert len(lines) == 1, res.stderr
     assert "no function 'handler_numbr_042'" in lines[0] and "did you mean 'handler_number_042'?" in lines[0]
     assert len(lines[0]) < 300, lines[0]
+
+
+def test_piped_pages_of_panels_fit_their_content(tmp_path: Path) -> None:
+    """triage and explain print a page of panels: piped, none stretches to the pipe's width."""
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_small.py").write_text("def test_adds():\n    assert 1 + 1 == 2\n")
+    res = probe(tmp_path, "piped", "--reports-dir", str(tmp_path / "reports"), "triage", "suite", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "triage" in res.stdout, res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) < 400, res.stdout

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console, ConsoleDimensions
+from rich.console import Console, ConsoleDimensions, Group
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.panel import Panel
@@ -68,11 +68,14 @@ class ProbeConsole(Console):
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        if kwargs.get("width") is None and self._piped_wide():
-            panels = [o for o in objects if isinstance(o, Panel) and o.expand and o.width is None]
-            if panels and len(objects) == 1:
-                fitted = Measurement.get(self, self.options, panels[0]).maximum
-                kwargs["width"] = min(fitted, PIPED_WIDTH)
+        if kwargs.get("width") is None and self._piped_wide() and len(objects) == 1:
+            (obj,) = objects
+            if isinstance(obj, Group):  # a page of panels (triage, explain): each fits its own content
+                for part in obj.renderables:
+                    self.print(part, **kwargs)
+                return
+            if isinstance(obj, Panel) and obj.expand and obj.width is None:
+                kwargs["width"] = min(Measurement.get(self, self.options, obj).maximum, PIPED_WIDTH)
         super().print(*objects, **kwargs)
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from threshold_probe.cli import complete
 from threshold_probe.cli.common import (
     command,
+    console,
     err_console,
     fit_table,
     get_state,
