@@ -111,14 +111,16 @@ def test_every_format_and_the_journal(tmp_path: Path) -> None:
     assert code == 0, err
     assert "fails iff closure_refs >= 1: 1 of 1 fail, 0 of 1 pass" in " ".join(out.split())
     html = tmp_path / "t.html"
-    code, _, err = probe(None, reports, "triage", str(folder), "-p", "source", "-q", "-f", "html", "-o", str(html))
+    code, _, err = probe(
+        None, reports, "triage", str(folder), "-p", "source", "-q", "--format", "html", "-o", str(html)
+    )
     assert code == 0, err
     page = html.read_text()
     assert "<svg" in page and "<script" not in page.lower() and 'src="http' not in page and "<link" not in page
     assert 'fill="#d93025"' in page and 'fill="#1e8e3e"' in page  # bars coloured by verdict
-    code, md, err = probe(None, reports, "triage", str(folder), "-p", "source", "-q", "-f", "md")
+    code, md, err = probe(None, reports, "triage", str(folder), "-p", "source", "-q", "--format", "md")
     assert code == 0 and "| where |" in md and "fails iff closure_refs \\>= 1" in md
-    code, xml, err = probe(None, reports, "triage", str(folder), "-p", "source", "-q", "-f", "junit")
+    code, xml, err = probe(None, reports, "triage", str(folder), "-p", "source", "-q", "--format", "junit")
     root = ET.fromstring(xml)
     cases = {c.get("name"): c for c in root.iter("testcase")}
     assert cases["test_a.closes"].find("failure") is not None

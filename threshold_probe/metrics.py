@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import difflib
 import json
 import os
 import signal
@@ -341,8 +342,7 @@ def _measure_file(
     if func is not None:
         chosen = [m for m in functions if m.qualname == func] or [m for m in functions if m.name == func]
         if not chosen:
-            names = ", ".join(m.qualname for m in functions) or "none"
-            raise UserError(f"{shown}: no function {func!r} (functions: {names})")
+            raise UserError(f"{shown}: no function {func!r}{_other_functions(func, [m.qualname for m in functions])}")
         functions = chosen[:1]
     errors: list[FileError] = []
     # A nested function only exists while its parent runs: it has no pickle of its own to size.
@@ -398,3 +398,14 @@ def measure_paths(
         result.functions.extend(functions)
         result.errors.extend(errors)
     return result
+
+
+def _other_functions(func: str, names: list[str]) -> str:
+    """What a misspelt FILE:FUNC could have meant: the closest name, or the few there are."""
+    close = difflib.get_close_matches(func, names, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    if not names:
+        return " (the file defines none)"
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    return f" (functions: {shown})"

@@ -323,13 +323,18 @@ class Store:
             return runs[0]
         row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
+            # A unique prefix names a run: every command taking a RUN_ID resolves it here. The
+            # prefix is compared as text (substr), so `_` or `%` in it are not patterns.
             rows = self._db.execute(
-                "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC", (f"{run_id}%",)
+                "SELECT * FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY started_at DESC",
+                (len(run_id), run_id),
             ).fetchall()
-            if len(rows) == 1:
-                row = rows[0]
-            else:
+            if len(rows) > 1:
+                newest = ", ".join(str(r[0]) for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
+                raise UserError(f"run id prefix {run_id!r} matches {len(rows)} runs ({newest}): give more of the id")
+            if not rows:
                 raise UserError(f"no run {run_id!r} in {self.db_path}: `probe runs` lists them")
+            row = rows[0]
         return self._row_to_info(row)
 
     # probes -----------------------------------------------------------------------------

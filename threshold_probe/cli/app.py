@@ -23,6 +23,7 @@ from threshold_probe.cli import search as search_cmd
 from threshold_probe.cli import shrink as shrink_cmd
 from threshold_probe.cli import triage as triage_cmd
 from threshold_probe.cli.common import console, reset_state
+from threshold_probe.cli.usage import ProbeCommand, ProbeGroup
 
 HELP = """Find and explain the point where remote Python function execution breaks down.
 
@@ -32,10 +33,14 @@ the first failing level and the dimension that drives it.
 
 Exit codes: 0 completed (whatever was found), 1 regression (nightly), 2 bad input,
 3 infrastructure (cluster unusable), 130/143 interrupted (resume with --resume).
+
+Shell completion of commands, options and their values (clusters, ladders, pipelines, run ids,
+formats): probe --install-completion, then start a new shell.
 """
 
 app = typer.Typer(
     name="probe",
+    cls=ProbeGroup,
     help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -56,6 +61,7 @@ def main_options(
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="probe.toml to use (default: probe.toml or pyproject.toml found upwards).",
             envvar="PROBE_CONFIG",
         ),
@@ -63,7 +69,10 @@ def main_options(
     reports_dir: Annotated[
         Path | None,
         typer.Option(
-            "--reports-dir", help="Where runs and the journal live (default: reports/).", envvar="PROBE_REPORTS_DIR"
+            "--reports-dir",
+            metavar="DIR",
+            help="Where runs and the journal live (default: reports/).",
+            envvar="PROBE_REPORTS_DIR",
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
@@ -94,24 +103,24 @@ SEARCH = "Search"
 INSPECT = "Ladders and metrics"
 RESULTS = "Results"
 
-app.command(rich_help_panel=INSPECT)(levels_cmd.levels)
-app.command(rich_help_panel=INSPECT)(levels_cmd.measure)
-app.command(name="check", rich_help_panel=INSPECT)(check_cmd.check_code)
-app.command(name="run", rich_help_panel=SEARCH)(search_cmd.run)
-app.command(rich_help_panel=SEARCH)(search_cmd.sweep)
-app.command(rich_help_panel=SEARCH)(search_cmd.bisect)
-app.command(rich_help_panel=SEARCH)(search_cmd.isolate)
-app.command(name="compare-pipelines", rich_help_panel=SEARCH)(pipelines_cmd.compare_pipelines)
-app.command(rich_help_panel=SEARCH)(nightly_cmd.nightly)
-app.command(rich_help_panel=SEARCH)(triage_cmd.triage)
-app.command(rich_help_panel=SEARCH)(triage_cmd.explain)
-app.command(rich_help_panel=SEARCH)(shrink_cmd.shrink)
-app.command(rich_help_panel=RESULTS)(shrink_cmd.repro)
-app.command(rich_help_panel=RESULTS)(runs_cmd.runs)
-app.command(rich_help_panel=RESULTS)(report_cmd.report)
-app.command(rich_help_panel=RESULTS)(history_cmd.history)
-app.command(rich_help_panel=RESULTS)(compare_cmd.compare)
-app.command(rich_help_panel=RESULTS)(gc_cmd.gc)
+app.command(cls=ProbeCommand, rich_help_panel=INSPECT)(levels_cmd.levels)
+app.command(cls=ProbeCommand, rich_help_panel=INSPECT)(levels_cmd.measure)
+app.command(name="check", cls=ProbeCommand, rich_help_panel=INSPECT)(check_cmd.check_code)
+app.command(name="run", cls=ProbeCommand, rich_help_panel=SEARCH)(search_cmd.run)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(search_cmd.sweep)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(search_cmd.bisect)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(search_cmd.isolate)
+app.command(name="compare-pipelines", cls=ProbeCommand, rich_help_panel=SEARCH)(pipelines_cmd.compare_pipelines)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(nightly_cmd.nightly)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(triage_cmd.triage)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(triage_cmd.explain)
+app.command(cls=ProbeCommand, rich_help_panel=SEARCH)(shrink_cmd.shrink)
+app.command(cls=ProbeCommand, rich_help_panel=RESULTS)(shrink_cmd.repro)
+app.command(cls=ProbeCommand, rich_help_panel=RESULTS)(runs_cmd.runs)
+app.command(cls=ProbeCommand, rich_help_panel=RESULTS)(report_cmd.report)
+app.command(cls=ProbeCommand, rich_help_panel=RESULTS)(history_cmd.history)
+app.command(cls=ProbeCommand, rich_help_panel=RESULTS)(compare_cmd.compare)
+app.command(cls=ProbeCommand, rich_help_panel=RESULTS)(gc_cmd.gc)
 app.add_typer(clusters_cmd.app, name="clusters", help="List configured clusters and check them.")
 
 

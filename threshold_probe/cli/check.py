@@ -33,9 +33,16 @@ def _against(value: str) -> RunSummary:
     return RunSummary.model_validate(info.summary)
 
 
+def _formats(incomplete: str) -> list[str]:
+    """Shell completion of --format."""
+    return [f for f in CHECK_FORMATS if f.startswith(incomplete)]
+
+
 @command
 def check_code(
-    paths: Annotated[list[str], typer.Argument(help="Files and folders (searched recursively for *.py).")],
+    paths: Annotated[
+        list[str], typer.Argument(metavar="PATH...", help="Files and folders (searched recursively for *.py).")
+    ],
     against: Annotated[
         str,
         typer.Option(
@@ -46,7 +53,10 @@ def check_code(
             "commits it for the pre-commit hook).",
         ),
     ] = "",
-    fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(CHECK_FORMATS)}.")] = "text",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help=f"Output format: {', '.join(CHECK_FORMATS)}.", autocompletion=_formats),
+    ] = "text",
 ) -> None:
     """Predict which functions fail like a recorded run, from its static drivers and thresholds.
 

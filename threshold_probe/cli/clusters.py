@@ -24,13 +24,25 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
+from threshold_probe.cli import complete
+from threshold_probe.cli.common import (
+    command,
+    console,
+    err_console,
+    fit_table,
+    get_state,
+    print_json,
+    print_table,
+    safe,
+)
+from threshold_probe.cli.usage import ProbeCommand, ProbeGroup
 from threshold_probe.clusters import make_cluster
 from threshold_probe.errors import EXIT_INFRA, InfraError, ProbeError
 from threshold_probe.textsafe import strip_control
 
 app = typer.Typer(
     name="clusters",
+    cls=ProbeGroup,
     help="List configured clusters and check that they can run probes.",
     no_args_is_help=True,
 )
@@ -54,7 +66,7 @@ def _row(name: str, cfg: Any) -> dict[str, Any]:
     }
 
 
-@app.command("list")
+@app.command("list", cls=ProbeCommand)
 @command
 def list_clusters(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -65,22 +77,25 @@ def list_clusters(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"{len(rows)} clusters", title_justify="left")
-    for col in ("name", "type", "host", "python", "workdir", "memory", "time", "cores"):
-        table.add_column(col)
-    for r in rows:
-        lim = r["limits"]
-        table.add_row(
-            r["name"],
-            r["type"],
-            r["host"],
-            str(r["python"] or "-"),
-            str(r["workdir"] or "-"),
-            str(lim["memory"] or "-"),
-            str(lim["time"] or "-"),
-            str(lim["cores"] or "-"),
-        )
-    console.print(table)
+    cells = [
+        {
+            "name": safe(r["name"]),
+            "type": safe(r["type"]),
+            "host": safe(r["host"]),
+            "python": safe(r["python"] or "-"),
+            "workdir": safe(r["workdir"] or "-"),
+            "memory": safe(r["limits"]["memory"] or "-"),
+            "time": safe(r["limits"]["time"] or "-"),
+            "cores": safe(r["limits"]["cores"] or "-"),
+        }
+        for r in rows
+    ]
+    columns = ["name", "type", "host", "python", "workdir", "memory", "time", "cores"]
+    # Names, hosts and paths are what a user copies: never cut. The limits and the type go first.
+    title = f"{len(rows)} cluster" + ("" if len(rows) == 1 else "s")
+    whole = ("name", "host", "python", "workdir")
+    droppable = ["cores", "time", "type", "memory", "workdir"]
+    print_table(fit_table(title, cells, columns, whole=whole, droppable=droppable))
 
 
 def _check_one(name: str, cfg: Any) -> dict[str, Any]:
@@ -134,11 +149,15 @@ def _check_all(as_json: bool) -> None:
         raise InfraError(f"{len(failed)} of {len(rows)} clusters not usable: {', '.join(failed)}")
 
 
-@app.command("check")
+@app.command("check", cls=ProbeCommand)
 @command
 def check(
     name: Annotated[
-        str | None, typer.Argument(help="Cluster name from probe.toml, or `local`; without it, every cluster.")
+        str | None,
+        typer.Argument(
+            help="Cluster name from probe.toml, or `local`; without it, every cluster.",
+            autocompletion=complete.clusters,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:
@@ -182,7 +201,7 @@ def check(
         raise InfraError(f"cluster {name!r} is not usable ({bad})")
 
 
-@app.command("import")
+@app.command("import", cls=ProbeCommand)
 @command
 def import_clustrix(
     path: Annotated[

@@ -14,11 +14,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions, Group
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,20 +29,60 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
+from threshold_probe.cli import complete
 from threshold_probe.cli.progress import JobsProgress, LiveJobs, job_text
 from threshold_probe.clusters.base import JobState
 from threshold_probe.config import ProbeConfig, load_config
-from threshold_probe.errors import EXIT_INFRA, ProbeError
+from threshold_probe.errors import EXIT_INFRA, ProbeError, UserError
 from threshold_probe.interrupts import interruptible
 from threshold_probe.journal import journal_error
 from threshold_probe.models import ProbeRecord
 from threshold_probe.store import Store
 from threshold_probe.textsafe import strip_control
 
+#: The width of stdout when it is not a terminal and COLUMNS does not say: wide enough that no
+#: line of a table or report is wrapped (a pipe has no width of its own; `grep` wants whole lines).
+PIPED_WIDTH = 4096
+
+
+class ProbeConsole(Console):
+    """A Rich console that does not wrap piped output at 80 columns.
+
+    Rich takes 80 columns when no stream is a terminal, which folds run ids, function names and
+    paths in `probe ... | cat` and in CI logs. Piped (and no COLUMNS), this console is
+    PIPED_WIDTH wide instead, and a full-width Panel is drawn as wide as its content, not as
+    wide as that.
+    """
+
+    def _piped_wide(self) -> bool:
+        return self._width is None and "COLUMNS" not in os.environ and not self.is_terminal
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        return ConsoleDimensions(PIPED_WIDTH, dims.height) if self._piped_wide() else dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if kwargs.get("width") is None and self._piped_wide() and len(objects) == 1:
+            (obj,) = objects
+            if isinstance(obj, Group):  # a page of panels (triage, explain): each fits its own content
+                for part in obj.renderables:
+                    self.print(part, **kwargs)
+                return
+            if isinstance(obj, Panel) and obj.expand and obj.width is None:
+                kwargs["width"] = min(Measurement.get(self, self.options, obj).maximum, PIPED_WIDTH)
+        super().print(*objects, **kwargs)
+
+
 #: stdout: tables, reports and JSON. stderr: progress, warnings and errors.
-console = Console(soft_wrap=False)
+console = ProbeConsole(soft_wrap=False)
 err_console = Console(stderr=True)
 
 #: A disk that cannot take what the run writes (reports, logs): exit 3 with the path, no traceback.
@@ -221,6 +263,98 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
     codes = EXIT_CODES[_EXIT_KIND.get(fn.__name__, "offline")]
     wrapper.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nExit codes: {codes}"
     return wrapper
+
+
+def fit_table(
+    title: str,
+    rows: list[dict[str, str]],
+    columns: list[str],
+    *,
+    whole: tuple[str, ...],
+    droppable: list[str],
+    right: tuple[str, ...] = (),
+) -> Table:
+    """A table whose `whole` columns (identifiers: run ids, names, paths) are never cut or folded.
+
+    When the table is wider than the console, the `droppable` columns go, in that order, before
+    anything is cut. The `right` columns (figures) keep each cell on one line; the other columns
+    wrap between words, never inside one. Cells are Rich markup (escape user text with `safe`).
+    An identifier wider than the terminal is still printed whole: the terminal wraps the line,
+    nothing is lost.
+    """
+    columns, droppable = list(columns), [c for c in droppable if c in columns]
+
+    def cells(col: str) -> list[str]:
+        return [col, *(Text.from_markup(r[col]).plain for r in rows)]
+
+    def need(col: str) -> int:
+        """The narrowest a column can be: its longest cell, or its longest word if it wraps."""
+        if col not in whole and col not in right:
+            return max((Text(word).cell_len for cell in cells(col) for word in cell.split()), default=1)
+        return max(Text(cell).cell_len for cell in cells(col))
+
+    while droppable and sum(need(c) + 3 for c in columns) + 1 > console.width:
+        columns.remove(droppable.pop(0))
+    narrowest = sum(need(c) + 3 for c in columns) + 1
+    # Too wide as it is: the wrapping columns are set to their longest word, then given back what
+    # room is left, the widest text first (Rich alone can still cut a column to fit).
+    widths: dict[str, int | None] = dict.fromkeys(columns)
+    natural = {c: max(Text(cell).cell_len for cell in cells(c)) for c in columns}
+    if sum(natural[c] + 3 for c in columns) + 1 > console.width:
+        spare = max(0, console.width - narrowest)
+        for col in sorted(columns, key=lambda c: need(c) - natural[c]):
+            if col not in whole and col not in right:
+                widths[col] = need(col) + min(spare, natural[col] - need(col))
+                spare -= widths[col] - need(col)  # type: ignore[operator]
+    table = Table(title=title, title_justify="left", width=narrowest if narrowest > console.width else None)
+    for col in columns:
+        table.add_column(
+            col,
+            justify="right" if col in right else "left",
+            no_wrap=col in whole or col in right,
+            min_width=need(col),
+            width=widths[col],
+        )
+    for r in rows:
+        table.add_row(*(r[c] for c in columns))
+    return table
+
+
+def print_table(table: Table) -> None:
+    """Print a fit_table; one wider than the terminal keeps its identifiers whole."""
+    console.print(table, width=max(console.width, table.width or 0), crop=False)
+
+
+def level_range(
+    from_level: int | None, to_level: int | None, lo: int | None, hi: int | None
+) -> tuple[int | None, int | None]:
+    """--from/--to, or their older spellings --lo/--hi (hidden): one value each."""
+    if from_level is not None and lo is not None:
+        raise UserError("--lo is the older spelling of --from: give one of them")
+    if to_level is not None and hi is not None:
+        raise UserError("--hi is the older spelling of --to: give one of them")
+    return (from_level if from_level is not None else lo, to_level if to_level is not None else hi)
+
+
+FromOpt = Annotated[int | None, typer.Option("--from", help="First level (default: the ladder's first).")]
+ToOpt = Annotated[int | None, typer.Option("--to", help="Last level (default: the ladder's last).")]
+LoOpt = Annotated[int | None, typer.Option("--lo", hidden=True, help="Older spelling of --from.")]
+HiOpt = Annotated[int | None, typer.Option("--hi", hidden=True, help="Older spelling of --to.")]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.", autocompletion=complete.clusters
+    ),
+]
+LadderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ladder",
+        "-l",
+        help="Ladder name (default, seed, features) or a TOML path.",
+        autocompletion=complete.ladders,
+    ),
+]
 
 
 def print_json(data: Any) -> None:

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from threshold_probe.cli import complete
 from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.compare import Comparison, compare_runs
 from threshold_probe.errors import UserError
@@ -87,8 +88,12 @@ def print_comparison(cmp: Comparison) -> None:
 
 @command
 def compare(
-    run_a: Annotated[str, typer.Argument(help="The earlier run (id, unique prefix or 'latest').")],
-    run_b: Annotated[str, typer.Argument(help="The later run (id, unique prefix or 'latest').")],
+    run_a: Annotated[
+        str, typer.Argument(help="The earlier run (id, unique prefix or 'latest').", autocompletion=complete.run_ids)
+    ],
+    run_b: Annotated[
+        str, typer.Argument(help="The later run (id, unique prefix or 'latest').", autocompletion=complete.run_ids)
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show what changed between two runs: threshold, flipped levels, metric and timing shifts."""

@@ -10,19 +10,33 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
+from threshold_probe.cli import complete
+from threshold_probe.cli.common import (
+    command,
+    console,
+    err_console,
+    fit_table,
+    get_state,
+    print_json,
+    print_table,
+    safe,
+)
 from threshold_probe.errors import UserError
 from threshold_probe.ladder import load_ladder
+from threshold_probe.ladder.dimensions import DIMENSIONS
 from threshold_probe.measure_json import measure_json_chunks, sort_key
 from threshold_probe.metrics import PICKLE_TIMEOUT_S, FileError, FunctionMetrics, iter_measure, measure_workload
 from threshold_probe.store import atomic_write
 
 LadderOpt = Annotated[
     str | None,
-    typer.Option("--ladder", "-l", help="A shipped ladder name (default, seed, features) or a path to a ladder TOML."),
+    typer.Option(
+        "--ladder",
+        "-l",
+        help="A shipped ladder name (default, seed, features) or a path to a ladder TOML.",
+        autocompletion=complete.ladders,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of a table.")]
 
@@ -33,9 +47,18 @@ def levels(
     write: Annotated[
         Path | None, typer.Option("--write", help="Write each level's generated source to DIR/level_NNN.py.")
     ] = None,
+    dimensions: Annotated[
+        bool, typer.Option("--dimensions", help="List every dimension a ladder can turn: meaning, unit, default.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the ladder: one row per level, with its dimensions and static metrics."""
+    """Show the ladder: one row per level, with its dimensions and static metrics.
+
+    The features column names each syntactic feature a level has (comprehensions=2, ...).
+    """
+    if dimensions:
+        _dimensions(as_json)
+        return
     cfg = get_state().config()
     lad = load_ladder(ladder or cfg.defaults.ladder)
     rows: list[dict[str, Any]] = []
@@ -48,25 +71,69 @@ def levels(
     if as_json:
         print_json({"ladder": lad.name, "path": str(lad.path), "description": lad.description, "levels": rows})
         return
-    table = Table(title=f"ladder {lad.name} ({len(rows)} levels)", title_justify="left")
-    for col in ("level", "LOC", "subproc", "structs", "nesting", "CC", "pickle B", "memory MB", "runtime s"):
-        table.add_column(col, justify="right")
+    columns = ["level", "LOC", "subproc", "structs", "nesting", "CC", "pickle B", "memory MB", "runtime s"]
+    cells: list[dict[str, str]] = []
     for row in rows:
         m, v = row["metrics"], row["values"]
-        table.add_row(
-            str(row["level"]),
-            str(m["loc"]),
-            str(m["subprocess_calls"]),
-            str(m["data_structures"]),
-            str(m["max_nesting"]),
-            str(m["cc"]),
-            str(m["pickle_bytes"]),
-            str(v.get("memory_mb", "")),
-            str(v.get("runtime_s", "")),
-        )
-    console.print(table)
+        figures = [row["level"], m["loc"], m["subprocess_calls"], m["data_structures"], m["max_nesting"], m["cc"]]
+        figures += [m["pickle_bytes"], v.get("memory_mb", ""), v.get("runtime_s", "")]
+        # The feature dimensions a level turns on, one `name=value` word each (the features ladder).
+        cells.append({**dict(zip(columns, map(str, figures), strict=True)), "features": escape(row_features(v))})
+    if any(c["features"] for c in cells):
+        columns.append("features")
+    # On a narrow terminal the static metrics go first: the dimensions are what the ladder is.
+    droppable = ["pickle B", "structs", "nesting", "CC", "subproc"]
+    title = f"ladder {lad.name} ({len(rows)} levels)"
+    right = tuple(c for c in columns if c != "features")
+    print_table(fit_table(title, cells, columns, whole=("level",), droppable=droppable, right=right))
     if write is not None:
         err_console.print(f"wrote {len(rows)} sources to {write}")
+
+
+def row_features(values: dict[str, Any]) -> str:
+    """The feature dimensions a level sets away from their default, as `name=value` words."""
+    return " ".join(
+        f"{name}={values[name]}"
+        for name, dim in DIMENSIONS.items()
+        if dim.kind == "feature" and name in values and values[name] != dim.default
+    )
+
+
+def _dimensions(as_json: bool) -> None:
+    """Every dimension: name, kind, unit, default, bounds and meaning (ladder/dimensions.py)."""
+    dims = list(DIMENSIONS.values())
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": d.name,
+                    "kind": d.kind,
+                    "unit": d.unit,
+                    "default": d.default,
+                    "minimum": d.minimum,
+                    "maximum": d.maximum,
+                    "choices": list(d.choices),
+                    "description": d.description,
+                }
+                for d in dims
+            ]
+        )
+        return
+    rows = [
+        {
+            "dimension": d.name,
+            "kind": d.kind,
+            "unit": escape(d.unit or "-"),
+            "default": escape(str(d.default)),
+            "meaning": escape(d.description),
+        }
+        for d in dims
+    ]
+    columns = ["dimension", "kind", "unit", "default", "meaning"]
+    if console.width < 110:  # the meaning needs the room more than the kind (the name tells it)
+        columns.remove("kind")
+    table = fit_table(f"{len(dims)} dimensions", rows, columns, whole=("dimension",), droppable=["kind"])
+    print_table(table)
 
 
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
@@ -99,9 +166,11 @@ def sort_column(sort: str) -> str:
 
 @command
 def measure(
-    targets: Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or FILE:FUNC.")],
+    targets: Annotated[
+        list[str], typer.Argument(metavar="TARGET...", help="Files, folders (searched recursively) or FILE:FUNC.")
+    ],
     as_json: JsonOpt = False,
-    top: Annotated[int | None, typer.Option("--top", help="Show only the N largest by the sort field.")] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N by the sort field.")] = None,
     sort: Annotated[str, typer.Option("--sort", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")] = "loc",
     pickle: Annotated[
         bool,
@@ -166,29 +235,12 @@ def measure(
             for f in funcs
         ]
         columns = list(rows[0]) if rows else ["function"]
-        # A function's name is what the reader acts on: never folded. On a narrow terminal (or a
-        # pipe, which Rich takes as 80 columns) the metric columns go, rightmost first.
+        # A function's name is what the reader acts on: never folded. On a narrow terminal the
+        # metric columns go, rightmost first, except the one sorted by.
         droppable = [c for c in reversed(columns) if c not in ("function", sort_column(sort))]
         title = f"{len(funcs)} function{'' if len(funcs) == 1 else 's'}, by {sort}"
-        while True:
-            table = Table(title=title, title_justify="left")
-            for col in columns:
-                if col == "function":
-                    widest = max((Text.from_markup(r[col]).cell_len for r in rows), default=8)
-                    table.add_column(col, no_wrap=True, min_width=widest)
-                else:
-                    table.add_column(col, justify="right", no_wrap=True)
-            for r in rows:
-                table.add_row(*(r[c] for c in columns))
-            natural = (
-                sum(max(len(c), *(Text.from_markup(r[c]).cell_len for r in rows)) + 3 for c in columns) + 1
-                if rows
-                else 0
-            )
-            if not droppable or natural <= console.width:
-                break
-            columns.remove(droppable.pop(0))
-        console.print(table)
+        right = tuple(c for c in columns if c != "function")
+        print_table(fit_table(title, rows, columns, whole=("function",), droppable=droppable, right=right))
         for e in all_errors:
             where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"
             err_console.print(f"[red]{safe(where)}[/] {safe(e.message)}", highlight=False)

@@ -8,7 +8,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from threshold_probe.cli.common import RichProgress, command, console, get_state, print_json, safe
+from threshold_probe.cli.common import (
+    ClusterOpt,
+    FromOpt,
+    HiOpt,
+    LadderOpt,
+    LoOpt,
+    RichProgress,
+    ToOpt,
+    command,
+    console,
+    get_state,
+    level_range,
+    print_json,
+    safe,
+)
 from threshold_probe.compare_pipelines import (
     REFERENCE,
     CompareKind,
@@ -96,17 +110,15 @@ def compare_pipelines(
             help=f"Comma-separated pipelines to compare; {REFERENCE} is always included as the reference.",
         ),
     ] = "native,source,inline",
-    cluster: Annotated[
-        str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
-    ] = None,
-    ladder: Annotated[
-        str | None, typer.Option("--ladder", "-l", help="Ladder name (default, seed, features) or a TOML path.")
-    ] = None,
+    cluster: ClusterOpt = None,
+    ladder: LadderOpt = None,
     search: Annotated[
         str, typer.Option("--search", help="sweep (every level, the full matrix) or bisect (fewer probes).")
     ] = "sweep",
-    from_level: Annotated[int | None, typer.Option("--from", help="First level (default: the ladder's first).")] = None,
-    to_level: Annotated[int | None, typer.Option("--to", help="Last level (default: the ladder's last).")] = None,
+    from_level: FromOpt = None,
+    to_level: ToOpt = None,
+    lo: LoOpt = None,
+    hi: HiOpt = None,
     memory: Annotated[str | None, typer.Option("--memory", help="Memory limit per probe, e.g. 300MB.")] = None,
     time: Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe, e.g. 90s.")] = None,
     cores: Annotated[int | None, typer.Option("--cores", help="Cores per probe.")] = None,
@@ -122,7 +134,8 @@ def compare_pipelines(
     """
     if search not in ("sweep", "bisect"):
         raise UserError(f"--search must be sweep or bisect, not {search!r}")
-    opts = SearchOptions(lo=from_level, hi=to_level, parallel=parallel, fresh=fresh, keep_remote=keep_remote)
+    first, last = level_range(from_level, to_level, lo, hi)
+    opts = SearchOptions(lo=first, hi=last, parallel=parallel, fresh=fresh, keep_remote=keep_remote)
     run_compare_command(
         pipelines=pipelines,
         kind="bisect" if search == "bisect" else "sweep",

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from threshold_probe.cli import complete
 from threshold_probe.cli.common import command, console, err_console, get_state
 from threshold_probe.errors import UserError
 from threshold_probe.render import FORMATS, render
@@ -20,11 +21,22 @@ from threshold_probe.view import run_view
 @command
 def report(
     run_id: Annotated[
-        str, typer.Argument(help="A run id (or a unique prefix of one), or 'latest'.", show_default=True)
+        str,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="A run id (or a unique prefix of one), or 'latest'.",
+            show_default=True,
+            autocompletion=complete.run_ids,
+        ),
     ] = "latest",
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help=f"Report format: {', '.join(FORMATS)}.", show_default=True),
+        typer.Option(
+            "--format",
+            help=f"Report format: {', '.join(FORMATS)}.",
+            show_default=True,
+            autocompletion=complete.report_formats,
+        ),
     ] = "rich",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     output: Annotated[

@@ -6,10 +6,9 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from threshold_probe.cli.common import command, console, get_state, print_json, safe
+from threshold_probe.cli import complete
+from threshold_probe.cli.common import command, console, fit_table, get_state, print_json, print_table, safe
 from threshold_probe.session import display_status
 from threshold_probe.view import run_listing
 
@@ -17,8 +16,13 @@ from threshold_probe.view import run_listing
 @command
 def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N runs.")] = 20,
-    cluster: Annotated[str | None, typer.Option("--cluster", help="Only runs on this cluster.")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="Only sweep, bisect, isolate or run.")] = None,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="Only runs on this cluster.", autocompletion=complete.clusters)
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Only sweep, bisect, isolate or run.", autocompletion=complete.run_kinds),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List past runs, newest first, with their threshold and status.
@@ -57,17 +61,4 @@ def runs(
     # The run id is the handle every other command takes: never cut. On a narrow terminal the
     # columns that matter least go first, rather than cutting every column to a few letters.
     droppable = ["pipeline", "started", "ladder", "kind", "class"]
-    while True:
-        table = Table(title=title, title_justify="left")
-        for col in columns:
-            if col == "run":
-                table.add_column(col, no_wrap=True, min_width=max(len(r["run"]) for r in rows))
-            else:
-                table.add_column(col, no_wrap=col in ("cluster", "ladder", "pipeline"))
-        for r in rows:
-            table.add_row(*(r[c] for c in columns))
-        natural = sum(max(len(c), *(Text.from_markup(r[c]).cell_len for r in rows)) + 3 for c in columns) + 1
-        if not droppable or natural <= console.width:
-            break
-        columns.remove(droppable.pop(0))
-    console.print(table)
+    print_table(fit_table(title, rows, columns, whole=("run", "cluster", "ladder", "pipeline"), droppable=droppable))

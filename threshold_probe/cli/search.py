@@ -7,13 +7,21 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from threshold_probe.cli import complete
 from threshold_probe.cli.common import (
+    ClusterOpt,
+    FromOpt,
+    HiOpt,
+    LadderOpt,
+    LoOpt,
     RichProgress,
+    ToOpt,
     command,
     command_prefix,
     console,
     fail,
     get_state,
+    level_range,
     print_json,
 )
 from threshold_probe.cli.show import run_context, show_probe, show_summary, shown_path
@@ -25,9 +33,6 @@ from threshold_probe.target import parse_args
 from threshold_probe.textsafe import strip_control
 from threshold_probe.view import reuse_text
 
-ClusterOpt = Annotated[
-    str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
-]
 PipelineOpt = Annotated[
     str | None,
     typer.Option(
@@ -35,10 +40,8 @@ PipelineOpt = Annotated[
         "-p",
         help="How the function travels: native (default), source, inline, clustrix, clustrix-serial,"
         " a plugin's entry-point name, or package.module:Class (docs/pipelines.md).",
+        autocompletion=complete.pipelines,
     ),
-]
-LadderOpt = Annotated[
-    str | None, typer.Option("--ladder", "-l", help="Ladder name (default, seed, features) or a TOML path.")
 ]
 MemoryOpt = Annotated[str | None, typer.Option("--memory", help="Memory limit per probe, e.g. 300MB or 4GB.")]
 TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe, e.g. 90s or 00:10:00.")]
@@ -67,6 +70,7 @@ RunIdArg = Annotated[
         metavar="RUN_ID",
         help="With --resume: the run to continue (default: the latest interrupted one).",
         show_default=False,
+        autocompletion=complete.run_ids,
     ),
 ]
 KeepOpt = Annotated[bool, typer.Option("--keep-remote", help="Leave each probe's remote folder in place.")]
@@ -210,7 +214,7 @@ def _execute(
 
 @command
 def run(
-    level: Annotated[int, typer.Option("--level", "-L", help="The level to probe.")] = 1,
+    level: Annotated[int, typer.Option("--level", help="The level to probe.")] = 1,
     function: Annotated[
         str | None,
         typer.Option(
@@ -292,8 +296,10 @@ def run(
 @command
 def sweep(
     run_id: RunIdArg = None,
-    from_level: Annotated[int | None, typer.Option("--from", help="First level (default: the ladder's first).")] = None,
-    to_level: Annotated[int | None, typer.Option("--to", help="Last level (default: the ladder's last).")] = None,
+    from_level: FromOpt = None,
+    to_level: ToOpt = None,
+    lo: LoOpt = None,
+    hi: HiOpt = None,
     cluster: ClusterOpt = None,
     pipeline: PipelineOpt = None,
     ladder: LadderOpt = None,
@@ -323,9 +329,10 @@ def sweep(
 
     On a SLURM cluster the levels go as one job array.
     """
+    first, last = level_range(from_level, to_level, lo, hi)
     opts = SearchOptions(
-        lo=from_level,
-        hi=to_level,
+        lo=first,
+        hi=last,
         match=match,
         repeat=repeat,
         parallel=parallel,
@@ -356,8 +363,10 @@ def sweep(
 @command
 def bisect(
     run_id: RunIdArg = None,
-    lo: Annotated[int | None, typer.Option("--lo", help="Lowest level (default: the ladder's first).")] = None,
-    hi: Annotated[int | None, typer.Option("--hi", help="Highest level (default: the ladder's last).")] = None,
+    from_level: FromOpt = None,
+    to_level: ToOpt = None,
+    lo: LoOpt = None,
+    hi: HiOpt = None,
     cluster: ClusterOpt = None,
     pipeline: PipelineOpt = None,
     ladder: LadderOpt = None,
@@ -398,9 +407,10 @@ def bisect(
 
     Reports the threshold, the failure's class, signature and evidence.
     """
+    first, last = level_range(from_level, to_level, lo, hi)
     opts = SearchOptions(
-        lo=lo,
-        hi=hi,
+        lo=first,
+        hi=last,
         match=match,
         repeat=repeat,
         confirm=confirm,
@@ -456,6 +466,7 @@ def isolate(
             metavar="RUN_ID",
             help="A bisect run whose boundary to start from (default: the latest bisect that found one);"
             " with --resume, the isolate run to continue.",
+            autocompletion=complete.run_ids,
         ),
     ] = None,
     cluster: ClusterOpt = None,

@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
+from threshold_probe.cli import complete
 from threshold_probe.cli.common import (
     RichProgress,
     command,
@@ -74,9 +75,10 @@ def shrink(
             help="The run whose failure to shrink (its first failing level unless --level);"
             " with --resume, the shrink to continue.",
             show_default=False,
+            autocompletion=complete.run_ids,
         ),
     ] = None,
-    level: Annotated[int | None, typer.Option("--level", "-L", help="The failing level of RUN_ID to shrink.")] = None,
+    level: Annotated[int | None, typer.Option("--level", help="The failing level of RUN_ID to shrink.")] = None,
     function: Annotated[
         str | None,
         typer.Option("--function", "-f", help="Shrink your own function instead: FILE:FUNC, package.module:func."),
@@ -85,8 +87,13 @@ def shrink(
         list[str] | None,
         typer.Option("--arg", metavar="NAME=VALUE", help="An argument of --function, repeatable (VALUE read as JSON)."),
     ] = None,
-    cluster: Annotated[str | None, typer.Option("--cluster", "-C", help="Cluster of --function.")] = None,
-    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Pipeline of --function.")] = None,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", "-C", help="Cluster of --function.", autocompletion=complete.clusters)
+    ] = None,
+    pipeline: Annotated[
+        str | None,
+        typer.Option("--pipeline", "-p", help="Pipeline of --function.", autocompletion=complete.pipelines),
+    ] = None,
     memory: Annotated[str | None, typer.Option("--memory", help="Memory limit per probe of --function.")] = None,
     time: Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe of --function.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the minimal reproducer here.")] = None,
@@ -185,10 +192,15 @@ def shrink(
 def repro(
     run_id: Annotated[
         str,
-        typer.Argument(metavar="RUN_ID", help="A run with a failure (or a shrink run).", show_default=False),
+        typer.Argument(
+            metavar="RUN_ID",
+            help="A run with a failure (or a shrink run).",
+            show_default=False,
+            autocompletion=complete.run_ids,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (new or empty).")],
-    level: Annotated[int | None, typer.Option("--level", "-L", help="The failing level (default: the first).")] = None,
+    level: Annotated[int | None, typer.Option("--level", help="The failing level (default: the first).")] = None,
     shrunk: Annotated[bool, typer.Option("--shrunk", help="Use the run's latest shrink result instead.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
 ) -> None:

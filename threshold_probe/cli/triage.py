@@ -10,26 +10,46 @@ from typing import Annotated
 import typer
 from rich.console import Group, RenderableType
 
-from threshold_probe.cli.common import RichProgress, command, command_prefix, console, err_console, get_state
+from threshold_probe.cli import complete
+from threshold_probe.cli.common import (
+    ClusterOpt,
+    FromOpt,
+    HiOpt,
+    LadderOpt,
+    LoOpt,
+    RichProgress,
+    ToOpt,
+    command,
+    command_prefix,
+    console,
+    err_console,
+    get_state,
+    level_range,
+)
 from threshold_probe.errors import UserError
 from threshold_probe.session import LimitOverrides
 from threshold_probe.store import atomic_write
 
 FORMATS = ("rich", "json", "md", "html", "junit")
 
-ClusterOpt = Annotated[
-    str | None, typer.Option("--cluster", "-C", help="Cluster name from probe.toml; `local` always exists.")
-]
 PipelineOpt = Annotated[
     str | None,
-    typer.Option("--pipeline", "-p", help="How the functions travel: native (default), source, inline, clustrix, ..."),
+    typer.Option(
+        "--pipeline",
+        "-p",
+        help="How the functions travel: native (default), source, inline, clustrix, ...",
+        autocompletion=complete.pipelines,
+    ),
 ]
 MemoryOpt = Annotated[str | None, typer.Option("--memory", help="Memory limit per probe, e.g. 300MB or 4GB.")]
 TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock limit per probe, e.g. 90s.")]
 CoresOpt = Annotated[int | None, typer.Option("--cores", help="Cores per probe.")]
 PartitionOpt = Annotated[str | None, typer.Option("--partition", help="SLURM partition (slurm clusters).")]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Do not reuse verdicts of identical earlier probes.")]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Report format: {', '.join(FORMATS)}.")]
+FormatOpt = Annotated[
+    str,
+    typer.Option("--format", help=f"Report format: {', '.join(FORMATS)}.", autocompletion=complete.report_formats),
+]
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write the report to FILE (atomically) instead of stdout.")
 ]
@@ -169,13 +189,13 @@ def explain(
     pipeline: PipelineOpt = None,
     function: Annotated[
         str | None,
-        typer.Option("--function", help="Explain your own function's failure: FILE:FUNC, FILE:test.inner, ..."),
+        typer.Option("--function", "-f", help="Explain your own function's failure: FILE:FUNC, FILE:test.inner, ..."),
     ] = None,
-    ladder: Annotated[
-        str | None, typer.Option("--ladder", "-l", help="Ladder name (default, seed, features) or a TOML path.")
-    ] = None,
-    lo: Annotated[int | None, typer.Option("--lo", help="Lowest level (default: the ladder's first).")] = None,
-    hi: Annotated[int | None, typer.Option("--hi", help="Highest level (default: the ladder's last).")] = None,
+    ladder: LadderOpt = None,
+    from_level: FromOpt = None,
+    to_level: ToOpt = None,
+    lo: LoOpt = None,
+    hi: HiOpt = None,
     memory: MemoryOpt = None,
     time: TimeOpt = None,
     cores: CoresOpt = None,
@@ -186,7 +206,9 @@ def explain(
     ] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted explanation.")] = False,
     preflight: PreflightOpt = True,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Page format: rich, json, md, html.")] = "rich",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Page format: rich, json, md, html.", autocompletion=complete.page_formats)
+    ] = "rich",
     output: OutputOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -209,6 +231,7 @@ def explain(
     cfg = st.config()
     store = st.store()
     progress = RichProgress(quiet=quiet or st.quiet)
+    first, last = level_range(from_level, to_level, lo, hi)
     if run_id is not None and not resume:
         raise UserError(f"a RUN_ID ({run_id}) only goes with --resume: probe explain --resume {run_id}")
     if resume:
@@ -220,7 +243,13 @@ def explain(
             cluster=cluster or cfg.defaults.cluster,
             pipeline=pipeline or cfg.defaults.pipeline,
             options=ExplainOptions(
-                ladder=ladder, function=function, lo=lo, hi=hi, fresh=fresh, preflight=preflight, shrink=shrink
+                ladder=ladder,
+                function=function,
+                lo=first,
+                hi=last,
+                fresh=fresh,
+                preflight=preflight,
+                shrink=shrink,
             ),
             overrides=LimitOverrides(memory=memory, time=time, cores=cores, partition=partition),
             progress=progress,
