@@ -18,7 +18,13 @@ which every figure is taken once (so that a busy machine slows them alike and th
 - a level-1 probe: level 1 of the default ladder through the same path. Target: at most 2.0x;
 - the stages of both (stage_in, startup, deserialize, execute, serialize, stage_out);
 - 8 minimal probes at once over the one connection (one channel each, `--parallel 8`), against
-  the same 8 one after another: the wall time of each and the throughput in probes per second.
+  the same 8 one after another with no pause between them: the wall time of each and the
+  throughput in probes per second.
+
+After each timed call the bench pauses --gap-ms (30 ms by default, untimed): the client's own work
+between two probes of a run (journal, diagnosis). The SSH cluster starts the next probe's
+launcher after each probe, so with the pause it is ready when the next probe comes; the 8 probes
+one after another show the cost without it.
 
 Prints ratios, not pass/fail.
 """
@@ -55,8 +61,11 @@ TARGET_LEVEL1 = 2.0
 BATCH = 8
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 3) -> dict[str, list[float]]:
-    """Wall times of each fn over n rounds (one call of each per round), after warm-up rounds."""
+def interleaved(
+    fns: dict[str, Callable[[], Any]], n: int, warmup: int = 3, gap_s: float = 0.0
+) -> dict[str, list[float]]:
+    """Wall times of each fn over n rounds (one call of each per round), after warm-up rounds,
+    with an untimed pause of gap_s after each call."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(warmup + n):
         for name, fn in fns.items():
@@ -64,10 +73,11 @@ def interleaved(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 3) -> d
             fn()
             if i >= warmup:
                 times[name].append(time.perf_counter() - t0)
+            time.sleep(gap_s)
     return times
 
 
-def measure(config_path: Path, cluster_name: str, n: int) -> dict[str, Any]:
+def measure(config_path: Path, cluster_name: str, n: int, gap_s: float = 0.03) -> dict[str, Any]:
     """All the figures for one cluster, as a dict (seconds)."""
     cfg = load_config(config_path)
     cluster = make_cluster(cluster_name, cfg)
@@ -100,15 +110,18 @@ def measure(config_path: Path, cluster_name: str, n: int) -> dict[str, Any]:
     with cluster:
         t = cluster.transport
         py = " ".join(shlex.quote(a) for a in cluster.python_argv)
+        # The gap after each call stands for the client's own work between two probes of a run
+        # (journal, diagnosis); the next probe's launcher starts during it.
         samples = interleaved(
             {
                 "true": lambda: t.run("true"),
-                "bare": lambda: t.run(f"{py} -S -c pass"),
-                "import": lambda: t.run(f"{py} -c 'import cloudpickle'"),
                 "level1": lambda: probes(level1, 1, "level1"),
+                "bare": lambda: t.run(f"{py} -S -c pass"),
                 "minimal": lambda: probes(minimal, 1, "minimal"),
+                "import": lambda: t.run(f"{py} -c 'import cloudpickle'"),
             },
             n,
+            gap_s=gap_s,
         )
         # The batch rows take 8 probes a round: fewer rounds, interleaved all the same.
         batches = interleaved(
@@ -127,6 +140,7 @@ def measure(config_path: Path, cluster_name: str, n: int) -> dict[str, Any]:
         "cluster": cluster_name,
         "host": facts.get("host"),
         "n": n,
+        "gap_s": gap_s,
         "floor_true_s": med["true"],
         "floor_bare_python_s": med["bare"],
         "floor_import_cloudpickle_s": med["import"],
@@ -159,7 +173,7 @@ def report(r: dict[str, Any]) -> str:
         return ", ".join(f"{k} {v * ms:.1f}" for k, v in r[key].items() if k != "connect")
 
     lines = [
-        f"cluster {r['cluster']} ({r['host']}), medians of {r['n']}",
+        f"cluster {r['cluster']} ({r['host']}), medians of {r['n']}, {r['gap_s'] * ms:.0f} ms between calls",
         f"  floor  exec_command('true')           {r['floor_true_s'] * ms:8.2f} ms",
         f"  floor  python -S -c pass              {r['floor_bare_python_s'] * ms:8.2f} ms"
         f"   ({r['ratio_bare_python_to_import']:.2f} x import cloudpickle)",
@@ -191,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", default="testbed-ssh")
     parser.add_argument("-n", type=int, default=30, help="runs per figure (median), at least 30 by default")
     parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=30.0,
+        help="untimed pause after each call: the client's own work between probes (default 30)",
+    )
     args = parser.parse_args(argv)
     state_dir: Path | None = None
     config = args.config
@@ -200,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = Path(tempfile.mkdtemp(prefix="tp-bench-testbed-"))
         config = tb.start(state_dir / "probe.toml", state_dir, slurm=False).config_path
     try:
-        result = measure(config, args.cluster, args.n)
+        result = measure(config, args.cluster, args.n, args.gap_ms / 1000.0)
     finally:
         if state_dir is not None:
             from tests.testbed import testbed as tb

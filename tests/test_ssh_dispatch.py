@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +124,39 @@ def test_the_first_probe_of_a_session_stages_the_runner_in_its_own_round_trip(te
             assert obs.result is not None and obs.result["repr"] == "3"
         # One command a probe, the first one too: the runner came in the first probe's stdin.
         assert len(commands) - opened == 2, commands[opened:]
+
+
+def far_side_launchers(marker: str) -> list[str]:
+    ps = subprocess.run(["pgrep", "-f", f"{marker}.*launcher.run"], capture_output=True, text=True)
+    return ps.stdout.split()
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_the_next_launcher_waits_ahead_and_goes_with_the_session(testbed: Testbed, tmp_path: Path) -> None:
+    workdir = f"~/tp-ahead-{os.getpid()}"
+    config = write_config(tmp_path / "probe.toml", {"c": testbed.cluster_table("ssh", workdir=workdir)})
+    c = make_cluster("c", load_config(config))
+    assert isinstance(c, SSHCluster)
+    pipeline = make_pipeline("native")
+    source = "def workload():\n    return 5\n"
+    with c:
+        (first,) = dispatch_probes(pipeline, c, Limits(), slots(tmp_path, source, 1, "a"))
+        assert first.job.exit_code == 0, first.job.stderr_tail
+        # After a probe, the next one's launcher is already running on the far side, waiting.
+        assert wait_for(lambda: len(far_side_launchers(workdir[2:])) == 1), far_side_launchers(workdir[2:])
+        (second,) = dispatch_probes(pipeline, c, Limits(), slots(tmp_path, source, 1, "b"))
+        assert second.job.exit_code == 0, second.job.stderr_tail
+        assert second.result is not None and second.result["repr"] == "5"
+    # Closing the cluster ends the waiting launcher, and leaves nothing in the workdir.
+    assert wait_for(lambda: far_side_launchers(workdir[2:]) == []), far_side_launchers(workdir[2:])
+    remote = testbed.home / workdir[2:]
+    assert list(remote.iterdir()) == []
+    subprocess.run(["rm", "-rf", str(remote)], check=True)

@@ -55,6 +55,7 @@ from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv,
 from threshold_probe.clusters.launcher_client import RecordReader, cached_script_argv
 from threshold_probe.clusters.lifecycle import Retry, with_retry
 from threshold_probe.clusters.ssh_preflight import check_latency, check_python, check_workdir
+from threshold_probe.clusters.ssh_spare import SpareLauncher
 from threshold_probe.clusters.ssh_transport import SSHTransport
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
 from threshold_probe.clusters.transport import TransportError, quote_path
@@ -104,6 +105,8 @@ class SSHCluster(Cluster):
         self._cancelled = threading.Event()
         self._python_version: str | None = None
         self._connect_pending = 0.0
+        #: A launcher started ahead of the next probe (see ssh_spare.py).
+        self._spare = SpareLauncher(lambda: self.transport)
         self.python_argv = shlex.split(self.config.python) or ["python3"]
 
     @classmethod
@@ -136,6 +139,7 @@ class SSHCluster(Cluster):
             session, kept = self._session, list(self._kept)
             self._session = None
             self._staged.clear()
+        self._spare.drop()
         if session is not None and self._transport is not None:
             with contextlib.suppress(TransportError):
                 self._remove_session(session, kept)
@@ -146,6 +150,7 @@ class SSHCluster(Cluster):
     def cancel_all(self) -> None:
         """Ctrl-C: kill the remote process group of every running probe and remove their folders."""
         self._cancelled.set()
+        self._spare.drop()
         self._cancel_active()
 
     def _cancel_active(self) -> None:
@@ -386,8 +391,9 @@ class SSHCluster(Cluster):
             result.infra_error = "cancelled"
             return result, False
         t_send = time.monotonic()
+        begun = self._spare.take(session, command)
         try:
-            res = self.transport.run_streaming(command, reader.feed, on_stderr, timeout=bound, stdin=stdin)
+            res = self.transport.run_streaming(command, reader.feed, on_stderr, timeout=bound, stdin=stdin, begun=begun)
         except TransportError as exc:
             with self._lock:
                 self._active.pop(key, None)
@@ -415,6 +421,16 @@ class SSHCluster(Cluster):
             return result, False
         if status is None:
             return self._no_status(result, res.exit_code, bytes(err), reader, argv)
+        if status.get("session_gone"):
+            # Someone removed the session folder under a launcher that was already waiting.
+            with self._lock:
+                if self._session == session:
+                    self._session = None
+                    self._staged.clear()
+            result.infra_error = f"{self.name}: the session folder {session} disappeared"
+            return result, True
+        if not self._cancelled.is_set():
+            self._spare.start(session, command)
         if carried and "stage_error" not in status:
             self._staged_now(session, [path for path, _ in carried])
         self._fill(result, status, argv)

@@ -248,6 +248,45 @@ class SSHTransport(Transport):
             with contextlib.suppress(Exception):
                 chan.close()
 
+    @contextlib.contextmanager
+    def _adopted(self, chan: paramiko.Channel) -> Iterator[paramiko.Channel]:
+        try:
+            yield chan
+        finally:
+            self._channels.discard(chan)
+            with contextlib.suppress(Exception):
+                chan.close()
+
+    def begin(self, command: str) -> paramiko.Channel:
+        """Start `command` on a channel of the open connection, to be fed and drained later by
+        run_streaming(begun=...). Never connects: TransportError when the connection is not open."""
+        import paramiko
+
+        with self._lock:
+            t = self._clients[-1].get_transport() if self._clients else None
+        if t is None or not t.is_active():
+            raise TransportError(f"{self.host}: not connected")
+        try:
+            chan = t.open_session(timeout=self.connect_timeout)
+            self._channels.add(chan)
+            chan.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise TransportError(f"{self.host}: cannot start a command: {_describe(exc)}") from exc
+        return chan
+
+    def waiting(self, chan: paramiko.Channel) -> bool:
+        """`chan` (from begin()) is still open on the current connection, its command not ended."""
+        with self._lock:
+            t = self._clients[-1].get_transport() if self._clients else None
+        return (
+            t is not None
+            and t.is_active()
+            and chan.get_transport() is t
+            and not chan.closed
+            and not chan.eof_received
+            and not chan.exit_status_ready()
+        )
+
     def _why_dead(self) -> str | None:
         """Why the keepalives closed the connection, when they did."""
         beat = self._heartbeat
@@ -268,8 +307,11 @@ class SSHTransport(Transport):
         *,
         timeout: float | None = None,
         stdin: bytes | None = None,
+        begun: paramiko.Channel | None = None,
     ) -> CommandResult:
         """Run a command on the far side; drains stdout and stderr concurrently.
+
+        `begun` is a channel from begin() on which `command` already runs, waiting for its stdin.
 
         On timeout the channel is closed (the far side may keep running: clusters bound their
         jobs remotely too) and `timed_out` is set.
@@ -279,9 +321,10 @@ class SSHTransport(Transport):
         timeout = self.command_timeout if timeout is None else timeout
         started = time.monotonic()
         deadline = started + timeout
-        with self._session() as chan:
+        with self._session() if begun is None else self._adopted(begun) as chan:
             try:
-                chan.exec_command(command)
+                if begun is None:
+                    chan.exec_command(command)
                 feeder = self._send_stdin(chan, stdin)
                 timed_out = _drain(chan, on_stdout, on_stderr, deadline)
                 if feeder is not None:

@@ -267,15 +267,25 @@ def wait_exit(pid: int, deadline: float | None, out_fd: int | None = None) -> st
 
 def main() -> int:
     """Run one job as the header on stdin describes; see the module docstring."""
-    t0 = time.time()
     out_fd = sys.stdout.fileno()
     stdin = sys.stdin.buffer
+    # The client may start a launcher before it has a job for it: the header comes when it does,
+    # or the input ends (the client closed it unused) and the launcher leaves.
+    line = stdin.readline()
+    if not line.strip():
+        return 0
+    t0 = time.time()
     # A Python literal written by our client (see the module docstring), read without json.
-    spec = eval(stdin.readline().decode(), {"__builtins__": {}})
+    spec = eval(line.decode(), {"__builtins__": {}})
     job_dir = os.path.expanduser(spec["dir"])
     keep = bool(spec.get("keep"))
     status: dict[str, Any] = {"host": os.uname().nodename, "dir": job_dir}
     pid: int | None = None
+    if not os.path.isdir(os.path.dirname(job_dir)):
+        # The session folder was removed under a launcher that was waiting: nothing staged is left.
+        _record(out_fd, "status", _json(dict(status, session_gone=True)).encode())
+        _record(out_fd, "end")
+        return 0
     try:
         try:
             for path, size in spec.get("shared") or []:
