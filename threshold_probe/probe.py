@@ -43,16 +43,6 @@ class ProbeRequest:
     level: int | None
     spec: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
-    #: Metrics still being measured while the probe runs (a thread parses the source while the
-    #: job's own process starts): called, once, when the probe is recorded.
-    metrics_later: Callable[[], dict[str, Any]] | None = None
-
-    def final_metrics(self) -> dict[str, Any]:
-        """The workload's static metrics, waiting for them when they are still being measured."""
-        if self.metrics_later is not None:
-            self.metrics = self.metrics_later()
-            self.metrics_later = None
-        return self.metrics
 
 
 def new_probe_id(level: int | None, workload: Workload | None = None) -> str:
@@ -151,7 +141,7 @@ class Prober:
             attempt=attempt,
             spec=req.spec,
             workload_hash=req.workload.sha256,
-            metrics=req.final_metrics(),
+            metrics=req.metrics,
             observation=obs,
             verdict=verdict,
         )
@@ -188,7 +178,7 @@ class Prober:
                         "attempt": attempt,
                         "cached_from": hit.cached_from or hit.probe_id,
                         "cached_from_run": hit.cached_from_run or hit.run_id,
-                        "metrics": req.final_metrics() or hit.metrics,
+                        "metrics": req.metrics or hit.metrics,
                         "spec": req.spec,
                     }
                 )
