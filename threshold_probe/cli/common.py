@@ -382,6 +382,7 @@ class RichProgress:
         self._progress: Progress | None = None
         self._task: Any = None
         self._jobs = LiveJobs()
+        self._width = 10
 
     def begin(self, description: str, total: int | None) -> None:
         if self.quiet:
@@ -415,7 +416,11 @@ class RichProgress:
         where = label or (f"level {record.level}" if record.level is not None else obs.workload)
         cached = " (cached)" if record.cached_from else ""
         peak = f"{obs.peak_rss_mb:.0f} MB" if obs.peak_rss_mb is not None else "-"
-        line = f"  {escape(strip_control(where)):<10} {verdict_text(record)}  {obs.wall_s:6.2f}s  {peak}{cached}"
+        where = strip_control(where)
+        # As wide as the widest name so far: isolation's `memory_mb=266` is wider than `level 3`.
+        self._width = max(self._width, len(where))
+        line = f"  {escape(where).ljust(self._width + len(escape(where)) - len(where))} {verdict_text(record)}"
+        line += f"  {obs.wall_s:6.2f}s  {peak}{cached}"
         if self._progress is not None:
             self._progress.console.print(line, highlight=False)
             self._progress.advance(self._task)

@@ -274,7 +274,7 @@ def _ship(
 
     # The cluster tells each job's result as the job ends (a SLURM array task), so a level is
     # known, journalled and shown then, not when the whole batch has ended.
-    told_before = cluster.on_job_done
+    told_before = getattr(cluster, "on_job_done", None)  # a plugin may not call Cluster.__init__
     cluster.on_job_done = done
     try:
         results = pipeline.execute(cluster, [job for _, job in built]) if built else []
