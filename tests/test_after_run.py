@@ -10,6 +10,7 @@ run creates it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -229,3 +230,26 @@ def test_probe_run_says_where_the_journal_is_when_it_creates_it(folder: Path) ->
     assert (folder / "reports" / "probe.db").is_file()
     again = ok(probe(folder, "piped", "run", "--level", "1"))
     assert "journal:" not in again
+
+
+def _readme_sample() -> Any:
+    """scripts/readme_sample.py, which writes the README's sample from a real run."""
+    spec = importlib.util.spec_from_file_location("readme_sample", ROOT / "scripts" / "readme_sample.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_sample_has_the_shape_of_a_real_run(tmp_path: Path) -> None:
+    sample = _readme_sample()
+    block = sample.readme_block((ROOT / "README.md").read_text())
+    output = sample.run_sample(tmp_path / "threshold-probe")
+    assert sample.shape(block) == sample.shape(output), (
+        "README.md's sample is out of date: run scripts/readme_sample.py"
+    )
+    # The shape keeps what a reader relies on: the folded rows, the footer and the summary line.
+    shaped = sample.shape(output)
+    assert any(re.match(r"│ N–N │ .*not probed", line) for line in shaped), shaped
+    assert shaped[-1].startswith("N probes: N pass, N fail (oom) in N")
+    assert any(line.startswith("limits memory N: local cluster default; change with --memory") for line in shaped)

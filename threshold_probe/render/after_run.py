@@ -121,6 +121,11 @@ def next_commands(summary: RunSummary, ctx: RunContext) -> list[tuple[str, str]]
     if summary.status != "completed" or summary.scale is not None:
         return [report]
     if summary.kind == "isolate" or summary.isolate is not None:
+        from threshold_probe.check import NOT_STATIC
+
+        drivers = summary.isolate.drivers if summary.isolate is not None else []
+        if any(d not in NOT_STATIC for d in drivers):
+            return [(f"{probe} check PATH --against {run_id}", "which of your functions cross the threshold"), report]
         return [report]
     if ff is not None and lp is not None:
         return [
