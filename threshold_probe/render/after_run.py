@@ -24,6 +24,9 @@ from threshold_probe.view import first_fail, last_pass
 #: The option that changes each limit, and the field of RunSummary.limits that holds it.
 LIMIT_OPTIONS = {"memory": ("--memory", "memory_bytes"), "time": ("--time", "time_s"), "cores": ("--cores", "cores")}
 
+#: Commands up to this long have their comments lined up in one column.
+ALIGN_COMMENTS_UP_TO = 60
+
 #: Width of the footer's labels ("run folder", "limits", "next").
 LABEL_WIDTH = 12
 
@@ -121,6 +124,11 @@ def next_commands(summary: RunSummary, ctx: RunContext) -> list[tuple[str, str]]
     if summary.status != "completed" or summary.scale is not None:
         return [report]
     if summary.kind == "isolate" or summary.isolate is not None:
+        from threshold_probe.check import NOT_STATIC
+
+        drivers = summary.isolate.drivers if summary.isolate is not None else []
+        if any(d not in NOT_STATIC for d in drivers):
+            return [(f"{probe} check PATH --against {run_id}", "which of your functions cross the threshold"), report]
         return [report]
     if ff is not None and lp is not None:
         return [
@@ -173,8 +181,11 @@ def print_after_run(summary: RunSummary, ctx: RunContext, console: Console) -> N
         row("journal", Text(ctx.journal).append("  (new; `probe runs` lists the runs it holds)", style="dim"))
     for i, line in enumerate(limit_lines(summary, ctx)):
         row("limits" if i == 0 else "", line)
-    for i, (command, why) in enumerate(next_commands(summary, ctx)):
-        text = Text(command)
+    commands = next_commands(summary, ctx)
+    # The comments line up when the commands are short enough; a long one keeps its own.
+    column = max((len(c) for c, _why in commands if len(c) <= ALIGN_COMMENTS_UP_TO), default=0)
+    for i, (command, why) in enumerate(commands):
+        text = Text(command.ljust(column))
         text.append(f"  # {why}", style="dim")
         row("next" if i == 0 else "", text)
     console.print(summary_line(summary), soft_wrap=True, highlight=False)
