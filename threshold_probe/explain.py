@@ -43,6 +43,7 @@ from threshold_probe.explain_parts import (
     explanation_to_resume,
     function_driver,
     limits_words,
+    reproducer_values,
     shrink_module,
     standalone_source,
     target_attr,
@@ -330,16 +331,21 @@ class Explain:
                 )
             self._save()
             return
-        spec = dict(ladder.levels[0].values)
-        spec[r.driver] = r.driver_threshold
-        workload = generate(spec, name=f"reproducer_{r.driver}")
-        folder = self.store.run_dir(self.run_id)
-        path = folder / "reproducer.py"
-        workload = replace(workload, source=without_docstring(workload.source))
-        atomic_write(path, workload.source)
-        target = f"{path}:{target_attr(workload.func_name, workload.accessor)}"
-        opts = SearchOptions(function=target, fresh=self.options.fresh, preflight=self.options.preflight)
-        mine = self._search("reproducer", "run", self.pipeline, opts)
+        # Level 1's other values sit below isolate's edge: the driver steps up until it fails.
+        for value in reproducer_values(ladder, r.driver, r.driver_threshold, r.first_fail):
+            spec = dict(ladder.levels[0].values)
+            spec[r.driver] = value
+            workload = generate(spec, name=f"reproducer_{r.driver}")
+            folder = self.store.run_dir(self.run_id)
+            path = folder / "reproducer.py"
+            workload = replace(workload, source=without_docstring(workload.source))
+            atomic_write(path, workload.source)
+            target = f"{path}:{target_attr(workload.func_name, workload.accessor)}"
+            opts = SearchOptions(function=target, fresh=self.options.fresh, preflight=self.options.preflight)
+            again = "" if value == r.driver_threshold else f" {r.driver}={value}"
+            mine = self._search(f"reproducer{again}", "run", self.pipeline, opts)
+            if mine.probes and mine.probes[0].verdict == "fail":
+                break
         native = None
         if r.owner == "pipeline":
             native = self._search("reproducer-native", "run", REFERENCE, opts)
@@ -361,7 +367,7 @@ class Explain:
             source=workload.source,
             lines=len([ln for ln in workload.source.splitlines() if ln.strip()]),
             target=target,
-            spec={r.driver: r.driver_threshold},
+            spec={r.driver: value},
             verdict=probe.verdict if probe else None,
             signature=probe.signature if probe else None,
             native_verdict=(native.probes[0].verdict if native is not None and native.probes else None),
@@ -369,7 +375,7 @@ class Explain:
             features=features,
         )
         step.line = (
-            f"{r.reproducer.lines} lines ({r.driver}={r.driver_threshold}, every other dimension at level"
+            f"{r.reproducer.lines} lines ({r.driver}={value}, every other dimension at level"
             f" {ladder.levels[0].number}): {probe.verdict if probe else '-'} through {self.pipeline}"
             + (f", {r.reproducer.native_verdict} through native" if native is not None else "")
             + ("; same signature" if same else "; NOT the same failure")

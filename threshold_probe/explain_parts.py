@@ -138,3 +138,19 @@ def explanation_to_resume(store: Store, run_id: str | None) -> RunInfo:
     if info.kind != KIND:
         raise UserError(f"run {info.run_id} is a {info.kind} run, not an explanation")
     return info
+
+
+def reproducer_values(ladder: Any, driver: str, threshold: Any, first_fail: int) -> list[Any]:
+    """The driver's threshold, then up to four steps towards the first failing level's value."""
+    top = ladder.level(first_fail).values.get(driver)
+    if not isinstance(threshold, (int, float)) or not isinstance(top, (int, float)) or top <= threshold:
+        return [threshold]
+    values: list[Any] = [threshold]
+    for share in (0.02, 0.05, 0.1, 0.25):
+        if isinstance(threshold, float):
+            v: Any = threshold + (top - threshold) * share
+        else:
+            v = min(int(top), threshold + max(1, round(threshold * share)))
+        if v not in values:
+            values.append(v)
+    return values
