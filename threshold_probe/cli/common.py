@@ -48,7 +48,23 @@ from threshold_probe.textsafe import strip_control
 PIPED_WIDTH = 4096
 
 
-class ProbeConsole(Console):
+class LiveSizeConsole(Console):
+    """A Rich console whose size follows COLUMNS and LINES as they are when it prints.
+
+    Rich fixes the width from COLUMNS when the console is made, that is when this module is
+    imported; a process that runs several commands (a test runner, an embedding program) then
+    keeps the first one's width.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("width") is None:
+            self._width = None
+        if kwargs.get("height") is None:
+            self._height = None
+
+
+class ProbeConsole(LiveSizeConsole):
     """A Rich console that does not wrap piped output at 80 columns.
 
     Rich takes 80 columns when no stream is a terminal, which folds run ids, function names and
@@ -83,7 +99,7 @@ class ProbeConsole(Console):
 
 #: stdout: tables, reports and JSON. stderr: progress, warnings and errors.
 console = ProbeConsole(soft_wrap=False)
-err_console = Console(stderr=True)
+err_console = LiveSizeConsole(stderr=True)
 
 #: A disk that cannot take what the run writes (reports, logs): exit 3 with the path, no traceback.
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
