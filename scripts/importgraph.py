@@ -17,8 +17,16 @@ Without `--trace` it prints:
 `--check` exits 1 when there is a cycle or a module longer than `--max-lines` (600).
 
 `--trace ARGS...` runs `probe ARGS...` in this process under `sys.setprofile` (and
-`threading.setprofile`, for the threads that drain remote output) and lists the project files in
-which at least one function was called: the files a reader has to open to follow that command.
+`threading.setprofile`, for the threads that drain remote output) and lists:
+
+- the path: the files with a function that called a function of a file it imports (the call a
+  reader sees and steps into), each with the files it called into. A call through an interface
+  (a callback, an overridden method, a hook) is not a step: its target is not imported where the
+  call is made, and the reader meets it from the other side;
+- the leaves: files whose functions were called but call into no file they import (read by their
+  names where they are called, like a library);
+- every project file in which at least one function was called, with the number of calls.
+
 Package files that were only read as data (the far-side runner, shipped to the cluster) are listed
 apart. Everything after `--trace` goes to `probe`.
 
@@ -292,6 +300,9 @@ class Trace:
     """What one traced command touched: function calls per project file, package files read."""
 
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (caller file, callee file) -> calls: a project function calling one in another project file,
+    #: with library frames (typer, threading) in between skipped.
+    handoffs: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     read: set[str] = field(default_factory=set)
     exit_code: int = 0
 
@@ -303,20 +314,33 @@ def trace(root: Path, argv: list[str]) -> Trace:
     sys.path.insert(0, str(root.resolve()))
     result = Trace()
     counts = result.calls
+    handoffs = result.handoffs
     seen_codes: dict[Any, str | None] = {}
     function_flags = inspect.CO_NEWLOCALS  # functions, methods, lambdas; not module or class bodies
 
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
-        if event != "call":
-            return
-        code = frame.f_code
+    def project_file(code: Any) -> str | None:
         path = seen_codes.get(code, "")
         if path == "":
             filename = code.co_filename
             path = filename if filename.startswith(prefix) and code.co_flags & function_flags else None
             seen_codes[code] = path
-        if path is not None:
-            counts[path] += 1
+        return path
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        if event != "call":
+            return
+        path = project_file(frame.f_code)
+        if path is None:
+            return
+        counts[path] += 1
+        caller = frame.f_back
+        while caller is not None:
+            source = project_file(caller.f_code)
+            if source is not None:
+                if source != path:
+                    handoffs[(source, path)] += 1
+                return
+            caller = caller.f_back
 
     def audit(event: str, args: tuple[Any, ...]) -> None:
         # The far-side runner is read as data and shipped, never called here; it is still a file
@@ -356,7 +380,32 @@ def trace_report(result: Trace, root: Path, argv: list[str]) -> tuple[str, dict[
     shipped = sorted(p for p in result.read if p not in result.calls)
     rel = [(Path(p).relative_to(base).as_posix(), n) for p, n in called]
     shipped_rel = [Path(p).relative_to(base).as_posix() for p in shipped]
+
+    def short(path: str) -> str:
+        return Path(path).relative_to(base).as_posix()
+
+    # The path a reader follows: the files whose functions call a function of a file they
+    # import, where the reader sees the call's target. A call through an interface (a callback, an
+    # overridden method, a hook) is read from the other side: its target is not imported where it
+    # is called. A leaf (called, calling into no file it imports) is read by its name and
+    # signature where it is called, like a library function.
+    modules = build_graph(root)
+    imported_by: dict[str, set[str]] = {
+        str(m.path.resolve()): {str(modules[e.target].path.resolve()) for e in m.imports} for m in modules.values()
+    }
+    out_edges: dict[str, set[str]] = defaultdict(set)
+    for source, target in result.handoffs:
+        if target in imported_by.get(source, set()):
+            out_edges[source].add(target)
+    path_files = sorted(out_edges, key=lambda p: (-result.calls.get(p, 0), p))
+    leaves = sorted(short(p) for p in result.calls if p not in out_edges)
     lines = [f"`probe {' '.join(argv)}` exited {result.exit_code}."]
+    lines.append(f"Files on the path (a function in them calls into a project file they import): {len(path_files)}")
+    for path in path_files:
+        targets = ", ".join(sorted(short(t) for t in out_edges[path]))
+        lines.append(f"  {short(path)} -> {targets}")
+    lines.append(f"Leaves (called, call into no other project file): {len(leaves)}")
+    lines.append("  " + ", ".join(leaves))
     lines.append(f"Project files with at least one function called: {len(rel)}")
     for path, n in rel:
         lines.append(f"  {n:>8}  {path}")
@@ -368,6 +417,8 @@ def trace_report(result: Trace, root: Path, argv: list[str]) -> tuple[str, dict[
         "command": ["probe", *argv],
         "exit_code": result.exit_code,
         "files": [{"path": p, "calls": n} for p, n in rel],
+        "path": [{"path": short(p), "calls_into": sorted(short(t) for t in out_edges[p])} for p in path_files],
+        "leaves": leaves,
         "shipped": shipped_rel,
     }
     return "\n".join(lines), data

@@ -11,7 +11,14 @@ starts no servers) runs the fast part: the unit tests, the in-process cluster an
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Each test chooses the terminal it runs under (a COLUMNS of its own, or none: piped). The
+# workers of pytest-xdist inherit COLUMNS=80 and LINES=24, which would fold long lines there only.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 pytest_plugins = ["tests.testbed.fixtures", "tests.every_cluster", "tests.inprocess_cluster"]
 

@@ -386,3 +386,13 @@ def test_piped_pages_of_panels_fit_their_content(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "triage" in res.stdout, res.stdout
     assert max(len(line) for line in res.stdout.splitlines()) < 400, res.stdout
+
+
+def test_piped_error_lines_are_not_wrapped(tmp_path: Path) -> None:
+    """stderr piped: a line naming a long path stays one line, as `grep` and CI logs want it."""
+    folder = tmp_path / "code" / ("deep" * 25)
+    folder.mkdir(parents=True)
+    (folder / "broken.py").write_text("def (\n")
+    proc = probe(tmp_path, "piped", "measure", "code")
+    whole = f"code/{'deep' * 25}/broken.py:1: SyntaxError: invalid syntax"
+    assert whole in proc.stderr.splitlines(), proc.stderr

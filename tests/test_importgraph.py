@@ -73,6 +73,11 @@ def test_trace_lists_the_project_files_a_command_calls_into(tmp_path: Path) -> N
     assert all(f["calls"] > 0 for f in data["files"])
     # Modules that were only imported (no function of theirs called) are not listed.
     assert "threshold_probe/cli/nightly.py" not in files
+    # The path: files that call into a file they import; every other called file is a leaf.
+    path = {p["path"]: set(p["calls_into"]) for p in data["path"]}
+    assert "threshold_probe/cli/common.py" in path["threshold_probe/cli/runs.py"]
+    assert set(path) | set(data["leaves"]) == files and not set(path) & set(data["leaves"])
+    assert all(targets <= files for targets in path.values())
 
 
 def test_the_package_has_no_import_cycle_and_no_module_over_600_lines() -> None:

@@ -5,9 +5,14 @@ Bump SCHEMA_VERSION when a field changes meaning or goes away; adding a field do
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from threshold_probe.errors import UserError
+
+if TYPE_CHECKING:
+    from threshold_probe.store import RunInfo
 
 SCHEMA_VERSION = 1
 
@@ -234,3 +239,20 @@ def gate_failure(summary: RunSummary) -> str | None:
     tail = f": {evidence}" if evidence else ""
     want = f"--expect-pass-through {gate} wants every level up to {gate} to pass"
     return f"gate failed: level {level} fails ({cls}){tail}; {want}"
+
+
+def search_summary(info: RunInfo, use: str) -> RunSummary:
+    """The typed summary of a search's run, for `use` (a command that reads its threshold).
+
+    A run of another kind (shrink, triage, explain) has no threshold: UserError naming its kind,
+    never a validation error about its shape. So does a run that has no summary yet.
+    """
+    if info.kind not in get_args(RunKind):
+        searches = ", ".join(k for k in get_args(RunKind) if k != "nightly")
+        raise UserError(
+            f"run {info.run_id} is a {info.kind} run: {use} reads the run of a search ({searches}); "
+            f"`probe report {info.run_id}` shows it"
+        )
+    if info.summary is None:
+        raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")
+    return RunSummary.model_validate(info.summary)

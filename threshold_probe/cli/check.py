@@ -11,7 +11,7 @@ import typer
 from threshold_probe.check import check_paths, load_summary_file, rules_from_summary
 from threshold_probe.cli.common import command, err_console, get_state, print_json, safe
 from threshold_probe.errors import UserError
-from threshold_probe.summary import RunSummary
+from threshold_probe.summary import RunSummary, search_summary
 from threshold_probe.textsafe import strip_control
 
 CHECK_FORMATS = ("text", "json", "sarif")
@@ -27,10 +27,7 @@ def _against(value: str) -> RunSummary:
         return load_summary_file(path)
     if path.suffix == ".json" or "/" in value or path.is_dir():
         raise UserError(f"--against {value}: no such summary file")
-    info = get_state().store(readonly=True).get_run(value)
-    if info.summary is None:
-        raise UserError(f"run {info.run_id} has no summary yet (status {info.status}): it is still running")
-    return RunSummary.model_validate(info.summary)
+    return search_summary(get_state().store(readonly=True).get_run(value), "probe check --against")
 
 
 def _formats(incomplete: str) -> list[str]:

@@ -97,9 +97,10 @@ class ProbeConsole(LiveSizeConsole):
         super().print(*objects, **kwargs)
 
 
-#: stdout: tables, reports and JSON. stderr: progress, warnings and errors.
+#: stdout: tables, reports and JSON. stderr: progress, warnings and errors (piped, an error stays
+#: one line however long its path).
 console = ProbeConsole(soft_wrap=False)
-err_console = LiveSizeConsole(stderr=True)
+err_console = ProbeConsole(stderr=True)
 
 #: A disk that cannot take what the run writes (reports, logs): exit 3 with the path, no traceback.
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)

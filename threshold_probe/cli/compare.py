@@ -12,17 +12,13 @@ from rich.text import Text
 from threshold_probe.cli import complete
 from threshold_probe.cli.common import command, console, get_state, print_json, safe
 from threshold_probe.compare import Comparison, compare_runs
-from threshold_probe.errors import UserError
 from threshold_probe.render.common import fmt_seconds
-from threshold_probe.summary import RunSummary
+from threshold_probe.summary import RunSummary, search_summary
 from threshold_probe.textsafe import strip_control
 
 
 def _load(run_id: str) -> RunSummary:
-    info = get_state().store(readonly=True).get_run(run_id)
-    if info.summary is None:
-        raise UserError(f"run {info.run_id} has no summary yet (status {info.status})")
-    return RunSummary.model_validate(info.summary)
+    return search_summary(get_state().store(readonly=True).get_run(run_id), "probe compare")
 
 
 def print_comparison(cmp: Comparison) -> None:

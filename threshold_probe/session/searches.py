@@ -18,7 +18,7 @@ from threshold_probe.search.base import LevelOutcomes, describe_levels, judge
 from threshold_probe.session.options import Kind, ProgressSink, SearchOptions
 from threshold_probe.session.outcomes import Oracles, overall, pass_rate_text, skip_causes
 from threshold_probe.store import Store
-from threshold_probe.summary import IsolateSummary
+from threshold_probe.summary import IsolateSummary, search_summary
 from threshold_probe.target import ScaledLadder
 
 
@@ -208,13 +208,13 @@ class Searches:
         return None
 
     def _boundary_from_run(self) -> tuple[int, int]:
-        src = self.store.get_run(self.options.from_run)
-        s = src.summary or {}
-        good, bad = s.get("last_pass"), s.get("first_fail")
+        src = search_summary(self.store.get_run(self.options.from_run), "probe isolate")
+        good, bad = src.last_pass, src.first_fail
         if good is None or bad is None:
+            found = "no failing level" if bad is None else "no passing level"
             raise UserError(
-                f"run {src.run_id} has no boundary to isolate (last pass {good}, first fail {bad}):"
-                " run `probe bisect` first"
+                f"run {src.run_id} has no boundary to isolate ({found}): isolate needs a bisect or sweep"
+                " that found a last pass and a first fail"
             )
         for level in (good, bad):
             self.ladder.level(int(level))
