@@ -102,3 +102,17 @@ def test_the_bisect_is_still_compared_with_itself(runs: tuple[Path, dict[str, st
     code, out, err = _probe(tmp, "compare", ids["bisect"], ids["bisect"], "--json")
     assert code == 0, err
     assert json.loads(out)["same_cell"] is True
+
+
+def test_repro_of_a_shrink_run_names_the_failure_it_kept(runs: tuple[Path, dict[str, str]]) -> None:
+    """A shrink started from a function (no run behind it) still states the signature to expect."""
+    tmp, ids = runs
+    code, out, err = _probe(tmp, "report", ids["shrink"], "--format", "json")
+    assert code == 0, err
+    kept = json.loads(out)["signature"]
+    assert kept and "ValueError" in kept
+    folder = tmp / "repro-shrink"
+    code, out, err = _probe(tmp, "repro", ids["shrink"], "-o", str(folder))
+    assert code == 0, err
+    assert json.loads((folder / "expected.json").read_text())["signature"] == kept
+    assert f"the root error of `{kept}`" in (folder / "README.md").read_text()

@@ -186,8 +186,11 @@ def write_repro(
         signature = result.signature
         what += " (shrunk)"
     if info.kind == KIND:
-        # The shrink's own first probe: the original, failing as recorded.
+        # The shrink's own first probe: the original, failing as recorded. A shrink of a function
+        # (no run behind it) learnt its signature from that probe.
         record = _record(store, info.run_id, None, signature)
+        if signature is None and record is not None:
+            signature = record.verdict.signature
     else:
         record = _record(store, source_run, source_level, None) if source_run else None
     evidence = list(record.verdict.evidence) if record is not None else []
