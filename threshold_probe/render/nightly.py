@@ -31,6 +31,10 @@ def add_case(
         suite.set(counter, str(int(suite.get(counter, "0")) + 1))
 
 
+def _level(level: int | None) -> str:
+    return "none" if level is None else str(level)
+
+
 def nightly_junit(runs: Sequence[NightCellView], unreachable: dict[str, str]) -> str:
     """One JUnit file for the night: a suite per cell (levels plus a baseline check) and per dead cluster."""
     suites: list[ET.Element] = []
@@ -58,7 +62,7 @@ def nightly_junit(runs: Sequence[NightCellView], unreachable: dict[str, str]) ->
                 classname,
                 "failure",
                 "; ".join(cell.regressions),
-                f"baseline {cell.baseline}: first fail {cell.baseline_first_fail}; now {cell.first_fail}",
+                f"baseline {cell.baseline_text}; now first fail {_level(cell.first_fail)}",
             )
         else:
             add_case(suite, "threshold against baseline", classname)
