@@ -20,6 +20,7 @@ committed state, which the next open recovers.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -59,8 +60,14 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None
     `durable` also flushes it to the disk before the rename, so that it survives a power cut;
     without it, the rename alone keeps it whole through a killed process.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileExistsError:
+        # A part of the folder path is a file.
+        raise _path_error(path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from None
+    except OSError as exc:
+        raise _path_error(path, exc) from None
     try:
         # mkstemp makes the file 0600; a report is for others to read too, as open() would give.
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -70,9 +77,25 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _path_error(path, exc) from None
         raise
+
+
+#: Errors of the path itself (a folder that cannot hold files, a folder where a file should be, no
+#: permission), as opposed to a disk that is full or read-only: the user gave a path that cannot be
+#: written.
+_PATH_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ELOOP)
+
+
+def _path_error(path: Path, exc: OSError) -> Exception:
+    """What a failed write of `path` raises: UserError for the path, else the OSError naming `path`
+    (never the temporary file beside it), which the CLI reports as a disk that cannot take it."""
+    if exc.errno in _PATH_ERRNOS:
+        return UserError(f"cannot write {path}: {exc.strerror}")
+    return OSError(exc.errno, exc.strerror, str(path))
 
 
 def _pretty_json(data: dict[str, Any]) -> bytes:

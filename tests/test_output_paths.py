@@ -1,0 +1,49 @@
+"""A report written with `-o` to a path that cannot take it: one line naming the path, exit 2.
+
+A folder that cannot hold files (/proc), a path that is a folder, a parent that is a file: the
+user gave a path, so the error is about that path, never an internal error about a temporary
+file next to it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.inprocess_cluster import Raise, first_fail, routed
+from threshold_probe.cli.app import app
+
+
+def _probe(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["--reports-dir", str(tmp_path / "reports"), *args], env={"COLUMNS": "200"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    tmp = tmp_path_factory.mktemp("out")
+    with routed(first_fail(3, Raise("MemoryError"))):
+        code, out, err = _probe(tmp, "sweep", "--to", "4", "--json", "--quiet")
+    assert code == 0, err
+    return tmp, json.loads(out)["run_id"]
+
+
+@pytest.mark.parametrize("fmt", ["html", "junit", "json"])
+@pytest.mark.parametrize("where", ["proc", "folder", "under-a-file"])
+def test_a_report_to_a_path_that_cannot_take_it_is_one_line(swept: tuple[Path, str], fmt: str, where: str) -> None:
+    tmp, run_id = swept
+    (tmp / "a-file").write_text("x")
+    target = {
+        "proc": Path("/proc") / f"report.{fmt}",
+        "folder": tmp,
+        "under-a-file": tmp / "a-file" / f"report.{fmt}",
+    }[where]
+    code, out, err = _probe(tmp, "report", run_id, "--format", fmt, "-o", str(target))
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(target) in lines[0], err
+    assert "internal error" not in err and ".tmp" not in err
+    assert not list(tmp.glob(".*.tmp")) and (tmp / "a-file").read_text() == "x"
