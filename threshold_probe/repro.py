@@ -26,7 +26,7 @@ from threshold_probe.models import PYTHON, Limits, ProbeRecord, shared_ref
 from threshold_probe.pipelines import make_pipeline
 from threshold_probe.pipelines.base import ClientSideError, ShippingPipeline
 from threshold_probe.shrink import KIND, ShrinkResult, _workload_from, latest_shrink, target_from_run
-from threshold_probe.store import Store
+from threshold_probe.store import Store, path_error
 
 SCRIPT_NAME = "run.sh"
 README_NAME = "README.md"
@@ -197,7 +197,12 @@ def write_repro(
     pipeline = make_pipeline(pipeline_name)
     if not isinstance(pipeline, ShippingPipeline):
         raise UserError(f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"cannot write {out}: a part of that path is a file") from None
+    except OSError as exc:
+        raise path_error(out, exc) from None
     staging = out / ".build"
     try:
         job = pipeline.build(workload, "repro", limits, staging)

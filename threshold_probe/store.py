@@ -65,9 +65,9 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except FileExistsError:
         # A part of the folder path is a file.
-        raise _path_error(path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from None
+        raise path_error(path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from None
     except OSError as exc:
-        raise _path_error(path, exc) from None
+        raise path_error(path, exc) from None
     try:
         # mkstemp makes the file 0600; a report is for others to read too, as open() would give.
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -80,7 +80,7 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise _path_error(path, exc) from None
+            raise path_error(path, exc) from None
         raise
 
 
@@ -90,8 +90,8 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None
 _PATH_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ELOOP)
 
 
-def _path_error(path: Path, exc: OSError) -> Exception:
-    """What a failed write of `path` raises: UserError for the path, else the OSError naming `path`
+def path_error(path: Path, exc: OSError) -> Exception:
+    """What a failed write of `path` (a file or a folder) raises: UserError for the path, else the OSError naming `path`
     (never the temporary file beside it), which the CLI reports as a disk that cannot take it."""
     if exc.errno in _PATH_ERRNOS:
         return UserError(f"cannot write {path}: {exc.strerror}")
