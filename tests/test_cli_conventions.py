@@ -396,3 +396,11 @@ def test_piped_error_lines_are_not_wrapped(tmp_path: Path) -> None:
     proc = probe(tmp_path, "piped", "measure", "code")
     whole = f"code/{'deep' * 25}/broken.py:1: SyntaxError: invalid syntax"
     assert whole in proc.stderr.splitlines(), proc.stderr
+
+
+def test_nightly_help_names_its_folder_and_command(tmp_path: Path) -> None:
+    """The value words say what to give: a folder for --output, a command for --notify-command."""
+    proc = probe(tmp_path, "200", "nightly", "--help")
+    rows = {line.split()[1]: line for line in proc.stdout.splitlines() if line.startswith("│ --")}
+    assert " DIR " in rows["--output"] and "FILE" not in rows["--output"], proc.stdout
+    assert " CMD " in rows["--notify-command"], proc.stdout

@@ -31,12 +31,15 @@ def _cell_done(cell: NightlyCell) -> None:
 def nightly(
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Folder for nightly.html, nightly.junit.xml and nightly.json."),
+        typer.Option(
+            "--output", "-o", metavar="DIR", help="Folder for nightly.html, nightly.junit.xml and nightly.json."
+        ),
     ] = None,
     notify_command: Annotated[
         str | None,
         typer.Option(
             "--notify-command",
+            metavar="CMD",
             help="Run CMD with the HTML summary's path when something regressed ({path} marks where).",
         ),
     ] = None,
