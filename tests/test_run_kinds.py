@@ -116,3 +116,10 @@ def test_repro_of_a_shrink_run_names_the_failure_it_kept(runs: tuple[Path, dict[
     assert code == 0, err
     assert json.loads((folder / "expected.json").read_text())["signature"] == kept
     assert f"the root error of `{kept}`" in (folder / "README.md").read_text()
+
+
+def test_resuming_a_run_of_another_kind_names_both_kinds(runs: tuple[Path, dict[str, str]]) -> None:
+    tmp, ids = runs
+    code, _, err = _probe(tmp, "isolate", "--resume", ids["bisect"], "--quiet")
+    assert code == 2, err
+    assert f"run {ids['bisect']} is a bisect run, not an isolate: resume it with probe bisect" in err

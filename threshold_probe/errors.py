@@ -59,3 +59,8 @@ EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USER = 2
 EXIT_INFRA = 3
+
+
+def article(word: str) -> str:
+    """`a shrink`, `an isolate`, `an explain`: a word with its indefinite article, for messages."""
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"

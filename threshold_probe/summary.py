@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from threshold_probe.errors import UserError
+from threshold_probe.errors import UserError, article
 
 if TYPE_CHECKING:
     from threshold_probe.store import RunInfo
@@ -250,7 +250,7 @@ def search_summary(info: RunInfo, use: str) -> RunSummary:
     if info.kind not in get_args(RunKind):
         searches = ", ".join(k for k in get_args(RunKind) if k != "nightly")
         raise UserError(
-            f"run {info.run_id} is a {info.kind} run: {use} reads the run of a search ({searches}); "
+            f"run {info.run_id} is {article(info.kind)} run: {use} reads the run of a search ({searches}); "
             f"`probe report {info.run_id}` shows it"
         )
     if info.summary is None:

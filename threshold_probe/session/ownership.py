@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from threshold_probe.clusters.base import Cluster
-from threshold_probe.errors import UserError
+from threshold_probe.errors import UserError, article
 from threshold_probe.models import RemoteWork
 from threshold_probe.session.options import Kind, LimitOverrides, SearchOptions
 from threshold_probe.store import RunInfo, RunLock, Store
@@ -69,7 +69,8 @@ def run_to_resume(store: Store, run_id: str | None, kind: Kind | None) -> RunInf
     p = info.params
     if kind is not None and p.get("kind") != kind:
         raise UserError(
-            f"run {info.run_id} is a {p.get('kind')} run, not a {kind}: resume it with probe {p.get('kind')}"
+            f"run {info.run_id} is {article(str(p.get('kind')))} run, not {article(kind)}:"
+            f" resume it with probe {p.get('kind')}"
         )
     return info
 
