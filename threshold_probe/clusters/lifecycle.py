@@ -39,34 +39,40 @@ from typing import Generic, TypeVar
 from threshold_probe.models import JobResult, JobSpec
 
 
-@dataclass
-class JobTry:
-    """The state of one try of one job, handed from hook to hook; clusters extend it."""
+class Try:
+    """The state of one try, handed from hook to hook; backends extend it (`JobTry` for one job)."""
 
-    job: JobSpec
-    result: JobResult = field(default_factory=JobResult)
-    #: Whether an `infra_error` of this try is worth trying again.
-    retryable: bool = True
     #: A hook ended the try early: the steps after it are skipped, up to `clean`.
     stopped: bool = False
     #: A hook raised (Ctrl-C, SIGTERM, a bug): `clean` runs, then the exception goes on.
     interrupted: bool = False
 
+    def stop(self) -> None:
+        """End the try after the current hook (the result says why); `clean` still runs."""
+        self.stopped = True
+
+
+@dataclass
+class JobTry(Try):
+    """The state of one try of one job: the job, its result so far, and whether to retry it."""
+
+    job: JobSpec
+    result: JobResult = field(default_factory=JobResult)
+    #: Whether an `infra_error` of this try is worth trying again.
+    retryable: bool = True
+
     def stop(self, *, retryable: bool = True) -> None:
         """End the try after the current hook (its result says why); `clean` still runs."""
-        self.stopped = True
+        super().stop()
         self.retryable = retryable
 
 
-T = TypeVar("T", bound=JobTry)
+T = TypeVar("T", bound=Try)
+J = TypeVar("J", bound=JobTry)
 
 
-class JobHooks(ABC, Generic[T]):
-    """What a cluster implements so that `run_job` can run its jobs; see the module docstring."""
-
-    @abstractmethod
-    def new_try(self, job: JobSpec) -> T:
-        """The state of a fresh try of `job`; nothing is done yet."""
+class Lifecycle(ABC, Generic[T]):
+    """The steps of a try, which `drive` runs in order; see the module docstring."""
 
     @abstractmethod
     def stage(self, t: T) -> None:
@@ -87,6 +93,14 @@ class JobHooks(ABC, Generic[T]):
     @abstractmethod
     def clean(self, t: T) -> None:
         """Remove what the try left where the job ran, unless kept; runs always and must not raise."""
+
+
+class JobHooks(Lifecycle[J]):
+    """What a cluster implements so that `run_job` can run its jobs one at a time."""
+
+    @abstractmethod
+    def new_try(self, job: JobSpec) -> J:
+        """The state of a fresh try of `job`; nothing is done yet."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +141,10 @@ def with_retry(attempt: Callable[[], tuple[JobResult, bool]], retry: Retry, canc
     return result
 
 
-def one_try(hooks: JobHooks[T], job: JobSpec) -> tuple[JobResult, bool]:
-    """Drive one try through the hooks: (result, whether an infra_error in it is worth retrying)."""
-    t = hooks.new_try(job)
+def drive(steps: Lifecycle[T], t: T) -> T:
+    """Run the steps of one try in order, until one stops it; `clean` always, then any exception."""
     try:
-        for step in (hooks.stage, hooks.start, hooks.watch, hooks.fetch):
+        for step in (steps.stage, steps.start, steps.watch, steps.fetch):
             step(t)
             if t.stopped:
                 break
@@ -139,12 +152,18 @@ def one_try(hooks: JobHooks[T], job: JobSpec) -> tuple[JobResult, bool]:
         t.interrupted = True
         raise
     finally:
-        hooks.clean(t)
+        steps.clean(t)
+    return t
+
+
+def one_try(hooks: JobHooks[J], job: JobSpec) -> tuple[JobResult, bool]:
+    """One try of `job`: (result, whether an infra_error in it is worth retrying)."""
+    t = drive(hooks, hooks.new_try(job))
     return t.result, t.retryable
 
 
 def run_job(
-    hooks: JobHooks[T], job: JobSpec, retry: Retry | None = None, cancelled: threading.Event | None = None
+    hooks: JobHooks[J], job: JobSpec, retry: Retry | None = None, cancelled: threading.Event | None = None
 ) -> JobResult:
     """Run `job` through the hooks; with `retry`, tries that fail retryably are tried again."""
     if retry is None:
