@@ -1,6 +1,7 @@
 """The one job lifecycle: stage -> start -> watch -> fetch -> clean over a cluster's hooks, and its retry.
 
-A tiny in-memory backend records the hooks it is called through; no server, no process.
+A tiny in-memory backend records the hooks it is called through (no server, no process); the
+local cluster is then followed through the same hooks with a real job.
 """
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from threshold_probe.clusters.lifecycle import JobHooks, JobTry, Retry, one_try, run_job
-from threshold_probe.models import JobSpec
+from threshold_probe.clusters.lifecycle import JobHooks, JobTry, Lifecycle, Retry, Try, drive, one_try, run_job
+from threshold_probe.clusters.local import LocalCluster
+from threshold_probe.config import LocalClusterConfig
+from threshold_probe.models import PYTHON, JobSpec
 
 
 @dataclass
@@ -156,3 +160,108 @@ def test_a_cancelled_run_starts_no_try(tmp_path: Path) -> None:
     result = run_job(backend, _job(tmp_path), Retry(retries=2, backoff_s=0.0), cancelled)
     assert backend.tries == 0
     assert result.infra_error == "cancelled"
+
+
+@dataclass
+class _BatchTry(Try):
+    """A try over several jobs at once, as SLURM drives an array."""
+
+    jobs: list[str]
+    done: list[str] | None = None
+
+
+class _BatchBackend(Lifecycle[_BatchTry]):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def stage(self, t: _BatchTry) -> None:
+        self.calls.append(f"stage {len(t.jobs)}")
+
+    def start(self, t: _BatchTry) -> None:
+        self.calls.append("start")
+        raise KeyboardInterrupt
+
+    def watch(self, t: _BatchTry) -> None:  # pragma: no cover - start raises
+        self.calls.append("watch")
+
+    def fetch(self, t: _BatchTry) -> None:  # pragma: no cover - start raises
+        self.calls.append("fetch")
+
+    def clean(self, t: _BatchTry) -> None:
+        self.calls.append(f"clean interrupted={t.interrupted}")
+
+
+def test_a_batch_is_driven_through_the_same_steps() -> None:
+    backend = _BatchBackend()
+    with pytest.raises(KeyboardInterrupt):
+        drive(backend, _BatchTry(jobs=["a", "b", "c"]))
+    assert backend.calls == ["stage 3", "start", "clean interrupted=True"]
+
+
+class _RecordingLocal(LocalCluster):
+    """The local cluster, its hooks recorded; `interrupt_in` raises KeyboardInterrupt after that hook."""
+
+    def __init__(self, workdir: Path, interrupt_in: str | None = None) -> None:
+        super().__init__("local", LocalClusterConfig(workdir=str(workdir)))
+        self.calls: list[str] = []
+        self.interrupt_in = interrupt_in
+
+    def _after(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.interrupt_in:
+            raise KeyboardInterrupt
+
+    def stage(self, t: Any) -> None:
+        super().stage(t)
+        self._after("stage")
+
+    def start(self, t: Any) -> None:
+        super().start(t)
+        self._after("start")
+
+    def watch(self, t: Any) -> None:
+        super().watch(t)
+        self._after("watch")
+
+    def fetch(self, t: Any) -> None:
+        super().fetch(t)
+        self._after("fetch")
+
+    def clean(self, t: Any) -> None:
+        super().clean(t)
+        self.calls.append("clean")
+
+
+def _local_job(tmp_path: Path) -> JobSpec:
+    return JobSpec(
+        probe_id="hooks",
+        files={"payload.txt": b"x"},
+        argv=[PYTHON, "-c", "print(open('payload.txt').read())"],
+        fetch=["payload.txt"],
+        local_dir=tmp_path / "out",
+    )
+
+
+def test_the_local_cluster_runs_a_job_through_the_hooks(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    cluster = _RecordingLocal(work)
+    cluster.open()
+    result = cluster.execute(_local_job(tmp_path))
+    cluster.close()
+    assert cluster.calls == ["stage", "start", "watch", "fetch", "clean"]
+    assert result.exit_code == 0 and result.stdout_tail.strip() == "x"
+    assert result.files["payload.txt"].read_bytes() == b"x"
+    assert result.remote_dir and not Path(result.remote_dir).exists()
+
+
+@pytest.mark.parametrize("step", ["stage", "start", "watch"])
+def test_ctrl_c_after_a_local_hook_leaves_no_job_folder(tmp_path: Path, step: str) -> None:
+    work = tmp_path / "work"
+    cluster = _RecordingLocal(work, interrupt_in=step)
+    cluster.open()
+    with pytest.raises(KeyboardInterrupt):
+        cluster.execute(_local_job(tmp_path))
+    assert cluster.calls[-1] == "clean"
+    leftovers = [p.name for p in work.iterdir() if p.name != "shared"]
+    assert leftovers == []
+    cluster.close()

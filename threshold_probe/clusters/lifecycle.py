@@ -1,21 +1,23 @@
 """One job lifecycle for every cluster: stage -> start -> watch -> fetch -> clean, and its retry.
 
-A cluster's `execute` runs `run_job`, which drives one try through the cluster's hooks
-(`JobHooks`), in this order, each over the try's state (a `JobTry`, which the cluster extends
-with what its hooks hand on to each other):
+`drive` runs one try through a backend's hooks (a `Lifecycle`), in this order, each over the
+try's state (a `Try`, which the backend extends with what its hooks hand on to each other):
 
-- `new_try(job)`: the try's state, before anything is done (so that `clean` always has one);
 - `stage(t)`: the job's files and the shared files where the job will run;
 - `start(t)`: the job's command started, under its limits, and recorded for `cancel_all`;
-- `watch(t)`: wait until the job ends, or its time limit kills it;
+- `watch(t)`: wait until the job ends, or its time limit ends it;
 - `fetch(t)`: its status, logs and fetched files into the result and `job.local_dir`;
 - `clean(t)`: the job's folder removed unless kept. It runs always: after a hook that stopped
   the try, after one that raised, and after Ctrl-C (`t.interrupted` says so, and the exception
   goes on after it).
 
-A hook that finds the try cannot go on sets the result's error and calls `t.stop(...)`: the
-steps after it are skipped, up to `clean`. A cluster whose far side runs start, watch and fetch
-in one round trip implements the ones it does not need as no-ops and says so.
+A hook that finds the try cannot go on says why in the result and calls `t.stop(...)`: the
+steps after it are skipped, up to `clean`. A backend whose far side stages, starts, watches and
+fetches in one round trip (SSH) implements the hooks it does not need as no-ops and says so.
+
+A cluster that runs one job at a time implements `JobHooks` (the hooks plus `new_try(job)`,
+the state of a fresh try with a `JobTry`'s job and result) and its `execute` is `run_job`. SLURM
+drives a batch (one job or one array) the same way, over a try of its own.
 
 What happens around the try is the same for every cluster that retries (`run_job` with a
 `Retry`):

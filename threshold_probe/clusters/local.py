@@ -316,6 +316,12 @@ class LocalCluster(Cluster, JobHooks[_LocalTry]):
     def clean(self, t: _LocalTry) -> None:
         """Remove the job folder unless kept: in a thread after a fetch (the client records the
         probe meanwhile), at once after a failed stage or an interrupt."""
+        if t.interrupted and t.proc is not None and t.proc.returncode is None:
+            # Interrupted between start and watch: the job's group goes now, not at cancel_all.
+            with contextlib.suppress(OSError):
+                os.killpg(t.proc.pid, signal.SIGKILL)
+            with self._lock:
+                self._running.pop(t.proc.pid, None)
         if t.job_dir is None or t.job.keep_remote:
             return
         if not t.fetched:
