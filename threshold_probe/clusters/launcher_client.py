@@ -1,4 +1,7 @@
-"""The client side of the far-side launcher (remote/launcher.py): its framed records, read as they stream in.
+"""The client side of the far-side launcher (remote/launcher.py): what it reads, and its records as they stream in.
+
+The launcher's stdin is one header line (a Python literal: the launcher reads it without
+importing json), then the shared files it is to stage, then the job's files.
 
 A record is ``TPREC <json>\\n`` followed by exactly ``json["size"]`` raw bytes: ``pid``, then
 ``status``, then every fetched file, then the full logs, then ``end``.
@@ -7,12 +10,15 @@ A record is ``TPREC <json>\\n`` followed by exactly ``json["size"]`` raw bytes: 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from threshold_probe.models import JobResult, JobSpec
 
 MAGIC = b"TPREC "
 
@@ -38,6 +44,52 @@ def cached_script_argv(argv: Sequence[str], python: Sequence[str], staged: Colle
     if list(argv[:k]) == list(python) and script.endswith(".py") and script.startswith("/") and script in staged:
         return [*python, "-c", SCRIPT_BOOT, *argv[k:]]
     return list(argv)
+
+
+def launcher_stdin(
+    *, job_dir: str, argv: list[str], job: JobSpec, time_s: float, carried: Sequence[tuple[str, bytes]]
+) -> bytes:
+    """What the launcher reads: its header, the shared files it carries (`(path, data)`), the job's files."""
+    limits = job.limits
+    names = list(job.files)
+    header = {
+        "dir": job_dir,
+        "argv": argv,
+        "env": job.env,
+        "memory": limits.memory_bytes,
+        "time": time_s,
+        "cores": limits.cores,
+        "fetch": job.fetch,
+        "keep": job.keep_remote,
+        "files": [[n, len(job.files[n])] for n in names],
+        "shared": [[path, len(data)] for path, data in carried],
+    }
+    # A Python literal on one line: the launcher reads it without importing json (see there).
+    return repr(header).encode() + b"\n" + b"".join(data for _, data in carried) + b"".join(job.files[n] for n in names)
+
+
+def fill_result(result: JobResult, status: dict[str, Any], argv: list[str], python_argv: list[str], name: str) -> None:
+    """JobResult fields from the launcher's status record (`name` is the cluster's, for messages)."""
+    result.host = str(status.get("host") or result.host)
+    if "stage_error" in status:
+        result.launch_error = f"stage_in: {status['stage_error']}"
+        return
+    launch = status.get("launch_error")
+    if isinstance(launch, dict):
+        text = f"{launch.get('type')}: {launch.get('message')}"
+        no_python = argv and argv[0] == python_argv[0]
+        if no_python and launch.get("errno") in (errno.ENOENT, errno.EACCES):
+            result.infra_error = f"{name}: cannot run {argv[0]} on {result.host}: {launch.get('message')}"
+        else:
+            result.launch_error = text
+        return
+    result.exit_code = status.get("exit_code")
+    result.signal = status.get("signal")
+    result.timed_out = bool(status.get("timed_out"))
+    if "launched_at" in status:
+        # The far side's clock, like the runner's stamps it is compared with.
+        result.timings["launched_at"] = float(status["launched_at"])
+        result.timings["process"] = float(status.get("process_s", 0.0))
 
 
 class RecordReader:

@@ -27,12 +27,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import threshold_probe.clusters.pickle_check as pickle_check
 from threshold_probe.clusters.base import Check, Cluster, disk_check, enforcers
 from threshold_probe.clusters.jobpaths import TAIL_BYTES, JobPaths, read_tail, resolve_argv, safe_name
+from threshold_probe.clusters.lifecycle import JobHooks, JobTry, run_job
 from threshold_probe.clusters.staging import secure_workdir, stage_shared, workdir_problem
 from threshold_probe.config import ClusterConfigBase, LocalClusterConfig
 from threshold_probe.errors import InfraError
@@ -80,7 +82,20 @@ def _make_preexec(limits: Limits) -> Callable[[], None] | None:
     return apply
 
 
-class LocalCluster(Cluster):
+@dataclass
+class _LocalTry(JobTry):
+    """One try on this machine: its job folder, command and process, from hook to hook."""
+
+    job_dir: Path | None = None
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    launched: float = 0.0
+    #: The try got as far as fetch: its folder may go in the background.
+    fetched: bool = False
+
+
+class LocalCluster(Cluster, JobHooks[_LocalTry]):
     """This machine. Always available, needs no config."""
 
     kind = "local"
@@ -140,98 +155,74 @@ class LocalCluster(Cluster):
 
     def execute(self, job: JobSpec) -> JobResult:
         """Stage the files, run the command under the job's limits, copy fetched files back."""
-        result = JobResult(host=socket.gethostname())
+        return run_job(self, job)
+
+    def new_try(self, job: JobSpec) -> _LocalTry:
+        """A try of `job` on this machine (the host is known before anything is done)."""
+        return _LocalTry(job, JobResult(host=socket.gethostname()))
+
+    def stage(self, t: _LocalTry) -> None:
+        """The job's logs (empty), a fresh private job folder, the job's files, the shared files."""
+        job, result = t.job, t.result
         local_dir = job.local_dir
         paths = JobPaths.local(local_dir)
-        stdout_path, stderr_path = paths.stdout, paths.stderr
         try:
             local_dir.mkdir(parents=True, exist_ok=True)
             # Created before staging, so that a job that never starts still has its (empty) logs.
-            stdout_path.touch()
-            stderr_path.touch()
+            paths.stdout.touch()
+            paths.stderr.touch()
         except OSError as exc:
             result.infra_error = f"local cluster: cannot write logs to {local_dir}: {exc.strerror or exc}"
-            return result
-        result.stdout_path = stdout_path
-        result.stderr_path = stderr_path
+            t.stop()
+            return
+        result.stdout_path = paths.stdout
+        result.stderr_path = paths.stderr
 
-        # Stage in: a fresh job folder, the job's files, the shared files.
         t0 = time.time()
         self._removed()
         try:
             secure_workdir(self.workdir, "local cluster")
         except InfraError as exc:
             result.infra_error = str(exc)
-            return result
+            t.stop()
+            return
         try:
-            job_dir = Path(tempfile.mkdtemp(prefix=f"{safe_name(job.probe_id)}-", dir=self.workdir))
+            t.job_dir = Path(tempfile.mkdtemp(prefix=f"{safe_name(job.probe_id)}-", dir=self.workdir))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 result.launch_error = f"stage_in: {_format_oserror(exc)}"
             else:
                 result.infra_error = f"local cluster: cannot create a job folder in {self.workdir}: {exc}"
-            return result
-        result.remote_dir = str(job_dir)
+            t.stop()
+            return
+        result.remote_dir = str(t.job_dir)
         try:
             shared_paths = {name: self._stage_shared(name, data) for name, data in job.shared.items()}
             for name, data in job.files.items():
-                target = job_dir / name
+                target = t.job_dir / name
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 _write_job_file(target, data)
         except OSError as exc:
             # A full disk or a quota: the transfer failed, not the infrastructure.
             result.launch_error = f"stage_in: {_format_oserror(exc)}"
             result.timings["stage_in"] = time.time() - t0
-            self._cleanup(job, job_dir)
-            return result
+            t.stop()
+            return
         result.timings["stage_in"] = time.time() - t0
+        t.argv = resolve_argv(job.argv, [self.python], {n: str(p) for n, p in shared_paths.items()})
+        t.env = dict(os.environ)
+        t.env.update(job.env)
+        t.env.setdefault("PYTHONUNBUFFERED", "1")
 
-        argv = resolve_argv(job.argv, [self.python], {n: str(p) for n, p in shared_paths.items()})
-        env = dict(os.environ)
-        env.update(job.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        self._run(job, argv, env, job_dir, stdout_path, stderr_path, result)
+    def start(self, t: _LocalTry) -> None:
+        """Start the process in its own session, its limits set in the child before exec.
 
-        # Stage out: copy the fetched files and keep the tails of the logs.
-        t1 = time.time()
-        result.stdout_tail = read_tail(stdout_path)
-        result.stderr_tail = read_tail(stderr_path)
-        for name in job.fetch:
-            src = job_dir / name
-            if src.is_file():
-                dst = local_dir / name
-                try:
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, dst)
-                except OSError as exc:
-                    result.launch_error = result.launch_error or f"stage_out: {_format_oserror(exc)}"
-                    continue
-                result.files[name] = dst
-        result.timings["stage_out"] = time.time() - t1
-        if not job.keep_remote:
-            remover = threading.Thread(target=shutil.rmtree, args=(job_dir,), kwargs={"ignore_errors": True})
-            remover.start()
-            with self._lock:
-                self._removing.append(remover)
-        return result
-
-    def _cleanup(self, job: JobSpec, job_dir: Path) -> None:
-        if not job.keep_remote:
-            shutil.rmtree(job_dir, ignore_errors=True)
-
-    def _run(
-        self,
-        job: JobSpec,
-        argv: list[str],
-        env: dict[str, str],
-        job_dir: Path,
-        stdout_path: Path,
-        stderr_path: Path,
-        result: JobResult,
-    ) -> None:
-        """Start the process, wait for it under the time limit, and fill `result`."""
-        limits = job.limits
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        A command that cannot start is the result's launch_error (or infra_error when the
+        interpreter itself is missing); the try goes on to fetch its (empty) logs.
+        """
+        argv, result = t.argv, t.result
+        assert t.job_dir is not None and result.stdout_path is not None and result.stderr_path is not None
+        with result.stdout_path.open("wb") as out, result.stderr_path.open("wb") as err:
             launched = time.time()
             # A signal between starting the job and recording it would orphan the job: held()
             # raises it once the job is in _running, and it is killed right here.
@@ -241,13 +232,13 @@ class LocalCluster(Cluster):
                     try:
                         proc = subprocess.Popen(
                             argv,
-                            cwd=job_dir,
-                            env=env,
+                            cwd=t.job_dir,
+                            env=t.env,
                             stdin=subprocess.DEVNULL,
                             stdout=out,
                             stderr=err,
                             start_new_session=True,
-                            preexec_fn=_make_preexec(limits),  # limits are set in the child
+                            preexec_fn=_make_preexec(t.job.limits),  # limits are set in the child
                             close_fds=True,
                             umask=0o077,  # what the job writes in its folder stays private
                         )
@@ -270,32 +261,76 @@ class LocalCluster(Cluster):
                         os.killpg(proc.pid, signal.SIGKILL)
                     with self._lock:
                         self._running.pop(proc.pid, None)
-                self._cleanup(job, job_dir)
                 raise
-            assert proc is not None  # every path that does not start it returns above
-            try:
-                deadline = None if limits.time_s is None else launched + limits.time_s
-                result.timed_out = wait_exit(proc.pid, deadline) == "timeout"
-                # Anything the job left behind in its group goes too: no orphans.
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                returncode = self._reap(proc, result)
-            except BaseException:
-                # Interrupted while waiting (SIGINT/SIGTERM raise here): cancel_all comes after
-                # this job has left _running, so the group is killed now or it would be orphaned.
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                self._cleanup(job, job_dir)
-                raise
-            finally:
-                with self._lock:
-                    self._running.pop(proc.pid, None)
-            ended = time.time()
-        result.timings["process"] = ended - launched
+        t.proc, t.launched = proc, launched
+
+    def watch(self, t: _LocalTry) -> None:
+        """Wait for the process under the time limit; then kill its whole group and reap it."""
+        proc, result = t.proc, t.result
+        if proc is None:
+            return  # it never started: start said why
+        limits = t.job.limits
+        try:
+            deadline = None if limits.time_s is None else t.launched + limits.time_s
+            result.timed_out = wait_exit(proc.pid, deadline) == "timeout"
+            # Anything the job left behind in its group goes too: no orphans.
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            returncode = self._reap(proc, result)
+        except BaseException:
+            # Interrupted while waiting (SIGINT/SIGTERM raise here): cancel_all comes after
+            # this job has left _running, so the group is killed now or it would be orphaned.
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            with self._lock:
+                self._running.pop(proc.pid, None)
+        result.timings["process"] = time.time() - t.launched
         if returncode < 0:
             result.signal = -returncode
         else:
             result.exit_code = returncode
+
+    def fetch(self, t: _LocalTry) -> None:
+        """Stage out: copy the fetched files to `local_dir` and keep the tails of the logs."""
+        job, result = t.job, t.result
+        assert t.job_dir is not None and result.stdout_path is not None and result.stderr_path is not None
+        t1 = time.time()
+        result.stdout_tail = read_tail(result.stdout_path)
+        result.stderr_tail = read_tail(result.stderr_path)
+        for name in job.fetch:
+            src = t.job_dir / name
+            if src.is_file():
+                dst = job.local_dir / name
+                try:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dst)
+                except OSError as exc:
+                    result.launch_error = result.launch_error or f"stage_out: {_format_oserror(exc)}"
+                    continue
+                result.files[name] = dst
+        result.timings["stage_out"] = time.time() - t1
+        t.fetched = True
+
+    def clean(self, t: _LocalTry) -> None:
+        """Remove the job folder unless kept: in a thread after a fetch (the client records the
+        probe meanwhile), at once after a failed stage or an interrupt."""
+        if t.interrupted and t.proc is not None and t.proc.returncode is None:
+            # Interrupted between start and watch: the job's group goes now, not at cancel_all.
+            with contextlib.suppress(OSError):
+                os.killpg(t.proc.pid, signal.SIGKILL)
+            with self._lock:
+                self._running.pop(t.proc.pid, None)
+        if t.job_dir is None or t.job.keep_remote:
+            return
+        if not t.fetched:
+            shutil.rmtree(t.job_dir, ignore_errors=True)
+            return
+        remover = threading.Thread(target=shutil.rmtree, args=(t.job_dir,), kwargs={"ignore_errors": True})
+        remover.start()
+        with self._lock:
+            self._removing.append(remover)
 
     @staticmethod
     def _reap(proc: subprocess.Popen[bytes], result: JobResult) -> int:

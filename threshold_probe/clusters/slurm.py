@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import shlex
 import socket
-import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -31,11 +29,12 @@ from typing import Literal, cast
 
 from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths
+from threshold_probe.clusters.lifecycle import Lifecycle, drive
 from threshold_probe.clusters.local_transport import LocalTransport
-from threshold_probe.clusters.slurm_batch import Batch, build_archive, stage_error_line
+from threshold_probe.clusters.slurm_batch import Batch, BatchTry, build_archive, stage_error_line
 from threshold_probe.clusters.slurm_live import job_state, wait_for_batch
 from threshold_probe.clusters.slurm_preflight import memory_check, slurm_preflight
-from threshold_probe.clusters.slurm_result import fetch_command, job_result, read_fetched, removal_command
+from threshold_probe.clusters.slurm_result import fetch_outputs, job_result, removal_command
 from threshold_probe.clusters.slurm_script import (
     runner_enforces_time,
     slurm_enforced_limits,
@@ -63,7 +62,7 @@ _STAGE_FAILED = 97
 CANCEL_WAIT_S = 90.0
 
 
-class SlurmCluster(Cluster):
+class SlurmCluster(Cluster, Lifecycle[BatchTry]):
     """A SLURM cluster: through its login node over SSH, or on this machine."""
 
     kind = "slurm"
@@ -348,40 +347,53 @@ class SlurmCluster(Cluster):
     def _run_batch(self, jobs: list[JobSpec], stream: bool = True) -> list[JobResult]:
         """Submit the jobs as one job or one array and wait for them; with `stream`, each array
         task's result goes to on_job_done as soon as the task ends (before the others)."""
-        for job in jobs:
+        t = drive(self, BatchTry(jobs, stream))
+        return [t.results[i] for i in range(len(jobs))]
+
+    def stage(self, t: BatchTry) -> None:
+        """The batch's folders named under the workdir (its files travel with start's sbatch)."""
+        for job in t.jobs:
             job.local_dir.mkdir(parents=True, exist_ok=True)
         try:
-            batch = self._new_batch(jobs)
-        except TransportError as exc:
-            return [JobResult(infra_error=str(exc)) for _ in jobs]
-        except InfraError as exc:
-            return [JobResult(infra_error=str(exc)) for _ in jobs]
-        limits = slurm_enforced_limits(self.config, jobs[0].limits)
+            t.batch = self._new_batch(t.jobs)
+        except InfraError as exc:  # TransportError included
+            t.results = {i: JobResult(infra_error=str(exc)) for i in range(len(t.jobs))}
+            t.stop()
+            return
+        t.limits = slurm_enforced_limits(self.config, t.jobs[0].limits)
+
+    def start(self, t: BatchTry) -> None:
+        """One round trip stages the batch's folders and shared files and runs sbatch."""
+        batch = t.batch
+        assert batch is not None and t.limits is not None
         try:
-            failed = self._submit(batch, limits)
+            t.unsubmitted = self._submit(batch, t.limits)
         except BaseException:
             # Interrupted while sbatch ran: the job may exist without our knowing its id.
             # Its name is unique to this submission, so cancel it by name.
             with contextlib.suppress(Exception):
                 self._sh(f"scancel --name={shlex.quote(batch.job_name)}", timeout=30)
             raise
-        if failed is not None:
-            if failed.infra_error is None:
-                self._remove_remote(batch)
-                self._remote(self._work(batch, "done"))
-            return [self._finish_unsubmitted(failed, job, batch) for job in jobs]
+        if t.unsubmitted is not None:
+            t.results = {i: self._finish_unsubmitted(t.unsubmitted, job, batch) for i, job in enumerate(t.jobs)}
+            t.stop()
+
+    def watch(self, t: BatchTry) -> None:
+        """The shared watcher follows the batch until every job is final (Ctrl-C: scancel); with
+        streaming, an array task that ends is fetched at once, its folder left for fetch."""
+        batch, limits, jobs = t.batch, t.limits, t.jobs
+        assert batch is not None and limits is not None
         keys = [JobKey(batch.job_id, i) for i in range(len(jobs))] if batch.is_array else [JobKey(batch.job_id)]
         watcher = self.watcher
         batch.tickets = watcher.track(keys, submitted_at=batch.submitted_at, tags=[job.probe_id for job in jobs])
-        results: dict[int, JobResult] = {}
 
         def ended(indices: list[int]) -> None:
             # Fetched now, so that the level is known now; the folders go when the array ends.
             for i, result in self._collect(batch, limits, indices, cleanup=False).items():
-                results[i] = result
+                t.results[i] = result
                 self._job_done(jobs[i], result)
 
-        streaming = stream and batch.is_array and self.on_job_done is not None
+        streaming = t.stream and batch.is_array and self.on_job_done is not None
         try:
             scancel = lambda ids: self._sh(f"scancel {ids}", timeout=30)  # noqa: E731
             wait_for_batch(watcher, batch, self.config.queue_timeout, scancel, ended if streaming else None)
@@ -392,10 +404,25 @@ class SlurmCluster(Cluster):
             raise
         with self._lock:
             self._active.discard(batch.job_id)
-        rest = [i for i in range(len(jobs)) if i not in results]
-        results.update(self._collect(batch, limits, rest, cleanup=True))
-        self._remote(self._work(batch, "done"))
-        return [results[i] for i in range(len(jobs))]
+
+    def fetch(self, t: BatchTry) -> None:
+        """The jobs not fetched yet, in one round trip that also removes the batch's folders."""
+        assert t.batch is not None and t.limits is not None
+        rest = [i for i in range(len(t.jobs)) if i not in t.results]
+        t.results.update(self._collect(t.batch, t.limits, rest, cleanup=True))
+        t.fetched = True
+
+    def clean(self, t: BatchTry) -> None:
+        """The folders of a batch sbatch refused go now (fetch removed those of a batch that ran);
+        after Ctrl-C the journal keeps the batch, for reap to remove."""
+        batch, unsubmitted = t.batch, t.unsubmitted
+        if t.interrupted or batch is None:
+            return
+        if unsubmitted is not None and unsubmitted.infra_error is None:
+            self._remove_remote(batch)
+            self._remote(self._work(batch, "done"))
+        elif t.fetched:
+            self._remote(self._work(batch, "done"))
 
     def _finish_unsubmitted(self, failed: JobResult, job: JobSpec, batch: Batch) -> JobResult:
         result = failed.model_copy(deep=True)
@@ -409,27 +436,6 @@ class SlurmCluster(Cluster):
 
     # -- fetch and results ------------------------------------------------------------------------
 
-    def _fetch(
-        self, batch: Batch, indices: list[int], cleanup: bool
-    ) -> tuple[dict[int, dict[str, bytes]], str | None, float]:
-        """One command: tails of the logs and the fetched files of these jobs, as a tar; then,
-        with `cleanup`, the removal of the submission's folders."""
-        t0 = time.time()
-        command = fetch_command(batch, indices, cleanup=cleanup)
-        files: dict[int, dict[str, bytes]] = {i: {} for i in range(len(batch.jobs))}
-        with tempfile.NamedTemporaryFile(prefix="tp-fetch-", suffix=".tar") as tmp:
-            try:
-                res = self._sh(command, stdout_path=Path(tmp.name))
-            except TransportError as exc:
-                return files, f"stage_out: {exc}", time.time() - t0
-            if res.exit_code == 3:
-                return files, "stage_out: the job folder is gone", time.time() - t0
-            try:
-                read_fetched(Path(tmp.name), batch, files)
-            except (tarfile.TarError, OSError) as exc:
-                return files, f"stage_out: cannot read what came back: {exc}", time.time() - t0
-        return files, None, time.time() - t0
-
     def _remove_remote(self, batch: Batch) -> None:
         cmd = removal_command(batch)
         if cmd:
@@ -442,7 +448,7 @@ class SlurmCluster(Cluster):
             if cleanup:
                 self._remove_remote(batch)
             return {}
-        files, error, out_s = self._fetch(batch, indices, cleanup)
+        files, error, out_s = fetch_outputs(self._sh, batch, indices, cleanup)
         host = self.transport.host
         return {
             i: job_result(host, batch, i, batch.jobs[i], batch.tickets[i], files[i], error, out_s, limits)

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from threshold_probe.clusters.jobpaths import JobPaths, resolve_argv, safe_name
+from threshold_probe.clusters.lifecycle import Try
 from threshold_probe.clusters.slurm_script import ScriptTask, render_job_script
 from threshold_probe.clusters.slurm_watch import Ticket
 from threshold_probe.clusters.staging import content_digest, remote_stage_commands
 from threshold_probe.config import SlurmClusterConfig
-from threshold_probe.models import JobSpec, Limits
+from threshold_probe.models import JobResult, JobSpec, Limits
 
 
 @dataclass
@@ -137,3 +138,18 @@ def stage_error_line(err: str) -> str:
             return line
     meaningful = [line for line in lines if "Exiting with failure status" not in line]
     return (meaningful or lines or ["tar failed"])[-1]
+
+
+@dataclass
+class BatchTry(Try):
+    """One submission of a batch of jobs (one job, or one array), from hook to hook."""
+
+    jobs: list[JobSpec]
+    #: Tell each array task's result to on_job_done as soon as the task ends.
+    stream: bool = True
+    batch: Batch | None = None
+    limits: Limits | None = None
+    #: What sbatch (or staging) said when the batch was not submitted.
+    unsubmitted: JobResult | None = None
+    results: dict[int, JobResult] = field(default_factory=dict)
+    fetched: bool = False

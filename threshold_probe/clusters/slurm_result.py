@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import shlex
 import tarfile
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from threshold_probe.clusters.jobpaths import JobPaths, read_tail
@@ -20,6 +23,7 @@ from threshold_probe.clusters.slurm_state import (
     slurm_timestamp,
 )
 from threshold_probe.clusters.slurm_watch import Ticket, record_of
+from threshold_probe.clusters.transport import CommandResult, TransportError
 from threshold_probe.models import JobResult, JobSpec, Limits
 
 #: Scheduler facts copied into JobResult.scheduler, in this order.
@@ -75,6 +79,28 @@ def read_fetched(tar_path: Path, batch: Batch, files: dict[int, dict[str, bytes]
             fh = tar.extractfile(member)
             if fh is not None:
                 files[index[rel]][rest] = fh.read()
+
+
+def fetch_outputs(
+    sh: Callable[..., CommandResult], batch: Batch, indices: list[int], cleanup: bool
+) -> tuple[dict[int, dict[str, bytes]], str | None, float]:
+    """One command (run by `sh`): tails of the logs and the fetched files of these jobs, as a tar;
+    then, with `cleanup`, the removal of the submission's folders."""
+    t0 = time.time()
+    command = fetch_command(batch, indices, cleanup=cleanup)
+    files: dict[int, dict[str, bytes]] = {i: {} for i in range(len(batch.jobs))}
+    with tempfile.NamedTemporaryFile(prefix="tp-fetch-", suffix=".tar") as tmp:
+        try:
+            res = sh(command, stdout_path=Path(tmp.name))
+        except TransportError as exc:
+            return files, f"stage_out: {exc}", time.time() - t0
+        if res.exit_code == 3:
+            return files, "stage_out: the job folder is gone", time.time() - t0
+        try:
+            read_fetched(Path(tmp.name), batch, files)
+        except (tarfile.TarError, OSError) as exc:
+            return files, f"stage_out: cannot read what came back: {exc}", time.time() - t0
+    return files, None, time.time() - t0
 
 
 def removal_command(batch: Batch) -> str:

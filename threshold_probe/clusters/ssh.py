@@ -37,7 +37,6 @@ frozen host is noticed sooner, by keepalives (ssh_transport.KEEPALIVE_INTERVAL_S
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import re
@@ -47,18 +46,18 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths, read_tail, resolve_argv, safe_name
-from threshold_probe.clusters.launcher_client import RecordReader, cached_script_argv
-from threshold_probe.clusters.lifecycle import Retry, with_retry
+from threshold_probe.clusters.launcher_client import RecordReader, cached_script_argv, fill_result, launcher_stdin
+from threshold_probe.clusters.lifecycle import JobHooks, JobTry, Retry, run_job
 from threshold_probe.clusters.ssh_preflight import check_latency, check_python, check_workdir
 from threshold_probe.clusters.ssh_spare import SpareLauncher
 from threshold_probe.clusters.ssh_transport import SSHTransport
 from threshold_probe.clusters.staging import UNSAFE_WORKDIR, remote_workdir_guard
-from threshold_probe.clusters.transport import TransportError, quote_path
+from threshold_probe.clusters.transport import CommandResult, TransportError, quote_path
 from threshold_probe.config import ClusterConfigBase, SSHClusterConfig
 from threshold_probe.models import JobResult, JobSpec, Limits, RemoteWork
 from threshold_probe.remote import launcher_source
@@ -80,7 +79,27 @@ class _Active:
         self.reader: RecordReader | None = None
 
 
-class SSHCluster(Cluster):
+@dataclass
+class _SSHTry(JobTry):
+    """One try over SSH: the session, the command and its stdin, and what came back."""
+
+    session: str = ""
+    t_start: float = 0.0
+    connect_here: float = 0.0
+    argv: list[str] = field(default_factory=list)
+    carried: list[tuple[str, bytes]] = field(default_factory=list)
+    command: str = ""
+    stdin: bytes = b""
+    bound: float = 0.0
+    reader: RecordReader | None = None
+    active: _Active | None = None
+    err: bytearray = field(default_factory=bytearray)
+    res: CommandResult | None = None
+    t_send: float = 0.0
+    t_end: float = 0.0
+
+
+class SSHCluster(Cluster, JobHooks[_SSHTry]):
     """A host over SSH: one connection, reused by every probe; limits enforced on the far side."""
 
     kind = "ssh"
@@ -300,7 +319,7 @@ class SSHCluster(Cluster):
     def execute(self, job: JobSpec) -> JobResult:
         """Run one probe; infrastructure trouble is retried with backoff, then reported as a skip."""
         retry = Retry(self.config.retries, self.config.retry_backoff)
-        return with_retry(lambda: self._execute_once(job), retry, self._cancelled)
+        return run_job(self, job, retry, self._cancelled)
 
     def execute_many(self, jobs: Sequence[JobSpec]) -> list[JobResult]:
         """Several probes at once, each on its own channel of the one connection."""
@@ -312,15 +331,22 @@ class SSHCluster(Cluster):
         with ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool:
             return list(pool.map(self.execute, jobs))
 
-    def _execute_once(self, job: JobSpec) -> tuple[JobResult, bool]:
-        """One try: (result, whether an infra_error in it is worth retrying)."""
-        result = JobResult(host=self.transport.host)
-        local_dir = job.local_dir
-        local_dir.mkdir(parents=True, exist_ok=True)
-        t_start = time.monotonic()
+    def new_try(self, job: JobSpec) -> _SSHTry:
+        """A try of `job` on this cluster's host."""
+        return _SSHTry(job, JobResult(host=self.transport.host))
+
+    def stage(self, t: _SSHTry) -> None:
+        """Connect and make the session if needed, then build the one command and its stdin.
+
+        Nothing of the probe travels yet: its files and the shared files not staged before ride
+        in the stdin of the round trip that start sends.
+        """
+        job, result = t.job, t.result
+        job.local_dir.mkdir(parents=True, exist_ok=True)
+        t.t_start = time.monotonic()
         try:
             with self._lock:
-                connect_here = self._ensure_session()
+                t.connect_here = self._ensure_session()
                 # A connection opened by open() counts for the first probe that uses it.
                 connect_s, self._connect_pending = self._connect_pending, 0.0
             staging = {name: self._stage_shared(name, data) for name, data in job.shared.items()}
@@ -330,36 +356,25 @@ class SSHCluster(Cluster):
             # The host cannot be reached, logged into or staged on: nothing about this probe.
             result.infra_error = str(exc)
             result.cluster_lost = not self._cancelled.is_set()
-            return result, exc.retryable
+            t.stop(retryable=exc.retryable)
+            return
         assert session is not None
+        t.session = session
         shared = {name: path for name, (path, _) in staging.items()}
-        carried = [(path, job.shared[name]) for name, (path, there) in staging.items() if not there]
+        t.carried = [(path, job.shared[name]) for name, (path, there) in staging.items() if not there]
         result.timings["connect"] = connect_s
         job_dir = f"{session}/{safe_name(job.probe_id)}-{secrets.token_hex(3)}"
         result.remote_dir = job_dir
-        argv = resolve_argv(job.argv, self.python_argv, shared)
+        t.argv = argv = resolve_argv(job.argv, self.python_argv, shared)
         limits = job.limits
         # No limit given: command_timeout bounds the job all the same (every command has one).
         time_s = limits.time_s if limits.time_s is not None else self.config.command_timeout
-        names = list(job.files)
-        header = {
-            "dir": job_dir,
-            "argv": cached_script_argv(argv, self.python_argv, set(shared.values())),
-            "env": job.env,
-            "memory": limits.memory_bytes,
-            "time": time_s,
-            "cores": limits.cores,
-            "fetch": job.fetch,
-            "keep": job.keep_remote,
-            "files": [[n, len(job.files[n])] for n in names],
-            "shared": [[path, len(data)] for path, data in carried],
-        }
-        # A Python literal on one line: the launcher reads it without importing json (see there).
-        stdin = (
-            repr(header).encode()
-            + b"\n"
-            + b"".join(data for _, data in carried)
-            + b"".join(job.files[n] for n in names)
+        t.stdin = launcher_stdin(
+            job_dir=job_dir,
+            argv=cached_script_argv(argv, self.python_argv, set(shared.values())),
+            job=job,
+            time_s=time_s,
+            carried=t.carried,
         )
         # Imported, not run as a script: its bytecode is then cached (a few ms a probe).
         boot = (
@@ -367,60 +382,80 @@ class SSHCluster(Cluster):
             f"import {LAUNCHER_NAME[:-3]}; {LAUNCHER_NAME[:-3]}.run()"
         )
         # umask 077: the probe's folder, its payload and whatever the job writes stay private.
-        command = f"umask 077; {self._setup_prefix()}exec {self._python_command()} -S -c {shlex.quote(boot)}"
+        t.command = f"umask 077; {self._setup_prefix()}exec {self._python_command()} -S -c {shlex.quote(boot)}"
         # The job's own limit is enforced remotely; this bound only catches a far side that hangs
         # (transfers included, hence the grace). A dead or frozen peer is noticed sooner, by
         # the transport's keepalives.
-        bound = time_s + PROBE_GRACE_S
-        reader = RecordReader(local_dir, job.fetch)
-        err = bytearray()
+        t.bound = time_s + PROBE_GRACE_S
+        t.reader = RecordReader(job.local_dir, job.fetch)
+        t.active = _Active(job_dir)
+        t.active.reader = t.reader
+
+    def start(self, t: _SSHTry) -> None:
+        """The one round trip: the launcher stages, starts and watches the job under its limits
+        on the far side and streams back its status, fetched files and logs (so watch has
+        nothing left to do, and fetch reads what came back)."""
+        assert t.reader is not None and t.active is not None
+        reader, result, key = t.reader, t.result, id(t.active)
 
         def on_stderr(data: bytes) -> None:
-            if len(err) < 65536:
-                err.extend(data[: 65536 - len(err)])
+            if len(t.err) < 65536:
+                t.err.extend(data[: 65536 - len(t.err)])
 
-        active = _Active(job_dir)
-        active.reader = reader
-        key = id(active)
         with self._lock:
-            self._active[key] = active
+            self._active[key] = t.active
         if self._cancelled.is_set():
             # cancel_all ran while this probe was staging: do not start it.
             with self._lock:
                 self._active.pop(key, None)
             result.infra_error = "cancelled"
-            return result, False
-        t_send = time.monotonic()
-        begun = self._spare.take(session, command)
+            t.stop(retryable=False)
+            return
+        t.t_send = time.monotonic()
+        begun = self._spare.take(t.session, t.command)
         try:
-            res = self.transport.run_streaming(command, reader.feed, on_stderr, timeout=bound, stdin=stdin, begun=begun)
+            t.res = self.transport.run_streaming(
+                t.command, reader.feed, on_stderr, timeout=t.bound, stdin=t.stdin, begun=begun
+            )
         except TransportError as exc:
             with self._lock:
                 self._active.pop(key, None)
             reader.abort()
             result.infra_error = str(exc)
-            return result, exc.retryable and not self._cancelled.is_set()
+            t.stop(retryable=exc.retryable and not self._cancelled.is_set())
+            return
         # Any other exception (Ctrl-C) leaves the probe in _active, for cancel_all and close to
         # kill its process group and remove its folder.
         with self._lock:
             self._active.pop(key, None)
-        t_end = time.monotonic()
-        if job.keep_remote:
+        t.t_end = time.monotonic()
+        if t.job.keep_remote:
             with self._lock:
-                self._kept.append(job_dir)
+                self._kept.append(t.active.job_dir)
                 if self._session is not None:
                     self._remote(RemoteWork(kind="ssh-session", folder=self._session, keep=True))
+
+    def watch(self, t: _SSHTry) -> None:
+        """Nothing: the launcher watches the job on the far side, within start's round trip."""
+
+    def fetch(self, t: _SSHTry) -> None:
+        """The result from the records start's round trip brought back: status, files, logs."""
+        assert t.reader is not None and t.res is not None
+        job, result, reader, res, session = t.job, t.result, t.reader, t.res, t.session
         status = reader.status
         if res.timed_out and status is None:
             # The host still answers keepalives, yet the probe did not end: trying it again
             # would only wait as long again.
             result.infra_error = (
                 f"{self.name}: no answer from the probe within its time limit and a grace of "
-                f"{PROBE_GRACE_S:g}s ({bound:g}s)"
+                f"{PROBE_GRACE_S:g}s ({t.bound:g}s)"
             )
-            return result, False
+            t.stop(retryable=False)
+            return
         if status is None:
-            return self._no_status(result, res.exit_code, bytes(err), reader, argv)
+            _, retryable = self._no_status(result, res.exit_code, bytes(t.err), reader, t.argv)
+            t.stop(retryable=retryable)
+            return
         if status.get("session_gone"):
             # Someone removed the session folder under a launcher that was already waiting.
             with self._lock:
@@ -428,20 +463,20 @@ class SSHCluster(Cluster):
                     self._session = None
                     self._staged.clear()
             result.infra_error = f"{self.name}: the session folder {session} disappeared"
-            return result, True
+            return
         if not self._cancelled.is_set():
-            self._spare.start(session, command)
-        if carried and "stage_error" not in status:
-            self._staged_now(session, [path for path, _ in carried])
-        self._fill(result, status, argv)
+            self._spare.start(session, t.command)
+        if t.carried and "stage_error" not in status:
+            self._staged_now(session, [path for path, _ in t.carried])
+        fill_result(result, status, t.argv, self.python_argv, self.name)
         run_s = float(status.get("process_s", 0.0))
-        status_at = reader.status_at or t_end
-        local_prep = max(0.0, (t_send - t_start) - connect_here)
-        result.timings["stage_in"] = max(0.0, (status_at - t_send) - run_s) + local_prep
-        result.timings["stage_out"] = max(0.0, t_end - status_at)
+        status_at = reader.status_at or t.t_end
+        local_prep = max(0.0, (t.t_send - t.t_start) - t.connect_here)
+        result.timings["stage_in"] = max(0.0, (status_at - t.t_send) - run_s) + local_prep
+        result.timings["stage_out"] = max(0.0, t.t_end - status_at)
         for name, path in reader.files.items():
             result.files[name] = path
-        paths = JobPaths.local(local_dir)
+        paths = JobPaths.local(job.local_dir)
         out_log, err_log = paths.stdout, paths.stderr
         for log in (out_log, err_log):
             if log.name not in reader.logs:
@@ -451,31 +486,11 @@ class SSHCluster(Cluster):
         result.stderr_tail = read_tail(err_log)
         if not reader.ended and result.infra_error is None:
             result.infra_error = f"{self.name}: the output of the probe was cut short"
-            return result, True
-        return result, True
 
-    def _fill(self, result: JobResult, status: dict[str, Any], argv: list[str]) -> None:
-        """JobResult fields from the launcher's status record."""
-        result.host = str(status.get("host") or result.host)
-        if "stage_error" in status:
-            result.launch_error = f"stage_in: {status['stage_error']}"
-            return
-        launch = status.get("launch_error")
-        if isinstance(launch, dict):
-            text = f"{launch.get('type')}: {launch.get('message')}"
-            no_python = argv and argv[0] == self.python_argv[0]
-            if no_python and launch.get("errno") in (errno.ENOENT, errno.EACCES):
-                result.infra_error = f"{self.name}: cannot run {argv[0]} on {result.host}: {launch.get('message')}"
-            else:
-                result.launch_error = text
-            return
-        result.exit_code = status.get("exit_code")
-        result.signal = status.get("signal")
-        result.timed_out = bool(status.get("timed_out"))
-        if "launched_at" in status:
-            # The far side's clock, like the runner's stamps it is compared with.
-            result.timings["launched_at"] = float(status["launched_at"])
-            result.timings["process"] = float(status.get("process_s", 0.0))
+    def clean(self, t: _SSHTry) -> None:
+        """Nothing: the launcher removes the probe's folder (unless kept) before its round trip
+        ends, and a probe interrupted in flight stays in `_active`, where cancel_all and close
+        kill its process group and remove its folder."""
 
     def _no_status(
         self, result: JobResult, exit_code: int | None, err: bytes, reader: RecordReader, argv: list[str]
