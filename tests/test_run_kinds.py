@@ -123,3 +123,19 @@ def test_resuming_a_run_of_another_kind_names_both_kinds(runs: tuple[Path, dict[
     code, _, err = _probe(tmp, "isolate", "--resume", ids["bisect"], "--quiet")
     assert code == 2, err
     assert f"run {ids['bisect']} is a bisect run, not an isolate: resume it with probe bisect" in err
+
+
+def test_a_nightly_baseline_pinned_to_a_shrink_run_is_refused_before_anything_runs(
+    runs: tuple[Path, dict[str, str]],
+) -> None:
+    tmp, ids = runs
+    config = tmp / "nightly.toml"
+    config.write_text(
+        '[nightly]\nclusters = ["local"]\npipelines = ["native"]\nladders = ["default"]\n'
+        f'[nightly.baseline]\n"local/native/default" = "{ids["shrink"]}"\n'
+    )
+    before = _probe(tmp, "runs", "--json")[1]
+    code, _, err = _probe(tmp, "--config", str(config), "nightly", "-o", str(tmp / "night"))
+    assert code == 2, err
+    assert f"names run '{ids['shrink']}', a shrink run: a baseline is the run of a sweep or bisect" in err
+    assert _probe(tmp, "runs", "--json")[1] == before  # nothing ran

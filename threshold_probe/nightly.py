@@ -31,17 +31,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from threshold_probe.cell import cell_of, differences, digest
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
 from threshold_probe.config import ProbeConfig
-from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraError, ProbeError, UserError
+from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraError, ProbeError, UserError, article
 from threshold_probe.models import ProbeRecord
 from threshold_probe.render import html as html_render
 from threshold_probe.render.nightly import nightly_html, nightly_junit
 from threshold_probe.store import Store, atomic_write
-from threshold_probe.summary import RunSummary
+from threshold_probe.summary import RunKind, RunSummary
 from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
 from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
 
@@ -142,6 +142,12 @@ def check_baselines(config: ProbeConfig, cells: Sequence[tuple[str, str, str]], 
             )
         pinned_run, _level = _pinned(config, key)
         if pinned_run is not None and _summary_of(store, pinned_run) is None:
+            kind = _kind_of(store, pinned_run)
+            if kind is not None and kind not in get_args(RunKind):
+                raise UserError(
+                    f"[nightly.baseline] {key!r} names run {pinned_run!r}, {article(kind)} run: a baseline"
+                    " is the run of a sweep or bisect of that cell"
+                )
             raise UserError(
                 f"[nightly.baseline] {key!r} names run {pinned_run!r}, which has no completed summary"
                 " in the journal: `probe runs` lists them"
@@ -282,6 +288,13 @@ def _pinned(config: ProbeConfig, key: str) -> tuple[str | None, int | None]:
         if isinstance(threshold, int) and not isinstance(threshold, bool):
             return None, threshold
     raise UserError(f"[nightly.baseline] {key!r}: give a run id, a level number, or {{run=...}} / {{threshold=N}}")
+
+
+def _kind_of(store: Store, run_id: str) -> str | None:
+    try:
+        return store.get_run(run_id).kind
+    except UserError:
+        return None
 
 
 def _summary_of(store: Store, run_id: str) -> RunSummary | None:
