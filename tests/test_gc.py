@@ -106,8 +106,11 @@ def test_gc_removes_the_far_side_folder_of_a_killed_ssh_run(testbed: Testbed, tm
             db_path = tmp_path / "reports" / "probe.db"
             if not db_path.exists():
                 continue
-            with closing(sqlite3.connect(db_path, timeout=5)) as db:
-                ids = [r[0] for r in db.execute("SELECT probe_id FROM probes WHERE state='dispatched'")]
+            try:
+                with closing(sqlite3.connect(db_path, timeout=5)) as db:
+                    ids = [r[0] for r in db.execute("SELECT probe_id FROM probes WHERE state='dispatched'")]
+            except sqlite3.OperationalError:
+                continue  # the journal file exists, its tables are being made
             dead = {s for s in _sessions(testbed) - before for p in ids if any((home / s).glob(f"{p}-*"))}
         time.sleep(1.0)
         os.kill(proc.pid, signal.SIGKILL)  # a real kill: the far side keeps the session folder
