@@ -49,11 +49,14 @@ def test_a_report_to_a_path_that_cannot_take_it_is_one_line(swept: tuple[Path, s
     assert not list(tmp.glob(".*.tmp")) and (tmp / "a-file").read_text() == "x"
 
 
-@pytest.mark.parametrize("where", ["proc", "under-a-file"])
+@pytest.mark.parametrize("where", ["proc", "under-a-file", "dangling-link"])
 def test_a_repro_folder_that_cannot_be_made_is_one_line(swept: tuple[Path, str], where: str) -> None:
     tmp, run_id = swept
     (tmp / "a-file").write_text("x")
-    target = {"proc": Path("/proc/repro"), "under-a-file": tmp / "a-file" / "repro"}[where]
+    link = tmp / "dangling"
+    if not link.is_symlink():
+        link.symlink_to(tmp / "nowhere")
+    target = {"proc": Path("/proc/repro"), "under-a-file": tmp / "a-file" / "repro", "dangling-link": link}[where]
     code, out, err = _probe(tmp, "repro", run_id, "-o", str(target))
     assert code == 2, (code, out, err)
     lines = [line for line in err.splitlines() if line.strip()]

@@ -156,4 +156,9 @@ def test_repro_of_a_level_that_passed_is_refused(tmp_path: Path) -> None:
     run_id = json.loads(ran.stdout)["run_id"]
     result = invoke(tmp_path, None, "repro", run_id, "--level", "1", "-o", str(tmp_path / "out"))
     assert result.exit_code == 2
-    assert "level 1 passed" in result.stderr
+    assert "level 1 passed: nothing to reproduce" in result.stderr
+    # The whole run passed: repro says so in its own words, not in those of shrink.
+    whole = invoke(tmp_path, None, "repro", run_id, "-o", str(tmp_path / "out"))
+    assert whole.exit_code == 2
+    assert f"run {run_id} has no failing probe: nothing to reproduce" in whole.stderr
+    assert not (tmp_path / "out").exists()

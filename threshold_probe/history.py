@@ -13,15 +13,13 @@ from pydantic import BaseModel
 
 from threshold_probe.cell import cell_of
 from threshold_probe.store import Store
+from threshold_probe.summary import SEARCH_KINDS
 from threshold_probe.view import first_fail, last_pass, level_views, stored_summary
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 #: Sparkline marks for runs without a number: no failure up to the top, and nothing decided.
 SPARK_NONE_FOUND = "↑"
 SPARK_UNKNOWN = "·"
-
-#: Run kinds whose summary says where a ladder breaks.
-THRESHOLD_KINDS = ("run", "sweep", "bisect", "isolate")
 
 
 class HistoryEntry(BaseModel):
@@ -59,7 +57,7 @@ def history(
     infos = store.runs(limit=limit, cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind)
     entries = []
     for info in reversed(infos):
-        s = stored_summary(info) if info.kind in THRESHOLD_KINDS else None
+        s = stored_summary(info) if info.kind in SEARCH_KINDS else None
         if s is None:
             continue  # none yet, or from an incompatible version: leave it out, do not fail the listing
         passed = [v.level for v in level_views(s) if v.verdict == "pass"]

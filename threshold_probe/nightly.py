@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 from threshold_probe.cell import cell_of, differences, digest
 from threshold_probe.compare import Comparison, compare_runs, compare_threshold
@@ -41,7 +41,7 @@ from threshold_probe.models import ProbeRecord
 from threshold_probe.render import html as html_render
 from threshold_probe.render.nightly import nightly_html, nightly_junit
 from threshold_probe.store import Store, atomic_write
-from threshold_probe.summary import RunKind, RunSummary
+from threshold_probe.summary import SEARCH_KINDS, RunSummary
 from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
 from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
 
@@ -141,17 +141,8 @@ def check_baselines(config: ProbeConfig, cells: Sequence[tuple[str, str, str]], 
                 f" (cells: {', '.join(keys)})"
             )
         pinned_run, _level = _pinned(config, key)
-        if pinned_run is not None and _summary_of(store, pinned_run) is None:
-            kind = _kind_of(store, pinned_run)
-            if kind is not None and kind not in get_args(RunKind):
-                raise UserError(
-                    f"[nightly.baseline] {key!r} names run {pinned_run!r}, {article(kind)} run: a baseline"
-                    " is the run of a sweep or bisect of that cell"
-                )
-            raise UserError(
-                f"[nightly.baseline] {key!r} names run {pinned_run!r}, which has no completed summary"
-                " in the journal: `probe runs` lists them"
-            )
+        if pinned_run is not None:
+            _pinned_summary(store, key, pinned_run)
 
 
 def _function_arg(config: ProbeConfig, spec: str) -> str:
@@ -290,11 +281,25 @@ def _pinned(config: ProbeConfig, key: str) -> tuple[str | None, int | None]:
     raise UserError(f"[nightly.baseline] {key!r}: give a run id, a level number, or {{run=...}} / {{threshold=N}}")
 
 
-def _kind_of(store: Store, run_id: str) -> str | None:
+def _pinned_summary(store: Store, key: str, run_id: str) -> RunSummary:
+    """The completed summary of the run pinned as `key`'s baseline; UserError naming what the run is
+    when it is not a search, or has not completed."""
     try:
-        return store.get_run(run_id).kind
+        kind: str | None = store.get_run(run_id).kind
     except UserError:
-        return None
+        kind = None
+    if kind is not None and kind not in SEARCH_KINDS:
+        raise UserError(
+            f"[nightly.baseline] {key!r} names run {run_id!r}, {article(kind)} run: a baseline"
+            " is the run of a sweep or bisect of that cell"
+        )
+    summary = _summary_of(store, run_id)
+    if summary is None:
+        raise UserError(
+            f"[nightly.baseline] {key!r} names run {run_id!r}, which has no completed summary"
+            " in the journal: `probe runs` lists them"
+        )
+    return summary
 
 
 def _summary_of(store: Store, run_id: str) -> RunSummary | None:
@@ -450,9 +455,7 @@ def _compare(
         cell.baseline_first_fail = pinned_level
     else:
         if pinned_run is not None:
-            pinned = _summary_of(store, pinned_run)
-            if pinned is None:
-                raise UserError(f"[nightly.baseline] names run {pinned_run!r}, which has no completed summary")
+            pinned = _pinned_summary(store, cell.key, pinned_run)
             same = series_key(pinned) == series_key(summary)
             base, other = (pinned, None) if same else (None, pinned)
         else:

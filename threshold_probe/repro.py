@@ -174,7 +174,7 @@ def write_repro(
         if shrunk:
             result = latest_shrink(store, info.run_id)
     else:
-        target = target_from_run(store, info.run_id, level)
+        target = target_from_run(store, info.run_id, level, use="reproduce")
         workload, cluster, pipeline_name, limits = target.workload, target.cluster, target.pipeline, target.limits
         signature = target.signature
         source_run, source_level = info.run_id, target.level
@@ -199,8 +199,6 @@ def write_repro(
         raise UserError(f"the {pipeline_name} pipeline drives its own jobs: repro supports native, source and inline")
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UserError(f"cannot write {out}: a part of that path is a file") from None
     except OSError as exc:
         raise path_error(out, exc) from None
     staging = out / ".build"

@@ -88,10 +88,11 @@ def _failing(records: Sequence[ProbeRecord], level: int | None) -> list[ProbeRec
     return [r for r in records if r.verdict.status == "fail" and (level is None or r.level == level)]
 
 
-def target_from_run(store: Store, run_id: str, level: int | None = None) -> ShrinkTarget:
+def target_from_run(store: Store, run_id: str, level: int | None = None, *, use: str = "shrink") -> ShrinkTarget:
     """A recorded failure as a shrink target: the run's level (default its first failing one).
 
-    UserError (exit 2) when the level passed, was never probed, or the run has no failure.
+    UserError (exit 2) when the level passed, was never probed, or the run has no failure: "nothing
+    to `use`" (the command that asked).
     """
     info = store.get_run(run_id)
     if info.kind == KIND:
@@ -100,14 +101,14 @@ def target_from_run(store: Store, run_id: str, level: int | None = None) -> Shri
     if level is not None:
         at_level = [r for r in records if r.level == level]
         if not at_level:
-            raise UserError(f"level {level} was not probed in run {info.run_id}: nothing to shrink")
+            raise UserError(f"level {level} was not probed in run {info.run_id}: nothing to {use}")
         if not _failing(at_level, level):
-            raise UserError(f"level {level} passed: nothing to shrink")
+            raise UserError(f"level {level} passed: nothing to {use}")
         chosen = _failing(at_level, level)[0]
     else:
         failed = [r for r in _failing(records, None)]
         if not failed:
-            raise UserError(f"run {info.run_id} has no failing probe: nothing to shrink")
+            raise UserError(f"run {info.run_id} has no failing probe: nothing to {use}")
         leveled = [r for r in failed if r.level is not None]
         chosen = min(leveled, key=lambda r: r.level or 0) if leveled else failed[0]
     p = info.params

@@ -84,10 +84,19 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None
         raise
 
 
-#: Errors of the path itself (a folder that cannot hold files, a folder where a file should be, no
-#: permission), as opposed to a disk that is full or read-only: the user gave a path that cannot be
-#: written.
-_PATH_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ELOOP)
+#: Errors of the path itself (a folder that cannot hold files, a folder where a file should be, a
+#: link to nowhere where a folder should be made, no permission), as opposed to a disk that is full
+#: or read-only: the user gave a path that cannot be written.
+_PATH_ERRNOS = (
+    errno.ENOENT,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+)
 
 
 def path_error(path: Path, exc: OSError) -> Exception:

@@ -5,7 +5,7 @@ Bump SCHEMA_VERSION when a field changes meaning or goes away; adding a field do
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 RunKind = Literal["run", "sweep", "bisect", "isolate", "compare-pipelines", "nightly"]
+#: The kinds of run the journal holds with a summary of this shape: the searches, which say where a
+#: ladder breaks (compare-pipelines and nightly store one such run per cell). Shrink, triage and
+#: explain runs store results of their own.
+SEARCH_KINDS: tuple[RunKind, ...] = ("run", "sweep", "bisect", "isolate")
 LevelSummary = Literal["good", "bad", "skip", "flaky"]
 ProbeOutcome = Literal["good", "bad", "skip"]
 
@@ -247,10 +251,10 @@ def search_summary(info: RunInfo, use: str) -> RunSummary:
     A run of another kind (shrink, triage, explain) has no threshold: UserError naming its kind,
     never a validation error about its shape. So does a run that has no summary yet.
     """
-    if info.kind not in get_args(RunKind):
-        searches = ", ".join(k for k in get_args(RunKind) if k != "nightly")
+    if info.kind not in SEARCH_KINDS:
         raise UserError(
-            f"run {info.run_id} is {article(info.kind)} run: {use} reads the run of a search ({searches}); "
+            f"run {info.run_id} is {article(info.kind)} run: {use} reads the run of a search"
+            f" ({', '.join(SEARCH_KINDS)}); "
             f"`probe report {info.run_id}` shows it"
         )
     if info.summary is None:
