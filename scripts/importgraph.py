@@ -304,6 +304,8 @@ class Trace:
     #: with library frames (typer, threading) in between skipped.
     handoffs: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     read: set[str] = field(default_factory=set)
+    #: (file, first line) of every project function called.
+    functions: set[tuple[str, int]] = field(default_factory=set)
     exit_code: int = 0
 
 
@@ -333,6 +335,7 @@ def trace(root: Path, argv: list[str]) -> Trace:
         if path is None:
             return
         counts[path] += 1
+        result.functions.add((path, frame.f_code.co_firstlineno))
         caller = frame.f_back
         while caller is not None:
             source = project_file(caller.f_code)
@@ -373,6 +376,38 @@ def trace(root: Path, argv: list[str]) -> Trace:
     return result
 
 
+def _definitions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The module's functions and its classes' methods, outermost only (a nested function is part
+    of the one it is defined in)."""
+    found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    body: list[ast.stmt] = list(tree.body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.append(node)
+        elif isinstance(node, ast.ClassDef):
+            body.extend(node.body)
+    return found
+
+
+def called_lines(result: Trace) -> dict[str, int]:
+    """file -> lines of the outermost definitions (with their decorators) whose code was called:
+    what a reader of the command must read in that file at the least."""
+    firsts: dict[str, set[int]] = defaultdict(set)
+    for path, first in result.functions:
+        firsts[path].add(first)
+    sizes: dict[str, int] = {}
+    for path, lines in firsts.items():
+        spans = set()
+        for node in _definitions(ast.parse(Path(path).read_text())):
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            end = node.end_lineno or node.lineno
+            if any(start <= line <= end for line in lines):
+                spans.add((start, end))
+        sizes[path] = sum(end - start + 1 for start, end in spans)
+    return sizes
+
+
 def trace_report(result: Trace, root: Path, argv: list[str]) -> tuple[str, dict[str, Any]]:
     """The files one traced command called into, most calls first."""
     base = root.resolve()
@@ -406,9 +441,23 @@ def trace_report(result: Trace, root: Path, argv: list[str]) -> tuple[str, dict[
         lines.append(f"  {short(path)} -> {targets}")
     lines.append(f"Leaves (called, call into no other project file): {len(leaves)}")
     lines.append("  " + ", ".join(leaves))
+    # The floor under the number of files: the definitions called, packed MAX_LINES to a file
+    # without mixing packages (the layers of DESIGN.md), and before any class body, constant or
+    # import they need.
+    sizes = called_lines(result)
+    per_package: dict[str, int] = defaultdict(int)
+    for path, size in sizes.items():
+        per_package[Path(path).relative_to(base).parent.as_posix()] += size
+    floor = sum(-(-size // MAX_LINES) for size in per_package.values())
+    file_lines = sum(len(Path(p).read_text().splitlines()) for p in result.calls)
     lines.append(f"Project files with at least one function called: {len(rel)}")
+    lines.append(
+        f"  their definitions called: {sum(sizes.values())} lines of {file_lines};"
+        f" packed {MAX_LINES} lines a file within each package: at least {floor} files"
+    )
+    lines.append("     calls  def lines  file")
     for path, n in rel:
-        lines.append(f"  {n:>8}  {path}")
+        lines.append(f"  {n:>8}  {sizes.get(str(base / path), 0):>9}  {path}")
     if shipped_rel:
         lines.append(f"Project files only read as data (shipped to the far side): {len(shipped_rel)}")
         for path in shipped_rel:
@@ -416,7 +465,10 @@ def trace_report(result: Trace, root: Path, argv: list[str]) -> tuple[str, dict[
     data = {
         "command": ["probe", *argv],
         "exit_code": result.exit_code,
-        "files": [{"path": p, "calls": n} for p, n in rel],
+        "files": [{"path": p, "calls": n, "called_lines": sizes.get(str(base / p), 0)} for p, n in rel],
+        "called_lines": sum(sizes.values()),
+        "called_file_lines": file_lines,
+        "packed_floor": floor,
         "path": [{"path": short(p), "calls_into": sorted(short(t) for t in out_edges[p])} for p in path_files],
         "leaves": leaves,
         "shipped": shipped_rel,

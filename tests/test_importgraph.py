@@ -78,6 +78,12 @@ def test_trace_lists_the_project_files_a_command_calls_into(tmp_path: Path) -> N
     assert "threshold_probe/cli/common.py" in path["threshold_probe/cli/runs.py"]
     assert set(path) | set(data["leaves"]) == files and not set(path) & set(data["leaves"])
     assert all(targets <= files for targets in path.values())
+    # What must be read: the definitions called, never more than the files hold; `runs` calls
+    # into the journal, so store.py has some.
+    called = {f["path"]: f["called_lines"] for f in data["files"]}
+    assert called["threshold_probe/store.py"] > 0
+    assert 0 < data["called_lines"] == sum(called.values()) < data["called_file_lines"]
+    assert 1 <= data["packed_floor"] <= len(files)
 
 
 def test_the_package_has_no_import_cycle_and_no_module_over_600_lines() -> None:
