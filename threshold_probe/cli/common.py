@@ -186,7 +186,7 @@ def command_prefix() -> str:
 
 EXIT_CODES = {
     "offline": "0 completed; 2 bad input (a path, ladder, run id or option); 130/143 interrupted by SIGINT/SIGTERM.",
-    "cluster": "0 completed (for check: every check passed); 2 bad input (config, cluster name); "
+    "cluster": "0 every check passed (without a name: of every cluster); 2 bad input (config, cluster name); "
     "3 infrastructure (the cluster cannot be used); 130/143 interrupted by SIGINT/SIGTERM.",
     "probe": "0 the probe passed (every repeat); 1 it failed (any repeat failed); 2 bad input (config, "
     "cluster name, a --function that cannot load, a missing name or argument); 3 infrastructure (the cluster "
@@ -196,6 +196,19 @@ EXIT_CODES = {
     "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used, or "
     "was lost mid-run: the run is interrupted and its resume command printed); "
     "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
+    "isolate": "0 completed, whatever was found (the driving dimensions, or none); 2 bad input (config, ladder, "
+    "cluster name, --match regex, no bisect with a boundary); 3 infrastructure (the cluster cannot be used, or was "
+    "lost mid-run: the run is interrupted and its resume command printed); 130/143 interrupted by SIGINT/SIGTERM: "
+    "the run is journalled and its resume command printed.",
+    "pipelines": "0 completed, whatever was found (a pipeline's threshold, or none); 2 bad input (config, ladder, "
+    "cluster or pipeline name); 3 infrastructure (the cluster cannot be used); 130/143 interrupted by "
+    "SIGINT/SIGTERM.",
+    "cluster_list": "0 listed; 2 bad input (a config that does not parse); 130/143 interrupted by SIGINT/SIGTERM.",
+    "journal": "0 completed (also on a read-only journal); 2 bad input (a run id that does not exist or a prefix "
+    "shared by several runs, an unknown format or kind, a path that cannot be written); 3 the journal cannot be "
+    "read; 130/143 interrupted by SIGINT/SIGTERM.",
+    "gc": "0 completed (also with nothing to remove); 2 bad input (an --older-than it cannot read); 3 the journal "
+    "cannot be used; 130/143 interrupted by SIGINT/SIGTERM.",
     "check": "0 no function reaches a threshold of the run; 1 at least one does (one line each); 2 bad input "
     "(a path, a run id or summary file, a format), or a run check cannot predict (no isolated driver, or "
     "only drivers that are not static: memory, runtime, output); 130/143 interrupted by SIGINT/SIGTERM.",
@@ -217,10 +230,15 @@ _EXIT_KIND = {
     "run": "probe",
     "sweep": "search",
     "bisect": "search",
-    "isolate": "search",
-    "compare_pipelines": "search",
+    "isolate": "isolate",
+    "compare_pipelines": "pipelines",
     "nightly": "nightly",
-    "list_clusters": "cluster",
+    "list_clusters": "cluster_list",
+    "report": "journal",
+    "runs": "journal",
+    "history": "journal",
+    "compare": "journal",
+    "gc": "gc",
     "check": "cluster",
     "check_code": "check",
     "triage": "triage",
