@@ -126,3 +126,35 @@ def test_measure_never_folds_function_names(tmp_path: Path, columns: int) -> Non
     # --sort mi: the least maintainable first.
     assert res.stdout.index(":tangled") < res.stdout.index(":a_rather_long"), res.stdout
     assert "2 functions, by mi" in res.stdout
+
+
+def test_compare_and_history_write_no_python_none(one_run: tuple[Path, str]) -> None:
+    """A run without a failure has no first failing level: shown as a dash, as in every table."""
+    where, run_id = one_run
+    res = probe(where, 200, "--reports-dir", "reports", "compare", run_id, run_id)
+    assert res.returncode == 0, res.stderr
+    assert "threshold: first fail - -> -" in res.stdout, res.stdout
+    res = probe(where, 200, "--reports-dir", "reports", "history")
+    assert res.returncode == 0, res.stderr
+    assert "trend per cell" in res.stdout, res.stdout
+    for out in (res.stdout,):
+        assert "None" not in out, out
+
+
+def test_runs_filter_that_matches_nothing_says_so(one_run: tuple[Path, str]) -> None:
+    where, _ = one_run
+    res = probe(where, 200, "--reports-dir", "reports", "runs", "--cluster", "elsewhere")
+    assert res.returncode == 0, res.stderr
+    assert "no run matches --cluster elsewhere" in res.stdout, res.stdout
+    assert "yet" not in res.stdout, res.stdout  # the journal does hold a run
+
+
+@pytest.mark.parametrize("command", ["runs", "history"])
+def test_unknown_run_kind_is_bad_input(one_run: tuple[Path, str], command: str) -> None:
+    where, _ = one_run
+    res = probe(where, 200, "--reports-dir", "reports", command, "--kind", "swep")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "unknown run kind 'swep': choose one of" in lines[0] and "isolate" in lines[0], lines[0]

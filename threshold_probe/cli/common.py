@@ -174,6 +174,13 @@ def safe(text: object) -> str:
     return escape(strip_control(str(text)))
 
 
+def known_kind(kind: str | None, kinds: tuple[str, ...] = complete.RUN_KINDS) -> str | None:
+    """`kind` when it is one of `kinds`; a misspelt --kind is bad input, not an empty answer."""
+    if kind is not None and kind not in kinds:
+        raise UserError(f"unknown run kind {kind!r}: choose one of {', '.join(kinds)}")
+    return kind
+
+
 def command_prefix() -> str:
     """How this invocation called the tool, with its global options: the start of a resume command."""
     parts = ["probe"]

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, print_json, safe
-from threshold_probe.history import by_cell, sparkline
+from threshold_probe.cli.common import command, console, get_state, known_kind, print_json, safe
+from threshold_probe.history import THRESHOLD_KINDS, by_cell, sparkline
 from threshold_probe.history import history as load_history
 
 
@@ -18,7 +18,9 @@ def history(
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only runs on this cluster.")] = None,
     pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only runs through this pipeline.")] = None,
     ladder: Annotated[str | None, typer.Option("--ladder", help="Only runs over this ladder.")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="Only sweep, bisect, isolate or run.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only runs of this kind: " + ", ".join(THRESHOLD_KINDS) + ".")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -28,7 +30,12 @@ def history(
     level range: only runs of one cell make a trend.
     """
     entries = load_history(
-        get_state().store(readonly=True), cluster=cluster, pipeline=pipeline, ladder=ladder, kind=kind, limit=limit
+        get_state().store(readonly=True),
+        cluster=cluster,
+        pipeline=pipeline,
+        ladder=ladder,
+        kind=known_kind(kind, THRESHOLD_KINDS),
+        limit=limit,
     )
     groups = by_cell(entries)
     if as_json:
@@ -91,5 +98,6 @@ def history(
         ends = [e.first_fail for e in items]
         first = next((v for v in ends if v is not None), None)
         last = next((v for v in reversed(ends) if v is not None), None)
-        spark.add_row(safe(items[0].cell), str(len(items)), sparkline(items), f"{first} -> {last}")
+        ends_text = " -> ".join("-" if v is None else str(v) for v in (first, last))
+        spark.add_row(safe(items[0].cell), str(len(items)), sparkline(items), ends_text)
     console.print(spark)
