@@ -10,6 +10,7 @@ import os
 import shlex
 import sqlite3
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from threshold_probe.errors import EXIT_INFRA, ProbeError, UserError
 from threshold_probe.interrupts import interruptible
 from threshold_probe.journal import journal_error
 from threshold_probe.models import ProbeRecord
-from threshold_probe.store import Store
+from threshold_probe.store import Store, path_error
 from threshold_probe.textsafe import strip_control
 
 #: The width of stdout when it is not a terminal and COLUMNS does not say: wide enough that no
@@ -179,6 +180,30 @@ def known_kind(kind: str | None, kinds: tuple[str, ...] = complete.RUN_KINDS) ->
     if kind is not None and kind not in kinds:
         raise UserError(f"unknown run kind {kind!r}: choose one of {', '.join(kinds)}")
     return kind
+
+
+def writable_output(path: Path | None) -> Path | None:
+    """`path` when a file could be written there; else the error its write would give.
+
+    Checked before a long command (triage, explain, shrink) starts, so that a path it cannot
+    write ends it at once rather than after every probe has run. A folder is made in the nearest
+    existing folder and removed again: only a real attempt tells (root ignores mode bits, /proc
+    takes nothing).
+    """
+    if path is None:
+        return None
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: {os.strerror(errno.EISDIR)}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: {os.strerror(errno.ENOTDIR)}")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".probe-write-"))
+    except OSError as exc:
+        raise path_error(path, exc) from None
+    return path
 
 
 def command_prefix() -> str:

@@ -18,6 +18,7 @@ from threshold_probe.cli.common import (
     console,
     get_state,
     print_json,
+    writable_output,
 )
 from threshold_probe.errors import UserError
 from threshold_probe.shrink import (
@@ -138,6 +139,7 @@ def shrink(
     """
     if reducer not in ("auto", "statements", "ast"):
         raise UserError(f"--reducer {reducer!r}: choose auto, statements or ast")
+    writable_output(output)
     st = get_state()
     cfg = st.config()
     store = st.store()
