@@ -100,3 +100,20 @@ def test_top_level_help_names_every_exit_1() -> None:
     one = text.split("Exit codes:", 1)[1].split(", 2 ", 1)[0]
     for finding in ("run", "check", "nightly", "--expect-pass-through"):
         assert finding in one, one
+
+
+VALUE_WORDS = [
+    (("repro",), "--output", "DIR"),  # a folder is written, never a file
+    (("clusters", "import"), "--known-hosts", "FILE"),
+    (("check",), "--against", "RUN_ID|FILE"),
+    (("compare-pipelines",), "--search", "sweep|bisect"),
+    (("shrink",), "--reducer", "auto|statements|ast"),
+    (("measure",), "--sort", "FIELD"),
+]
+
+
+@pytest.mark.parametrize(("path", "option", "word"), VALUE_WORDS, ids=lambda v: v if isinstance(v, str) else "")
+def test_an_option_names_what_it_takes(path: tuple[str, ...], option: str, word: str) -> None:
+    """The word after an option says what to give, not the option's own name again."""
+    text = _help(path)
+    assert re.search(rf"{re.escape(option)}(?: -\w)? {re.escape(word)} ", text), text

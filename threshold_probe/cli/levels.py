@@ -171,7 +171,9 @@ def measure(
     ],
     as_json: JsonOpt = False,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N by the sort field.")] = None,
-    sort: Annotated[str, typer.Option("--sort", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")] = "loc",
+    sort: Annotated[
+        str, typer.Option("--sort", metavar="FIELD", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")
+    ] = "loc",
     pickle: Annotated[
         bool,
         typer.Option(

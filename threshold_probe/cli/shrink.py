@@ -119,6 +119,7 @@ def shrink(
         str,
         typer.Option(
             "--reducer",
+            metavar="auto|statements|ast",
             help="auto (pysource-minimize, or statement removal when the failure depends on the text),"
             " statements or ast.",
         ),
@@ -201,7 +202,7 @@ def repro(
             autocompletion=complete.run_ids,
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (new or empty).")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="The folder to write (new or empty).")],
     level: Annotated[int | None, typer.Option("--level", help="The failing level (default: the first).")] = None,
     shrunk: Annotated[bool, typer.Option("--shrunk", help="Use the run's latest shrink result instead.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
