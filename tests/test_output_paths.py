@@ -95,3 +95,14 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_probe(
     assert out == ""
     code, out, err = _probe(tmp_path, "runs", "--json")
     assert code == 0 and json.loads(out) == [], out  # nothing ran
+
+
+@pytest.mark.parametrize("command", [("runs",), ("run", "--no-preflight")], ids=lambda c: c[0])
+def test_a_reports_dir_that_is_a_file_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file"
+    result = CliRunner().invoke(app, ["--reports-dir", str(target), *command], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: cannot write {target}: Not a directory"], result.stderr
+    assert target.read_text() == "x"
