@@ -18,6 +18,7 @@ from threshold_probe.units import format_memory
 from threshold_probe.view import (
     METRIC_COLUMNS,
     RunView,
+    answer_failed,
     failing_records,
     first_fail,
     isolate_dimensions,
@@ -359,8 +360,7 @@ def _verdict_legend() -> str:
 
 def verdict_block(summary: RunSummary) -> str:
     """The answer: threshold sentence, search message, cause, signature and evidence lines."""
-    ff = first_fail(summary)
-    parts = [f'<div class="verdict{" failed" if ff is not None else ""}" id="verdict">']
+    parts = [f'<div class="verdict{" failed" if answer_failed(summary) else ""}" id="verdict">']
     parts.append(f'<p class="answer">{escape(threshold_sentence(summary))}</p>')
     if summary.message and not threshold_sentence(summary).startswith(summary.message.rstrip(".")):
         parts.append(f"<p>{escape(summary.message)}</p>")
