@@ -158,3 +158,15 @@ def test_unknown_run_kind_is_bad_input(one_run: tuple[Path, str], command: str) 
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert "unknown run kind 'swep': choose one of" in lines[0] and "isolate" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", ["measure", "triage"])
+def test_files_that_all_fail_to_parse_are_bad_input(tmp_path: Path, command: str) -> None:
+    """Nothing could be read: exit 2 with the reason, and no empty table or empty triage on stdout."""
+    (tmp_path / "broken.py").write_text("def f(:\n    pass\n")
+    res = probe(tmp_path, 200, "--reports-dir", "reports", command, "broken.py")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stdout == "", res.stdout
+    assert "broken.py:1:" in res.stderr and "invalid syntax" in res.stderr, res.stderr
+    listed = probe(tmp_path, 200, "--reports-dir", "reports", "runs", "--json")
+    assert json.loads(listed.stdout or "[]") == [], listed.stdout  # no run was started

@@ -242,7 +242,9 @@ def measure(
         droppable = [c for c in reversed(columns) if c not in ("function", sort_column(sort))]
         title = f"{len(funcs)} function{'' if len(funcs) == 1 else 's'}, by {sort}"
         right = tuple(c for c in columns if c != "function")
-        print_table(fit_table(title, rows, columns, whole=("function",), droppable=droppable, right=right))
+        if rows or not all_errors:
+            # When no file could be read, the errors below are the whole answer: no empty table.
+            print_table(fit_table(title, rows, columns, whole=("function",), droppable=droppable, right=right))
         for e in all_errors:
             where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"
             err_console.print(f"[red]{safe(where)}[/] {safe(e.message)}", highlight=False)
