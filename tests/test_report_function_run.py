@@ -71,3 +71,12 @@ def test_every_format_states_the_functions_verdict(runs: tuple[Path, dict[str, s
     code, out, err = _probe(where, "report", ids["fails"], "--format", "junit")
     assert code == 0, err
     assert 'name="threshold" value="' in out and "funcs.py:fails fails (exception)" in out, out
+
+
+@pytest.mark.parametrize("fmt", ["junit", "html"])
+def test_a_function_probe_is_not_called_an_isolate_probe(runs: tuple[Path, dict[str, str]], fmt: str) -> None:
+    where, ids = runs
+    code, out, err = _probe(where, "report", ids["fails"], "--format", fmt)
+    assert code == 0, err
+    assert "funcs.py:fails" in out
+    assert "isolate probe" not in out, out

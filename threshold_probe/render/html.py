@@ -481,7 +481,8 @@ def stderr_section(view: RunView, first: int | None = None) -> str:
         text = view.stderr_of(rec)
         cls = rec.verdict.failure_class or "fail"
         what = probe_label(view.summary, rec.level, rec.spec, rec.probe_id)
-        what = what if rec.level is not None else f"isolate probe {what}"
+        isolated = rec.level is None and view.summary.isolate is not None
+        what = f"isolate probe {what}" if isolated else what
         summary_line = f"{what} attempt {rec.attempt} - {cls} ({len(text.splitlines())} lines)"
         out.append(
             f'<details{" open" if i == 0 else ""} class="stderr" data-level="{"" if rec.level is None else rec.level}">'
