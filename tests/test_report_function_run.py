@@ -80,3 +80,16 @@ def test_a_function_probe_is_not_called_an_isolate_probe(runs: tuple[Path, dict[
     assert code == 0, err
     assert "funcs.py:fails" in out
     assert "isolate probe" not in out, out
+
+
+@pytest.mark.parametrize("fmt", ["rich", "md", "html"])
+def test_a_triage_states_what_it_ran_under(tmp_path: Path, fmt: str) -> None:
+    """As a search report does: the cluster as its preflight saw it, the limits and the versions."""
+    (tmp_path / "funcs.py").write_text(FUNCS)
+    code, out, err = _probe(tmp_path, "triage", str(tmp_path / "funcs.py"), "--quiet", "--memory", "700MB")
+    assert code == 0, err
+    code, out, err = _probe(tmp_path, "report", "latest", "--format", fmt)
+    assert code == 0, err
+    text = " ".join(out.split())
+    for fact in ("memory 700MB", "time 120s", "cloudpickle ", "threshold_probe ", "python_version="):
+        assert fact in text, (fact, out)
