@@ -170,3 +170,16 @@ def test_files_that_all_fail_to_parse_are_bad_input(tmp_path: Path, command: str
     assert "broken.py:1:" in res.stderr and "invalid syntax" in res.stderr, res.stderr
     listed = probe(tmp_path, 200, "--reports-dir", "reports", "runs", "--json")
     assert json.loads(listed.stdout or "[]") == [], listed.stdout  # no run was started
+
+
+@pytest.mark.parametrize("columns", [*WIDTHS, 60])
+def test_history_never_cuts_a_name(one_run: tuple[Path, str], columns: int) -> None:
+    """At 80 columns the history is read as words: ids and cells whole, no column cut to '…'."""
+    where, run_id = one_run
+    res = probe(where, columns, "--reports-dir", "reports", "history")
+    assert res.returncode == 0, res.stderr
+    assert run_id in res.stdout, res.stdout
+    assert "local/native/default," in res.stdout, res.stdout
+    assert "…" not in res.stdout, res.stdout
+    if columns >= 80:  # narrower, an id and a cell side by side are wider: printed whole all the same
+        assert all(len(line) <= columns for line in res.stdout.splitlines()), res.stdout

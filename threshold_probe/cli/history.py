@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from threshold_probe.cli.common import command, console, get_state, known_kind, print_json, safe
+from threshold_probe.cli.common import (
+    command,
+    console,
+    fit_table,
+    get_state,
+    known_kind,
+    print_json,
+    print_table,
+    safe,
+)
 from threshold_probe.history import THRESHOLD_KINDS, by_cell, sparkline
 from threshold_probe.history import history as load_history
 
@@ -57,38 +66,32 @@ def history(
     if not entries:
         console.print("no runs match: start one with `probe bisect`", highlight=False)
         return
-    table = Table(title=f"threshold history ({len(entries)} runs)", title_justify="left")
-    for col, justify in (
-        ("started", "left"),
-        ("run", "left"),
-        ("kind", "left"),
-        ("cell", "left"),
-        ("first fail", "right"),
-        ("last pass", "right"),
-        ("class", "left"),
-        ("status", "left"),
-    ):
-        # Ids and dates are read whole or not at all: let the other columns wrap instead.
-        table.add_column(col, justify=justify, no_wrap=col in ("started", "run"))  # type: ignore[arg-type]
+    rows = []
     for e in entries:
-        started = dt.datetime.fromtimestamp(e.started_at).strftime("%m-%d %H:%M")
         if e.first_fail is not None:
             ff = f"[bold]{e.first_fail}[/]"
         elif e.highest_pass is not None:
             ff = f"[green]none <= {e.highest_pass}[/]"
         else:
             ff = "-"
-        table.add_row(
-            started,
-            safe(e.run_id),
-            e.kind,
-            safe(e.cell),  # names from user files: never markup
-            ff,
-            "-" if e.last_pass is None else str(e.last_pass),
-            safe(e.failure_class or "-"),
-            e.status,
+        rows.append(
+            {
+                "started": dt.datetime.fromtimestamp(e.started_at).strftime("%m-%d %H:%M"),
+                "run": safe(e.run_id),
+                "kind": e.kind,
+                "cell": safe(e.cell),  # names from user files: never markup
+                "first fail": ff,
+                "last pass": "-" if e.last_pass is None else str(e.last_pass),
+                "class": safe(e.failure_class or "-"),
+                "status": e.status,
+            }
         )
-    console.print(table)
+    # Ids are read whole or not at all, and the cell wraps between its words: on a narrow
+    # terminal the columns a reader can do without go first, never a name cut to '…'.
+    title = f"threshold history ({len(entries)} run{'' if len(entries) == 1 else 's'})"
+    columns = list(rows[0])
+    droppable = ["started", "last pass", "kind", "class"]
+    print_table(fit_table(title, rows, columns, whole=("run",), droppable=droppable, right=("first fail", "last pass")))
     spark = Table(title="trend per cell (first failing level; ↑ none found, · undecided)", title_justify="left")
     spark.add_column("cell")
     spark.add_column("runs", justify="right")
