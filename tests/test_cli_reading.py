@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,16 @@ def test_history_never_cuts_a_name(one_run: tuple[Path, str], columns: int) -> N
     assert "…" not in res.stdout, res.stdout
     if columns >= 80:  # narrower, an id and a cell side by side are wider: printed whole all the same
         assert all(len(line) <= columns for line in res.stdout.splitlines()), res.stdout
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_run_names_its_full_logs_whole(tmp_path: Path, columns: int) -> None:
+    """`probe run` shows the tail of each log and where the whole log is: that path is never cut."""
+    res = probe(tmp_path, columns, "--reports-dir", "reports", "run", "--level", "3", "--fresh")
+    assert res.returncode == 0, res.stderr
+    logs = sorted(tmp_path.glob("reports/*/probes/*/std*"))
+    assert logs, list(tmp_path.rglob("*"))
+    flat = re.sub(r"[\s│]", "", res.stdout)  # a path folded over lines of a panel, joined again
+    for log in logs:
+        assert str(log.relative_to(tmp_path)) in flat, (log, res.stdout)
+    assert "…" not in res.stdout, res.stdout
