@@ -86,7 +86,7 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
             if path is not None:
                 # Inside the panel, not in its title: a title is cut at the panel's width, and
                 # this path is what the reader copies.
-                body.append(f"\nfull log: {shown_path(path)}", style="dim")
+                body.append(f"\nfull log: {path}", style="dim")
             blocks.append(Panel(body, title=Text(f"{name} (tail)"), border_style="dim"))
     console.print(Panel(Group(*blocks), title="observation", border_style=style))
 
