@@ -197,3 +197,23 @@ def test_run_names_its_full_logs_whole(tmp_path: Path, columns: int) -> None:
     for log in logs:
         assert str(log.relative_to(tmp_path)) in flat, (log, res.stdout)
     assert "…" not in res.stdout, res.stdout
+
+
+def test_nightly_table_never_cuts_a_cell_or_a_run_id(tmp_path: Path) -> None:
+    """The night's table at 80 columns: cell names and baseline run ids whole, never '…'."""
+    ladder = Path(__file__).resolve().parent / "assets" / "ladders" / "memory.toml"
+    (tmp_path / "probe.toml").write_text(
+        f'[nightly]\nclusters = ["local"]\npipelines = ["native"]\nladders = [{json.dumps(str(ladder))}]\n'
+        'output = "night"\n'
+    )
+    first = probe(tmp_path, 80, "nightly")
+    assert first.returncode == 0, first.stderr
+    res = probe(tmp_path, 80, "nightly")  # the first night is this one's baseline
+    assert res.returncode == 0, res.stderr
+    night = json.loads((tmp_path / "night" / "nightly.json").read_text())
+    baseline = night["cells"][0]["baseline"]
+    assert baseline and baseline in res.stdout, res.stdout
+    assert "local/native/memory" in res.stdout, res.stdout
+    assert "…" not in res.stdout, res.stdout
+    for name in ("nightly.html", "nightly.junit.xml", "nightly.json"):
+        assert str(tmp_path / "night" / name) in res.stdout, res.stdout  # a path is never folded
