@@ -204,7 +204,9 @@ def function_verdict(summary: RunSummary) -> str | None:
 
 def answer_failed(summary: RunSummary) -> bool:
     """The answer is a failure: a first failing level, or a function whose probe failed."""
-    return first_fail(summary) is not None or function_verdict(summary) in ("fail", "flaky")
+    # A run that did not complete has no answer yet, as first_fail says for levels.
+    failed = summary.status == "completed" and function_verdict(summary) in ("fail", "flaky")
+    return first_fail(summary) is not None or failed
 
 
 def threshold_sentence(summary: RunSummary) -> str:
