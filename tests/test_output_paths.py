@@ -61,3 +61,51 @@ def test_a_repro_folder_that_cannot_be_made_is_one_line(swept: tuple[Path, str],
     assert code == 2, (code, out, err)
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and f"cannot write {target}" in lines[0], err
+
+
+FUNCS = """
+def passes():
+    return 1
+
+
+def fails():
+    raise ValueError("always")
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("triage", "funcs.py"),
+        ("explain", "--to", "2", "--no-preflight", "--no-shrink"),
+        ("shrink", "--function", "funcs.py:fails", "--no-preflight"),
+    ],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("where", ["proc", "folder", "under-a-file"])
+def test_an_output_that_cannot_be_written_is_refused_before_any_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...], where: str
+) -> None:
+    """A long explanation, triage or shrink is not run only to be lost at its last step."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "funcs.py").write_text(FUNCS)
+    (tmp_path / "a-file").write_text("x")
+    target = {"proc": Path("/proc/out/page.html"), "folder": tmp_path, "under-a-file": tmp_path / "a-file" / "p"}[where]
+    code, out, err = _probe(tmp_path, *command, "-o", str(target))
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"cannot write {target}" in lines[0], err
+    assert out == ""
+    code, out, err = _probe(tmp_path, "runs", "--json")
+    assert code == 0 and json.loads(out) == [], out  # nothing ran
+
+
+@pytest.mark.parametrize("command", [("runs",), ("run", "--no-preflight")], ids=lambda c: c[0])
+def test_a_reports_dir_that_is_a_file_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file"
+    result = CliRunner().invoke(app, ["--reports-dir", str(target), *command], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: cannot write {target}: Not a directory"], result.stderr
+    assert target.read_text() == "x"

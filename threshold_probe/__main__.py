@@ -1,3 +1,3 @@
-from threshold_probe.cli.app import main
+from threshold_probe.cli.entry import main
 
 main()

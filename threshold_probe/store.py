@@ -153,8 +153,11 @@ class Store:
         if not self.readonly:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                # The folder, or a part of its path, is a file: say so, not "File exists".
+                raise UserError(f"cannot write {reports_dir}: {os.strerror(errno.ENOTDIR)}") from None
             except OSError as exc:
-                raise UserError(f"cannot create reports folder {reports_dir}: {exc.strerror}") from None
+                raise UserError(f"cannot write {reports_dir}: {exc.strerror}") from None
         self._refuse_truncated()
         # Clusters report far-side work from their own threads (a SLURM job array per group of
         # limits, SSH probes in parallel): one connection, one transaction at a time.

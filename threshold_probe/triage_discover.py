@@ -155,6 +155,7 @@ def shown(path: Path) -> str:
 def discover(paths: Sequence[str]) -> Discovery:
     """Every function definition of the files, each a payload to probe or skipped with its reason."""
     found = Discovery()
+    read = 0
     for path, shown in _files(paths):
         try:
             with tokenize.open(path) as fh:
@@ -166,6 +167,7 @@ def discover(paths: Sequence[str]) -> Discovery:
         except (OSError, UnicodeDecodeError) as exc:
             found.file_errors.append(f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}")
             continue
+        read += 1
         measured = {id(m.node): m for m in measure_file_tree(tree, source, shown)}
         reached = reaches(source, str(path.resolve()))
         for d in definitions(tree):
@@ -189,6 +191,11 @@ def discover(paths: Sequence[str]) -> Discovery:
                 reason = "defined in a loop or branch: reached only by running the code around it"
             row.reason = reason
             found.functions.append(row)
+    if found.file_errors and not read:
+        # No file could be read: a triage of nothing would report "no function could be probed".
+        more = len(found.file_errors) - 1
+        also = f" (and {more} more file{'s' if more > 1 else ''} like it)" if more else ""
+        raise UserError(f"no Python file could be read: {found.file_errors[0]}{also}")
     return found
 
 

@@ -31,8 +31,10 @@ A ladder of generated workload functions (levels 1..N) grows along named dimensi
 is dispatched to a cluster through a pipeline, every failure is classified, and bisection finds
 the first failing level and the dimension that drives it.
 
-Exit codes: 0 completed (whatever was found), 1 regression (nightly), 2 bad input,
-3 infrastructure (cluster unusable), 130/143 interrupted (resume with --resume).
+Exit codes: 0 completed (whatever was found), 1 a finding a script asks about (run: the
+probe failed; check: a function reaches a threshold; nightly: a regression; sweep or bisect
+--expect-pass-through N: a level at or below N failed), 2 bad input, 3 infrastructure (cluster
+unusable), 130/143 interrupted (resume with --resume).
 
 Shell completion of commands, options and their values (clusters, ladders, pipelines, run ids,
 formats): probe --install-completion, then start a new shell.

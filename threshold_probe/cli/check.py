@@ -45,6 +45,7 @@ def check_code(
         typer.Option(
             "--against",
             "-a",
+            metavar="RUN_ID|FILE",
             help="A recorded bisect --isolate or isolate run: its run id (or a unique prefix, or 'latest'), "
             f"or its --json summary file (default: {DEFAULT_SUMMARY} in the current folder, as a repository "
             "commits it for the pre-commit hook).",

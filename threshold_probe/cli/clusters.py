@@ -212,7 +212,11 @@ def import_clustrix(
     write: Annotated[bool, typer.Option("--write", help="Add the table to probe.toml, keeping its layout.")] = False,
     known_hosts: Annotated[
         str | None,
-        typer.Option("--known-hosts", help="known_hosts file to check the host key against (ClustriX checks none)."),
+        typer.Option(
+            "--known-hosts",
+            metavar="FILE",
+            help="known_hosts file to check the host key against (ClustriX checks none).",
+        ),
     ] = None,
 ) -> None:
     """Turn a ClustriX config into a \\[clusters.NAME] table: printed, or added to probe.toml with --write."""

@@ -10,6 +10,7 @@ import os
 import shlex
 import sqlite3
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from threshold_probe.errors import EXIT_INFRA, ProbeError, UserError
 from threshold_probe.interrupts import interruptible
 from threshold_probe.journal import journal_error
 from threshold_probe.models import ProbeRecord
-from threshold_probe.store import Store
+from threshold_probe.store import Store, path_error
 from threshold_probe.textsafe import strip_control
 
 #: The width of stdout when it is not a terminal and COLUMNS does not say: wide enough that no
@@ -174,6 +175,37 @@ def safe(text: object) -> str:
     return escape(strip_control(str(text)))
 
 
+def known_kind(kind: str | None, kinds: tuple[str, ...] = complete.RUN_KINDS) -> str | None:
+    """`kind` when it is one of `kinds`; a misspelt --kind is bad input, not an empty answer."""
+    if kind is not None and kind not in kinds:
+        raise UserError(f"unknown run kind {kind!r}: choose one of {', '.join(kinds)}")
+    return kind
+
+
+def writable_output(path: Path | None) -> Path | None:
+    """`path` when a file could be written there; else the error its write would give.
+
+    Checked before a long command (triage, explain, shrink) starts, so that a path it cannot
+    write ends it at once rather than after every probe has run. A folder is made in the nearest
+    existing folder and removed again: only a real attempt tells (root ignores mode bits, /proc
+    takes nothing).
+    """
+    if path is None:
+        return None
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: {os.strerror(errno.EISDIR)}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: {os.strerror(errno.ENOTDIR)}")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".probe-write-"))
+    except OSError as exc:
+        raise path_error(path, exc) from None
+    return path
+
+
 def command_prefix() -> str:
     """How this invocation called the tool, with its global options: the start of a resume command."""
     parts = ["probe"]
@@ -186,7 +218,7 @@ def command_prefix() -> str:
 
 EXIT_CODES = {
     "offline": "0 completed; 2 bad input (a path, ladder, run id or option); 130/143 interrupted by SIGINT/SIGTERM.",
-    "cluster": "0 completed (for check: every check passed); 2 bad input (config, cluster name); "
+    "cluster": "0 every check passed (without a name: of every cluster); 2 bad input (config, cluster name); "
     "3 infrastructure (the cluster cannot be used); 130/143 interrupted by SIGINT/SIGTERM.",
     "probe": "0 the probe passed (every repeat); 1 it failed (any repeat failed); 2 bad input (config, "
     "cluster name, a --function that cannot load, a missing name or argument); 3 infrastructure (the cluster "
@@ -196,6 +228,19 @@ EXIT_CODES = {
     "(config, ladder, cluster name, --match regex); 3 infrastructure (the cluster cannot be used, or "
     "was lost mid-run: the run is interrupted and its resume command printed); "
     "130/143 interrupted by SIGINT/SIGTERM: the run is journalled and its resume command printed.",
+    "isolate": "0 completed, whatever was found (the driving dimensions, or none); 2 bad input (config, ladder, "
+    "cluster name, --match regex, no bisect with a boundary); 3 infrastructure (the cluster cannot be used, or was "
+    "lost mid-run: the run is interrupted and its resume command printed); 130/143 interrupted by SIGINT/SIGTERM: "
+    "the run is journalled and its resume command printed.",
+    "pipelines": "0 completed, whatever was found (a pipeline's threshold, or none); 2 bad input (config, ladder, "
+    "cluster or pipeline name); 3 infrastructure (the cluster cannot be used); 130/143 interrupted by "
+    "SIGINT/SIGTERM.",
+    "cluster_list": "0 listed; 2 bad input (a config that does not parse); 130/143 interrupted by SIGINT/SIGTERM.",
+    "journal": "0 completed (also on a read-only journal); 2 bad input (a run id that does not exist or a prefix "
+    "shared by several runs, an unknown format or kind, a path that cannot be written); 3 the journal cannot be "
+    "read; 130/143 interrupted by SIGINT/SIGTERM.",
+    "gc": "0 completed (also with nothing to remove); 2 bad input (an --older-than it cannot read); 3 the journal "
+    "cannot be used; 130/143 interrupted by SIGINT/SIGTERM.",
     "check": "0 no function reaches a threshold of the run; 1 at least one does (one line each); 2 bad input "
     "(a path, a run id or summary file, a format), or a run check cannot predict (no isolated driver, or "
     "only drivers that are not static: memory, runtime, output); 130/143 interrupted by SIGINT/SIGTERM.",
@@ -217,10 +262,15 @@ _EXIT_KIND = {
     "run": "probe",
     "sweep": "search",
     "bisect": "search",
-    "isolate": "search",
-    "compare_pipelines": "search",
+    "isolate": "isolate",
+    "compare_pipelines": "pipelines",
     "nightly": "nightly",
-    "list_clusters": "cluster",
+    "list_clusters": "cluster_list",
+    "report": "journal",
+    "runs": "journal",
+    "history": "journal",
+    "compare": "journal",
+    "gc": "gc",
     "check": "cluster",
     "check_code": "check",
     "triage": "triage",

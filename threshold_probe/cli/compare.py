@@ -21,6 +21,11 @@ def _load(run_id: str) -> RunSummary:
     return search_summary(get_state().store(readonly=True).get_run(run_id), "probe compare")
 
 
+def _dash(value: object) -> str:
+    """An unknown value (no failing level, no class) as the tables show it: a dash, never `None`."""
+    return "-" if value is None else str(value)
+
+
 def print_comparison(cmp: Comparison) -> None:
     """The comparison as Rich text: threshold, flipped levels, metric and timing changes."""
     colour = "red" if cmp.regressed else "green" if cmp.same_cell else "yellow"
@@ -39,12 +44,12 @@ def print_comparison(cmp: Comparison) -> None:
         highlight=False,
     )
     console.print(
-        f"threshold: first fail {cmp.first_fail_a} -> {cmp.first_fail_b}"
-        f" (last pass {cmp.last_pass_a} -> {cmp.last_pass_b}): [{colour}]{cmp.threshold_moved}[/]",
+        f"threshold: first fail {_dash(cmp.first_fail_a)} -> {_dash(cmp.first_fail_b)}"
+        f" (last pass {_dash(cmp.last_pass_a)} -> {_dash(cmp.last_pass_b)}): [{colour}]{cmp.threshold_moved}[/]",
         highlight=False,
     )
     if cmp.failure_class_a != cmp.failure_class_b:
-        classes = f"{cmp.failure_class_a} -> {cmp.failure_class_b}"
+        classes = f"{_dash(cmp.failure_class_a)} -> {_dash(cmp.failure_class_b)}"
         console.print(Text(f"failure class: {strip_control(classes)}"), highlight=False)
     for line in cmp.regressions:
         console.print(f"[bold red]regression:[/] {escape(strip_control(line))}", highlight=False)

@@ -101,5 +101,9 @@ def page_formats(incomplete: str) -> list[str]:
     return _starting(FORMATS, incomplete)
 
 
+#: The kinds of run the journal holds (compare-pipelines and nightly record sweeps).
+RUN_KINDS = ("sweep", "bisect", "isolate", "run", "shrink", "triage", "explain")
+
+
 def run_kinds(incomplete: str) -> list[str]:
-    return _starting(("sweep", "bisect", "isolate", "run", "shrink", "triage", "explain"), incomplete)
+    return _starting(RUN_KINDS, incomplete)

@@ -24,7 +24,7 @@ def gc(
 ) -> None:
     """Remove old run folders and their journal rows; say what was removed and how much space it freed.
 
-    Never removed: a run still running, a run pinned in [nightly.baseline] or named by the last
+    Never removed: a run still running, a run pinned in \\[nightly.baseline] or named by the last
     nightly.json, and the newest completed run of each cluster/pipeline/ladder (a baseline).
     With only --keep N, every run but the N newest may go.
     """

@@ -171,7 +171,9 @@ def measure(
     ],
     as_json: JsonOpt = False,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N by the sort field.")] = None,
-    sort: Annotated[str, typer.Option("--sort", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")] = "loc",
+    sort: Annotated[
+        str, typer.Option("--sort", metavar="FIELD", help=f"Sort field: one of {', '.join(SORT_FIELDS)}.")
+    ] = "loc",
     pickle: Annotated[
         bool,
         typer.Option(
@@ -240,7 +242,9 @@ def measure(
         droppable = [c for c in reversed(columns) if c not in ("function", sort_column(sort))]
         title = f"{len(funcs)} function{'' if len(funcs) == 1 else 's'}, by {sort}"
         right = tuple(c for c in columns if c != "function")
-        print_table(fit_table(title, rows, columns, whole=("function",), droppable=droppable, right=right))
+        if rows or not all_errors:
+            # When no file could be read, the errors below are the whole answer: no empty table.
+            print_table(fit_table(title, rows, columns, whole=("function",), droppable=droppable, right=right))
         for e in all_errors:
             where = f"{e.path}:{e.lineno}:" if e.lineno is not None else f"{e.path}:"
             err_console.print(f"[red]{safe(where)}[/] {safe(e.message)}", highlight=False)

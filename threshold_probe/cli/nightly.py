@@ -6,9 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from threshold_probe.cli.common import command, console, err_console, get_state, print_json, safe
+from threshold_probe.cli.common import (
+    command,
+    console,
+    err_console,
+    fit_table,
+    get_state,
+    print_json,
+    print_table,
+    safe,
+)
 from threshold_probe.nightly import run_nightly
 from threshold_probe.render.nightly import STATUS_COLOURS
 from threshold_probe.view.nightly import NightlyCell
@@ -64,19 +72,20 @@ def nightly(
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
-        table = Table(title="nightly", title_justify="left")
-        for col in ("cluster/pipeline/ladder", "status", "first fail", "baseline", "what changed"):
-            table.add_column(col)
-        for c in result.cells:
-            colour = STATUS_COLOURS.get(c.status, "white")
-            table.add_row(
-                safe(c.label),
-                f"[{colour}]{c.status}[/]",
-                "-" if c.first_fail is None else str(c.first_fail),
-                safe(c.baseline_text),
-                safe(c.change_text),
-            )
-        console.print(table)
+        rows = [
+            {
+                "cluster/pipeline/ladder": safe(c.label),
+                "status": f"[{STATUS_COLOURS.get(c.status, 'white')}]{c.status}[/]",
+                "first fail": "-" if c.first_fail is None else str(c.first_fail),
+                "baseline": safe(c.baseline_text),
+                "what changed": safe(c.change_text),
+            }
+            for c in result.cells
+        ]
+        # Cell names and run ids are never cut: the other columns wrap between words instead.
+        columns = ["cluster/pipeline/ladder", "status", "first fail", "baseline", "what changed"]
+        whole = ("cluster/pipeline/ladder",)
+        print_table(fit_table("nightly", rows, columns, whole=whole, droppable=["first fail"]))
         for c in result.cells:
             for line in c.regressions:
                 console.print(f"[bold red]regression[/] {safe(c.label)}: {safe(line)}", highlight=False)
@@ -89,7 +98,11 @@ def nightly(
                 )
         for name, why in result.unreachable.items():
             console.print(f"[bold magenta]unreachable[/] {safe(name)}: {safe(why)}", highlight=False, soft_wrap=True)
-        console.print(f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}", highlight=False)
+        console.print(
+            f"wrote {result.files['html']}, {result.files['junit']}, {result.files['json']}",
+            highlight=False,
+            soft_wrap=True,
+        )
         if result.notified is not None:
             console.print(f"notified: {result.notified}", highlight=False)
     if result.exit_code:

@@ -113,7 +113,10 @@ def compare_pipelines(
     cluster: ClusterOpt = None,
     ladder: LadderOpt = None,
     search: Annotated[
-        str, typer.Option("--search", help="sweep (every level, the full matrix) or bisect (fewer probes).")
+        str,
+        typer.Option(
+            "--search", metavar="sweep|bisect", help="sweep (every level, the full matrix) or bisect (fewer probes)."
+        ),
     ] = "sweep",
     from_level: FromOpt = None,
     to_level: ToOpt = None,

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from threshold_probe.cli import complete
-from threshold_probe.cli.common import command, console, fit_table, get_state, print_json, print_table, safe
+from threshold_probe.cli.common import (
+    command,
+    console,
+    fit_table,
+    get_state,
+    known_kind,
+    print_json,
+    print_table,
+    safe,
+)
 from threshold_probe.session import display_status
 from threshold_probe.view import run_listing
 
@@ -21,7 +30,11 @@ def runs(
     ] = None,
     kind: Annotated[
         str | None,
-        typer.Option("--kind", help="Only sweep, bisect, isolate or run.", autocompletion=complete.run_kinds),
+        typer.Option(
+            "--kind",
+            help="Only runs of this kind: " + ", ".join(complete.RUN_KINDS) + ".",
+            autocompletion=complete.run_kinds,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -31,13 +44,18 @@ def runs(
     after kill -9): `probe sweep|bisect|isolate --resume RUN_ID` continues it.
     """
     store = get_state().store(readonly=True)
-    infos = store.runs(limit=limit, cluster=cluster, kind=kind)
+    infos = store.runs(limit=limit, cluster=cluster, kind=known_kind(kind))
     listed = [run_listing(i, display_status(i, store)) for i in infos]
     if as_json:
         print_json([row.to_json() for row in listed])
         return
     if not infos:
-        console.print(f"no runs recorded in {get_state().store().root} yet: start one with `probe bisect`")
+        given = [f"--{name} {value}" for name, value in (("cluster", cluster), ("kind", kind)) if value]
+        if given:
+            # The journal may hold runs; none of them is of this cluster or kind.
+            console.print(f"no run matches {' '.join(given)}: `probe runs` lists them all", highlight=False)
+        else:
+            console.print(f"no runs recorded in {store.root} yet: start one with `probe bisect`")
         return
     rows = []
     for row in listed:

@@ -82,8 +82,12 @@ def show_probe(record: ProbeRecord, console: Console) -> None:
     ):
         if tail.strip():
             lines = tail.rstrip().splitlines()[-12:]
-            heading = Text(f"{name} (tail; full log: {path})")
-            blocks.append(Panel(Text("\n".join(lines)), title=heading, border_style="dim"))
+            body = Text("\n".join(lines))
+            if path is not None:
+                # Inside the panel, not in its title: a title is cut at the panel's width, and
+                # this path is what the reader copies.
+                body.append(f"\nfull log: {path}", style="dim")
+            blocks.append(Panel(body, title=Text(f"{name} (tail)"), border_style="dim"))
     console.print(Panel(Group(*blocks), title="observation", border_style=style))
 
 

@@ -18,6 +18,7 @@ from threshold_probe.cli.common import (
     console,
     get_state,
     print_json,
+    writable_output,
 )
 from threshold_probe.errors import UserError
 from threshold_probe.shrink import (
@@ -118,6 +119,7 @@ def shrink(
         str,
         typer.Option(
             "--reducer",
+            metavar="auto|statements|ast",
             help="auto (pysource-minimize, or statement removal when the failure depends on the text),"
             " statements or ast.",
         ),
@@ -138,6 +140,7 @@ def shrink(
     """
     if reducer not in ("auto", "statements", "ast"):
         raise UserError(f"--reducer {reducer!r}: choose auto, statements or ast")
+    writable_output(output)
     st = get_state()
     cfg = st.config()
     store = st.store()
@@ -199,7 +202,7 @@ def repro(
             autocompletion=complete.run_ids,
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (new or empty).")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="The folder to write (new or empty).")],
     level: Annotated[int | None, typer.Option("--level", help="The failing level (default: the first).")] = None,
     shrunk: Annotated[bool, typer.Option("--shrunk", help="Use the run's latest shrink result instead.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,

@@ -25,6 +25,7 @@ from threshold_probe.cli.common import (
     err_console,
     get_state,
     level_range,
+    writable_output,
 )
 from threshold_probe.errors import UserError
 from threshold_probe.session import LimitOverrides
@@ -123,6 +124,7 @@ def triage(
     from threshold_probe.triage import TriageOptions, resume_triage, run_triage
 
     fmt = _format(fmt, as_json)
+    writable_output(output)
     st = get_state()
     cfg = st.config()
     store = st.store()
@@ -227,6 +229,7 @@ def explain(
     fmt = "json" if as_json else fmt
     if fmt not in ("rich", "json", "md", "html"):
         raise UserError(f"unknown page format {fmt!r}: choose one of rich, json, md, html")
+    writable_output(output)
     st = get_state()
     cfg = st.config()
     store = st.store()

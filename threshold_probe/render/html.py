@@ -18,6 +18,7 @@ from threshold_probe.units import format_memory
 from threshold_probe.view import (
     METRIC_COLUMNS,
     RunView,
+    answer_failed,
     failing_records,
     first_fail,
     isolate_dimensions,
@@ -359,8 +360,7 @@ def _verdict_legend() -> str:
 
 def verdict_block(summary: RunSummary) -> str:
     """The answer: threshold sentence, search message, cause, signature and evidence lines."""
-    ff = first_fail(summary)
-    parts = [f'<div class="verdict{" failed" if ff is not None else ""}" id="verdict">']
+    parts = [f'<div class="verdict{" failed" if answer_failed(summary) else ""}" id="verdict">']
     parts.append(f'<p class="answer">{escape(threshold_sentence(summary))}</p>')
     if summary.message and not threshold_sentence(summary).startswith(summary.message.rstrip(".")):
         parts.append(f"<p>{escape(summary.message)}</p>")
@@ -481,7 +481,8 @@ def stderr_section(view: RunView, first: int | None = None) -> str:
         text = view.stderr_of(rec)
         cls = rec.verdict.failure_class or "fail"
         what = probe_label(view.summary, rec.level, rec.spec, rec.probe_id)
-        what = what if rec.level is not None else f"isolate probe {what}"
+        isolated = rec.level is None and view.summary.isolate is not None
+        what = f"isolate probe {what}" if isolated else what
         summary_line = f"{what} attempt {rec.attempt} - {cls} ({len(text.splitlines())} lines)"
         out.append(
             f'<details{" open" if i == 0 else ""} class="stderr" data-level="{"" if rec.level is None else rec.level}">'

@@ -149,7 +149,8 @@ def testsuite(
         total_time += p.wall_s or 0.0
         counts["tests"] += 1
         rec = by_id.get(p.probe_id)
-        lines = [f"isolate probe {label}: {p.verdict}"]
+        # A probe of the user's own function has a spec too, but no isolation made it.
+        lines = [f"{'isolate probe ' if summary.isolate is not None else ''}{label}: {p.verdict}"]
         if p.verdict == "fail":
             message = f"{p.failure_class or 'unknown'}: {p.signature}" if p.signature else p.failure_class or "unknown"
             if findings:

@@ -9,6 +9,7 @@ from threshold_probe.render.common import fmt_mb, fmt_number, fmt_seconds
 from threshold_probe.view import (
     METRIC_COLUMNS,
     RunView,
+    answer_failed,
     first_fail,
     isolate_dimensions,
     isolate_drivers,
@@ -96,7 +97,7 @@ def to_markdown(run: RunView) -> str:
     out: list[str] = []
     ff = first_fail(summary)
     undecided = summary.status != "completed" or summary.search_status == "inconclusive"
-    icon = "❌" if ff is not None else ("❔" if undecided else "✅")
+    icon = "❌" if answer_failed(summary) else ("❔" if undecided else "✅")
     out.append(f"## threshold-probe: {_md(summary.cluster)} / {_md(summary.pipeline)} / {_md(summary.ladder)}")
     out.append("")
     out.append(f"**{icon} {_md(threshold_sentence(summary))}**")

@@ -18,6 +18,7 @@ from threshold_probe.view import (
     METRIC_COLUMNS,
     LevelView,
     RunView,
+    answer_failed,
     failing_records,
     first_fail,
     isolate_dimensions,
@@ -223,7 +224,7 @@ def verdict_panel(view: RunView) -> Panel:
                 lines.append(Text("  " + line, style="yellow"))
             if len(evidence) > MAX_EVIDENCE_LINES:
                 lines.append(Text(f"  ... {len(evidence) - MAX_EVIDENCE_LINES} more lines", style="dim"))
-    style = "red" if first_fail(summary) is not None else "green"
+    style = "red" if answer_failed(summary) else "green"
     return Panel(Group(*lines), title="verdict", title_align="left", border_style=style)
 
 

@@ -22,6 +22,7 @@ from rich.text import Text
 from threshold_probe.separate import label
 from threshold_probe.textsafe import clean
 from threshold_probe.triage import TriageFunction, TriageReport
+from threshold_probe.view import limits_text
 
 FORMATS = ("rich", "json", "md", "html", "junit")
 
@@ -147,6 +148,20 @@ def _where(f: TriageFunction) -> str:
     return f"{f.file.rsplit('/', 1)[-1]}:{f.line}"
 
 
+def about(report: TriageReport) -> list[str]:
+    """What the triage ran under, as a search report states it: cluster, limits, versions."""
+    lines = []
+    if report.cluster_info:
+        lines.append(
+            f"cluster {report.cluster}: " + ", ".join(f"{k}={v}" for k, v in sorted(report.cluster_info.items()))
+        )
+    if report.limits:
+        lines.append("limits " + (limits_text(report.limits) or "none"))
+    if report.versions:
+        lines.append("versions " + ", ".join(f"{k} {v}" for k, v in sorted(report.versions.items())))
+    return lines
+
+
 def renderables(report: TriageReport) -> list[RenderableType]:
     """The terminal report: conclusion, separators per class, then the table of functions."""
     report = clean(report)
@@ -154,6 +169,8 @@ def renderables(report: TriageReport) -> list[RenderableType]:
     head.append(f"triage {report.run_id}", style="bold")
     head.append(f"  ({report.status})\n")
     head.append(f"{report.pipeline} pipeline on {report.cluster}; paths: {', '.join(report.paths)}\n", style="dim")
+    for line in about(report):
+        head.append(line + "\n", style="dim")
     head.append(report.conclusion)
     out: list[RenderableType] = [Panel(head, title="threshold-probe triage", title_align="left")]
     for g in report.groups:
@@ -226,6 +243,8 @@ def to_markdown(report: TriageReport) -> str:
         f"# Triage {md(report.run_id)}",
         "",
         f"{md(report.pipeline)} pipeline on {md(report.cluster)}; paths: {md(', '.join(report.paths))}",
+        "",
+        *(f"{md(line)}  " for line in about(report)),
         "",
         md(report.conclusion),
         "",
@@ -333,6 +352,7 @@ def to_html(report: TriageReport) -> str:
     body = [
         f"<h1>Triage {e(report.run_id)}</h1>",
         f"<p>{e(report.pipeline)} pipeline on {e(report.cluster)}; paths: {e(', '.join(report.paths))}</p>",
+        *(f'<p class="about">{e(line)}</p>' for line in about(report)),
         f'<p class="conclusion">{e(report.conclusion)}</p>',
     ]
     for g in report.groups:

@@ -191,6 +191,24 @@ def _level_words(summary: RunSummary, level: int | None) -> str:
     return name if summary.scale is not None else f"level {name}"
 
 
+def function_verdict(summary: RunSummary) -> str | None:
+    """The verdict of a run of the user's own function at no level (`probe run --function`):
+    pass, fail, flaky (repeats disagree) or skip; None for a run over levels."""
+    if summary.kind != "run" or not summary.probes or any(p.level is not None for p in summary.probes):
+        return None
+    verdicts = {p.verdict for p in summary.probes} - {"skip"}
+    if not verdicts:
+        return "skip"
+    return "flaky" if len(verdicts) > 1 else verdicts.pop()
+
+
+def answer_failed(summary: RunSummary) -> bool:
+    """The answer is a failure: a first failing level, or a function whose probe failed."""
+    # A run that did not complete has no answer yet, as first_fail says for levels.
+    failed = summary.status == "completed" and function_verdict(summary) in ("fail", "flaky")
+    return first_fail(summary) is not None or failed
+
+
 def threshold_sentence(summary: RunSummary) -> str:
     """One plain sentence: where the run broke, or that it did not."""
     if summary.scale is not None and summary.status == "completed":
@@ -220,6 +238,19 @@ def threshold_sentence(summary: RunSummary) -> str:
         return f"level {ff} is the first to fail{tail}; level {lp} is the last to pass"
     if summary.search_status == "flaky" and summary.flaky_band:
         return f"no clean threshold: levels {summary.flaky_band[0]}..{summary.flaky_band[-1]} are flaky"
+    verdict = function_verdict(summary)
+    if verdict is not None and summary.status == "completed":
+        # A function probed as it is has no level: its verdict is the answer.
+        name = strip_control(summary.ladder)
+        fails = sum(p.verdict == "fail" for p in summary.probes)
+        cls = summary.failure.failure_class if summary.failure else None
+        tail = f" ({cls})" if cls else ""
+        return {
+            "pass": f"{name} passes",
+            "fail": f"{name} fails{tail}",
+            "flaky": f"{name} is flaky: {fails} of {len(summary.probes)} probes fail{tail}",
+            "skip": f"{name} could not be tested: every probe was skipped",
+        }[verdict]
     tested = [v.level for v in level_views(summary) if v.verdict == "pass"]
     if tested:
         return f"no failure up to {_level_words(summary, max(tested))}"
