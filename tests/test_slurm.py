@@ -204,7 +204,7 @@ def test_nonzero_exit_and_exception_are_classified_with_slurm_state(cluster: Slu
     assert any("ZeroDivisionError" in line for line in verdict.evidence)
 
 
-def test_scancel_is_scheduler_failure_with_state_in_evidence(
+def test_scancel_is_a_skip_with_state_in_evidence(
     cluster: SlurmCluster, slurm_tb: dict[str, Any], tmp_path: Path
 ) -> None:
     box: dict[str, Observation] = {}
@@ -231,9 +231,58 @@ def test_scancel_is_scheduler_failure_with_state_in_evidence(
     verdict = diagnose(obs)
     assert obs.job.scheduler["JobState"] == "CANCELLED"
     assert obs.job.signal == 15
-    assert verdict.failure_class == "scheduler"
-    assert any("JobState=CANCELLED" in line for line in verdict.evidence), verdict.evidence
+    assert verdict.status == "skip", verdict
+    assert any("CANCELLED" in line for line in verdict.evidence), verdict.evidence
     assert any("CANCELLED" in line for line in obs.job.scheduler.get("Evidence", "").splitlines())
+
+
+def test_a_job_cancelled_by_someone_else_is_a_skip_never_a_threshold(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    """An outside `scancel` says nothing about the workload: the probe is a skip and runs again,
+    the level is neither failing nor flaky, and no failing verdict is kept for a later run."""
+    ladder = tmp_path / "calm.toml"
+    ladder.write_text(
+        'name = "calm"\ndescription = "4 small levels that pass"\n[ramp]\ncount = 4\n'
+        "runtime_s = { start = 4, step = 0 }\n"
+    )
+    env = slurm_env(slurm_tb)
+    cancelled: list[str] = []
+
+    def cancel_first_running_probe() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"], capture_output=True, text=True, env=env
+            )
+            for line in out.stdout.splitlines():
+                job_id, _, name = line.partition(" ")
+                if name != "tp-preflight":
+                    time.sleep(0.5)
+                    subprocess.run(["scancel", job_id], env=env, timeout=30)
+                    cancelled.append(job_id)
+                    return
+            time.sleep(0.1)
+
+    canceller = threading.Thread(target=cancel_first_running_probe)
+    canceller.start()
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
+    )
+    canceller.join(120)
+    assert cancelled, "no probe was ever seen running"
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["first_fail"] is None and data["flaky_band"] is None, data["message"]
+    skips = [p for p in data["probes"] if p["verdict"] == "skip"]
+    assert len(skips) == 1, [(p["level"], p["verdict"]) for p in data["probes"]]
+    assert not [p for p in data["probes"] if p["verdict"] == "fail"], data["probes"]
+    # The same bisect again reuses only the passes: the cancelled job is not a verdict to keep.
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet"
+    )
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["first_fail"] is None
+    assert not [p for p in again["probes"] if p["verdict"] != "pass"], again["probes"]
 
 
 @pytest.mark.slow

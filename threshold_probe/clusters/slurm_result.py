@@ -28,6 +28,9 @@ from threshold_probe.models import JobResult, JobSpec, Limits
 
 #: Scheduler facts copied into JobResult.scheduler, in this order.
 SCHEDULER_KEYS = ("JobId", "JobState", "Reason", "ExitCode", "NodeList", "MaxRSS", "Elapsed")
+#: Final states that end a job for reasons outside the workload; an outside `scancel` (CANCELLED
+#: with no time limit in sight) is one too.
+LOST_STATES = frozenset({"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "REVOKED"})
 #: How much of the end of each log the fetch brings back (the whole log stays on the far side
 #: with keep_remote). Enough for any traceback and for SLURM's own kill messages.
 LOG_TAIL_BYTES = 2 * 1024**2
@@ -186,6 +189,13 @@ def job_result(
     result.timed_out = state in ("TIMEOUT", "DEADLINE") or watchdog is not None
     if fetch_error and not result.infra_error:
         result.launch_error = fetch_error
+    if state in LOST_STATES or (state == "CANCELLED" and not result.timed_out and not _time_limit_said(evidence)):
+        # Someone else's scancel, a preemption or a failed node ended the job: that says nothing
+        # about the workload, so the probe is a skip (and runs again), never a failing level.
+        result.infra_error = (
+            f"job {ticket.key.display()} ended {state} (Reason={fields.get('Reason') or 'None'}) before it "
+            "could finish: cancelled outside this run, preempted or lost with its node"
+        )
 
     rss = memory_mb(fields.get("MaxRSS", "")) if fields.get("MaxRSS") else None
     if rss is None:
@@ -228,3 +238,8 @@ def _timings(
         run = end - start
     if run is not None:
         result.timings["process"] = float(run)
+
+
+def _time_limit_said(evidence: list[str]) -> bool:
+    """Whether SLURM's own lines say the job was cancelled at its time limit."""
+    return any("TIME LIMIT" in line.upper() for line in evidence)
