@@ -594,3 +594,69 @@ def test_cancel_all_from_another_thread_releases_the_waiter(
     assert not worker.is_alive()
     states = [r.scheduler.get("JobState") for r in box["results"]]
     assert states == ["CANCELLED"] * 3, states
+
+
+def test_controller_lost_mid_bisect_interrupts_the_run_then_resume_finishes(
+    slurm_tb: dict[str, Any], tmp_path: Path
+) -> None:
+    """A controller that stays down ends the run (interrupted, exit 3, resumable), instead of
+    skipping every level that is left and calling the run completed."""
+    import sqlite3
+    import tomllib
+    from contextlib import closing
+
+    from tests.testbed import slurm as slurm_testbed
+    from tests.testbed.fixtures import write_config
+
+    table = dict(tomllib.loads(Path(slurm_tb["config"]).read_text())["clusters"][CLUSTER])
+    table["controller_timeout"] = 8.0
+    config = write_config(tmp_path / "probe.toml", {CLUSTER: table})
+    ladder = tmp_path / "slurm-memory.toml"
+    ladder.write_text(MEMORY_LADDER)
+    reports = tmp_path / "reports"
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    base = [sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(reports)]
+    args = ["bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--memory", "650MB", "--quiet"]
+
+    def done_probes() -> int:
+        try:
+            with closing(sqlite3.connect(reports / "probe.db", timeout=5)) as con:
+                return int(con.execute("SELECT COUNT(*) FROM probes WHERE state='done'").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    proc = subprocess.Popen(
+        [*base, *args, "--fresh"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while done_probes() < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no probe finished in time"
+            time.sleep(0.1)
+        slurm_testbed.stop_controller(slurm_tb["state_dir"])
+        try:
+            out, err = proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        slurm_testbed.start_controller(slurm_tb["state_dir"])
+    assert proc.returncode == 3, (proc.returncode, out, err)
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line, err
+    assert "interrupted" in line and "controller" in line and "bisect --resume" in line, line
+    runs = json.loads(subprocess.run([*base, "runs", "--json"], env=env, capture_output=True, text=True).stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "interrupted" and runs[0]["first_fail"] is None, runs
+    # The controller is back: the run finishes with the answer an uninterrupted run gives.
+    resumed = subprocess.run(
+        [*base, "bisect", "--resume", runs[0]["run_id"], "--json", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["status"] == "completed" and summary["first_fail"] == 4, summary["message"]

@@ -150,6 +150,7 @@ def job_result(
 
     if ticket.error is not None:
         result.infra_error = ticket.error
+        result.cluster_lost = ticket.lost
         return result
     fields = record_of(ticket.fields)
     state = base_state(fields.get("JobState", ""))
