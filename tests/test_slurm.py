@@ -285,6 +285,48 @@ def test_a_job_cancelled_by_someone_else_is_a_skip_never_a_threshold(slurm_tb: d
     assert not [p for p in again["probes"] if p["verdict"] != "pass"], again["probes"]
 
 
+def test_a_job_folder_removed_on_the_far_side_is_a_skip_never_a_threshold(
+    slurm_tb: dict[str, Any], tmp_path: Path
+) -> None:
+    """A scratch purge (or an administrator) that removes a running job's folder says nothing
+    about the workload: the probe is a skip and runs again, and no level is failing or flaky."""
+    ladder = tmp_path / "calm.toml"
+    ladder.write_text(
+        'name = "calm"\ndescription = "4 small levels that pass"\n[ramp]\ncount = 4\n'
+        "runtime_s = { start = 4, step = 0 }\n"
+    )
+    env = slurm_env(slurm_tb)
+    removed: list[str] = []
+
+    def remove_first_running_job_folder() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "RUNNING", "-o", "%j %Z"], capture_output=True, text=True, env=env
+            )
+            for line in out.stdout.splitlines():
+                name, _, folder = line.partition(" ")
+                if name != "tp-preflight" and folder.strip():
+                    time.sleep(0.5)
+                    shutil.rmtree(folder.strip())
+                    removed.append(folder.strip())
+                    return
+            time.sleep(0.1)
+
+    remover = threading.Thread(target=remove_first_running_job_folder)
+    remover.start()
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
+    )
+    remover.join(120)
+    assert removed, "no probe was ever seen running"
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["first_fail"] is None and data["flaky_band"] is None, data["message"]
+    assert [p["verdict"] for p in data["probes"]].count("skip") == 1, data["probes"]
+    assert not [p for p in data["probes"] if p["verdict"] == "fail"], data["probes"]
+
+
 @pytest.mark.slow
 def test_time_limit_is_timeout(cluster: SlurmCluster, tmp_path: Path) -> None:
     # --time=0:01, whole minutes: SLURM enforces it (limits are checked every 30 s): 60-90 s.
