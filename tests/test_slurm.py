@@ -644,13 +644,12 @@ def test_controller_lost_mid_bisect_interrupts_the_run_then_resume_finishes(
     """A controller that stays down ends the run (interrupted, exit 3, resumable), instead of
     skipping every level that is left and calling the run completed."""
     import sqlite3
-    import tomllib
     from contextlib import closing
 
     from tests.testbed import slurm as slurm_testbed
     from tests.testbed.fixtures import write_config
 
-    table = dict(tomllib.loads(Path(slurm_tb["config"]).read_text())["clusters"][CLUSTER])
+    table = load_config(Path(slurm_tb["config"])).clusters[CLUSTER].model_dump(mode="json", exclude_none=True)
     table["controller_timeout"] = 8.0
     config = write_config(tmp_path / "probe.toml", {CLUSTER: table})
     ladder = tmp_path / "slurm-memory.toml"
