@@ -516,6 +516,36 @@ def test_preflight_checks_compute_node_python(slurm_tb: dict[str, Any]) -> None:
     c.close()
 
 
+def test_a_preflight_job_cancelled_from_outside_is_named_not_blamed_on_python(slurm_tb: dict[str, Any]) -> None:
+    env = slurm_env(slurm_tb)
+    cancelled: list[str] = []
+
+    def cancel_the_check_job() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not cancelled:
+            out = subprocess.run(
+                ["squeue", "-h", "-n", "tp-preflight", "-o", "%i"], capture_output=True, text=True, env=env
+            )
+            for job_id in out.stdout.split():
+                subprocess.run(["scancel", job_id], env=env, timeout=30)
+                cancelled.append(job_id)
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_the_check_job)
+    canceller.start()
+    c = make_cluster(CLUSTER, load_config(slurm_tb["config"]))
+    try:
+        checks = {ch.name: ch for ch in c.preflight()}
+    finally:
+        c.close()
+        canceller.join(90)
+    assert cancelled, "the check job was never seen"
+    python = checks["python"]
+    assert python.status == "fail"
+    assert "CANCELLED" in python.detail, python
+    assert "set clusters" not in (python.fix or ""), python
+
+
 def test_unknown_partition_is_bad_input(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     """--partition naming no partition is the user's typo (exit 2), not a cluster that cannot be used."""
     code, _out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--partition", "nope")
