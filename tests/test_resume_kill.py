@@ -353,3 +353,25 @@ def test_kill9_in_the_middle_of_a_scaled_bisect_then_resume(workspace: Path) -> 
     assert "allocate fails from kib=400,000" in summary["message"]
     check_nothing_dispatched_twice(workspace, run_id, done_before)
     assert "kib=400,000" in probe(workspace, "report", run_id).stdout
+
+
+def test_a_run_resumed_after_its_cluster_changed_says_its_finished_probes_run_again(workspace: Path) -> None:
+    """Probes made on the cluster as it was (another interpreter) are not replayed, and the
+    resume does not claim they were: it names how many run again, and why."""
+    kill_after(workspace, 2, "bisect", "--ladder", RESUME16, "--memory", "300MB", "--fresh", "--quiet")
+    run_id = only_run_id(workspace, "bisect")
+    done_before = {str(r["probe_id"]) for r in journal_rows(workspace, run_id) if r["state"] == "done"}
+    # The same interpreter behind a wrapper is another configured python: another cluster.
+    other = workspace / "python-elsewhere"
+    other.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    other.chmod(0o755)
+    (workspace / "probe.toml").write_text(
+        f'[clusters.local]\ntype = "local"\nworkdir = "{workspace / "wd"}"\npython = "{other}"\n'
+    )
+    resumed = probe(workspace, "bisect", "--resume", run_id, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert not done_before & {p["probe_id"] for p in summary["probes"]}, "a probe of the old cluster was replayed"
+    said = " ".join(resumed.stderr.split())
+    assert f"{len(done_before)} finished probes of this run were made on cluster 'local' as it was then" in said, said
+    assert "run again" in said, said

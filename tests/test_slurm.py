@@ -204,7 +204,7 @@ def test_nonzero_exit_and_exception_are_classified_with_slurm_state(cluster: Slu
     assert any("ZeroDivisionError" in line for line in verdict.evidence)
 
 
-def test_scancel_is_scheduler_failure_with_state_in_evidence(
+def test_scancel_is_a_skip_with_state_in_evidence(
     cluster: SlurmCluster, slurm_tb: dict[str, Any], tmp_path: Path
 ) -> None:
     box: dict[str, Observation] = {}
@@ -231,9 +231,100 @@ def test_scancel_is_scheduler_failure_with_state_in_evidence(
     verdict = diagnose(obs)
     assert obs.job.scheduler["JobState"] == "CANCELLED"
     assert obs.job.signal == 15
-    assert verdict.failure_class == "scheduler"
-    assert any("JobState=CANCELLED" in line for line in verdict.evidence), verdict.evidence
+    assert verdict.status == "skip", verdict
+    assert any("CANCELLED" in line for line in verdict.evidence), verdict.evidence
     assert any("CANCELLED" in line for line in obs.job.scheduler.get("Evidence", "").splitlines())
+
+
+def test_a_job_cancelled_by_someone_else_is_a_skip_never_a_threshold(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
+    """An outside `scancel` says nothing about the workload: the probe is a skip and runs again,
+    the level is neither failing nor flaky, and no failing verdict is kept for a later run."""
+    ladder = tmp_path / "calm.toml"
+    ladder.write_text(
+        'name = "calm"\ndescription = "4 small levels that pass"\n[ramp]\ncount = 4\n'
+        "runtime_s = { start = 4, step = 0 }\n"
+    )
+    env = slurm_env(slurm_tb)
+    cancelled: list[str] = []
+
+    def cancel_first_running_probe() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"], capture_output=True, text=True, env=env
+            )
+            for line in out.stdout.splitlines():
+                job_id, _, name = line.partition(" ")
+                if name != "tp-preflight":
+                    time.sleep(0.5)
+                    subprocess.run(["scancel", job_id], env=env, timeout=30)
+                    cancelled.append(job_id)
+                    return
+            time.sleep(0.1)
+
+    canceller = threading.Thread(target=cancel_first_running_probe)
+    canceller.start()
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
+    )
+    canceller.join(120)
+    assert cancelled, "no probe was ever seen running"
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["first_fail"] is None and data["flaky_band"] is None, data["message"]
+    skips = [p for p in data["probes"] if p["verdict"] == "skip"]
+    assert len(skips) == 1, [(p["level"], p["verdict"]) for p in data["probes"]]
+    assert not [p for p in data["probes"] if p["verdict"] == "fail"], data["probes"]
+    # The same bisect again reuses only the passes: the cancelled job is not a verdict to keep.
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet"
+    )
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["first_fail"] is None
+    assert not [p for p in again["probes"] if p["verdict"] != "pass"], again["probes"]
+
+
+def test_a_job_folder_removed_on_the_far_side_is_a_skip_never_a_threshold(
+    slurm_tb: dict[str, Any], tmp_path: Path
+) -> None:
+    """A scratch purge (or an administrator) that removes a running job's folder says nothing
+    about the workload: the probe is a skip and runs again, and no level is failing or flaky."""
+    ladder = tmp_path / "calm.toml"
+    ladder.write_text(
+        'name = "calm"\ndescription = "4 small levels that pass"\n[ramp]\ncount = 4\n'
+        "runtime_s = { start = 4, step = 0 }\n"
+    )
+    env = slurm_env(slurm_tb)
+    removed: list[str] = []
+
+    def remove_first_running_job_folder() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "RUNNING", "-o", "%j %Z"], capture_output=True, text=True, env=env
+            )
+            for line in out.stdout.splitlines():
+                name, _, folder = line.partition(" ")
+                if name != "tp-preflight" and folder.strip():
+                    time.sleep(0.5)
+                    shutil.rmtree(folder.strip())
+                    removed.append(folder.strip())
+                    return
+            time.sleep(0.1)
+
+    remover = threading.Thread(target=remove_first_running_job_folder)
+    remover.start()
+    code, out, err = invoke(
+        slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--json", "--quiet", "--fresh"
+    )
+    remover.join(120)
+    assert removed, "no probe was ever seen running"
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["first_fail"] is None and data["flaky_band"] is None, data["message"]
+    assert [p["verdict"] for p in data["probes"]].count("skip") == 1, data["probes"]
+    assert not [p for p in data["probes"] if p["verdict"] == "fail"], data["probes"]
 
 
 @pytest.mark.slow
@@ -425,6 +516,36 @@ def test_preflight_checks_compute_node_python(slurm_tb: dict[str, Any]) -> None:
     c.close()
 
 
+def test_a_preflight_job_cancelled_from_outside_is_named_not_blamed_on_python(slurm_tb: dict[str, Any]) -> None:
+    env = slurm_env(slurm_tb)
+    cancelled: list[str] = []
+
+    def cancel_the_check_job() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not cancelled:
+            out = subprocess.run(
+                ["squeue", "-h", "-n", "tp-preflight", "-o", "%i"], capture_output=True, text=True, env=env
+            )
+            for job_id in out.stdout.split():
+                subprocess.run(["scancel", job_id], env=env, timeout=30)
+                cancelled.append(job_id)
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_the_check_job)
+    canceller.start()
+    c = make_cluster(CLUSTER, load_config(slurm_tb["config"]))
+    try:
+        checks = {ch.name: ch for ch in c.preflight()}
+    finally:
+        c.close()
+        canceller.join(90)
+    assert cancelled, "the check job was never seen"
+    python = checks["python"]
+    assert python.status == "fail"
+    assert "CANCELLED" in python.detail, python
+    assert "set clusters" not in (python.fix or ""), python
+
+
 def test_unknown_partition_is_bad_input(slurm_tb: dict[str, Any], tmp_path: Path) -> None:
     """--partition naming no partition is the user's typo (exit 2), not a cluster that cannot be used."""
     code, _out, err = invoke(slurm_tb, tmp_path, "bisect", "--cluster", CLUSTER, "--partition", "nope")
@@ -545,3 +666,68 @@ def test_cancel_all_from_another_thread_releases_the_waiter(
     assert not worker.is_alive()
     states = [r.scheduler.get("JobState") for r in box["results"]]
     assert states == ["CANCELLED"] * 3, states
+
+
+def test_controller_lost_mid_bisect_interrupts_the_run_then_resume_finishes(
+    slurm_tb: dict[str, Any], tmp_path: Path
+) -> None:
+    """A controller that stays down ends the run (interrupted, exit 3, resumable), instead of
+    skipping every level that is left and calling the run completed."""
+    import sqlite3
+    from contextlib import closing
+
+    from tests.testbed import slurm as slurm_testbed
+    from tests.testbed.fixtures import write_config
+
+    table = load_config(Path(slurm_tb["config"])).clusters[CLUSTER].model_dump(mode="json", exclude_none=True)
+    table["controller_timeout"] = 8.0
+    config = write_config(tmp_path / "probe.toml", {CLUSTER: table})
+    ladder = tmp_path / "slurm-memory.toml"
+    ladder.write_text(MEMORY_LADDER)
+    reports = tmp_path / "reports"
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_CONFIG", "PROBE_REPORTS_DIR")}
+    base = [sys.executable, "-m", "threshold_probe", "--config", str(config), "--reports-dir", str(reports)]
+    args = ["bisect", "--cluster", CLUSTER, "--ladder", str(ladder), "--memory", "650MB", "--quiet"]
+
+    def done_probes() -> int:
+        try:
+            with closing(sqlite3.connect(reports / "probe.db", timeout=5)) as con:
+                return int(con.execute("SELECT COUNT(*) FROM probes WHERE state='done'").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    proc = subprocess.Popen(
+        [*base, *args, "--fresh"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while done_probes() < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no probe finished in time"
+            time.sleep(0.1)
+        slurm_testbed.stop_controller(slurm_tb["state_dir"])
+        try:
+            out, err = proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        slurm_testbed.start_controller(slurm_tb["state_dir"])
+    assert proc.returncode == 3, (proc.returncode, out, err)
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line, err
+    assert "interrupted" in line and "controller" in line and "bisect --resume" in line, line
+    runs = json.loads(subprocess.run([*base, "runs", "--json"], env=env, capture_output=True, text=True).stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "interrupted" and runs[0]["first_fail"] is None, runs
+    # The controller is back: the run finishes with the answer an uninterrupted run gives.
+    resumed = subprocess.run(
+        [*base, "bisect", "--resume", runs[0]["run_id"], "--json", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["status"] == "completed" and summary["first_fail"] == 4, summary["message"]

@@ -458,3 +458,43 @@ def test_frozen_sshd_mid_probe_ends_the_run_within_the_time_limit_and_grace(
     summary = json.loads(resumed.stdout)
     assert summary["status"] == "completed" and summary["first_fail"] is None
     assert {p["verdict"] for p in summary["probes"]} == {"pass"}
+
+
+# -- far-side files lost under a running probe -----------------------------------------------
+
+
+def test_a_probe_folder_removed_on_the_far_side_is_a_skip_never_a_threshold(testbed: Testbed, tmp_path: Path) -> None:
+    """A purge of the workdir (a cron job, an administrator) that removes a running probe's folder
+    says nothing about the workload: the probe is tried again; no level fails or is flaky."""
+    ladder = tmp_path / "calm.toml"
+    ladder.write_text(
+        'name = "calm"\ndescription = "4 small levels that pass"\n[ramp]\ncount = 4\n'
+        "runtime_s = { start = 3, step = 0 }\n"
+    )
+    workdir = "~/.threshold-probe-purged"
+    config = write_config(tmp_path / "probe.toml", {"purged": testbed.cluster_table("ssh", workdir=workdir)})
+    far = testbed.home / workdir[2:]
+    removed: list[Path] = []
+
+    def remove_first_running_probe_folder() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = sorted(far.glob("tp-*/L0*")) if far.exists() else []
+            if found:
+                time.sleep(0.5)
+                shutil.rmtree(found[0])
+                removed.append(found[0])
+                return
+            time.sleep(0.05)
+
+    remover = threading.Thread(target=remove_first_running_probe_folder)
+    remover.start()
+    search = ["bisect", "--cluster", "purged", "--ladder", str(ladder), "--json", "--quiet", "--fresh"]
+    result = CliRunner().invoke(app, ["--config", str(config), "--reports-dir", str(tmp_path / "reports"), *search])
+    remover.join(90)
+    assert removed, "no probe folder was ever seen"
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["first_fail"] is None and data["flaky_band"] is None, data["message"]
+    # Infrastructure trouble is tried again at once (retries): the level is judged by its retry.
+    assert {p["verdict"] for p in data["probes"]} <= {"pass", "skip"}, data["probes"]

@@ -71,6 +71,24 @@ def test_local_far_side_of_another_minor_version_is_deserialize(py312: str, tmp_
     assert_skew_verdict(probe(cluster, tmp_path), far_version(py312))
 
 
+def test_local_preflight_loads_a_real_pickle_and_refuses_a_search_it_cannot_run(py312: str, tmp_path: Path) -> None:
+    """The local cluster checks what the SSH and SLURM preflights check: an interpreter that cannot
+    load what is pickled here makes the cluster unusable (exit 3), not "level 1 already fails"."""
+    config = tmp_path / "probe.toml"
+    config.write_text(f'[clusters.skew]\ntype = "local"\npython = "{py312}"\nworkdir = "{tmp_path / "w"}"\n')
+    result = CliRunner().invoke(app, ["--config", str(config), "clusters", "check", "skew"])
+    assert result.exit_code == 3, result.stdout
+    line = next(ln for ln in result.stdout.splitlines() if ln.split()[1:2] == ["cloudpickle"])
+    assert line.startswith("fail"), line
+    assert f"Python {far_version(py312)}" in line and f"Python {HERE_PY}" in line, line
+    assert f"install Python {HERE_MINOR}" in line.split("fix:")[-1], line
+    reports = str(tmp_path / "reports")
+    args = ["--config", str(config), "--reports-dir", reports, "bisect", "--cluster", "skew", "--to", "4"]
+    searched = CliRunner().invoke(app, args)
+    assert searched.exit_code == 3, searched.stdout
+    assert "already fails" not in searched.stdout
+
+
 # -- over SSH and SLURM ------------------------------------------------------------------------
 
 

@@ -412,6 +412,14 @@ class Store:
         ).fetchall()
         return [ProbeRecord.model_validate_json(r[0]) for r in rows]
 
+    def finished_keys(self, run_id: str) -> list[str]:
+        """The cache keys of a run's finished probes, in dispatch order."""
+        rows = self._db.execute(
+            "SELECT cache_key FROM probes WHERE run_id=? AND state=? ORDER BY dispatched_at",
+            (run_id, ProbeState.DONE.value),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def unfinished(self, run_id: str) -> int:
         """How many probes of a run were dispatched and have not finished."""
         row = self._db.execute(

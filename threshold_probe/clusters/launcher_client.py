@@ -83,6 +83,10 @@ def fill_result(result: JobResult, status: dict[str, Any], argv: list[str], pyth
         else:
             result.launch_error = text
         return
+    if status.get("dir_gone"):
+        # Someone removed the probe's folder while it ran: nothing is known about the workload.
+        result.infra_error = f"{name}: the probe's folder {status.get('dir')} disappeared while it ran"
+        return
     result.exit_code = status.get("exit_code")
     result.signal = status.get("signal")
     result.timed_out = bool(status.get("timed_out"))

@@ -33,6 +33,7 @@ What happens around the try is the same for every cluster that retries (`run_job
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,23 @@ def with_retry(attempt: Callable[[], tuple[JobResult, bool]], retry: Retry, canc
         # "problem (after N attempts); fix: ...": the count belongs to the problem.
         problem, sep, fix = result.infra_error.partition("; fix: ")
         result.infra_error = f"{problem} (after {attempts} attempts){sep}{fix}"
+    return result
+
+
+#: A start that lost the cluster (no login node, no controller) is tried this many more times,
+#: after 1 s, 2 s, ...; one that stays lost ends the run instead of skipping level after level.
+LOST_RETRIES = 2
+LOST_RETRY_BACKOFF_S = 1.0
+
+
+def retry_lost(start: Callable[[], JobResult | None]) -> JobResult | None:
+    """Run `start` (None: it started) again while its result says the cluster is lost, a few times."""
+    result = start()
+    for n in range(LOST_RETRIES):
+        if result is None or not result.cluster_lost:
+            break
+        time.sleep(LOST_RETRY_BACKOFF_S * 2**n)
+        result = start()
     return result
 
 

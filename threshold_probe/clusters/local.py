@@ -115,6 +115,9 @@ class LocalCluster(Cluster, JobHooks[_LocalTry]):
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._python_version: str | None = None
+        # What the preflight script printed after loading a function pickled here (pickle_check).
+        self._pickle_outcome: dict[str, Any] | None = None
+        self._pickle_ended = "no exit status"
         # Finished jobs' folders, being removed in threads while the client records the probe;
         # waited for before the next job stages and when the cluster closes.
         self._removing: list[threading.Thread] = []
@@ -355,9 +358,11 @@ class LocalCluster(Cluster, JobHooks[_LocalTry]):
             timeout=60,
             check=False,
         )
-        facts, _ = pickle_check.parse_output(proc.stdout)
+        facts, outcome = pickle_check.parse_output(proc.stdout)
         if facts is None:
             raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
+        self._pickle_outcome = outcome
+        self._pickle_ended = f"exit status {proc.returncode}"
         facts.setdefault("cloudpickle", None)  # the script leaves it out when cloudpickle does not import
         return facts
 
@@ -393,14 +398,21 @@ class LocalCluster(Cluster, JobHooks[_LocalTry]):
                 )
             )
             cp = facts.get("cloudpickle")
-            checks.append(
-                Check(
-                    name="cloudpickle",
-                    status="ok" if cp else "fail",
-                    detail=f"cloudpickle {cp}" if cp else "cloudpickle is not importable",
-                    fix=None if cp else f"{self.python} -m pip install cloudpickle",
+            if cp:
+                # As on SSH and SLURM: whether it loads and runs a function pickled here.
+                found = pickle_check.version_checks(
+                    facts, self._pickle_outcome, python_label=self.python, where="there", ended=self._pickle_ended
                 )
-            )
+                checks += [c for c in found if c.name == "cloudpickle"]
+            else:
+                checks.append(
+                    Check(
+                        name="cloudpickle",
+                        status="fail",
+                        detail="cloudpickle is not importable",
+                        fix=f"{self.python} -m pip install cloudpickle",
+                    )
+                )
         try:
             secure_workdir(self.workdir, "local cluster")
         except InfraError as exc:

@@ -29,7 +29,7 @@ from typing import Literal, cast
 
 from threshold_probe.clusters.base import Check, Cluster, SSHEndpoint, enforcers
 from threshold_probe.clusters.jobpaths import JobPaths
-from threshold_probe.clusters.lifecycle import Lifecycle, drive
+from threshold_probe.clusters.lifecycle import Lifecycle, drive, retry_lost
 from threshold_probe.clusters.local_transport import LocalTransport
 from threshold_probe.clusters.slurm_batch import Batch, BatchTry, build_archive, stage_error_line
 from threshold_probe.clusters.slurm_live import job_state, wait_for_batch
@@ -223,7 +223,7 @@ class SlurmCluster(Cluster, Lifecycle[BatchTry]):
                 batch.connect_s = self.transport.connect() + self._unreported_connect_s
                 self._unreported_connect_s = 0.0
             except TransportError as exc:
-                return JobResult(infra_error=f"connect: {exc}")
+                return JobResult(infra_error=f"connect: {exc}", cluster_lost=True)
         t0 = time.time()
         try:
             data, stage_lines = self._archive(batch, limits)
@@ -264,14 +264,15 @@ class SlurmCluster(Cluster, Lifecycle[BatchTry]):
         try:
             res = self._sh(cmd, stdin=data)
         except TransportError as exc:
-            return JobResult(infra_error=f"submit: {exc}")
+            return JobResult(infra_error=f"submit: {exc}", cluster_lost=True)
         batch.stage_in_s = time.time() - t0
         batch.submitted_at = t0
         err = res.error_text()
         if res.exit_code == _STAGE_FAILED:
             return JobResult(launch_error=f"stage_in: {stage_error_line(err)}")
         if res.timed_out:
-            return JobResult(infra_error=f"submit: sbatch did not answer within {self.config.command_timeout:g}s")
+            silent = f"submit: sbatch did not answer within {self.config.command_timeout:g}s"
+            return JobResult(infra_error=silent, cluster_lost=True)
         job_id = ""
         for line in res.text().splitlines():
             if line.startswith("submit "):
@@ -282,7 +283,7 @@ class SlurmCluster(Cluster, Lifecycle[BatchTry]):
         if not res.ok or not job_id.isdigit():
             line = sbatch_error_line(err or res.text())
             if controller_down(err) or res.exit_code in (126, 127):
-                return JobResult(infra_error=f"sbatch: {line}")
+                return JobResult(infra_error=f"sbatch: {line}", cluster_lost=True)
             return JobResult(
                 launch_error=line,
                 stderr_tail=err[-4096:],
@@ -364,10 +365,10 @@ class SlurmCluster(Cluster, Lifecycle[BatchTry]):
 
     def start(self, t: BatchTry) -> None:
         """One round trip stages the batch's folders and shared files and runs sbatch."""
-        batch = t.batch
-        assert batch is not None and t.limits is not None
+        batch, limits = t.batch, t.limits
+        assert batch is not None and limits is not None
         try:
-            t.unsubmitted = self._submit(batch, t.limits)
+            t.unsubmitted = retry_lost(lambda: self._submit(batch, limits))
         except BaseException:
             # Interrupted while sbatch ran: the job may exist without our knowing its id.
             # Its name is unique to this submission, so cancel it by name.

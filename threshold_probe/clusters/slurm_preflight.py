@@ -9,12 +9,17 @@ from typing import Protocol
 import threshold_probe.clusters.pickle_check as pickle_check
 from threshold_probe.clusters.base import Check
 from threshold_probe.clusters.slurm_script import ScriptTask, render_job_script
-from threshold_probe.clusters.slurm_state import sbatch_error_line
+from threshold_probe.clusters.slurm_state import base_state, parse_record, sbatch_error_line
 from threshold_probe.clusters.staging import remote_verify_script
 from threshold_probe.clusters.transport import CommandResult, TransportError
 from threshold_probe.config import SlurmClusterConfig
 from threshold_probe.models import Limits
 from threshold_probe.units import format_memory
+
+#: Prefix of the scontrol record of a check job that failed, in the check's output.
+JOB_MARK = "TPJOB "
+#: How a check job ends when someone or something outside ended it.
+OUTSIDE_ENDS = frozenset({"CANCELLED", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "REVOKED"})
 
 
 class Shell(Protocol):
@@ -97,16 +102,34 @@ def slurm_preflight(sh: Shell, config: SlurmClusterConfig, wd: str) -> tuple[lis
         output=f"{check_dir}/out.log",
         error=f"{check_dir}/out.log",
     )
+    # The job's end as scontrol saw it, so that a job cancelled from outside or lost with its node
+    # is not blamed on the interpreter (sbatch --wait exits 0 for a job cancelled while pending).
     res = sh(
-        f"umask 077; cd {q(check_dir)} && cat > job.sh && sbatch --wait --quiet job.sh >/dev/null; "
-        f"rc=$?; cat out.log 2>/dev/null; cd / && rm -rf -- {q(check_dir)}; exit $rc",
+        f"umask 077; cd {q(check_dir)} && cat > job.sh && sbatch --wait --parsable job.sh > job.id; "
+        f"rc=$?; cat out.log 2>/dev/null; "
+        f'[ -s job.id ] && scontrol show job -o "$(cut -d";" -f1 job.id)" 2>/dev/null '
+        f"| sed 's/^/{JOB_MARK}/'; cd / && rm -rf -- {q(check_dir)}; exit $rc",
         stdin=script.encode(),
         timeout=max(180.0, config.command_timeout),
     )
     out = res.text()
     facts, outcome = pickle_check.parse_output(out)
+    ended = next((parse_record(ln[len(JOB_MARK) :]) for ln in out.splitlines() if ln.startswith(JOB_MARK)), {})
+    state = base_state(ended.get("JobState", ""))
+    if facts is None and state in OUTSIDE_ENDS:
+        checks.append(
+            Check(
+                name="python",
+                status="fail",
+                detail=f"the check job on a compute node ended {state} (Reason={ended.get('Reason', 'None')})"
+                f" before {config.python} printed anything",
+                fix="it was ended from outside (scancel, preemption, a failed node): run the check again",
+            )
+        )
+        return checks, None
     if facts is None:
-        detail = sbatch_error_line(res.error_text() or out) if (res.error_text() or out) else "no output"
+        text = "\n".join(ln for ln in out.splitlines() if not ln.startswith(JOB_MARK))
+        detail = sbatch_error_line(res.error_text() or text) if (res.error_text() or text) else "no output"
         checks.append(
             Check(
                 name="python",

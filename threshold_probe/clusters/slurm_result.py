@@ -28,6 +28,12 @@ from threshold_probe.models import JobResult, JobSpec, Limits
 
 #: Scheduler facts copied into JobResult.scheduler, in this order.
 SCHEDULER_KEYS = ("JobId", "JobState", "Reason", "ExitCode", "NodeList", "MaxRSS", "Elapsed")
+#: Final states that end a job for reasons outside the workload; an outside `scancel` (CANCELLED
+#: with no time limit in sight) is one too.
+LOST_STATES = frozenset({"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "REVOKED"})
+#: Fetch errors that say nothing about the workload (its folder vanished, the connection dropped).
+FOLDER_GONE = "stage_out: the job folder is gone"
+LOST_FETCH = "stage_out: the connection was lost: "
 #: How much of the end of each log the fetch brings back (the whole log stays on the far side
 #: with keep_remote). Enough for any traceback and for SLURM's own kill messages.
 LOG_TAIL_BYTES = 2 * 1024**2
@@ -93,9 +99,9 @@ def fetch_outputs(
         try:
             res = sh(command, stdout_path=Path(tmp.name))
         except TransportError as exc:
-            return files, f"stage_out: {exc}", time.time() - t0
+            return files, f"{LOST_FETCH}{exc}", time.time() - t0
         if res.exit_code == 3:
-            return files, "stage_out: the job folder is gone", time.time() - t0
+            return files, FOLDER_GONE, time.time() - t0
         try:
             read_fetched(Path(tmp.name), batch, files)
         except (tarfile.TarError, OSError) as exc:
@@ -147,6 +153,7 @@ def job_result(
 
     if ticket.error is not None:
         result.infra_error = ticket.error
+        result.cluster_lost = ticket.lost
         return result
     fields = record_of(ticket.fields)
     state = base_state(fields.get("JobState", ""))
@@ -184,8 +191,19 @@ def job_result(
     elif exit_code is not None:
         result.exit_code = exit_code
     result.timed_out = state in ("TIMEOUT", "DEADLINE") or watchdog is not None
-    if fetch_error and not result.infra_error:
+    if fetch_error and fetch_error.startswith((FOLDER_GONE, LOST_FETCH)):
+        # The far side lost the job's files (a purge, someone else's rm) or the connection went
+        # away while fetching them: nothing is known about the workload, so the probe is a skip.
+        result.infra_error = fetch_error
+    elif fetch_error and not result.infra_error:
         result.launch_error = fetch_error
+    if state in LOST_STATES or (state == "CANCELLED" and not result.timed_out and not _time_limit_said(evidence)):
+        # Someone else's scancel, a preemption or a failed node ended the job: that says nothing
+        # about the workload, so the probe is a skip (and runs again), never a failing level.
+        result.infra_error = (
+            f"job {ticket.key.display()} ended {state} (Reason={fields.get('Reason') or 'None'}) before it "
+            "could finish: cancelled outside this run, preempted or lost with its node"
+        )
 
     rss = memory_mb(fields.get("MaxRSS", "")) if fields.get("MaxRSS") else None
     if rss is None:
@@ -228,3 +246,8 @@ def _timings(
         run = end - start
     if run is not None:
         result.timings["process"] = float(run)
+
+
+def _time_limit_said(evidence: list[str]) -> bool:
+    """Whether SLURM's own lines say the job was cancelled at its time limit."""
+    return any("TIME LIMIT" in line.upper() for line in evidence)

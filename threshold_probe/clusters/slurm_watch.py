@@ -65,6 +65,8 @@ class Ticket:
     sources: list[str] = field(default_factory=list)
     #: Infrastructure trouble that ended the watch (controller unreachable).
     error: str | None = None
+    #: The controller stayed unreachable past controller_timeout: the cluster is lost, not the job.
+    lost: bool = False
     misses: int = 0
     #: Its state was told to on_change at least once.
     reported: bool = False
@@ -328,6 +330,7 @@ class SlurmWatcher:
                 self._live.pop(t.key, None)
         for t in live:
             t.error = f"SLURM controller unreachable for {now - self._failing_since:.0f}s: {message}"
+            t.lost = True
             t.done.set()
         self._failing_since = None
 

@@ -331,6 +331,8 @@ def main() -> int:
             status.update(launched_at=launched, ended_at=ended, process_s=ended - launched)
             status["timed_out"] = why == "timeout"
             status["client_gone"] = why == "client_gone"
+            # Removed under the job (a purge of the workdir): its files say nothing any more.
+            status["dir_gone"] = not os.path.isdir(job_dir)
             if launch_error:
                 status["launch_error"] = eval(launch_error.decode("utf-8", "replace"), {"__builtins__": {}})
             elif os.WIFSIGNALED(wstatus):

@@ -260,6 +260,8 @@ class Run:
             self.fingerprint, self.reuse_note = settle_fingerprint(
                 self.cluster, self.pipeline, self.pipeline_arg, self.prober, self._note
             )
+            if self.resuming:
+                self._note_stale_probes()
             self.enforced_by = check_limits(
                 self.cluster,
                 self.pipeline,
@@ -276,6 +278,19 @@ class Run:
             raise
         finally:
             self.cluster.close()
+
+    def _note_stale_probes(self) -> None:
+        """Say which of the journal's finished probes cannot be replayed: their cache key names
+        the cluster as it was (another config, Python or cloudpickle), so they run again."""
+        here = self.prober.cluster_key
+        stale = [k for k in self.store.finished_keys(self.run_id) if k.split("|")[2:3] != [here]]
+        if stale:
+            n = len(stale)
+            self._note(
+                f"{n} finished probe{'s' if n != 1 else ''} of this run {'were' if n != 1 else 'was'} made on"
+                f" cluster {self.cluster.name!r} as it was then; its configuration, Python or cloudpickle"
+                " has changed since, so they are not reused and run again"
+            )
 
     def _execute(self) -> RunSummary:
         """Run the search to the end; journal and write run.json whatever happens.
