@@ -18,7 +18,8 @@ from threshold_probe.cli.common import (
     print_table,
     safe,
 )
-from threshold_probe.history import THRESHOLD_KINDS, by_cell, sparkline
+from threshold_probe.history import by_cell, sparkline
+from threshold_probe.summary import SEARCH_KINDS
 from threshold_probe.history import history as load_history
 
 
@@ -28,7 +29,7 @@ def history(
     pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only runs through this pipeline.")] = None,
     ladder: Annotated[str | None, typer.Option("--ladder", help="Only runs over this ladder.")] = None,
     kind: Annotated[
-        str | None, typer.Option("--kind", help="Only runs of this kind: " + ", ".join(THRESHOLD_KINDS) + ".")
+        str | None, typer.Option("--kind", help="Only runs of this kind: " + ", ".join(SEARCH_KINDS) + ".")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -43,7 +44,7 @@ def history(
         cluster=cluster,
         pipeline=pipeline,
         ladder=ladder,
-        kind=known_kind(kind, THRESHOLD_KINDS),
+        kind=known_kind(kind, SEARCH_KINDS),
         limit=limit,
     )
     groups = by_cell(entries)
