@@ -19,8 +19,8 @@ from threshold_probe.cli.common import (
     safe,
 )
 from threshold_probe.history import by_cell, sparkline
-from threshold_probe.summary import SEARCH_KINDS
 from threshold_probe.history import history as load_history
+from threshold_probe.summary import SEARCH_KINDS
 
 
 @command
