@@ -5,10 +5,23 @@ from __future__ import annotations
 import ast
 import builtins
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+#: CPython before 3.12 keeps the depth of the tree `ast.parse` is building per interpreter, not per
+#: thread: a thread switch while two threads parse (the collector runs Python code in the middle of
+#: a parse) makes one fail with "SystemError: AST constructor recursion depth mismatch". Probes are
+#: built and measured in several threads at once.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, one thread at a time (see _PARSE_LOCK); SyntaxError as ast.parse raises it."""
+    with _PARSE_LOCK:
+        return ast.parse(source, filename=filename)
 
 
 # -- scopes: free variables and global references ------------------------------------------

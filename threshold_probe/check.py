@@ -36,6 +36,7 @@ from threshold_probe.ast_counts import (
     _Refs,
     _string_bytes,
 )
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.generate import generate
 from threshold_probe.metrics import FileError, FunctionMetrics, _measure_function, python_files
@@ -282,7 +283,7 @@ def _workload_metrics(spec: Mapping[str, Any]) -> Measured | None:
         workload = generate(spec)
     except (UserError, ValueError):
         return None
-    tree = ast.parse(workload.source)
+    tree = parse_source(workload.source)
     for m in measure_file_tree(tree, workload.source, "<workload>"):
         if m.name == workload.func_name:
             return m
@@ -433,7 +434,7 @@ def check_paths(
         try:
             with tokenize.open(file) as fh:
                 source = fh.read()
-            tree = ast.parse(source, filename=shown)
+            tree = parse_source(source, filename=shown)
         except SyntaxError as exc:
             result.errors.append(FileError(path=shown, lineno=exc.lineno, message=f"SyntaxError: {exc.msg}"))
             continue

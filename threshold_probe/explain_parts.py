@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.errors import UserError
 from threshold_probe.explain_model import KIND
 from threshold_probe.metrics import measure_workload
@@ -33,7 +34,7 @@ def standalone_source(function: str) -> tuple[str, str] | None:
         return None
     try:
         source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except (OSError, UnicodeDecodeError, SyntaxError):
         return None
     reach = reaches(source, str(path)).get(attr)
@@ -88,7 +89,7 @@ def function_driver(function: str, failure_class: str | None, evidence: list[str
 def without_docstring(source: str) -> str:
     """A generated module without its header docstring (the dimension table): the code alone."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except SyntaxError:
         return source
     first = tree.body[0] if tree.body else None

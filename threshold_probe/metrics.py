@@ -59,6 +59,7 @@ from threshold_probe.ast_counts import (
     _Refs,
     walk_counts,
 )
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.errors import UserError
 from threshold_probe.ladder.workload import Workload
 
@@ -189,7 +190,7 @@ def measure_source(source: str, *, path: str | None = None) -> list[FunctionMetr
 
     A syntax error propagates as SyntaxError; measure_paths turns it into a FileError.
     """
-    tree = ast.parse(source, filename=path or "<source>")
+    tree = parse_source(source, filename=path or "<source>")
     return _measure_tree(tree, source, path)
 
 
@@ -335,7 +336,7 @@ def _measure_file(
     except OSError as exc:
         return [], [FileError(path=shown, lineno=None, message=f"cannot read: {exc.strerror}")]
     try:
-        tree = ast.parse(source, filename=shown)
+        tree = parse_source(source, filename=shown)
     except SyntaxError as exc:
         return [], [FileError(path=shown, lineno=exc.lineno, message=f"SyntaxError: {exc.msg}")]
     functions = _measure_tree(tree, source, shown)

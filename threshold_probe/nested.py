@@ -36,6 +36,7 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.errors import UserError
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
@@ -323,7 +324,7 @@ def reach_of(source: str, tree: ast.Module, module_code: types.CodeType, d: Defi
 def reaches(source: str, filename: str = "<source>") -> dict[str, Reach]:
     """The reach of every nested definition of a module, by dotted path."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
         code = compile(source, filename, "exec")
     except SyntaxError:
         return {}

@@ -27,6 +27,8 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 
+from threshold_probe.ast_counts import parse as parse_source
+
 Checker = Callable[[str], bool]
 
 
@@ -122,7 +124,7 @@ def reduce_statements(source: str, check: Checker) -> str:
         index = 0
         while True:
             try:
-                bodies = list(_bodies(ast.parse(current)))
+                bodies = list(_bodies(parse_source(current)))
             except SyntaxError:
                 return current
             if index >= len(bodies):
@@ -308,7 +310,7 @@ def speculative_checker(
 def is_defined(source: str, name: str) -> bool:
     """Whether the module defines `name` at its top level (def, class, assignment or import)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except SyntaxError:
         return False
     for node in tree.body:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.check import Measured, measure_file_tree
 from threshold_probe.errors import UserError
 from threshold_probe.metrics import pickle_size, python_files
@@ -160,7 +161,7 @@ def discover(paths: Sequence[str]) -> Discovery:
         try:
             with tokenize.open(path) as fh:
                 source = fh.read()
-            tree = ast.parse(source, filename=shown)
+            tree = parse_source(source, filename=shown)
         except SyntaxError as exc:
             found.file_errors.append(f"{shown}:{exc.lineno}: syntax error: {exc.msg}")
             continue

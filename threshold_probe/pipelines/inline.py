@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
@@ -65,7 +66,7 @@ _FRAME = re.compile(r'^(?P<indent>\s*)File "<dynamic-code>", line (?P<line>\d+)(
 def _definitions(source: str) -> list[tuple[str, int, int]]:
     """(name, first line, last line) of every function and lambda the source defines."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except (SyntaxError, ValueError):
         return []
     out = []

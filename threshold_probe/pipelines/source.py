@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from threshold_probe.ast_counts import parse as parse_source
 from threshold_probe.clusters.jobpaths import JobPaths
 from threshold_probe.ladder.workload import Workload
 from threshold_probe.models import PYTHON, JobResult, JobSpec, Limits, Observation, shared_ref
@@ -45,7 +46,7 @@ def module_preamble(source: str, *, imports: bool = True, assignments: bool = Tr
     not travel.
     """
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except SyntaxError:
         return ""
     kinds: tuple[type[ast.stmt], ...] = ()
