@@ -229,6 +229,20 @@ def test_resume_without_an_interrupted_run_is_one_line_exit_2(workspace: Path) -
     nothing = probe(workspace, "bisect", "--resume")
     assert nothing.returncode == 2
     assert nothing.stderr.strip().count("\n") == 0 and "no interrupted bisect run to resume" in nothing.stderr
+
+
+def test_resume_does_not_pick_a_run_refused_before_its_first_probe(workspace: Path) -> None:
+    """A run that bad input ended before any probe (a level not in the ladder) has nothing to
+    continue: `--resume` without a run id passes over it, never repeating its error."""
+    refused = probe(workspace, "sweep", "--from", "50", "--quiet")
+    assert refused.returncode == 2 and "level 50 is not in ladder" in refused.stderr, refused.stderr
+    nothing = probe(workspace, "sweep", "--resume")
+    assert nothing.returncode == 2
+    assert "no interrupted sweep run to resume" in nothing.stderr and "level 50" not in nothing.stderr
+    # Named by its id, it is still tried, and refused for what it is.
+    refused_id = json.loads(probe(workspace, "runs", "--json").stdout)[0]["run_id"]
+    named = probe(workspace, "sweep", "--resume", refused_id)
+    assert named.returncode == 2 and "level 50 is not in ladder" in named.stderr, named.stderr
     unknown = probe(workspace, "sweep", "--resume", "20990101-000000-sweep-ffff")
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     without_flag = probe(workspace, "sweep", "20990101-000000-sweep-ffff")

@@ -61,7 +61,8 @@ ResumeOpt = Annotated[
     bool,
     typer.Option(
         "--resume",
-        help="Continue an interrupted run: the RUN_ID given, else the latest that did not complete.",
+        help="Continue an interrupted run: the RUN_ID given, else the latest that did not complete"
+        " (not one that bad input ended before its first probe).",
     ),
 ]
 RunIdArg = Annotated[

@@ -59,7 +59,13 @@ def run_to_resume(store: Store, run_id: str | None, kind: Kind | None) -> RunInf
     """The run `--resume` continues: the given one, or (None, 'latest') the newest of `kind` that
     did not complete. Whether another process runs it is settled when the run is owned."""
     if run_id in (None, "latest"):
-        candidates = [r for r in store.runs(kind=kind) if r.status != "completed"]
+        # A run that ended in an error before its first probe (bad input: a level not in the
+        # ladder, a limit too small) has nothing to continue; resumed, it would only fail again.
+        candidates = [
+            r
+            for r in store.runs(kind=kind)
+            if r.status != "completed" and not (r.status == "error" and not store.probes(r.run_id))
+        ]
         if not candidates:
             what = f"{kind} run" if kind else "run"
             raise UserError(f"no interrupted {what} to resume: `probe runs` lists them")
