@@ -109,3 +109,20 @@ def test_a_reports_dir_that_is_a_file_is_one_line(tmp_path: Path, command: tuple
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: cannot write {target}: Not a directory"], result.stderr
     assert target.read_text() == "x"
+
+
+def test_a_nightly_output_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """`probe nightly --output` under a file: the same line as any other output path, exit 2,
+    and no cell runs."""
+    config = tmp_path / "probe.toml"
+    config.write_text('[nightly]\nclusters = ["local"]\nladders = ["seed"]\n')
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file" / "nightly"
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config), "--reports-dir", str(tmp_path / "reports"), "nightly", "--output", str(target)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: cannot write {target}: Not a directory"], result.stderr

@@ -40,7 +40,7 @@ from threshold_probe.errors import EXIT_INFRA, EXIT_OK, EXIT_REGRESSION, InfraEr
 from threshold_probe.models import ProbeRecord
 from threshold_probe.render import html as html_render
 from threshold_probe.render.nightly import nightly_html, nightly_junit
-from threshold_probe.store import Store, atomic_write
+from threshold_probe.store import Store, atomic_write, path_error
 from threshold_probe.summary import SEARCH_KINDS, RunSummary
 from threshold_probe.view import first_fail, run_view, stored_summary, threshold_sentence
 from threshold_probe.view.nightly import NightCellView, NightlyCell, NightlyResult, expected_failures
@@ -525,7 +525,7 @@ def run_nightly(
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot create nightly output folder {out}: {exc.strerror}") from None
+            raise path_error(out, exc) from None
         previous = previous_cells(out)
         started = time.time()
         clusters: dict[str, list[tuple[str, str, str]]] = {}
