@@ -171,3 +171,18 @@ def test_read_only_commands_work_on_a_read_only_journal(
     res = probe(workspace, ro, "run", "--ladder", RESUME16, "--level", "1")
     assert res.returncode in (2, 3), res.stderr
     one_line(res, res.returncode, str(ro))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("runs",), ("runs", "--json"), ("history",), ("report", "latest"), ("compare", "a", "b")],
+    ids=["runs", "runs-json", "history", "report", "compare"],
+)
+def test_a_command_that_only_reads_leaves_no_journal_behind(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Run where no journal is yet, a command that only reads says there is nothing, and makes
+    neither the reports folder nor a journal in it."""
+    reports = tmp_path / "reports"
+    res = probe(tmp_path, reports, *args)
+    assert res.returncode in (0, 2), (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert not reports.exists(), sorted(p.name for p in reports.rglob("*"))

@@ -275,6 +275,14 @@ def open_writable(path: Path) -> JournalConnection:
             raise journal_error(path, exc) from None
 
 
+def open_empty(path: Path) -> JournalConnection:
+    """An empty journal in memory, for reading a journal `path` that does not exist yet: a command
+    that only reads leaves no file behind."""
+    db = _connect(path, ":memory:")
+    migrate(db, path)
+    return db
+
+
 def open_readonly(path: Path) -> JournalConnection:
     """mode=ro; immutable=1 when SQLite cannot even make its shared-memory file (a read-only
     folder or a full disk, holding a WAL journal that no process is writing: what the last

@@ -36,7 +36,7 @@ import pydantic_core
 from pydantic import BaseModel, Field
 
 from threshold_probe.errors import JournalError, RunBusy, UserError
-from threshold_probe.journal import JournalConnection, open_readonly, open_writable
+from threshold_probe.journal import JournalConnection, open_empty, open_readonly, open_writable
 from threshold_probe.models import Limits, ProbeRecord, RemoteWork
 from threshold_probe.runlock import RunLock, holder, try_lock
 from threshold_probe.states import ProbeState, RunState, stored_run_state
@@ -137,14 +137,24 @@ def cache_key(workload_hash: str, pipeline: str, cluster: str, limits: Limits) -
 class Store:
     """The journal and artifact folders under one reports directory."""
 
+    #: Clusters report far-side work from their own threads (a SLURM job array per group of
+    #: limits, SSH probes in parallel): one connection, one transaction at a time.
+    _lock: threading.RLock
+
     def __init__(self, reports_dir: Path, readonly: bool = False) -> None:
         """Open the journal under `reports_dir` (made if missing).
 
         `readonly` (the commands that only read: runs, report, history, compare) opens it with
-        SQLite's mode=ro, so that a journal on a read-only disk or a CI artifact still loads.
+        SQLite's mode=ro, so that a journal on a read-only disk or a CI artifact still loads; a
+        journal that does not exist is read as an empty one, and neither it nor its folder is made.
         """
         self.root = reports_dir
         self.db_path = self.root / "probe.db"
+        self._lock = threading.RLock()
+        if readonly and not self.db_path.exists() and not self.db_path.is_symlink():
+            self.readonly = True
+            self._db = open_empty(self.db_path)
+            return
         try:
             # A journal never written to has no tables yet: the normal open gives it its schema.
             self.readonly = readonly and self.db_path.stat().st_size > 0
@@ -159,9 +169,6 @@ class Store:
             except OSError as exc:
                 raise UserError(f"cannot write {reports_dir}: {exc.strerror}") from None
         self._refuse_truncated()
-        # Clusters report far-side work from their own threads (a SLURM job array per group of
-        # limits, SSH probes in parallel): one connection, one transaction at a time.
-        self._lock = threading.RLock()
         self._db = open_readonly(self.db_path) if self.readonly else open_writable(self.db_path)
 
     def _refuse_truncated(self) -> None:
