@@ -134,6 +134,18 @@ def cache_key(workload_hash: str, pipeline: str, cluster: str, limits: Limits) -
     return f"{workload_hash[:20]}|{pipeline}|{cluster}|{lim}"
 
 
+def _missing(path: Path) -> bool:
+    """Whether nothing is at `path` (a folder on the way that is a file is not "nothing": opening
+    the journal there says what is wrong)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class Store:
     """The journal and artifact folders under one reports directory."""
 
@@ -151,7 +163,7 @@ class Store:
         self.root = reports_dir
         self.db_path = self.root / "probe.db"
         self._lock = threading.RLock()
-        if readonly and not self.db_path.exists() and not self.db_path.is_symlink():
+        if readonly and _missing(self.db_path):
             self.readonly = True
             self._db = open_empty(self.db_path)
             return
