@@ -89,6 +89,15 @@ def test_default_ladder_through_native_under_a_memory_limit(tmp_path: Path) -> N
     assert data["hint"]["rule"] == "oom" and "raise the memory" in data["hint"]["fix"]
     assert data["reproducer"]["kept"] == "signature"
     assert [s["name"] for s in data["steps"]][:2] == ["bisect", "isolate"]  # no native bisect: it is native
+    # What it is about, as a search's report says it: the cluster as its preflight saw it, the
+    # limits and the versions, in --json and on every page.
+    assert data["versions"]["python"] and data["versions"]["threshold_probe"]
+    assert data["cluster_info"]
+    reports = tmp_path / "reports"
+    for fmt in ("md", "html", "rich"):
+        code, page, err = probe(None, reports, "report", data["run_id"], "--format", fmt)
+        assert code == 0, err
+        assert "memory 400MB" in page and f"python {data['versions']['python']}" in page, (fmt, page)
 
 
 def test_a_function_of_a_test_suite(tmp_path: Path) -> None:

@@ -245,7 +245,7 @@ class Explain:
             lo=self.options.lo, hi=self.options.hi, fresh=self.options.fresh, preflight=self.options.preflight
         )
         main = self._search("bisect", "bisect", self.pipeline, opts)
-        r.limits = dict(main.limits)
+        r.limits, r.versions, r.cluster_info = dict(main.limits), dict(main.versions), dict(main.cluster_info)
         r.last_pass, r.first_fail = main.last_pass, main.first_fail
         self._step("bisect").line = main.message
         if main.failure is not None:
@@ -487,7 +487,7 @@ class Explain:
         function = self.options.function or ""
         opts = SearchOptions(function=function, fresh=self.options.fresh, preflight=self.options.preflight)
         main = self._search("probe", "run", self.pipeline, opts)
-        r.limits = dict(main.limits)
+        r.limits, r.versions, r.cluster_info = dict(main.limits), dict(main.versions), dict(main.cluster_info)
         probe = main.probes[0] if main.probes else None
         self._step("probe").line = verdict_line(probe, self.pipeline)
         if probe is None or probe.verdict != "fail":

@@ -57,6 +57,10 @@ class Explanation(BaseModel):
     ladder: str | None = None
     function: str | None = None
     limits: dict[str, Any] = Field(default_factory=dict)
+    #: What the explanation is about, from its first search: versions here, the cluster as its
+    #: preflight saw it.
+    versions: dict[str, str] = Field(default_factory=dict)
+    cluster_info: dict[str, str] = Field(default_factory=dict)
     conclusion: str = ""
     owner: Owner = "undecided"
     owner_statement: str = ""

@@ -18,6 +18,7 @@ from rich.text import Text
 from threshold_probe.explain import Explanation
 from threshold_probe.render.triage import e, md, page
 from threshold_probe.textsafe import clean
+from threshold_probe.view import limits_text
 
 FORMATS = ("rich", "json", "md", "html")
 
@@ -42,6 +43,12 @@ def _facts(x: Explanation) -> list[tuple[str, str]]:
     if x.hint is not None:
         rows.append(("cause", x.hint.cause))
         rows.append(("fix", f"{x.hint.fix}  [rule {x.hint.rule}]"))
+    # What it is about, as a search's report states it.
+    if x.cluster_info:
+        rows.append(("cluster", f"{x.cluster}: " + ", ".join(f"{k}={v}" for k, v in sorted(x.cluster_info.items()))))
+    rows.append(("limits", limits_text(x.limits) or "none"))
+    if x.versions:
+        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in sorted(x.versions.items()))))
     return rows
 
 
